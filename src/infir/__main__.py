@@ -1,0 +1,3 @@
+from infir.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Data every machine has after install: builtin corpora and generated reasoning problems."""

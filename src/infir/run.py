@@ -1,0 +1,159 @@
+"""Run directory: per-stage resolved config, summary, metrics and completion markers.
+
+Layout of `<run-dir>/<stage>/`:
+  config.yaml    the resolved config the stage ran with (secrets never written)
+  summary.json   the stage's key results
+  metrics.jsonl  one line per logged step (training stages)
+  _COMPLETE      marker holding the stage fingerprint; written last, atomically
+
+A stage is skipped when its marker holds the fingerprint it would have now: a hash of
+its config sections and of the fingerprints of the stages it reads. A stage killed
+halfway has no marker, so a rerun starts it again: stages that can resume (training,
+curation shards) pick up their own partial state, the others start from an empty dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import yaml
+
+if TYPE_CHECKING:
+    from infir.config import Recipe
+
+MARKER = "_COMPLETE"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+@dataclass
+class Stage:
+    """A pipeline stage: which config sections it reads, which stages it needs, what it runs."""
+
+    name: str
+    sections: tuple[str, ...]
+    needs: tuple[str, ...]
+    fn: Callable[["StageContext"], dict]
+    resumable: bool = False  # keeps partial outputs of a killed run instead of wiping them
+    help: str = ""
+
+
+@dataclass
+class StageContext:
+    recipe: "Recipe"
+    run_dir: Path
+    stage: Stage
+    force: bool = False
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def stage_dir(self) -> Path:
+        return self.run_dir / self.stage.name
+
+    def output_of(self, stage_name: str) -> Path:
+        """Output directory of an upstream stage; fails clearly when it has not run."""
+        path = self.run_dir / stage_name
+        if not (path / MARKER).exists():
+            raise FileNotFoundError(
+                f"stage {self.stage.name!r} needs the output of {stage_name!r}, which has not completed in "
+                f"{self.run_dir} (run `infir {stage_name}` or `infir run` first)")
+        return path
+
+    def has_output(self, stage_name: str) -> bool:
+        return (self.run_dir / stage_name / MARKER).exists()
+
+    def metrics_logger(self) -> "MetricsLog":
+        return MetricsLog(self.stage_dir / "metrics.jsonl")
+
+
+class MetricsLog:
+    """Append-only JSONL; a resumed run truncates lines past its restart step."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+    def log(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+def _section_dump(recipe: "Recipe", section: str) -> Any:
+    value = getattr(recipe, section)
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def stage_config(recipe: "Recipe", stage: Stage) -> dict:
+    return {s: _section_dump(recipe, s) for s in stage.sections}
+
+
+def fingerprint(recipe: "Recipe", stage: Stage, run_dir: Path) -> str:
+    upstream = {}
+    for name in stage.needs:
+        marker = run_dir / name / MARKER
+        upstream[name] = read_json(marker)["fingerprint"] if marker.exists() else None
+    payload = json.dumps({"stage": stage.name, "config": stage_config(recipe, stage), "upstream": upstream},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def is_complete(recipe: "Recipe", stage: Stage, run_dir: Path) -> bool:
+    marker = run_dir / stage.name / MARKER
+    if not marker.exists():
+        return False
+    return read_json(marker).get("fingerprint") == fingerprint(recipe, stage, run_dir)
+
+
+def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False, log=print) -> dict:
+    """Run one stage with the skip / rerun / resume contract above; returns its summary."""
+    stage_dir = run_dir / stage.name
+    if not force and is_complete(recipe, stage, run_dir):
+        log(f"[skip] {stage.name}: complete and unchanged ({stage_dir})")
+        return read_json(stage_dir / "summary.json")
+    marker = stage_dir / MARKER
+    stale = marker.exists() or force
+    if marker.exists():
+        marker.unlink()
+    if stage_dir.exists() and (stale or not stage.resumable):
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stage_dir / "config.yaml", yaml.safe_dump(stage_config(recipe, stage), sort_keys=False))
+    ctx = StageContext(recipe=recipe, run_dir=run_dir, stage=stage, force=force)
+    t0 = time.time()
+    summary = dict(stage.fn(ctx) or {})
+    summary.setdefault("seconds", round(time.time() - t0, 3))
+    write_json(stage_dir / "summary.json", summary)
+    write_json(marker, {"fingerprint": fingerprint(recipe, stage, run_dir), "finished": time.time()})
+    return summary
