@@ -5,6 +5,8 @@ from __future__ import annotations
 from infir.run import StageContext
 from infir.sft.data import load_conversations
 from infir.sft.packing import ConversationBatches, encode_all
+from infir.tokenize.chat import CHATML_TEMPLATE, has_chatml_tokens, use_chat_eos
+from infir.tokenize.config import IM_END, IM_START, PAD
 from infir.train.parallel import init_distributed
 from infir.train.stage import fit_stage, load_model, resolve_init
 
@@ -17,15 +19,15 @@ def sft_init(ctx: StageContext) -> str | None:
     return init
 
 
-def end_of_turn_ids(tokenizer) -> list[int]:
-    """Tokens that end an assistant turn: generation must stop on them."""
-    ids = []
-    for tok in ("<|im_end|>", tokenizer.eos_token):
-        if tok is not None:
-            tid = tokenizer.convert_tokens_to_ids(tok)
-            if tid is not None and tid != tokenizer.unk_token_id and tid not in ids:
-                ids.append(tid)
-    return ids
+def ensure_chat_tokens(tokenizer, model) -> None:
+    """A base tokenizer without ChatML tokens (e.g. Llama-3.2's) gets them, and the model new rows."""
+    if has_chatml_tokens(tokenizer):
+        return
+    tokenizer.add_special_tokens({"additional_special_tokens": [IM_START, IM_END]})
+    tokenizer.chat_template = CHATML_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.add_special_tokens({"pad_token": PAD})
+    model.resize_token_embeddings(len(tokenizer))
 
 
 def run(ctx: StageContext) -> dict:
@@ -39,19 +41,19 @@ def run(ctx: StageContext) -> dict:
     cfg = cfg.model_copy(update={"init_from": init})
     model_path = resolve_init(ctx, init) or ctx.recipe.model.name_or_path
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = load_model(ctx, cfg, tokenizer)
+    ensure_chat_tokens(tokenizer, model)
     if tokenizer.chat_template is None:
-        raise ValueError(f"sft: the tokenizer at {model_path} has no chat template")
+        tokenizer.chat_template = CHATML_TEMPLATE
     conversations, report = load_conversations(cfg.data, cfg.on_bad_record, run_dir=ctx.run_dir)
     max_tokens = cfg.max_conversation_tokens or cfg.seq_len
     examples, too_long = encode_all(tokenizer, conversations, max_tokens)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = tokenizer.pad_token_id
     data = ConversationBatches(examples, cfg.seq_len, cfg.global_batch_size, ctx.recipe.seed, pad_id,
                                packing=cfg.packing, rank=info.rank, world_size=info.world_size)
     if cfg.max_steps is None:
         cfg = cfg.model_copy(update={"max_steps": data.steps_for(cfg.epochs)})
-    model = load_model(ctx, cfg, tokenizer)
-    model.generation_config.eos_token_id = end_of_turn_ids(tokenizer)
-    model.generation_config.pad_token_id = pad_id
+    use_chat_eos(tokenizer, model)  # the SFT model stops at end-of-turn
     extra = {"conversations": report.to_dict(), "too_long": dict(too_long), "examples": len(examples),
              "rows": len(data.rows), "packing": cfg.packing, "padding_share": round(data.padding_share(), 4),
              "epochs": cfg.epochs, "init_from": init}

@@ -63,7 +63,7 @@ def fit_stage(ctx: StageContext, cfg: TrainConfig, model, tokenizer, data, val_d
 
 
 def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
-    from infir.tokenize.loader import build_loader
+    from infir.tokenize.loader import ValidationBatches, build_loader
 
     info = init_distributed(ctx.recipe.runtime.device)
     init = resolve_init(ctx, cfg.init_from)
@@ -75,7 +75,8 @@ def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
     data = build_loader(tok_dir, cfg.data_mix, **common)
     val = None
     if cfg.val_batches:  # a fixed list, so every validation sees the same batches
-        val = list(itertools.islice(build_loader(tok_dir, cfg.data_mix, split="val", **common), cfg.val_batches))
+        val = list(itertools.islice(ValidationBatches(tok_dir, cfg.seq_len, cfg.global_batch_size, info.rank,
+                                                      info.world_size), cfg.val_batches))
     return fit_stage(ctx, cfg, model, tokenizer, data, val, info, {"data_mix": cfg.data_mix})
 
 
