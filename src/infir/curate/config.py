@@ -169,7 +169,8 @@ class QualityConfig(Section):
     # trains on a bootstrap set: recall seeds and kept documents as good, scrambled text as bad.
     labels_path: str | None = None
     model_path: str | None = None  # a trained model to reuse instead of training
-    thresholds: dict[str, float] = Field(default_factory=lambda: {"web": 0.1, "math": 0.05, "code": 0.05})
+    # The bootstrap scorer only separates ordered text from word salad: keep its thresholds low.
+    thresholds: dict[str, float] = Field(default_factory=lambda: {"web": 0.02, "math": 0.01, "code": 0.01})
     epoch: int = 10
     dim: int = 32
     max_tokens_per_doc: int = 400
@@ -180,7 +181,8 @@ class DecontamConfig(Section):
     tasks: list[str] | None = None  # None: every task in the evaluation registry
     data_paths: dict[str, str] = Field(default_factory=dict)  # local data per task
     ngram: int = 10
-    min_matches: int = 1
+    min_matches: int = 1  # n-grams shared with one benchmark item
+    min_item_fraction: float = 0.5  # ... and at least this share of that item's n-grams
 
 
 class MixtureSpec(Section):

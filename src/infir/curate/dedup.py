@@ -31,8 +31,9 @@ class MinHasher:
         self.a = (rng.integers(1, 2**63, self.num_perm, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
         self.b = rng.integers(0, 2**63, self.num_perm, dtype=np.uint64)
 
-    def signature(self, text: str) -> np.ndarray:
-        shingles = np.unique(ngram_hashes(word_hashes(text), self.cfg.ngram))
+    def signature(self, text: str, words: np.ndarray | None = None) -> np.ndarray:
+        words = word_hashes(text) if words is None else words
+        shingles = np.unique(ngram_hashes(words, self.cfg.ngram))
         if len(shingles) == 0:
             return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
         sig = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
@@ -112,12 +113,3 @@ def find_duplicates(exact: np.ndarray, sigs: np.ndarray, cfg: DedupConfig) -> di
     return removed
 
 
-class Featurizer:
-    """What the driver needs from each kept document of the scan: exact hash and MinHash signature."""
-
-    def __init__(self, cfg: DedupConfig):
-        self.cfg = cfg
-        self.hasher = MinHasher(cfg)
-
-    def features(self, text: str) -> tuple[int, np.ndarray]:
-        return exact_hash(text), self.hasher.signature(text)

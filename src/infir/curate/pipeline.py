@@ -1,9 +1,11 @@
 """`run_curate`: the InfiR data pipeline as three datatrove stages around one global pass.
 
+  prepare (driver)             decontamination index from the benchmark texts
   scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
-                               -> features (recall text, exact hash, MinHash signature)
+                               -> features (recall text, exact hash, MinHash signature,
+                                  benchmark n-gram matches: one word hashing serves both)
   select (driver, global)      recall classifiers (train, iterate, expand), dedup clustering,
-                               quality model, decontamination index
+                               quality model
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 
@@ -63,7 +65,8 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
         steps.append(LanguageFilter(cfg.langid, removed))
     if cfg.filters.enabled:
         steps.append(HeuristicFilter(cfg.filters, removed))
-    featurize = Featurize(cfg.dedup, cfg.recall.max_tokens_per_doc, str(work / "scan"))
+    index = str(work / "decontam.npz") if cfg.decontam.enabled else None
+    featurize = Featurize(cfg.dedup, cfg.recall.max_tokens_per_doc, str(work / "scan"), cfg.decontam, index)
     writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
     pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
@@ -86,7 +89,7 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     if cfg.quality.enabled:
         steps.append(QualityFilter(cfg.quality, str(work / "quality.bin"), removed))
     if cfg.decontam.enabled:
-        steps.append(Decontaminate(cfg.decontam, str(work / "decontam.npz"), removed))
+        steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))
     writer = JsonlWriter(str(out / "kept"), output_filename="${domain}_${rank}.jsonl.gz", adapter=output_adapter)
     return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
@@ -108,13 +111,19 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0, decontam_text
     shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
     (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
     walls = {}
+    prepare = {}
+    if cfg.decontam.enabled:
+        from infir.curate.select import prepare_decontam
 
+        with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
+            prepare["decontam"] = prepare_decontam(cfg, work, decontam_texts)
+            walls["prepare"] = done()
     with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
         pipeline, _ = scan_pipeline(cfg, shards, out)
         run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
         walls["scan"] = done()
     with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
-        select_report = run_select(cfg, work, len(shards), seed, decontam_texts)
+        select_report = run_select(cfg, work, len(shards), seed) | prepare
         walls["select"] = done()
     with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
         run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))

@@ -1,7 +1,7 @@
 """The global pass on the driver: everything that needs all shards at once.
 
 Reads the scan's features, runs recall and dedup clustering, trains (or loads) the quality model,
-builds the decontamination index, and writes one decision file per shard for the finish stage.
+and writes one decision file per shard for the finish stage.
 Its report is saved last (`_work/select.json`): when present, a rerun skips the pass.
 """
 
@@ -21,7 +21,7 @@ log = logging.getLogger("infir.curate")
 
 
 def _load_scan(scan: Path, n_shards: int):
-    exact, sigs, texts, meta, sizes, featurize_seconds = [], [], [], [], [], {"dedup": 0.0, "recall": 0.0}
+    exact, sigs, texts, meta, sizes, featurize_seconds = [], [], [], [], [], {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
     for rank in range(n_shards):
         with np.load(scan / f"{rank:05d}.npz") as data:
             exact.append(data["exact"])
@@ -36,9 +36,14 @@ def _load_scan(scan: Path, n_shards: int):
     return (np.concatenate(exact), np.concatenate(sigs), texts, meta, sizes, featurize_seconds)
 
 
-def _decontam_index(cfg: CurateConfig, work: Path, seed: int, decontam_texts) -> dict:
+def prepare_decontam(cfg: CurateConfig, work: Path, decontam_texts=None) -> dict:
+    """Builds (once) the benchmark n-gram index the scan matches documents against."""
     from infir.curate.decontam import build_index, registry_texts, save_index
 
+    done = work / "decontam.json"
+    if done.exists() and (work / "decontam.npz").exists():
+        return json.loads(done.read_text())
+    t0 = time.perf_counter()
     try:
         index, report = build_index(cfg.decontam, decontam_texts or registry_texts,
                                     cfg.decontam.tasks if decontam_texts else None)
@@ -47,10 +52,12 @@ def _decontam_index(cfg: CurateConfig, work: Path, seed: int, decontam_texts) ->
         log.warning("decontamination: evaluation registry unavailable (%s); no benchmark n-grams", e)
         index, report = {}, {"error": f"evaluation registry unavailable: {e}"}
     save_index(index, work / "decontam.npz")
-    return report
+    result = {"index": report, "index_seconds": time.perf_counter() - t0}
+    done.write_text(json.dumps(result))
+    return result
 
 
-def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, decontam_texts=None) -> dict:
+def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int) -> dict:
     done = work / "select.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -100,10 +107,7 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, decontam
             report["quality"] = train_quality_model(cfg.quality, cfg.recall, seed, work / "quality.bin")
         report["quality"]["training_seconds"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    if cfg.decontam.enabled:
-        report["decontam"] = {"index": _decontam_index(cfg, work, seed, decontam_texts),
-                              "index_seconds": time.perf_counter() - t0}
+    report["decontam_match_seconds"] = featurize_seconds["decontam"]
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(report))
     tmp.replace(done)

@@ -16,8 +16,9 @@ import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from infir.curate.config import DedupConfig
-from infir.curate.dedup import Featurizer
+from infir.curate.config import DecontamConfig, DedupConfig
+from infir.curate.dedup import MinHasher, exact_hash
+from infir.curate.hashing import word_hashes
 from infir.curate.fasttext_utils import normalize
 from infir.curate.filters.domain_guess import guess_domain
 from infir.curate.steps import CurateStep
@@ -34,22 +35,33 @@ class Featurize(PipelineStep):
     name = "🧬 featurize"
     type = "🧬 - FEATURES"
 
-    def __init__(self, dedup: DedupConfig, recall_tokens: int, scan_dir: str):
+    def __init__(self, dedup: DedupConfig, recall_tokens: int, scan_dir: str,
+                 decontam: DecontamConfig | None = None, decontam_index: str | None = None):
         super().__init__()
         self.dedup = dedup
         self.recall_tokens = recall_tokens
         self.scan_dir = scan_dir
-        self.seconds = {"dedup": 0.0, "recall": 0.0}
+        self.decontam = decontam
+        self.decontam_index = decontam_index
+        self.seconds = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        featurizer = Featurizer(self.dedup)
+        from infir.curate.decontam import DecontamIndex, contamination
+
+        hasher = MinHasher(self.dedup)
+        index = DecontamIndex(self.decontam_index) if self.decontam_index else None
         exact, sigs, texts, meta = [], [], [], []
         for doc in data:
             t0 = time.perf_counter()
-            h, sig = featurizer.features(doc.text)
+            words = word_hashes(doc.text)
+            h, sig = exact_hash(doc.text), hasher.signature(doc.text, words)
             t1 = time.perf_counter()
+            if index is not None:
+                doc.metadata["_contamination"] = contamination(index, words, self.decontam)
+            t2 = time.perf_counter()
             texts.append(normalize(doc.text, self.recall_tokens))
-            self.seconds["recall"] += time.perf_counter() - t1
+            self.seconds["recall"] += time.perf_counter() - t2
+            self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
             exact.append(h)
             sigs.append(sig)
@@ -57,7 +69,7 @@ class Featurize(PipelineStep):
             yield doc
         out = Path(self.scan_dir)
         out.mkdir(parents=True, exist_ok=True)
-        sig_array = np.stack(sigs) if sigs else np.zeros((0, featurizer.hasher.num_perm), dtype=np.uint32)
+        sig_array = np.stack(sigs) if sigs else np.zeros((0, hasher.num_perm), dtype=np.uint32)
         _atomic_bytes(out / f"{rank:05d}.npz",
                       lambda f: np.savez(f, exact=np.array(exact, dtype=np.uint64), sigs=sig_array))
         _atomic_bytes(out / f"{rank:05d}.recall.txt", lambda f: f.write("".join(t + "\n" for t in texts).encode()))

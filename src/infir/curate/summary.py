@@ -41,7 +41,7 @@ def build_summary(cfg: CurateConfig, out: Path, n_shards: int, select: dict, wal
     if "quality" in steps and "quality" in select:
         steps["quality"]["seconds"] += select["quality"]["training_seconds"]
     if "decontam" in steps and "decontam" in select:
-        steps["decontam"]["seconds"] += select["decontam"]["index_seconds"]
+        steps["decontam"]["seconds"] += select["decontam"]["index_seconds"] + select.get("decontam_match_seconds", 0)
     tpw = cfg.mixture.tokens_per_word
     funnel = []
     for name in [s for s in STEP_ORDER if s in steps]:
