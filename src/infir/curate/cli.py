@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         from infir.curate.pipeline import run_curate
 
         summary = run_curate(cfg, Path(args.output), seed=args.seed if args.seed is not None else seed)
-    except (CurateInputError, FileNotFoundError, ValueError) as e:
+    except (CurateInputError, FileNotFoundError, ValueError, OSError, RuntimeError) as e:
         print(f"infir curate: error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(summary["totals"]))
