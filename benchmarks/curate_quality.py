@@ -1,0 +1,115 @@
+"""Quality of `infir curate` on the reference corpus, measured against its labels. Prints one JSON line.
+
+    python benchmarks/curate_quality.py [--workers 2] [--out DIR]
+
+Recall seeds are the config defaults (generated math, third-party Python sources): nothing from
+the evaluated corpus. Decontamination uses the evaluation Task registry when it is installed,
+else the benchmark files of ../shared directly (GSM8K test, MATH-500, MMLU-STEM, HumanEval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from curate_common import local_benchmark_texts, read_jsonl, read_outputs, registry_available, shared_dir  # noqa: E402
+
+from infir.curate.config import CurateConfig, SourceConfig  # noqa: E402
+from infir.curate.pipeline import run_curate  # noqa: E402
+
+LOCAL_TASKS = ["gsm8k", "math500", "mmlu_stem", "humaneval"]
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)) if n_pos and n_neg else float("nan")
+
+
+def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
+    def removed_by(i):
+        return removed[i]["metadata"]["removed_by"] if i in removed else None
+
+    missing = [i for i in labels if i not in kept and i not in removed]
+    result: dict = {"docs": len(labels), "unaccounted_docs": len(missing)}
+    junk = [i for i, l in labels.items() if l["kind"].startswith("junk")]
+    per_kind = defaultdict(list)
+    for i in junk:
+        per_kind[labels[i]["kind"]].append(i not in kept)
+    result["junk_removed"] = round(float(np.mean([i not in kept for i in junk])), 4)
+    result["junk_removed_by_kind"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(per_kind.items())}
+    has_dup = {l["dup_of"] for l in labels.values() if l["dup_of"]}
+    clean_removed = {}
+    for domain in ("web", "math", "code"):
+        ids = [i for i, l in labels.items() if l["kind"] == "clean" and l["domain"] == domain]
+        # dedup removing an original whose labelled copy survives is dedup's job, not a wrong removal
+        wrong = [i for i in ids if i in removed and not (removed_by(i) == "dedup" and i in has_dup)]
+        clean_removed[domain] = round(len(wrong) / len(ids), 4)
+    result["clean_removed"] = clean_removed
+    result["clean_removed_reasons"] = dict(Counter(
+        removed[i]["metadata"]["reason"] for i, l in labels.items()
+        if l["kind"] == "clean" and i in removed and not (removed_by(i) == "dedup" and i in has_dup)).most_common(12))
+    pairs = defaultdict(list)
+    for i, l in labels.items():
+        if l["kind"] in ("dup_exact", "dup_near"):
+            pairs[l["kind"]].append(i not in kept or l["dup_of"] not in kept)
+    result["dup_pairs_resolved"] = round(float(np.mean(pairs["dup_exact"] + pairs["dup_near"])), 4)
+    result["dup_exact_resolved"] = round(float(np.mean(pairs["dup_exact"])), 4)
+    result["dup_near_resolved"] = round(float(np.mean(pairs["dup_near"])), 4)
+    nodup = [i for i, l in labels.items() if l["kind"] == "clean" and i not in has_dup]
+    result["clean_nodup_removed_by_dedup"] = round(float(np.mean([removed_by(i) == "dedup" for i in nodup])), 4)
+    contaminated = [i for i, l in labels.items() if l["kind"] == "contaminated"]
+    result["contaminated_left"] = round(float(np.mean([i in kept for i in contaminated])), 4)
+    clean = [i for i, l in labels.items() if l["kind"] == "clean"]
+    flagged = [i for i in clean if removed_by(i) == "decontam"]
+    result["clean_flagged_by_decontam"] = round(len(flagged) / len(clean), 4)
+    result["clean_flagged_by_task"] = dict(Counter(removed[i]["metadata"]["reason"] for i in flagged))
+    # recall: every document that reached the recall step carries its scores
+    reached = {i: r for i, r in {**removed, **kept}.items() if "recall_scores" in r["metadata"]}
+    recall = {}
+    for domain in ("math", "code"):
+        ids = list(reached)
+        truth = np.array([labels[i]["domain"] == domain for i in ids])
+        pred = np.array([reached[i]["metadata"]["domain"] == domain for i in ids])
+        score = np.array([reached[i]["metadata"]["recall_scores"].get(domain, 0.0) for i in ids])
+        tp = int((truth & pred).sum())
+        recall[domain] = {"precision": round(tp / max(pred.sum(), 1), 4), "recall": round(tp / max(truth.sum(), 1), 4),
+                          "auc": round(auc(score, truth), 4), "docs": len(ids)}
+    result["recall"] = recall
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    shared = shared_dir()
+    corpus = shared / "corpus/refcorpus.jsonl.gz"
+    labels = {r["id"]: r for r in read_jsonl(shared / "corpus/refcorpus.labels.jsonl.gz")}
+    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=args.workers)
+    use_registry = registry_available()
+    if not use_registry:
+        cfg.decontam.tasks = LOCAL_TASKS
+    out = args.out or Path(tempfile.mkdtemp(prefix="curate-quality-"))
+    summary = run_curate(cfg, out, seed=0, decontam_texts=None if use_registry else local_benchmark_texts(shared))
+    kept, removed = read_outputs(out)
+    result = evaluate(labels, kept, removed)
+    result["decontam_source"] = "evaluation registry" if use_registry else f"local files: {LOCAL_TASKS}"
+    result["decontam_index"] = summary["select"].get("decontam", {}).get("index")
+    result["seconds"] = summary["totals"]["seconds"]
+    result["output"] = str(out)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

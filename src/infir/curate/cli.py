@@ -1,0 +1,72 @@
+"""`infir curate --input PATH... --output DIR [--recipe FILE] [--executor local|ray] [--workers N]`.
+
+With `--recipe`, the `curate:` section of that YAML file is the config; `--input` paths then
+replace its sources (JSONL, Parquet or WARC by extension, globs and fsspec URLs allowed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from infir.curate.config import CurateConfig, SourceConfig
+from infir.curate.sources import CurateInputError
+
+
+def source_for(path: str) -> SourceConfig:
+    name = path.lower().removesuffix(".gz").removesuffix(".zst")
+    if name.endswith(".parquet"):
+        kind = "parquet"
+    elif name.endswith((".warc", ".arc")):
+        kind = "warc"
+    else:
+        kind = "jsonl"
+    return SourceConfig(type=kind, paths=[path])
+
+
+def load_config(recipe: str | None) -> tuple[CurateConfig, int]:
+    if not recipe:
+        return CurateConfig(), 0
+    data = yaml.safe_load(Path(recipe).read_text()) or {}
+    return CurateConfig.model_validate(data.get("curate") or {}), int(data.get("seed", 0))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="infir curate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", nargs="+", default=[], help="input files (jsonl[.gz], parquet, warc[.gz])")
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--recipe", help="YAML recipe whose `curate:` section configures the run")
+    parser.add_argument("--executor", choices=["local", "ray"])
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg, seed = load_config(args.recipe)
+        updates = {}
+        if args.input:
+            updates["sources"] = [source_for(p) for p in args.input]
+        if args.executor:
+            updates["executor"] = args.executor
+        if args.workers:
+            updates["workers"] = args.workers
+        cfg = CurateConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in updates.items() if k != "sources"}}
+                                          | ({"sources": [s.model_dump() for s in updates["sources"]]}
+                                             if "sources" in updates else {}))
+        from infir.curate.pipeline import run_curate
+
+        summary = run_curate(cfg, Path(args.output), seed=args.seed if args.seed is not None else seed)
+    except (CurateInputError, FileNotFoundError, ValueError, OSError, RuntimeError) as e:
+        print(f"infir curate: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary["totals"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,214 @@
+"""Typed configuration of `infir curate`.
+
+Defaults suit a small CPU run: the builtin corpora as input, 2 local workers, every step on,
+recall seeds made from what any machine has after install (generated reasoning problems,
+LaTeX rendered by sympy, Python sources). Each step can be switched off with `enabled: false`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from infir.config_base import Section
+
+Domain = Literal["web", "math", "code"]
+DOMAINS: tuple[str, ...] = ("web", "math", "code")
+
+
+class SourceConfig(Section):
+    """One input. `jsonl`/`parquet`/`warc` read local or fsspec paths (globs allowed); `hf` streams a
+    Hugging Face dataset by name; `builtin` calls `infir.data.builtin.iter_builtin(name, **kwargs)`."""
+
+    type: Literal["jsonl", "parquet", "warc", "hf", "builtin"] = "jsonl"
+    paths: list[str] = Field(default_factory=list)
+    name: str | None = None  # hf dataset name or builtin source name
+    subset: str | None = None  # hf config name
+    split: str = "train"
+    text_key: str = "text"
+    id_key: str = "id"
+    url_key: str = "url"
+    limit: int | None = None  # at most this many documents from this source
+    domain: Domain | None = None  # hint; recall still decides the final domain
+    kwargs: dict = Field(default_factory=dict)  # passed to the builtin source
+
+    @model_validator(mode="after")
+    def _check(self) -> "SourceConfig":
+        if self.type in ("jsonl", "parquet", "warc") and not self.paths:
+            raise ValueError(f"a {self.type} source needs `paths`")
+        if self.type in ("hf", "builtin") and not self.name:
+            raise ValueError(f"a {self.type} source needs `name`")
+        return self
+
+    def label(self) -> str:
+        return self.name or (self.paths[0] if self.paths else self.type)
+
+
+def _default_sources() -> list[SourceConfig]:
+    return [
+        SourceConfig(type="builtin", name="python_docs", kwargs={"max_docs": 400}),
+        SourceConfig(type="builtin", name="python_stdlib", kwargs={"max_docs": 200}),
+        SourceConfig(type="builtin", name="reasoning_gym", kwargs={"docs_per_family": 50}),
+    ]
+
+
+class LangIdConfig(Section):
+    enabled: bool = True
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    min_score: float = 0.5  # prose below it is dropped; math and documentation only for a confident other language
+    # None: py3langid, whose model ships inside the package (works offline). A path: a fastText
+    # language-id model (lid.176.bin, GlotLID model.bin), the faster and wider choice at scale.
+    model_path: str | None = None
+    max_chars: int = 1000  # language is decided on the start of the document
+
+
+class WebRules(Section):
+    """Web prose: datatrove's Gopher, C4 and FineWeb rules (as in FineWeb's own pipeline)."""
+
+    gopher_repetition: bool = True
+    gopher_quality: bool = True
+    c4: bool = True
+    fineweb: bool = True
+    fast_tokenizer: bool = True  # datatrove's rules with our regex word splitter instead of spaCy's
+
+
+class DomainRules(Section):
+    """Rules that hold for every domain: the junk no reasoning model wants."""
+
+    min_words: int = 20
+    max_dup_line_frac: float = 0.3  # share of lines that repeat an earlier line
+    max_top_2gram_frac: float = 0.2  # characters covered by the most frequent word bigram
+    min_alpha_char_frac: float = 0.45  # letters among non-space characters
+    min_stop_words: int = 2
+    max_mean_word_len: float = 12.0
+
+
+class CodeRules(Section):
+    max_line_length: int = 1000
+    max_mean_line_length: float = 100.0
+    min_alnum_frac: float = 0.25
+    max_data_line_frac: float = 0.95  # lines holding only literals: data files, not programs
+    require_parse: bool = True  # Python must parse; other languages must balance their brackets
+    max_dup_line_frac: float = 0.5
+
+
+class FilterConfig(Section):
+    enabled: bool = True
+    web: WebRules = Field(default_factory=WebRules)
+    technical: DomainRules = Field(default_factory=lambda: DomainRules(min_words=20, max_dup_line_frac=0.4,
+                                                                      min_stop_words=0, max_mean_word_len=15))
+    math: DomainRules = Field(default_factory=lambda: DomainRules(min_words=5, min_stop_words=0,
+                                                                 min_alpha_char_frac=0.25, max_mean_word_len=20,
+                                                                 max_top_2gram_frac=0.3, max_dup_line_frac=0.5))
+    code: CodeRules = Field(default_factory=CodeRules)
+    # The paper's fix: math pages ending in a colon taught the model to stop after ":".
+    colon_rule_domains: list[str] = Field(default_factory=lambda: ["math", "web", "technical"])
+
+
+class SeedSource(Section):
+    """Positive seeds for one recall domain: JSONL files (field `text`) and/or builtin generators."""
+
+    paths: list[str] = Field(default_factory=list)
+    builtin: list[SourceConfig] = Field(default_factory=list)
+    limit: int = 2000
+
+
+def _math_seeds() -> SeedSource:
+    return SeedSource(builtin=[SourceConfig(type="builtin", name="reasoning_gym",
+                                            kwargs={"docs_per_family": 60, "seed": 1234}),
+                               SourceConfig(type="builtin", name="curate:math_text", kwargs={"n": 600})])
+
+
+def _code_seeds() -> SeedSource:
+    return SeedSource(builtin=[SourceConfig(type="builtin", name="curate:python_code", kwargs={"n": 600})])
+
+
+def _code_negatives() -> SeedSource:
+    # Documentation full of examples is the hardest non-code: Python's own help topics and docstrings.
+    return SeedSource(builtin=[SourceConfig(type="builtin", name="python_docs", kwargs={"max_docs": 1500})],
+                      limit=1500)
+
+
+class RecallConfig(Section):
+    enabled: bool = True
+    domains: list[str] = Field(default_factory=lambda: ["math", "code"])
+    seeds: dict[str, SeedSource] = Field(default_factory=lambda: {"math": _math_seeds(), "code": _code_seeds()})
+    negative_seeds: dict[str, SeedSource] = Field(default_factory=lambda: {"code": _code_negatives()})
+    rounds: int = 2  # rounds after the first: recalled docs join the positives, the model retrains
+    threshold: float = 0.5  # score above which a document belongs to the domain
+    positive_threshold: float = 0.9  # score above which a recalled document joins the positives
+    negatives_per_positive: float = 1.5
+    max_tokens_per_doc: int = 256  # the classifier reads the start of each document
+    max_positives: int = 1500  # per round; recalled positives are sampled down to this
+    epoch: int = 5
+    dim: int = 32
+    lr: float = 0.5
+    word_ngrams: int = 2
+    # Domain-level expansion: a URL prefix with many recalled pages gets its others reconsidered.
+    expand_min_pages: int = 5
+    expand_min_fraction: float = 0.5
+    expand_threshold: float = 0.2
+    url_prefix_depth: int = 1  # host + this many path segments
+
+
+class DedupConfig(Section):
+    enabled: bool = True
+    exact: bool = True
+    minhash: bool = True
+    ngram: int = 3  # word n-grams (shingles)
+    bands: int = 20
+    rows: int = 6
+    verify_threshold: float = 0.6  # candidates must agree on this share of all hashes
+    seed: int = 1
+
+
+class QualityConfig(Section):
+    enabled: bool = True
+    # JSONL of {"text", "score"} (e.g. LLM annotations, as FineWeb-Edu); without it the step
+    # trains on a bootstrap set: recall seeds and kept documents as good, scrambled text as bad.
+    labels_path: str | None = None
+    model_path: str | None = None  # a trained model to reuse instead of training
+    # The bootstrap scorer only separates ordered text from word salad: keep its thresholds low.
+    thresholds: dict[str, float] = Field(default_factory=lambda: {"web": 0.02, "math": 0.01, "code": 0.01})
+    epoch: int = 10
+    dim: int = 32
+    max_tokens_per_doc: int = 400
+
+
+class DecontamConfig(Section):
+    enabled: bool = True
+    tasks: list[str] | None = None  # None: every task in the evaluation registry
+    data_paths: dict[str, str] = Field(default_factory=dict)  # local data per task
+    ngram: int = 10
+    min_matches: int = 1  # n-grams shared with one benchmark item
+    min_item_fraction: float = 0.5  # ... and at least this share of that item's n-grams
+
+
+class MixtureSpec(Section):
+    weights: dict[str, float]
+    target_tokens: int | None = None  # None: as many tokens as the kept data holds
+
+
+class MixtureConfig(Section):
+    enabled: bool = True
+    pretrain: MixtureSpec = Field(default_factory=lambda: MixtureSpec(weights={"web": 0.5, "math": 0.25,
+                                                                               "code": 0.25}))
+    anneal: MixtureSpec = Field(default_factory=lambda: MixtureSpec(weights={"web": 0.1, "math": 0.5,
+                                                                             "code": 0.4}))
+    tokens_per_word: float = 1.3  # approximate token count: whitespace words x this factor
+
+
+class CurateConfig(Section):
+    sources: list[SourceConfig] = Field(default_factory=_default_sources)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    recall: RecallConfig = Field(default_factory=RecallConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)
+    write_removed: bool = True
+    executor: Literal["local", "ray"] = "local"
+    workers: int = 2
+    tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)

@@ -1,0 +1,56 @@
+"""fastText helpers: one text normalisation for every classifier, deterministic training.
+
+The normalisation keeps what separates code, math and prose: indentation and line breaks become
+tokens (`<ind>`, `<nl>`), punctuation and LaTeX commands are tokens of their own, numbers
+collapse to their digit count. Training runs on one thread with a fixed seed, so a rerun
+(after a kill, for example) gives the same model and the same decisions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_TOKEN = re.compile(r"\n[ \t]+|\n|\\[A-Za-z]+|[^\W\d_]+|_+|\d+|[^\s\w]")
+
+
+def normalize(text: str, max_tokens: int) -> str:
+    out = []
+    for tok in _TOKEN.findall(text[: max_tokens * 8]):
+        if tok[0] == "\n":
+            out.append("<ind>" if len(tok) > 1 else "<nl>")
+        elif tok[0].isdigit():
+            out.append(f"<d{min(len(tok), 4)}>")
+        else:
+            out.append(tok.lower())
+        if len(out) >= max_tokens:
+            break
+    return " ".join(out)
+
+
+def train_supervised(lines: list[str], *, epoch: int, dim: int, lr: float, word_ngrams: int, seed: int,
+                     workdir: Path | None = None):
+    """`lines` are '__label__X text' rows; returns a fastText model."""
+    import fasttext
+
+    fd, path = tempfile.mkstemp(suffix=".txt", dir=workdir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        return fasttext.train_supervised(input=path, epoch=epoch, dim=dim, lr=lr, wordNgrams=word_ngrams,
+                                         minCount=1, bucket=200_000, thread=1, seed=seed, verbose=0)
+    finally:
+        os.unlink(path)
+
+
+def distribution(model, text: str) -> dict[str, float]:
+    """All label probabilities of one normalised text. Calls the binding's `f.predict` directly:
+    the Python wrapper's batch predict returns wrong probabilities with numpy 2."""
+    return {label.removeprefix("__label__"): prob for prob, label in model.f.predict(text, -1, 0.0, "strict")}
+
+
+def label_probabilities(model, texts: list[str], label: str) -> list[float]:
+    """Probability of `label` for each text (texts are already normalised, one line each)."""
+    return [distribution(model, t).get(label, 0.0) for t in texts]

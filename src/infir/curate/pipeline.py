@@ -1,0 +1,133 @@
+"""`run_curate`: the InfiR data pipeline as three datatrove stages around one global pass.
+
+  prepare (driver)             decontamination index from the benchmark texts
+  scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
+                               -> features (recall text, exact hash, MinHash signature,
+                                  benchmark n-gram matches: one word hashing serves both)
+  select (driver, global)      recall classifiers (train, iterate, expand), dedup clustering,
+                               quality model
+  finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
+                               -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
+
+Each parallel stage resumes through datatrove's completion files, the global pass through its
+own marker, so a killed run rerun on the same output finishes only what is left. Every decision
+is deterministic (fixed seeds, single-threaded fastText, input-order cluster representatives), so
+the kept set does not depend on where a run was interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from infir.curate.config import CurateConfig
+from infir.curate.executors import run_pipeline
+from infir.curate.progress import Reporter
+from infir.curate.sources import ShardReader, plan_shards
+from infir.curate.summary import build_summary
+
+log = logging.getLogger("infir.curate")
+
+
+def _fingerprint(cfg: CurateConfig, seed: int) -> str:
+    payload = cfg.model_dump(mode="json", exclude={"executor", "workers"})
+    return hashlib.sha256(json.dumps([payload, seed], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prepare_output(out: Path, fingerprint: str) -> None:
+    """Reuse partial work of the same config; start clean when the config changed."""
+    marker = out / "_work" / "fingerprint"
+    if marker.exists() and marker.read_text() != fingerprint:
+        log.warning("config changed since the last run in %s: starting over", out)
+        for name in ("_work", "kept", "removed", "summary.json", "mixtures.json"):
+            path = out / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint)
+
+
+def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
+    from datatrove.pipeline.writers.jsonl import JsonlWriter
+
+    from infir.curate.filters.heuristic import HeuristicFilter
+    from infir.curate.langid import LanguageFilter
+    from infir.curate.shard_steps import Featurize
+    from infir.curate.steps import ShardStats, Validate, scan_adapter
+
+    removed = str(out) if cfg.write_removed else None
+    work = out / "_work"
+    steps = [Validate(removed)]
+    if cfg.langid.enabled:
+        steps.append(LanguageFilter(cfg.langid, removed))
+    if cfg.filters.enabled:
+        steps.append(HeuristicFilter(cfg.filters, removed))
+    index = str(work / "decontam.npz") if cfg.decontam.enabled else None
+    featurize = Featurize(cfg.dedup, cfg.recall.max_tokens_per_doc, str(work / "scan"), cfg.decontam, index)
+    writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
+    pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
+    return pipeline, steps
+
+
+def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
+    from datatrove.pipeline.writers.jsonl import JsonlWriter
+
+    from infir.curate.decontam import Decontaminate
+    from infir.curate.mixture import DomainCount
+    from infir.curate.quality import QualityFilter
+    from infir.curate.shard_steps import ApplyDedup, ApplyRecall, ScanReader
+    from infir.curate.steps import ShardStats, output_adapter
+
+    removed = str(out) if cfg.write_removed else None
+    work = out / "_work"
+    steps = [ApplyRecall(str(work / "decisions"))]
+    if cfg.dedup.enabled:
+        steps.append(ApplyDedup(str(work / "decisions"), removed))
+    if cfg.quality.enabled:
+        steps.append(QualityFilter(cfg.quality, str(work / "quality.bin"), removed))
+    if cfg.decontam.enabled:
+        steps.append(Decontaminate(removed))
+    steps.append(DomainCount(cfg.mixture))
+    writer = JsonlWriter(str(out / "kept"), output_filename="${domain}_${rank}.jsonl.gz", adapter=output_adapter)
+    return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
+
+
+def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0, decontam_texts=None) -> dict:
+    """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary.
+
+    `decontam_texts(task, data_path) -> Iterator[str]` replaces the evaluation registry as the
+    source of benchmark texts (tests, or benchmarks read from local files)."""
+    from infir.curate.select import run_select
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _prepare_output(out, _fingerprint(cfg, seed))
+    work = out / "_work"
+    reporter = Reporter()
+    t_start = time.perf_counter()
+    shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
+    (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
+    walls = {}
+    prepare = {}
+    if cfg.decontam.enabled:
+        from infir.curate.select import prepare_decontam
+
+        with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
+            prepare["decontam"] = prepare_decontam(cfg, work, decontam_texts)
+            walls["prepare"] = done()
+    with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
+        pipeline, _ = scan_pipeline(cfg, shards, out)
+        run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
+        walls["scan"] = done()
+    with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
+        select_report = run_select(cfg, work, len(shards), seed) | prepare
+        walls["select"] = done()
+    with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
+        run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))
+        walls["finish"] = done()
+    summary = build_summary(cfg, out, len(shards), select_report, walls, time.perf_counter() - t_start)
+    reporter.funnel(summary)
+    return summary

@@ -1,0 +1,137 @@
+"""Named document generators: infir's builtin corpora plus recall seeds made on any machine.
+
+Seeds for the recall classifiers must never come from the corpus being curated, so they are made
+here from what an install has:
+- `curate:math_text`: worked problems in the style of math pages, with LaTeX written out
+  exactly (equations, derivatives, integrals, sums, probability, geometry) and reasoning-gym problems from
+  its algebra, number-theory and geometry families;
+- `curate:python_code`: Python sources of the installed third-party packages (site-packages),
+  which are not Python's standard library.
+"""
+
+from __future__ import annotations
+
+import random
+import sysconfig
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+_RG_FAMILIES = ["polynomial_equations", "simple_integration", "gcd", "lcm",
+                "prime_factorization", "complex_arithmetic", "fraction_simplification", "simple_geometry",
+                "advanced_geometry", "decimal_arithmetic", "power_function", "count_primes", "dice"]
+
+
+def _poly(coeffs: list[int], var: str = "x") -> str:
+    """LaTeX of a polynomial from its coefficients, highest degree first."""
+    terms = []
+    degree = len(coeffs) - 1
+    for k, c in enumerate(coeffs):
+        power = degree - k
+        if c == 0:
+            continue
+        mag = "" if abs(c) == 1 and power else str(abs(c))
+        body = mag + (var if power >= 1 else "") + (f"^{{{power}}}" if power > 1 else "")
+        terms.append(("- " if c < 0 else "+ ") + body if terms else ("-" if c < 0 else "") + body)
+    return " ".join(terms) or "0"
+
+
+def _frac(p: int, q: int) -> str:
+    f = Fraction(p, q)
+    return str(f.numerator) if f.denominator == 1 else f"\\frac{{{f.numerator}}}{{{f.denominator}}}"
+
+
+def _latex_problem(rng: random.Random) -> str:
+    """One worked problem in the style of competition-math pages (exact arithmetic, no CAS needed)."""
+    kind = rng.randrange(7)
+    a, b, c = (rng.randint(1, 9) for _ in range(3))
+    if kind == 0:
+        r1, r2 = rng.randint(-9, 9), rng.randint(-9, 9)
+        return (f"Solve the equation ${_poly([1, -(r1 + r2), r1 * r2])} = 0$ for $x$.\n\nSolution: Factoring gives "
+                f"$({_poly([1, -r1])})({_poly([1, -r2])}) = 0$, so the roots are $x = {r1}$ and $x = {r2}$. "
+                f"Their sum is $\\boxed{{{r1 + r2}}}$.")
+    if kind == 1:
+        return (f"Find the derivative of $f(x) = {_poly([a, 0, b, c])}$ and evaluate $f'(1)$.\n\nBy the power rule, "
+                f"$f'(x) = {_poly([3 * a, 0, b])}$, hence $f'(1) = \\boxed{{{3 * a + b}}}$.")
+    if kind == 2:
+        return (f"Evaluate the integral $\\int_0^1 \\left({_poly([a, b, c])}\\right) \\, dx$.\n\nAn antiderivative is "
+                f"$\\frac{{{a}}}{{3}}x^{{3}} + \\frac{{{b}}}{{2}}x^{{2}} + {c}x$, so the integral equals "
+                f"$\\boxed{{{_frac(2 * a + 3 * b + 6 * c, 6)}}}$.")
+    if kind == 3:
+        m = 10 * c
+        return (f"Compute the sum $\\sum_{{n=1}}^{{{m}}} ({a}n + {b})$.\n\nSplitting the sum, we get "
+                f"${a} \\cdot \\frac{{{m}({m}+1)}}{{2}} + {b} \\cdot {m} = \\boxed{{{a * m * (m + 1) // 2 + b * m}}}$.")
+    if kind == 4:
+        sides = rng.choice([4, 6, 8, 10, 12, 20])
+        target = rng.randint(2, sides)
+        return (f"A fair {sides}-sided die is rolled. What is the probability that the result is at least "
+                f"{target}? Express your answer as a common fraction.\n\nThere are {sides - target + 1} favorable "
+                f"outcomes out of {sides}, so the probability is $\\boxed{{{_frac(sides - target + 1, sides)}}}$.")
+    if kind == 5:
+        p, q = 3 * a, 4 * a
+        return (f"A right triangle has legs of length ${p}$ and ${q}$. Find its hypotenuse and its area.\n\n"
+                f"By the Pythagorean theorem the hypotenuse is $\\sqrt{{{p}^2 + {q}^2}} = {5 * a}$, and the area "
+                f"is $\\frac{{1}}{{2}} \\cdot {p} \\cdot {q} = \\boxed{{{_frac(p * q, 2)}}}$.")
+    m = rng.randint(3, 13)
+    y = Fraction(c * m - a, a + b)
+    return (f"Let $x$ and $y$ be real numbers such that ${a}x + {b}y = {c * m}$ and $x - y = 1$. Find $x + y$."
+            f"\n\nSubstituting $x = y + 1$ gives $({a} + {b})y = {c * m - a}$, so $y = {_frac(y.numerator, y.denominator)}$ "
+            f"and $x + y = \\boxed{{{_frac((2 * y + 1).numerator, (2 * y + 1).denominator)}}}$.")
+
+
+def math_text(n: int = 500, seed: int = 0) -> Iterator[dict]:
+    """Worked math problems: LaTeX ones and reasoning-gym ones, three or four per page."""
+    import reasoning_gym
+
+    rng = random.Random(seed)
+    gym = []
+    for i, family in enumerate(_RG_FAMILIES):
+        try:
+            gym += [f"Problem: {e['question']}\nAnswer: {e['answer']}"
+                    for e in reasoning_gym.create_dataset(family, size=max(4, n // 16), seed=seed + i)]
+        except Exception:  # noqa: BLE001 - a family missing from this reasoning-gym version is skipped
+            continue
+    rng.shuffle(gym)
+    for d in range(n):
+        parts = [_latex_problem(rng) for _ in range(rng.randint(1, 3))]
+        if gym:
+            parts.append(gym[d % len(gym)])
+        rng.shuffle(parts)
+        yield {"id": f"seed-math/{seed}/{d}", "text": "\n\n".join(parts), "url": f"seed://math/{d}",
+               "metadata": {"domain": "math", "source": "curate:math_text"}}
+
+
+def python_code(n: int = 500, seed: int = 0, max_chars: int = 12_000) -> Iterator[dict]:
+    """Python files of installed third-party packages, never the standard library."""
+    roots = {Path(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    files = sorted({p for root in roots if root.is_dir() for p in root.rglob("*.py")
+                    if "test" not in p.as_posix().lower() and stdlib not in p.resolve().parents})
+    random.Random(seed).shuffle(files)
+    count = 0
+    for path in files:
+        if count >= n:
+            return
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if len(text) < 500:
+            continue
+        yield {"id": f"seed-code/{path.name}/{count}", "text": text[:max_chars], "url": f"seed://code/{path.name}",
+               "metadata": {"domain": "code", "source": "curate:python_code"}}
+        count += 1
+
+
+GENERATORS: dict[str, Callable[..., Iterator[dict]]] = {
+    "curate:math_text": math_text,
+    "curate:python_code": python_code,
+}
+
+
+def iter_named(name: str, **kwargs) -> Iterator[dict]:
+    if name in GENERATORS:
+        return GENERATORS[name](**kwargs)
+    from infir.data.builtin import iter_builtin
+
+    return iter_builtin(name, **kwargs)

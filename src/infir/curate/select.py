@@ -1,0 +1,114 @@
+"""The global pass on the driver: everything that needs all shards at once.
+
+Reads the scan's features, runs recall and dedup clustering, trains (or loads) the quality model,
+and writes one decision file per shard for the finish stage.
+Its report is saved last (`_work/select.json`): when present, a rerun skips the pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from infir.curate.config import CurateConfig
+
+log = logging.getLogger("infir.curate")
+
+
+def _load_scan(scan: Path, n_shards: int):
+    exact, sigs, texts, meta, sizes, featurize_seconds = [], [], [], [], [], {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
+    for rank in range(n_shards):
+        with np.load(scan / f"{rank:05d}.npz") as data:
+            exact.append(data["exact"])
+            sigs.append(data["sigs"])
+        lines = (scan / f"{rank:05d}.recall.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        info = json.loads((scan / f"{rank:05d}.meta.json").read_text())
+        texts += lines
+        meta += info["docs"]
+        sizes.append(len(info["docs"]))
+        for key in featurize_seconds:
+            featurize_seconds[key] += info["seconds"][key]
+    return (np.concatenate(exact), np.concatenate(sigs), texts, meta, sizes, featurize_seconds)
+
+
+def prepare_decontam(cfg: CurateConfig, work: Path, decontam_texts=None) -> dict:
+    """Builds (once) the benchmark n-gram index the scan matches documents against."""
+    from infir.curate.decontam import build_index, registry_texts, save_index
+
+    done = work / "decontam.json"
+    if done.exists() and (work / "decontam.npz").exists():
+        return json.loads(done.read_text())
+    t0 = time.perf_counter()
+    try:
+        index, report = build_index(cfg.decontam, decontam_texts or registry_texts,
+                                    cfg.decontam.tasks if decontam_texts else None)
+    except ImportError as e:
+        # The evaluation registry is a separate component; without it there is nothing to match.
+        log.warning("decontamination: evaluation registry unavailable (%s); no benchmark n-grams", e)
+        index, report = {}, {"error": f"evaluation registry unavailable: {e}"}
+    save_index(index, work / "decontam.npz")
+    result = {"index": report, "index_seconds": time.perf_counter() - t0}
+    done.write_text(json.dumps(result))
+    return result
+
+
+def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int) -> dict:
+    done = work / "select.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    exact, sigs, texts, meta, sizes, featurize_seconds = _load_scan(work / "scan", n_shards)
+    report: dict = {"docs": len(texts)}
+
+    t0 = time.perf_counter()
+    if cfg.recall.enabled and texts:
+        from infir.curate.recall import run_recall
+
+        domains, scores, report["recall"] = run_recall(texts, [m["url"] for m in meta], cfg.recall, seed,
+                                                       guesses=[m["kind"] for m in meta], model_dir=work)
+    else:
+        domains = [m["kind"] if m["kind"] in ("math", "code") else "web" for m in meta]
+        scores, report["recall"] = {}, {"method": "rule-based guess (recall disabled)"}
+    report["recall"]["seconds"] = time.perf_counter() - t0 + featurize_seconds["recall"]
+
+    t0 = time.perf_counter()
+    removed = {}
+    if cfg.dedup.enabled:
+        from infir.curate.dedup import find_duplicates
+
+        removed = find_duplicates(exact, sigs, cfg.dedup)
+    report["dedup"] = {"seconds": time.perf_counter() - t0 + featurize_seconds["dedup"],
+                       "clustering_seconds": time.perf_counter() - t0}
+
+    decisions = work / "decisions"
+    decisions.mkdir(parents=True, exist_ok=True)
+    start = 0
+    for rank, size in enumerate(sizes):
+        dups = {str(i - start): [meta[k]["id"], reason] for i in range(start, start + size)
+                if (hit := removed.get(i)) for k, reason in [hit]}
+        payload = {"domain": domains[start:start + size],
+                   "scores": {d: [round(float(x), 4) for x in s[start:start + size]] for d, s in scores.items()},
+                   "dups": dups}
+        (decisions / f"{rank:05d}.json").write_text(json.dumps(payload))
+        start += size
+
+    t0 = time.perf_counter()
+    if cfg.quality.enabled:
+        from infir.curate.quality import train_quality_model
+
+        if cfg.quality.model_path:
+            shutil.copyfile(cfg.quality.model_path, work / "quality.bin")
+            report["quality"] = {"model": cfg.quality.model_path}
+        else:
+            report["quality"] = train_quality_model(cfg.quality, cfg.recall, seed, work / "quality.bin")
+        report["quality"]["training_seconds"] = time.perf_counter() - t0
+
+    report["decontam_match_seconds"] = featurize_seconds["decontam"]
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report))
+    tmp.replace(done)
+    return report

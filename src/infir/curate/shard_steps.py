@@ -1,0 +1,144 @@
+"""Steps that carry documents between the parallel stages and the driver.
+
+`Featurize` closes the scan: it keeps, per shard and in order, what the global steps need
+(recall text, exact hash, MinHash signature, URL, rule-based kind). `ScanReader` reopens a scanned
+shard for the finishing stage, and `ApplyRecall` / `ApplyDedup` apply the driver's decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+
+from infir.curate.config import DecontamConfig, DedupConfig
+from infir.curate.dedup import MinHasher, exact_hash
+from infir.curate.hashing import word_hashes
+from infir.curate.fasttext_utils import normalize
+from infir.curate.filters.domain_guess import guess_domain
+from infir.curate.steps import CurateStep
+
+
+def _atomic_bytes(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    tmp.replace(path)
+
+
+class Featurize(PipelineStep):
+    name = "🧬 featurize"
+    type = "🧬 - FEATURES"
+
+    def __init__(self, dedup: DedupConfig, recall_tokens: int, scan_dir: str,
+                 decontam: DecontamConfig | None = None, decontam_index: str | None = None):
+        super().__init__()
+        self.dedup = dedup
+        self.recall_tokens = recall_tokens
+        self.scan_dir = scan_dir
+        self.decontam = decontam
+        self.decontam_index = decontam_index
+        self.seconds = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        from infir.curate.decontam import DecontamIndex, contamination
+
+        hasher = MinHasher(self.dedup)
+        index = DecontamIndex(self.decontam_index) if self.decontam_index else None
+        exact, sigs, texts, meta = [], [], [], []
+        for doc in data:
+            t0 = time.perf_counter()
+            words = word_hashes(doc.text)
+            h, sig = exact_hash(doc.text), hasher.signature(doc.text, words)
+            t1 = time.perf_counter()
+            if index is not None:
+                doc.metadata["_contamination"] = contamination(index, words, self.decontam)
+            t2 = time.perf_counter()
+            texts.append(normalize(doc.text, self.recall_tokens))
+            self.seconds["recall"] += time.perf_counter() - t2
+            self.seconds["decontam"] += t2 - t1
+            self.seconds["dedup"] += t1 - t0
+            exact.append(h)
+            sigs.append(sig)
+            meta.append({"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc)})
+            yield doc
+        out = Path(self.scan_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        sig_array = np.stack(sigs) if sigs else np.zeros((0, hasher.num_perm), dtype=np.uint32)
+        _atomic_bytes(out / f"{rank:05d}.npz",
+                      lambda f: np.savez(f, exact=np.array(exact, dtype=np.uint64), sigs=sig_array))
+        _atomic_bytes(out / f"{rank:05d}.recall.txt", lambda f: f.write("".join(t + "\n" for t in texts).encode()))
+        _atomic_bytes(out / f"{rank:05d}.meta.json", lambda f: f.write(json.dumps(
+            {"docs": meta, "seconds": self.seconds}).encode()))
+
+
+class ScanReader(PipelineStep):
+    """Reads back shard `rank` of the scan, private metadata included."""
+
+    name = "📖 scanned shard"
+    type = "📖 - READER"
+
+    def __init__(self, scan_dir: str):
+        super().__init__()
+        self.scan_dir = scan_dir
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        path = Path(self.scan_dir) / f"{rank:05d}.jsonl"
+        if not path.exists():
+            return
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                yield Document(text=record["text"], id=record["id"], metadata=record["metadata"])
+
+
+def load_decisions(decisions_dir: str, rank: int) -> dict:
+    return json.loads((Path(decisions_dir) / f"{rank:05d}.json").read_text())
+
+
+class ApplyRecall(CurateStep):
+    """Writes the recall verdict (domain and per-domain scores) on each document; drops nothing."""
+
+    name = "🎯 recall"
+    step_name = "recall"
+
+    def __init__(self, decisions_dir: str):
+        super().__init__(None)
+        self.decisions_dir = decisions_dir
+
+    def setup(self, rank: int, world_size: int) -> None:
+        self._decisions = load_decisions(self.decisions_dir, rank)
+        self._next = 0
+
+    def filter(self, doc: Document) -> bool:
+        i = self._next
+        self._next += 1
+        doc.metadata["domain"] = self._decisions["domain"][i]
+        doc.metadata["recall_scores"] = {d: s[i] for d, s in self._decisions["scores"].items()}
+        return True
+
+
+class ApplyDedup(CurateStep):
+    name = "👯 dedup"
+    step_name = "dedup"
+
+    def __init__(self, decisions_dir: str, removed_dir: str | None = None):
+        super().__init__(removed_dir)
+        self.decisions_dir = decisions_dir
+
+    def setup(self, rank: int, world_size: int) -> None:
+        self._dups = load_decisions(self.decisions_dir, rank)["dups"]
+        self._next = 0
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        entry = self._dups.get(str(self._next))
+        self._next += 1
+        if entry is None:
+            return True
+        doc.metadata["duplicate_of"] = entry[0]
+        return False, entry[1]

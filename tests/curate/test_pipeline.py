@@ -1,0 +1,134 @@
+"""End to end on small inputs: output contract, funnel invariant, bad input, unreadable files, resume."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from infir.curate.cli import main as cli_main
+from infir.curate.config import CurateConfig, SourceConfig
+from infir.curate.pipeline import run_curate
+
+
+def _small_cfg(paths: list[str], **kw) -> CurateConfig:
+    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=paths)], workers=2, **kw)
+    # keep the unit run quick: small seed sets, no benchmark registry needed
+    cfg.recall.seeds["math"].builtin[0].kwargs["docs_per_family"] = 10
+    cfg.recall.seeds["math"].builtin[1].kwargs["n"] = 60
+    cfg.recall.seeds["code"].builtin[0].kwargs["n"] = 60
+    cfg.recall.negative_seeds["code"].builtin[0].kwargs["max_docs"] = 100
+    cfg.recall.rounds = 1
+    cfg.decontam.tasks = ["fake"]
+    cfg.quality.enabled = False  # the bootstrap scorer is tested on its own; here it would judge forum text
+    return cfg
+
+
+def _fake_texts(task, path):
+    yield "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
+
+
+def _write_input(path: Path) -> None:
+    from infir.data.builtin import iter_builtin
+
+    docs = list(iter_builtin("python_docs", max_docs=30)) + list(iter_builtin("python_stdlib", max_docs=10))
+    docs += list(iter_builtin("reasoning_gym", docs_per_family=5))
+    lines = [json.dumps({"id": d["id"], "text": d["text"], "url": d["url"]}) for d in docs]
+    lines.insert(3, json.dumps({"id": "copy", "text": docs[0]["text"], "url": "u"}))
+    lines.insert(5, "{not json")
+    lines.insert(7, json.dumps({"id": "notext", "body": "x"}))
+    lines.insert(9, json.dumps({"id": "empty", "text": "  \n "}))
+    lines.insert(11, json.dumps({"id": "quoted", "text": "Forum: Natalia sold clips to 48 of her friends in "
+                                 "April, and then she sold half as many clips in May. How do I set this up? I tried adding the two "
+                                 "months together but my teacher said the method was wrong, and the book does not "
+                                 "explain it. Could someone walk me through the reasoning step by step, please? I have been stuck on "
+                                 "this for an hour. My sister says the answer is a multiple of twelve. The lesson "
+                                 "was about halves and doubles. Thank you all for reading this long question."}))
+    data = ("\n".join(lines) + "\n").encode()
+    data += b'{"id": "bad-utf8", "text": "\xff\xfe broken"}\n'
+    with gzip.open(path, "wb") as f:
+        f.write(data)
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("curate")
+    _write_input(root / "in.jsonl.gz")
+    out = root / "out"
+    summary = run_curate(_small_cfg([str(root / "in.jsonl.gz")]), out, decontam_texts=_fake_texts)
+    return root, out, summary
+
+
+def _kept_ids(out: Path) -> set[str]:
+    return {json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz") for line in gzip.open(p, "rt")}
+
+
+def test_output_contract_and_invariant(curated):
+    _, out, summary = curated
+    names = [s["name"] for s in summary["steps"]]
+    assert names == ["validate", "langid", "heuristics", "recall", "dedup", "decontam", "mixture"]
+    for s in summary["steps"]:
+        assert s["docs_in"] == s["docs_out"] + sum(s["dropped"].values())
+    for a, b in zip(summary["steps"], summary["steps"][1:]):
+        assert a["docs_out"] == b["docs_in"]
+    kept = [json.loads(line) for p in (out / "kept").glob("*.jsonl.gz") for line in gzip.open(p, "rt")]
+    assert kept and all(r["metadata"]["domain"] in {"web", "math", "code"} for r in kept)
+    assert all(r["url"] for r in kept) and all("recall_scores" in r["metadata"] for r in kept)
+    assert json.loads((out / "summary.json").read_text())["totals"] == summary["totals"]
+    mix = json.loads((out / "mixtures.json").read_text())
+    assert set(mix) == {"pretrain", "anneal"} and "sample_rate" in mix["pretrain"]["domains"]["web"]
+
+
+def test_bad_input_counted_and_written_aside(curated):
+    _, out, summary = curated
+    dropped = summary["steps"][0]["dropped"]
+    assert dropped == {"malformed_json": 1, "missing_text": 1, "empty": 1, "invalid_utf8": 1}
+    aside = [json.loads(line) for p in (out / "removed/validate").glob("*.jsonl.gz") for line in gzip.open(p, "rt")]
+    assert sorted(r["metadata"]["reason"] for r in aside) == sorted(dropped)
+
+
+def test_dedup_and_decontam_remove_their_documents(curated):
+    _, out, summary = curated
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["dedup"]["dropped"].get("exact_duplicate", 0) >= 1
+    assert steps["decontam"]["dropped"] == {"contaminated:fake": 1}
+    assert "quoted" not in _kept_ids(out) and "copy" not in _kept_ids(out)
+
+
+def test_unreadable_file_fails_with_its_path(tmp_path, capsys):
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00garbage that is not gzip")
+    assert cli_main(["--input", str(broken), "--output", str(tmp_path / "o")]) == 1
+    assert str(broken) in capsys.readouterr().err
+    assert cli_main(["--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o2")]) == 1
+
+
+def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
+    root, out, _ = curated
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from test_pipeline import _small_cfg, _fake_texts\n"
+        "from infir.curate.pipeline import run_curate\n"
+        "cfg = _small_cfg([%r]); cfg.tasks = 4\n"
+        "run_curate(cfg, %r, decontam_texts=_fake_texts)\n") % (
+        str(Path(__file__).parent), str(root / "in.jsonl.gz"), str(tmp_path / "run"))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    completions = tmp_path / "run/_work/logs/scan/completions"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (completions.is_dir() and any(completions.iterdir())):
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    assert completions.is_dir() and not (tmp_path / "run/summary.json").exists()
+    cfg = _small_cfg([str(root / "in.jsonl.gz")])
+    cfg.tasks = 4
+    run_curate(cfg, tmp_path / "run", decontam_texts=_fake_texts)
+    fresh = _small_cfg([str(root / "in.jsonl.gz")])
+    fresh.tasks = 4
+    run_curate(fresh, tmp_path / "fresh", decontam_texts=_fake_texts)
+    assert _kept_ids(tmp_path / "run") == _kept_ids(tmp_path / "fresh")
