@@ -119,7 +119,11 @@ class Task(ABC):
         if chat:
             return self._chat_prompt(doc, shots, tokenizer)
         parts = [self.doc_to_text(ex) + self.target_delimiter + self.doc_to_target(ex) for ex in shots]
-        return self.description + "".join(p + self.fewshot_delimiter for p in parts) + self.doc_to_text(doc)
+        return self.describe(doc) + "".join(p + self.fewshot_delimiter for p in parts) + self.doc_to_text(doc)
+
+    def describe(self, doc: dict) -> str:
+        """Text placed before the few-shot examples (MMLU names the subject here)."""
+        return self.description
 
     def chat_messages(self, doc: dict, shots: Sequence[dict] = ()) -> list[dict]:
         messages = []
@@ -155,6 +159,8 @@ class Task(ABC):
     def evaluate_many(self, docs: Sequence[dict], outputs: Sequence[str], workers: int = 1) -> list[dict]:
         """Judge many outputs; code tasks override this to run sandboxes in parallel."""
         return [self.evaluate(doc, out) for doc, out in zip(docs, outputs, strict=True)]
+
+    primary_metric: ClassVar[str] = "accuracy"
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         n = len(verdicts)

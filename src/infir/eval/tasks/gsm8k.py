@@ -29,6 +29,7 @@ class GSM8K(Task):
     stop_sequences = ("Question:", "</s>", "<|im_end|>", "\n\n\n")
     default_num_fewshot = 5
     default_max_new_tokens = 256
+    primary_metric = "strict_match"
 
     def gold(self, doc: dict) -> str:
         value = normalize_number(doc["answer"].rsplit("####", 1)[-1]) if "####" in doc["answer"] else None
