@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 _TASKS: dict[str, type["Task"]] = {}
 _FAMILIES: dict[str, Callable[..., "Task"]] = {}
-_TASK_MODULES = ("gsm8k", "competition_math", "reasoning")
+_TASK_MODULES = ("gsm8k", "competition_math", "humaneval", "mbpp", "mmlu", "reasoning")
 
 
 def register(cls):
