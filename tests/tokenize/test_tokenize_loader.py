@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from infir.tokenize.loader import (BLOCK, DocumentStream, MixtureSchedule, PackedMixtureLoader, ValidationBatches,
-                                   block_counts, build_loader, read_mixtures)
+from infir.tokenize.loader import (
+    BLOCK,
+    DocumentStream,
+    MixtureSchedule,
+    PackedMixtureLoader,
+    ValidationBatches,
+    block_counts,
+    build_loader,
+    read_mixtures,
+)
 from infir.tokenize.packing import IGNORE_INDEX, pack_row
 from infir.tokenize.shards import ShardSet, read_index
 
@@ -47,7 +55,7 @@ def test_batches_are_packed_documents(tokenized):
         for ids, pos, labels in zip(batch["input_ids"], batch["position_ids"], batch["labels"]):
             starts = torch.nonzero(pos == 0).flatten().tolist() + [SEQ]
             assert starts[0] == 0
-            for s, e in zip(starts, starts[1:]):
+            for s, e in itertools.pairwise(starts):
                 assert pos[s:e].tolist() == list(range(e - s))
                 segment = ids[s:e].tolist()
                 assert eos not in segment[:-1]  # a segment never runs past a document end

@@ -6,6 +6,8 @@ attention mask and no cache are given; these tests pin that behaviour down for o
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -67,7 +69,7 @@ def test_loader_rows_equal_their_documents_run_alone(tokenized):
         packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits
     for r in multi:
         starts = torch.nonzero(pos[r] == 0).flatten().tolist() + [ids.shape[1]]
-        for s, e in zip(starts, starts[1:]):
+        for s, e in itertools.pairwise(starts):
             with torch.no_grad():
                 alone = model(input_ids=ids[r:r + 1, s:e], use_cache=False).logits[0]
             torch.testing.assert_close(packed[r, s:e], alone, atol=2e-5, rtol=1e-4)

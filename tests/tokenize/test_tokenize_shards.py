@@ -12,12 +12,12 @@ import pytest
 from transformers import AutoTokenizer
 
 from infir.tokenize import pipeline
-from infir.tokenize.config import ENDOFTEXT, TokenizeConfig
+from infir.tokenize.config import ENDOFTEXT
 from infir.tokenize.shards import ShardError, ShardSet, dtype_for_vocab, read_index
 from infir.tokenize.sources import InputError
 from infir.tokenize.stage import tokenize_corpus
 
-QUIET = dict(log=lambda *_: None, progress=False)
+QUIET = {"log": lambda *_: None, "progress": False}
 
 
 def _tree_bytes(folder: Path) -> dict[str, bytes]:
@@ -73,8 +73,9 @@ def test_validation_split(tokenized):
         every = ShardSet.open(tokenized / "shards", domain, "all")
         assert val.n_docs >= 3 and train.n_docs + val.n_docs == every.n_docs
         assert train.n_tokens + val.n_tokens == every.n_tokens
-        starts = lambda s: set(zip(s.doc_shard.tolist(), s.doc_start.tolist()))  # noqa: E731
-        assert not starts(train) & starts(val)
+        train_docs = set(zip(train.doc_shard.tolist(), train.doc_start.tolist()))
+        val_docs = set(zip(val.doc_shard.tolist(), val.doc_start.tolist()))
+        assert not train_docs & val_docs
 
 
 def test_workers_and_resume_give_identical_shards(tmp_path, curated, tokenized, small_configs):
@@ -158,12 +159,14 @@ def test_bad_input_names_file_and_line(tmp_path, small_configs):
     bad.write_text(json.dumps({"id": "a", "text": "fine " * 500}) + "\n" + "{not json\n")
     with pytest.raises(InputError, match=f"{bad}:2: not valid JSON"):
         tokenize_corpus(kept, tmp_path / "out", tok_cfg, cfg, **QUIET)
-    bad.write_text(json.dumps({"id": "a", "text": "fine " * 500}) + "\n" + json.dumps({"id": "b", "txt": "x"}) + "\n")
+    good = json.dumps({"id": "a", "text": "fine " * 500})
+    bad.write_text(good + "\n" + json.dumps({"id": "b", "txt": "x"}) + "\n")
     with pytest.raises(InputError, match=f"{bad}:2: field 'text'"):
         tokenize_corpus(kept, tmp_path / "out2", tok_cfg, cfg, **QUIET)
     bad.unlink()
     broken = kept / "00001.jsonl.gz"
-    lines = "".join(json.dumps({"id": str(i), "text": f"document {i} " * (i % 7 + 1)}) + "\n" for i in range(2000))
+    lines = "".join(json.dumps({"id": str(i), "text": f"document {i} " * (i % 7 + 1)}) + "\n"
+                    for i in range(2000))
     whole = gzip.compress(lines.encode())
     broken.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(InputError, match=str(broken)):

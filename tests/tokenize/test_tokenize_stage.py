@@ -40,7 +40,7 @@ def test_stage_reads_curate_output(tmp_path, corpus_docs, make_curated):
     assert summary["dropped_from_mixtures"] == {"pretrain": ["wiki"]}  # no such domain was curated
     assert summary["mixtures"]["anneal"] == {"math": 1.0}  # the recipe's override wins
     assert set(summary["mixtures"]["natural"]) == {"web", "code", "math"}
-    for d, s in summary["domains"].items():
+    for s in summary["domains"].values():
         assert s["train_docs"] + s["val_docs"] == s["docs"] and s["val_docs"] >= 1
     batch = next(iter(build_loader(out, "pretrain", 32, 4, seed=0)))
     assert batch["input_ids"].shape == (4, 32) and int(batch["input_ids"].max()) < len(tok)

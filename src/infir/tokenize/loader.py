@@ -68,7 +68,8 @@ class MixtureSchedule:
 
     def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         if b not in self._cache:
-            sets = _rng(self.seed, "mixture", b).permutation(np.repeat(np.arange(len(self.names)), self.counts))
+            dealt = np.repeat(np.arange(len(self.names)), self.counts)
+            sets = _rng(self.seed, "mixture", b).permutation(dealt)
             rank_in_block = np.empty(BLOCK, dtype=np.int64)
             for s in range(len(self.names)):
                 where = np.flatnonzero(sets == s)
@@ -135,7 +136,8 @@ class PackedMixtureLoader:
     def __init__(self, shard_sets: dict[str, ShardSet], weights: dict[str, float], seq_len: int,
                  global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1, num_workers: int = 0):
         if global_batch_size % world_size:
-            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by world_size {world_size}")
+            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
+                             f"world_size {world_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         missing = [n for n, w in weights.items() if w > 0 and n not in shard_sets]
@@ -189,8 +191,8 @@ class PackedMixtureLoader:
         mine = self.state_dict()
         for key in ("seed", "seq_len", "global_batch_size", "weights", "epoch_tokens"):
             if state.get(key) != mine[key]:
-                raise ValueError(f"loader state does not match this loader: {key} is {state.get(key)!r} in the "
-                                 f"checkpoint, {mine[key]!r} here")
+                raise ValueError(f"loader state does not match this loader: {key} is {state.get(key)!r} "
+                                 f"in the checkpoint, {mine[key]!r} here")
         self.step = int(state["step"])
 
 
@@ -250,7 +252,8 @@ class ValidationBatches:
     def __init__(self, tokenize_dir: Path, seq_len: int, global_batch_size: int, rank: int = 0,
                  world_size: int = 1, domains: list[str] | None = None, verify: bool = True):
         if global_batch_size % world_size:
-            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by world_size {world_size}")
+            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
+                             f"world_size {world_size}")
         shards_dir = Path(tokenize_dir) / "shards"
         index = read_index(shards_dir)
         self.pad_id = int(index["pad_id"])

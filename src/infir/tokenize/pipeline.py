@@ -227,12 +227,14 @@ class ShardingRun:
         docs = sum(d["docs"] for d in domains.values())
         input_bytes = sum(d["input_bytes"] for d in self.jobs_done)
         index = {"format": FORMAT_VERSION, "dtype": self.dtype.name, "vocab_size": self.spec.vocab_size,
-                 "doc_end_id": self.spec.doc_end_id, "pad_id": self.spec.pad_id, "tokenizer": self.spec.fingerprint,
+                 "doc_end_id": self.spec.doc_end_id, "pad_id": self.spec.pad_id,
+                 "tokenizer": self.spec.fingerprint,
                  "domains": dict(sorted(domains.items()))}
         write_json(self.out_dir / INDEX_FILE, index)
         rate = tokens / seconds if seconds > 0 else float("inf")
         self.log(f"tokenize: {docs} docs, {tokens} tokens from {input_bytes / 1e6:.1f} MB of input in "
-                 f"{seconds:.1f}s ({rate / 1e6:.2f}M tokens/s, {input_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s; "
+                 f"{seconds:.1f}s ({rate / 1e6:.2f}M tokens/s, "
+                 f"{input_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s; "
                  f"{len(self.jobs_done)} shard jobs, {self.jobs_skipped} reused, {self.cfg.workers} workers)")
         return {"docs": docs, "tokens": tokens, "input_bytes": input_bytes, "seconds": round(seconds, 3),
                 "tokens_per_s": round(rate, 1), "jobs": len(self.jobs_done), "jobs_reused": self.jobs_skipped,

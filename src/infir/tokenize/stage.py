@@ -23,8 +23,13 @@ from infir.tokenize.config import TokenizeConfig, TokenizerConfig
 from infir.tokenize.loader import MIXTURES_FILE
 from infir.tokenize.pipeline import EncodingSpec, ShardingRun, select_validation
 from infir.tokenize.sources import RecordReader, find_inputs, parse_record
-from infir.tokenize.tokenizer import (document_end_token, load_tokenizer, save_tokenizer, tokenizer_fingerprint,
-                                      train_tokenizer)
+from infir.tokenize.tokenizer import (
+    document_end_token,
+    load_tokenizer,
+    save_tokenizer,
+    tokenizer_fingerprint,
+    train_tokenizer,
+)
 
 TOKENIZER_DONE = "_tokenizer_done.json"
 
@@ -37,8 +42,9 @@ def run(ctx) -> dict:
                            mixtures_path if mixtures_path.exists() else None)
 
 
-def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: TokenizerConfig, cfg: TokenizeConfig,
-                    mixtures_path: Path | None = None, log=print, progress: bool = True) -> dict:
+def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: TokenizerConfig,
+                    cfg: TokenizeConfig, mixtures_path: Path | None = None, log=print,
+                    progress: bool = True) -> dict:
     """The whole stage on explicit inputs (a folder or a list of files); returns the summary."""
     out_dir = Path(out_dir)
     files = find_inputs(inputs) if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
@@ -106,8 +112,11 @@ def sample_texts(files: list[Path], default_domain: str) -> Iterator[str]:
         iterators = alive
 
 
-def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, dict[str, float]] | None,
-                     domains: dict[str, dict], log) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+Weights = dict[str, float]
+
+
+def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, Weights] | None,
+                     domains: dict[str, dict], log) -> tuple[dict[str, Weights], dict[str, list[str]]]:
     """Mixture weights per mix, normalized, over domains that have training tokens.
 
     Sources, later wins: `natural` (proportional to tokens), curate's mixtures.json, the
@@ -121,7 +130,8 @@ def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, dict[str, 
             curated = json.loads(Path(mixtures_path).read_text())
             raw.update({mix: dict(spec["weights"]) for mix, spec in curated.items()})
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{mixtures_path}: expected {{mix: {{'weights': {{domain: weight}}}}}} ({e})") from e
+            expected = "{mix: {'weights': {domain: weight}}}"
+            raise ValueError(f"{mixtures_path}: expected {expected} ({e})") from e
     raw.update(overrides or {})
     raw.setdefault("pretrain", natural)
     mixtures, dropped = {}, {}
