@@ -13,13 +13,13 @@ from infir.tokenize.loader import (
     DocumentStream,
     MixtureSchedule,
     PackedMixtureLoader,
-    ValidationBatches,
     block_counts,
     build_loader,
     read_mixtures,
 )
 from infir.tokenize.packing import IGNORE_INDEX, pack_row
 from infir.tokenize.shards import ShardSet, read_index
+from infir.tokenize.validation import ValidationBatches
 
 SEQ, GLOBAL = 64, 8
 
@@ -180,8 +180,12 @@ def test_validation_batches(tokenized):
     real = sum(int((b["input_ids"] != val.pad_id).sum()) for b in passes[0])
     assert real == val_tokens
     halves = [list(ValidationBatches(tokenized, SEQ, 4, rank=r, world_size=2)) for r in range(2)]
+    assert len(halves[0]) == len(halves[1]) == len(val)
     for whole, a, b in zip(passes[0], *halves):
         assert torch.equal(whole["labels"], torch.cat([a["labels"], b["labels"]]))
+    assert val.target_tokens() == sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in passes[0])
+    capped = list(ValidationBatches(tokenized, SEQ, 4, max_batches=2))
+    assert len(capped) == 2 and all(_same(x, y) for x, y in zip(capped, passes[0]))
 
 
 def test_unknown_mixture_and_missing_sets(tokenized):

@@ -196,3 +196,22 @@ def test_parquet_input_and_loaded_tokenizer(tmp_path, corpus_docs, shared, small
     ids = ShardSet.open(tmp_path / "out" / "shards", first_domain, "all").doc_tokens(0).tolist()
     assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id  # Llama framing: <s> ... </s>
     assert tok.decode(ids[1:-1]) == docs[0]["text"]
+
+
+def test_validation_size_bounds(tmp_path, tokenized):
+    shards = tmp_path / "shards"
+    shutil.copytree(tokenized / "shards", shards)
+    docs = {d: e["docs"] for d, e in read_index(shards)["domains"].items()}
+    capped = pipeline.select_validation(shards, fraction=0.5, min_docs=0, max_docs=2)
+    assert {d: v["docs"] for d, v in capped.items()} == {d: 2 for d in docs}
+    assert all(ShardSet.open(shards, d, "val").n_docs == 2 for d in docs)
+    none = pipeline.select_validation(shards, fraction=0.0, min_docs=0, max_docs=100)
+    assert all(v["docs"] == 0 for v in none.values())
+    half = pipeline.select_validation(shards, fraction=0.9, min_docs=0, max_docs=10_000)
+    assert {d: v["docs"] for d, v in half.items()} == {d: n // 2 for d, n in docs.items()}
+    # the held-out set grows by adding documents, never by swapping: smaller sets are subsets
+    pipeline.select_validation(shards, fraction=0.0, min_docs=2, max_docs=100)
+    two = {d: set(np.load(shards / d / "val_docs.npy").tolist()) for d in docs}
+    pipeline.select_validation(shards, fraction=0.0, min_docs=4, max_docs=100)
+    four = {d: set(np.load(shards / d / "val_docs.npy").tolist()) for d in docs}
+    assert all(len(four[d]) == 4 and two[d] < four[d] for d in docs)

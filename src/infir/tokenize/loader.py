@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infir.tokenize.packing import IGNORE_INDEX, pack_row
-from infir.tokenize.shards import ShardSet, read_index
+from infir.tokenize.packing import pack_row
+from infir.tokenize.shards import ShardSet
 
 BLOCK = 1 << 14
 
@@ -240,56 +240,3 @@ def build_loader(tokenize_dir: Path, mix: str, seq_len: int, global_batch_size: 
     weights = {d: w for d, w in mixtures[mix].items() if w > 0}
     sets = {d: ShardSet.open(tokenize_dir / "shards", d, "train", verify=verify) for d in weights}
     return PackedMixtureLoader(sets, weights, seq_len, global_batch_size, seed, rank, world_size, num_workers)
-
-
-class ValidationBatches:
-    """The held-out documents of every domain, packed in order, as a finite, repeatable list of batches.
-
-    Each pass yields the same batches. Rows are padded to whole global batches so every rank runs
-    the same number of steps; padding has no targets.
-    """
-
-    def __init__(self, tokenize_dir: Path, seq_len: int, global_batch_size: int, rank: int = 0,
-                 world_size: int = 1, domains: list[str] | None = None, verify: bool = True):
-        if global_batch_size % world_size:
-            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
-                             f"world_size {world_size}")
-        shards_dir = Path(tokenize_dir) / "shards"
-        index = read_index(shards_dir)
-        self.pad_id = int(index["pad_id"])
-        self.seq_len, self.global_batch_size = seq_len, global_batch_size
-        self.rank, self.batch_size = rank, global_batch_size // world_size
-        self.domains = sorted(index["domains"]) if domains is None else domains
-        self.rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for domain in self.domains:
-            self.rows.extend(self._pack(ShardSet.open(shards_dir, domain, "val", verify=verify)))
-        while len(self.rows) % global_batch_size:
-            self.rows.append(pack_row([], seq_len, self.pad_id))
-
-    def _pack(self, shard_set: ShardSet) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        fragments, used = [], 0
-        for doc in range(shard_set.n_docs):
-            start, length = 0, int(shard_set.doc_len[doc])
-            while start < length:
-                take = min(length - start, self.seq_len - used)
-                fragments.append(shard_set.doc_tokens(doc, start, start + take))
-                start, used = start + take, used + take
-                if used == self.seq_len:
-                    yield pack_row(fragments, self.seq_len)
-                    fragments, used = [], 0
-        if fragments:
-            yield pack_row(fragments, self.seq_len, self.pad_id)
-
-    def __len__(self) -> int:
-        return len(self.rows) // self.global_batch_size
-
-    @property
-    def target_tokens(self) -> int:
-        return sum(int((labels != IGNORE_INDEX).sum()) for _, _, labels in self.rows)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for step in range(len(self)):
-            first = step * self.global_batch_size + self.rank * self.batch_size
-            ids, pos, labels = (np.stack(col) for col in zip(*self.rows[first: first + self.batch_size]))
-            yield {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
-                   "position_ids": torch.from_numpy(pos)}

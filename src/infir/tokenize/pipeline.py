@@ -30,7 +30,14 @@ from tokenizers import Tokenizer
 
 from infir.run import read_json, write_json
 from infir.tokenize.config import TokenizeConfig
-from infir.tokenize.shards import FORMAT_VERSION, INDEX_FILE, ShardWriter, doc_key, dtype_for_vocab
+from infir.tokenize.shards import (
+    FORMAT_VERSION,
+    INDEX_FILE,
+    ShardWriter,
+    doc_key,
+    dtype_for_vocab,
+    read_index,
+)
 from infir.tokenize.sources import RecordReader, parse_record
 
 JOBS_DIR = "_jobs"
@@ -243,14 +250,12 @@ class ShardingRun:
                             for d, e in index["domains"].items()}}
 
 
-def select_validation(out_dir: Path, fraction: float, min_docs: int) -> dict[str, dict]:
+def select_validation(out_dir: Path, fraction: float, min_docs: int, max_docs: int) -> dict[str, dict]:
     """Hold out the documents with the smallest id hashes per domain; writes `<domain>/val_docs.npy`.
 
-    max(ceil(fraction * docs), min_docs) documents, never more than half of a domain, none when
-    both settings are zero. Depends on document ids only, not on sharding or workers.
+    max(ceil(fraction * docs), min_docs) documents, at most max_docs and half of the domain, none
+    when fraction and min_docs are zero. Depends on document ids only, not on sharding or workers.
     """
-    from infir.tokenize.shards import read_index
-
     index = read_index(out_dir)
     result = {}
     for domain, entry in index["domains"].items():
@@ -261,7 +266,7 @@ def select_validation(out_dir: Path, fraction: float, min_docs: int) -> dict[str
         lens_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
         n = len(keys_all)
         want = 0 if (fraction == 0 and min_docs == 0) else max(math.ceil(fraction * n), min_docs)
-        k = min(want, n // 2)
+        k = min(want, max_docs, n // 2)
         order = np.lexsort((np.arange(n), keys_all))  # by key, ties by position: deterministic
         val = np.sort(order[:k]).astype(np.int64)
         np.save(folder / "val_docs.npy", val)

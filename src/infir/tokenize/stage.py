@@ -52,7 +52,7 @@ def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: Tok
     spec = encoding_spec(tokenizer, out_dir / "tokenizer")
     shards_dir = out_dir / "shards"
     sharding = ShardingRun(files, spec, shards_dir, cfg, log=log, progress=progress).run()
-    val = select_validation(shards_dir, cfg.val_fraction, cfg.val_min_docs)
+    val = select_validation(shards_dir, cfg.val_fraction, cfg.val_min_docs, cfg.val_max_docs)
     domains = {d: {"docs": s["docs"], "tokens": s["tokens"], "train_docs": s["docs"] - val[d]["docs"],
                    "train_tokens": s["tokens"] - val[d]["tokens"], "val_docs": val[d]["docs"],
                    "val_tokens": val[d]["tokens"]} for d, s in sharding["domains"].items()}
