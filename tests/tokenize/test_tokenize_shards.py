@@ -89,8 +89,12 @@ def test_workers_and_resume_give_identical_shards(tmp_path, curated, tokenized, 
     # Resume: a job whose done file is gone is redone, the others are reused; the result is identical.
     jobs = sorted((parallel / "shards" / pipeline.JOBS_DIR).glob("*.json"))
     jobs[1].unlink()
+    # ... and so is a job whose shard was damaged after it finished
+    damaged = json.loads(jobs[2].read_text())
+    domain, meta = next(iter(damaged["shards"].items()))
+    (parallel / "shards" / domain / f"{meta['name']}.bin").write_bytes(b"")
     again = tokenize_corpus(curated / "kept", parallel, tok_cfg, cfg, curated / "mixtures.json", **QUIET)
-    assert again["sharding"]["jobs_reused"] == len(jobs) - 1
+    assert again["sharding"]["jobs_reused"] == len(jobs) - 2
     assert _tree_bytes(parallel / "shards") == _tree_bytes(tokenized / "shards")
     assert again["domains"] == summary["domains"]
 

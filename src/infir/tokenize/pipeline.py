@@ -104,13 +104,19 @@ def _job_name(file_index: int, part: int) -> str:
     return f"{file_index:04d}-{part:05d}"
 
 
-def _done_matches(path: Path, spec: EncodingSpec, cfg: TokenizeConfig, source: Path) -> dict | None:
+def _reusable(path: Path, spec: EncodingSpec, cfg: TokenizeConfig, source: Path,
+              dtype: np.dtype) -> dict | None:
+    """The done file of a job when it was made the same way and its shards are still whole, else None."""
     if not path.exists():
         return None
     done = read_json(path)
     same = (done.get("tokenizer") == spec.fingerprint and done.get("shard_size_mb") == cfg.shard_size_mb
             and done.get("source") == str(source) and done.get("default_domain") == cfg.default_domain)
-    return done if same else None
+    shards_dir = path.parent.parent
+    bins = [(shards_dir / domain / f"{meta['name']}.bin", meta["tokens"] * dtype.itemsize)
+            for domain, meta in done.get("shards", {}).items()]
+    whole = all(p.is_file() and p.stat().st_size == size for p, size in bins)
+    return done if same and whole else None
 
 
 class ShardingRun:
@@ -134,7 +140,8 @@ class ShardingRun:
             for lineno, size, payload in reader:
                 if job is None:
                     name = _job_name(file_index, part)
-                    done = _done_matches(self.out_dir / JOBS_DIR / f"{name}.json", self.spec, cfg, path)
+                    done_file = self.out_dir / JOBS_DIR / f"{name}.json"
+                    done = _reusable(done_file, self.spec, cfg, path, self.dtype)
                     skipping = done is not None
                     if skipping:
                         self.jobs_done.append(done)
