@@ -31,7 +31,8 @@ def test_stage_reads_curate_output(tmp_path, corpus_docs, make_curated):
                  mixtures={"pretrain": {"weights": {"web": 2, "code": 1, "math": 1, "wiki": 1}},
                            "anneal": {"weights": {"math": 3, "code": 1}}})
     (run_dir / "curate" / MARKER).write_text(json.dumps({"fingerprint": "x"}))
-    summary = run_stage(_recipe(mixtures={"anneal": {"math": 1.0}}), STAGE, run_dir, log=lambda *_: None)
+    summary = run_stage(_recipe(mixtures={"anneal": {"math": 1.0}}, seq_len=48), STAGE, run_dir,
+                        log=lambda *_: None)
     out = run_dir / "tokenize"
     assert (out / MARKER).exists() and json.loads((out / "summary.json").read_text())["domains"]
     tok = AutoTokenizer.from_pretrained(out / "tokenizer")
@@ -44,6 +45,8 @@ def test_stage_reads_curate_output(tmp_path, corpus_docs, make_curated):
         assert s["train_docs"] + s["val_docs"] == s["docs"] and s["val_docs"] >= 1
     batch = next(iter(build_loader(out, "pretrain", 32, 4, seed=0)))
     assert batch["input_ids"].shape == (4, 32) and int(batch["input_ids"].max()) < len(tok)
+    default_len = build_loader(out, "anneal", None, 2, seed=0).batch(0)["input_ids"].shape
+    assert default_len == (2, 48)  # the recipe's tokenize.seq_len
 
 
 def test_stage_needs_curate(tmp_path):

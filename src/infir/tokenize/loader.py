@@ -219,24 +219,34 @@ class _StepBatches(torch.utils.data.IterableDataset):
 
 
 # ---- reading the tokenize stage's output ---------------------------------------------------------
-MIXTURES_FILE = "mixtures.json"
+LOADER_FILE = "loader.json"  # {"seq_len": default sequence length, "mixtures": {mix: {domain: weight}}}
 
 
-def read_mixtures(tokenize_dir: Path) -> dict[str, dict[str, float]]:
-    path = Path(tokenize_dir) / MIXTURES_FILE
+def read_loader_defaults(tokenize_dir: Path) -> dict:
+    path = Path(tokenize_dir) / LOADER_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no mixture weights (has the tokenize stage completed?)")
+        raise FileNotFoundError(f"{path}: no loader settings (has the tokenize stage completed?)")
     return json.loads(path.read_text())
 
 
-def build_loader(tokenize_dir: Path, mix: str, seq_len: int, global_batch_size: int, seed: int,
+def read_mixtures(tokenize_dir: Path) -> dict[str, dict[str, float]]:
+    return read_loader_defaults(tokenize_dir)["mixtures"]
+
+
+def build_loader(tokenize_dir: Path, mix: str, seq_len: int | None, global_batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1, num_workers: int = 0, verify: bool = True
                  ) -> PackedMixtureLoader:
-    """The training loader of mixture `mix` ("pretrain", "anneal", ...) over the stage's train split."""
+    """The training loader of mixture `mix` ("pretrain", "anneal", ...) over the stage's train split.
+
+    `seq_len` None takes the stage's `tokenize.seq_len`. `num_workers` 0 is usually right: packing
+    is numpy slicing, far faster than any training step, and workers add inter-process copies.
+    """
     tokenize_dir = Path(tokenize_dir)
-    mixtures = read_mixtures(tokenize_dir)
+    defaults = read_loader_defaults(tokenize_dir)
+    mixtures = defaults["mixtures"]
     if mix not in mixtures:
-        raise KeyError(f"{tokenize_dir / MIXTURES_FILE}: no mixture {mix!r}; it has {sorted(mixtures)}")
+        raise KeyError(f"{tokenize_dir / LOADER_FILE}: no mixture {mix!r}; it has {sorted(mixtures)}")
     weights = {d: w for d, w in mixtures[mix].items() if w > 0}
     sets = {d: ShardSet.open(tokenize_dir / "shards", d, "train", verify=verify) for d in weights}
-    return PackedMixtureLoader(sets, weights, seq_len, global_batch_size, seed, rank, world_size, num_workers)
+    return PackedMixtureLoader(sets, weights, seq_len or int(defaults["seq_len"]), global_batch_size, seed,
+                               rank, world_size, num_workers)

@@ -6,7 +6,7 @@ Writes into the stage directory:
   shards/<domain>/     token shards (`shards.py`), `val_docs.npy` (the held-out documents)
   shards/index.json    every shard with counts and checksums
   shards/_jobs/        per-shard-job done files (resume)
-  mixtures.json        {mix: {domain: weight}} that `loader.build_loader` samples by
+  loader.json          {"seq_len", "mixtures": {mix: {domain: weight}}}: what `loader.build_loader` reads
 Rerunning after an interruption keeps the trained tokenizer and the finished shard jobs (register
 the stage as resumable).
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from infir.run import read_json, write_json
 from infir.tokenize.config import TokenizeConfig, TokenizerConfig
-from infir.tokenize.loader import MIXTURES_FILE
+from infir.tokenize.loader import LOADER_FILE
 from infir.tokenize.pipeline import EncodingSpec, ShardingRun, select_validation
 from infir.tokenize.sources import RecordReader, find_inputs, parse_record
 from infir.tokenize.tokenizer import (
@@ -57,7 +57,7 @@ def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: Tok
                    "train_tokens": s["tokens"] - val[d]["tokens"], "val_docs": val[d]["docs"],
                    "val_tokens": val[d]["tokens"]} for d, s in sharding["domains"].items()}
     mixtures, dropped = resolve_mixtures(mixtures_path, cfg.mixtures, domains, log)
-    write_json(out_dir / MIXTURES_FILE, mixtures)
+    write_json(out_dir / LOADER_FILE, {"seq_len": cfg.seq_len, "mixtures": mixtures})
     return {"tokenizer": tokenizer_info, "inputs": [str(p) for p in files], "domains": domains,
             "mixtures": mixtures, "dropped_from_mixtures": dropped, "seq_len": cfg.seq_len,
             "sharding": {k: v for k, v in sharding.items() if k != "domains"}}
