@@ -54,7 +54,12 @@ def write_curated(folder: Path, docs: list[dict], files: int = 2, mixtures: dict
 
 
 SMALL_TOKENIZER = TokenizerConfig(vocab_size=1024)
-SMALL_SHARDS = dict(shard_size_mb=0.1, workers=0, chunk_docs=16, val_min_docs=3)
+SMALL_SHARDS = {"shard_size_mb": 0.1, "workers": 0, "chunk_docs": 16, "val_min_docs": 3}
+
+
+@pytest.fixture(scope="session")
+def multilingual() -> list[str]:
+    return list(MULTILINGUAL)
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,12 @@ from infir.tokenize.chat import chat_stop_token_ids, use_chat_eos
 from infir.tokenize.config import ENDOFTEXT, IM_END, IM_START, PAD, TokenizerConfig
 from infir.tokenize.tokenizer import document_end_token, load_tokenizer, train_tokenizer
 
-from conftest import MULTILINGUAL
-
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, corpus_docs):
     out = tmp_path_factory.mktemp("tok")
-    train_tokenizer((d["text"] for d in corpus_docs), TokenizerConfig(vocab_size=1024), out, log=lambda *_: None)
+    texts = (d["text"] for d in corpus_docs)
+    train_tokenizer(texts, TokenizerConfig(vocab_size=1024), out, log=lambda *_: None)
     return out
 
 
@@ -24,8 +23,9 @@ def tok(saved):
     return AutoTokenizer.from_pretrained(saved)
 
 
-def test_round_trip_mixed_corpus(tok, corpus_docs):
-    texts = [d["text"] for d in corpus_docs] + MULTILINGUAL + ["\x00\x7f control \x1b[31m", "🤖" * 50, " x", "\n"]
+def test_round_trip_mixed_corpus(tok, corpus_docs, multilingual):
+    odd = ["\x00\x7f control \x1b[31m", "🤖" * 50, " x", "\n"]
+    texts = [d["text"] for d in corpus_docs] + multilingual + odd
     for text in texts:
         ids = tok.encode(text, add_special_tokens=False)
         assert tok.decode(ids) == text, text[:80]
@@ -57,7 +57,8 @@ def test_chat_template_assistant_mask(tok):
                 {"role": "assistant", "content": "12+30 = 42. The answer is 42."},
                 {"role": "user", "content": "And 2+2?"},
                 {"role": "assistant", "content": "The answer is 4."}]
-    out = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    out = tok.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
     ids, mask = out["input_ids"], out["assistant_masks"]
     assert len(ids) == len(mask)
     spans, current = [], []
@@ -67,7 +68,8 @@ def test_chat_template_assistant_mask(tok):
         elif current:
             spans.append(current)
             current = []
-    assert [tok.decode(s) for s in spans] == [f"12+30 = 42. The answer is 42.{IM_END}", f"The answer is 4.{IM_END}"]
+    assert [tok.decode(s) for s in spans] == [f"12+30 = 42. The answer is 42.{IM_END}",
+                                              f"The answer is 4.{IM_END}"]
     text = tok.apply_chat_template(messages[:2], tokenize=False, add_generation_prompt=True)
     assert text == (f"{IM_START}system\nBe brief.{IM_END}\n{IM_START}user\nWhat is 12+30?{IM_END}\n"
                     f"{IM_START}assistant\n")
@@ -77,7 +79,8 @@ def test_chat_eos_stops_at_end_of_turn(saved):
     from transformers import GenerationConfig
 
     tok = AutoTokenizer.from_pretrained(saved)
-    assert chat_stop_token_ids(tok) == [tok.convert_tokens_to_ids(IM_END), tok.convert_tokens_to_ids(ENDOFTEXT)]
+    im_end, endoftext = tok.convert_tokens_to_ids(IM_END), tok.convert_tokens_to_ids(ENDOFTEXT)
+    assert chat_stop_token_ids(tok) == [im_end, endoftext]
 
     class FakeModel:  # use_chat_eos only touches the two config objects
         generation_config = GenerationConfig()
@@ -86,8 +89,7 @@ def test_chat_eos_stops_at_end_of_turn(saved):
     model = FakeModel()
     stops = use_chat_eos(tok, model)
     assert tok.eos_token == IM_END
-    assert model.generation_config.eos_token_id == stops == [tok.convert_tokens_to_ids(IM_END),
-                                                           tok.convert_tokens_to_ids(ENDOFTEXT)]
+    assert model.generation_config.eos_token_id == stops == [im_end, endoftext]
     assert model.generation_config.pad_token_id == tok.convert_tokens_to_ids(PAD)
 
 
@@ -96,7 +98,8 @@ def test_train_is_deterministic(tmp_path, corpus_docs):
     a = train_tokenizer((d["text"] for d in corpus_docs), cfg, tmp_path / "a", log=lambda *_: None)
     b = train_tokenizer((d["text"] for d in corpus_docs), cfg, tmp_path / "b", log=lambda *_: None)
     assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
-    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
+    saved_a, saved_b = (tmp_path / name / "tokenizer.json" for name in "ab")
+    assert saved_a.read_bytes() == saved_b.read_bytes()
 
 
 def test_config_requires_document_end_and_pad():
@@ -109,7 +112,8 @@ def test_load_by_path_and_directory(saved):
     assert by_dir.eos_token == ENDOFTEXT and by_dir.chat_template
     by_file = load_tokenizer(saved / "tokenizer.json")  # a bare tokenizer.json: specials inferred
     assert by_file.eos_token == ENDOFTEXT and by_file.pad_token == PAD
-    assert by_file.encode("héllo 42", add_special_tokens=False) == by_dir.encode("héllo 42", add_special_tokens=False)
+    sample = "héllo 42"
+    assert by_file.encode(sample, add_special_tokens=False) == by_dir.encode(sample, add_special_tokens=False)
 
 
 def test_missing_tokenizer_fails_clearly(tmp_path):

@@ -52,12 +52,15 @@ class TokenizeConfig(Section):
     default_domain: str = "web"  # domain of documents without metadata.domain
     val_fraction: float = Field(0.01, ge=0, lt=1)  # held-out documents per domain, chosen by id hash
     val_min_docs: int = Field(4, ge=0)  # ... but at least this many per domain (when it has more)
+    val_max_docs: int = Field(2000, ge=0)  # ... and at most this many: loss estimates need no more
     seq_len: int = Field(512, ge=8)  # default sequence length of loaders built on this stage's output
-    mixtures: dict[str, dict[str, float]] | None = None  # override curate's mixture weights: {mix: {domain: w}}
+    # Override curate's mixture weights: {mix: {domain: weight}}.
+    mixtures: dict[str, dict[str, float]] | None = None
 
     @model_validator(mode="after")
-    def _check_mixtures(self) -> "TokenizeConfig":
+    def _check_mixtures(self) -> TokenizeConfig:
         for mix, weights in (self.mixtures or {}).items():
             if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-                raise ValueError(f"tokenize.mixtures.{mix}: weights must be >= 0 with a positive sum, got {weights}")
+                raise ValueError(f"tokenize.mixtures.{mix}: weights must be >= 0 with a positive sum, "
+                                 f"got {weights}")
         return self

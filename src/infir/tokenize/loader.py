@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infir.tokenize.packing import IGNORE_INDEX, pack_row
-from infir.tokenize.shards import ShardSet, read_index
+from infir.tokenize.packing import pack_row
+from infir.tokenize.shards import ShardSet
 
 BLOCK = 1 << 14
 
@@ -68,7 +68,8 @@ class MixtureSchedule:
 
     def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         if b not in self._cache:
-            sets = _rng(self.seed, "mixture", b).permutation(np.repeat(np.arange(len(self.names)), self.counts))
+            dealt = np.repeat(np.arange(len(self.names)), self.counts)
+            sets = _rng(self.seed, "mixture", b).permutation(dealt)
             rank_in_block = np.empty(BLOCK, dtype=np.int64)
             for s in range(len(self.names)):
                 where = np.flatnonzero(sets == s)
@@ -135,7 +136,8 @@ class PackedMixtureLoader:
     def __init__(self, shard_sets: dict[str, ShardSet], weights: dict[str, float], seq_len: int,
                  global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1, num_workers: int = 0):
         if global_batch_size % world_size:
-            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by world_size {world_size}")
+            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
+                             f"world_size {world_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         missing = [n for n, w in weights.items() if w > 0 and n not in shard_sets]
@@ -189,8 +191,8 @@ class PackedMixtureLoader:
         mine = self.state_dict()
         for key in ("seed", "seq_len", "global_batch_size", "weights", "epoch_tokens"):
             if state.get(key) != mine[key]:
-                raise ValueError(f"loader state does not match this loader: {key} is {state.get(key)!r} in the "
-                                 f"checkpoint, {mine[key]!r} here")
+                raise ValueError(f"loader state does not match this loader: {key} is {state.get(key)!r} "
+                                 f"in the checkpoint, {mine[key]!r} here")
         self.step = int(state["step"])
 
 
@@ -217,76 +219,34 @@ class _StepBatches(torch.utils.data.IterableDataset):
 
 
 # ---- reading the tokenize stage's output ---------------------------------------------------------
-MIXTURES_FILE = "mixtures.json"
+LOADER_FILE = "loader.json"  # {"seq_len": default sequence length, "mixtures": {mix: {domain: weight}}}
 
 
-def read_mixtures(tokenize_dir: Path) -> dict[str, dict[str, float]]:
-    path = Path(tokenize_dir) / MIXTURES_FILE
+def read_loader_defaults(tokenize_dir: Path) -> dict:
+    path = Path(tokenize_dir) / LOADER_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no mixture weights (has the tokenize stage completed?)")
+        raise FileNotFoundError(f"{path}: no loader settings (has the tokenize stage completed?)")
     return json.loads(path.read_text())
 
 
-def build_loader(tokenize_dir: Path, mix: str, seq_len: int, global_batch_size: int, seed: int,
+def read_mixtures(tokenize_dir: Path) -> dict[str, dict[str, float]]:
+    return read_loader_defaults(tokenize_dir)["mixtures"]
+
+
+def build_loader(tokenize_dir: Path, mix: str, seq_len: int | None, global_batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1, num_workers: int = 0, verify: bool = True
                  ) -> PackedMixtureLoader:
-    """The training loader of mixture `mix` ("pretrain", "anneal", ...) over the stage's train split."""
+    """The training loader of mixture `mix` ("pretrain", "anneal", ...) over the stage's train split.
+
+    `seq_len` None takes the stage's `tokenize.seq_len`. `num_workers` 0 is usually right: packing
+    is numpy slicing, far faster than any training step, and workers add inter-process copies.
+    """
     tokenize_dir = Path(tokenize_dir)
-    mixtures = read_mixtures(tokenize_dir)
+    defaults = read_loader_defaults(tokenize_dir)
+    mixtures = defaults["mixtures"]
     if mix not in mixtures:
-        raise KeyError(f"{tokenize_dir / MIXTURES_FILE}: no mixture {mix!r}; it has {sorted(mixtures)}")
+        raise KeyError(f"{tokenize_dir / LOADER_FILE}: no mixture {mix!r}; it has {sorted(mixtures)}")
     weights = {d: w for d, w in mixtures[mix].items() if w > 0}
     sets = {d: ShardSet.open(tokenize_dir / "shards", d, "train", verify=verify) for d in weights}
-    return PackedMixtureLoader(sets, weights, seq_len, global_batch_size, seed, rank, world_size, num_workers)
-
-
-class ValidationBatches:
-    """The held-out documents of every domain, packed in order, as a finite, repeatable list of batches.
-
-    Each pass yields the same batches. Rows are padded to whole global batches so every rank runs
-    the same number of steps; padding has no targets.
-    """
-
-    def __init__(self, tokenize_dir: Path, seq_len: int, global_batch_size: int, rank: int = 0,
-                 world_size: int = 1, domains: list[str] | None = None, verify: bool = True):
-        if global_batch_size % world_size:
-            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by world_size {world_size}")
-        shards_dir = Path(tokenize_dir) / "shards"
-        index = read_index(shards_dir)
-        self.pad_id = int(index["pad_id"])
-        self.seq_len, self.global_batch_size = seq_len, global_batch_size
-        self.rank, self.batch_size = rank, global_batch_size // world_size
-        self.domains = sorted(index["domains"]) if domains is None else domains
-        self.rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for domain in self.domains:
-            self.rows.extend(self._pack(ShardSet.open(shards_dir, domain, "val", verify=verify)))
-        while len(self.rows) % global_batch_size:
-            self.rows.append(pack_row([], seq_len, self.pad_id))
-
-    def _pack(self, shard_set: ShardSet) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        fragments, used = [], 0
-        for doc in range(shard_set.n_docs):
-            start, length = 0, int(shard_set.doc_len[doc])
-            while start < length:
-                take = min(length - start, self.seq_len - used)
-                fragments.append(shard_set.doc_tokens(doc, start, start + take))
-                start, used = start + take, used + take
-                if used == self.seq_len:
-                    yield pack_row(fragments, self.seq_len)
-                    fragments, used = [], 0
-        if fragments:
-            yield pack_row(fragments, self.seq_len, self.pad_id)
-
-    def __len__(self) -> int:
-        return len(self.rows) // self.global_batch_size
-
-    @property
-    def target_tokens(self) -> int:
-        return sum(int((labels != IGNORE_INDEX).sum()) for _, _, labels in self.rows)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for step in range(len(self)):
-            first = step * self.global_batch_size + self.rank * self.batch_size
-            ids, pos, labels = (np.stack(col) for col in zip(*self.rows[first: first + self.batch_size]))
-            yield {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
-                   "position_ids": torch.from_numpy(pos)}
+    return PackedMixtureLoader(sets, weights, seq_len or int(defaults["seq_len"]), global_batch_size, seed,
+                               rank, world_size, num_workers)

@@ -30,7 +30,14 @@ from tokenizers import Tokenizer
 
 from infir.run import read_json, write_json
 from infir.tokenize.config import TokenizeConfig
-from infir.tokenize.shards import FORMAT_VERSION, INDEX_FILE, ShardWriter, doc_key, dtype_for_vocab
+from infir.tokenize.shards import (
+    FORMAT_VERSION,
+    INDEX_FILE,
+    ShardWriter,
+    doc_key,
+    dtype_for_vocab,
+    read_index,
+)
 from infir.tokenize.sources import RecordReader, parse_record
 
 JOBS_DIR = "_jobs"
@@ -97,13 +104,19 @@ def _job_name(file_index: int, part: int) -> str:
     return f"{file_index:04d}-{part:05d}"
 
 
-def _done_matches(path: Path, spec: EncodingSpec, cfg: TokenizeConfig, source: Path) -> dict | None:
+def _reusable(path: Path, spec: EncodingSpec, cfg: TokenizeConfig, source: Path,
+              dtype: np.dtype) -> dict | None:
+    """The done file of a job when it was made the same way and its shards are still whole, else None."""
     if not path.exists():
         return None
     done = read_json(path)
     same = (done.get("tokenizer") == spec.fingerprint and done.get("shard_size_mb") == cfg.shard_size_mb
             and done.get("source") == str(source) and done.get("default_domain") == cfg.default_domain)
-    return done if same else None
+    shards_dir = path.parent.parent
+    bins = [(shards_dir / domain / f"{meta['name']}.bin", meta["tokens"] * dtype.itemsize)
+            for domain, meta in done.get("shards", {}).items()]
+    whole = all(p.is_file() and p.stat().st_size == size for p, size in bins)
+    return done if same and whole else None
 
 
 class ShardingRun:
@@ -127,7 +140,8 @@ class ShardingRun:
             for lineno, size, payload in reader:
                 if job is None:
                     name = _job_name(file_index, part)
-                    done = _done_matches(self.out_dir / JOBS_DIR / f"{name}.json", self.spec, cfg, path)
+                    done_file = self.out_dir / JOBS_DIR / f"{name}.json"
+                    done = _reusable(done_file, self.spec, cfg, path, self.dtype)
                     skipping = done is not None
                     if skipping:
                         self.jobs_done.append(done)
@@ -227,12 +241,14 @@ class ShardingRun:
         docs = sum(d["docs"] for d in domains.values())
         input_bytes = sum(d["input_bytes"] for d in self.jobs_done)
         index = {"format": FORMAT_VERSION, "dtype": self.dtype.name, "vocab_size": self.spec.vocab_size,
-                 "doc_end_id": self.spec.doc_end_id, "pad_id": self.spec.pad_id, "tokenizer": self.spec.fingerprint,
+                 "doc_end_id": self.spec.doc_end_id, "pad_id": self.spec.pad_id,
+                 "tokenizer": self.spec.fingerprint,
                  "domains": dict(sorted(domains.items()))}
         write_json(self.out_dir / INDEX_FILE, index)
         rate = tokens / seconds if seconds > 0 else float("inf")
         self.log(f"tokenize: {docs} docs, {tokens} tokens from {input_bytes / 1e6:.1f} MB of input in "
-                 f"{seconds:.1f}s ({rate / 1e6:.2f}M tokens/s, {input_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s; "
+                 f"{seconds:.1f}s ({rate / 1e6:.2f}M tokens/s, "
+                 f"{input_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s; "
                  f"{len(self.jobs_done)} shard jobs, {self.jobs_skipped} reused, {self.cfg.workers} workers)")
         return {"docs": docs, "tokens": tokens, "input_bytes": input_bytes, "seconds": round(seconds, 3),
                 "tokens_per_s": round(rate, 1), "jobs": len(self.jobs_done), "jobs_reused": self.jobs_skipped,
@@ -241,14 +257,12 @@ class ShardingRun:
                             for d, e in index["domains"].items()}}
 
 
-def select_validation(out_dir: Path, fraction: float, min_docs: int) -> dict[str, dict]:
+def select_validation(out_dir: Path, fraction: float, min_docs: int, max_docs: int) -> dict[str, dict]:
     """Hold out the documents with the smallest id hashes per domain; writes `<domain>/val_docs.npy`.
 
-    max(ceil(fraction * docs), min_docs) documents, never more than half of a domain, none when
-    both settings are zero. Depends on document ids only, not on sharding or workers.
+    max(ceil(fraction * docs), min_docs) documents, at most max_docs and half of the domain, none
+    when fraction and min_docs are zero. Depends on document ids only, not on sharding or workers.
     """
-    from infir.tokenize.shards import read_index
-
     index = read_index(out_dir)
     result = {}
     for domain, entry in index["domains"].items():
@@ -259,7 +273,7 @@ def select_validation(out_dir: Path, fraction: float, min_docs: int) -> dict[str
         lens_all = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
         n = len(keys_all)
         want = 0 if (fraction == 0 and min_docs == 0) else max(math.ceil(fraction * n), min_docs)
-        k = min(want, n // 2)
+        k = min(want, max_docs, n // 2)
         order = np.lexsort((np.arange(n), keys_all))  # by key, ties by position: deterministic
         val = np.sort(order[:k]).astype(np.int64)
         np.save(folder / "val_docs.npy", val)

@@ -94,7 +94,7 @@ class Shard:
     keys: np.ndarray      # uint64, docs
 
     @classmethod
-    def open(cls, folder: Path, meta: dict, dtype: np.dtype, verify: bool = True) -> "Shard":
+    def open(cls, folder: Path, meta: dict, dtype: np.dtype, verify: bool = True) -> Shard:
         path = Path(folder) / f"{meta['name']}.bin"
         if not path.exists():
             raise ShardError(f"{path}: shard file is missing")
@@ -110,8 +110,8 @@ class Shard:
             raise ShardError(f"{path}: cannot read its document index ({e})") from e
         if (offsets.ndim != 1 or len(offsets) != meta["docs"] + 1 or len(keys) != meta["docs"]
                 or offsets[0] != 0 or offsets[-1] != meta["tokens"] or np.any(np.diff(offsets) <= 0)):
-            raise ShardError(f"{path}: corrupt document index (offsets do not partition {meta['tokens']} tokens "
-                             f"into {meta['docs']} non-empty documents)")
+            raise ShardError(f"{path}: corrupt document index (offsets do not partition "
+                             f"{meta['tokens']} tokens into {meta['docs']} non-empty documents)")
         if verify and _checksum(path) != meta["xxh3"]:
             raise ShardError(f"{path}: corrupt shard: checksum mismatch")
         tokens = (np.memmap(path, dtype=dtype, mode="r") if meta["tokens"]
@@ -124,10 +124,10 @@ class ShardSet:
 
     def __init__(self, name: str, shards: list[Shard], select: np.ndarray | None = None):
         self.name, self.shards = name, shards
-        doc_shard = np.concatenate([np.full(len(s.offsets) - 1, i, dtype=np.int32) for i, s in enumerate(shards)]
-                                   ) if shards else np.zeros(0, dtype=np.int32)
-        doc_start = np.concatenate([s.offsets[:-1] for s in shards]) if shards else np.zeros(0, dtype=np.int64)
-        doc_len = np.concatenate([np.diff(s.offsets) for s in shards]) if shards else np.zeros(0, dtype=np.int64)
+        doc_shard = np.concatenate([np.full(len(s.offsets) - 1, i, np.int32) for i, s in enumerate(shards)]
+                                   + [np.zeros(0, np.int32)])
+        doc_start = np.concatenate([s.offsets[:-1] for s in shards] + [np.zeros(0, np.int64)])
+        doc_len = np.concatenate([np.diff(s.offsets) for s in shards] + [np.zeros(0, np.int64)])
         if select is not None:
             doc_shard, doc_start, doc_len = doc_shard[select], doc_start[select], doc_len[select]
         self.doc_shard, self.doc_start, self.doc_len = doc_shard, doc_start, doc_len
@@ -148,7 +148,7 @@ class ShardSet:
         return shard.tokens[base + start: base + stop]
 
     @classmethod
-    def open(cls, shards_dir: Path, domain: str, split: str = "train", verify: bool = True) -> "ShardSet":
+    def open(cls, shards_dir: Path, domain: str, split: str = "train", verify: bool = True) -> ShardSet:
         """`split`: "train" (all but the held-out documents), "val" (the held-out ones) or "all"."""
         index = read_index(shards_dir)
         if domain not in index["domains"]:
@@ -157,7 +157,8 @@ class ShardSet:
         dtype = np.dtype(index["dtype"])
         folder = Path(shards_dir) / domain
         shards = [Shard.open(folder, meta, dtype, verify) for meta in entry["shards"]]
-        val = np.load(folder / "val_docs.npy") if (folder / "val_docs.npy").exists() else np.zeros(0, np.int64)
+        val_file = folder / "val_docs.npy"
+        val = np.load(val_file) if val_file.exists() else np.zeros(0, np.int64)
         total = sum(meta["docs"] for meta in entry["shards"])
         if split == "all":
             select = None

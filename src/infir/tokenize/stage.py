@@ -6,7 +6,7 @@ Writes into the stage directory:
   shards/<domain>/     token shards (`shards.py`), `val_docs.npy` (the held-out documents)
   shards/index.json    every shard with counts and checksums
   shards/_jobs/        per-shard-job done files (resume)
-  mixtures.json        {mix: {domain: weight}} that `loader.build_loader` samples by
+  loader.json          {"seq_len", "mixtures": {mix: {domain: weight}}}: what `loader.build_loader` reads
 Rerunning after an interruption keeps the trained tokenizer and the finished shard jobs (register
 the stage as resumable).
 """
@@ -20,11 +20,16 @@ from pathlib import Path
 
 from infir.run import read_json, write_json
 from infir.tokenize.config import TokenizeConfig, TokenizerConfig
-from infir.tokenize.loader import MIXTURES_FILE
+from infir.tokenize.loader import LOADER_FILE
 from infir.tokenize.pipeline import EncodingSpec, ShardingRun, select_validation
 from infir.tokenize.sources import RecordReader, find_inputs, parse_record
-from infir.tokenize.tokenizer import (document_end_token, load_tokenizer, save_tokenizer, tokenizer_fingerprint,
-                                      train_tokenizer)
+from infir.tokenize.tokenizer import (
+    document_end_token,
+    load_tokenizer,
+    save_tokenizer,
+    tokenizer_fingerprint,
+    train_tokenizer,
+)
 
 TOKENIZER_DONE = "_tokenizer_done.json"
 
@@ -37,8 +42,9 @@ def run(ctx) -> dict:
                            mixtures_path if mixtures_path.exists() else None)
 
 
-def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: TokenizerConfig, cfg: TokenizeConfig,
-                    mixtures_path: Path | None = None, log=print, progress: bool = True) -> dict:
+def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: TokenizerConfig,
+                    cfg: TokenizeConfig, mixtures_path: Path | None = None, log=print,
+                    progress: bool = True) -> dict:
     """The whole stage on explicit inputs (a folder or a list of files); returns the summary."""
     out_dir = Path(out_dir)
     files = find_inputs(inputs) if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
@@ -46,12 +52,12 @@ def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: Tok
     spec = encoding_spec(tokenizer, out_dir / "tokenizer")
     shards_dir = out_dir / "shards"
     sharding = ShardingRun(files, spec, shards_dir, cfg, log=log, progress=progress).run()
-    val = select_validation(shards_dir, cfg.val_fraction, cfg.val_min_docs)
+    val = select_validation(shards_dir, cfg.val_fraction, cfg.val_min_docs, cfg.val_max_docs)
     domains = {d: {"docs": s["docs"], "tokens": s["tokens"], "train_docs": s["docs"] - val[d]["docs"],
                    "train_tokens": s["tokens"] - val[d]["tokens"], "val_docs": val[d]["docs"],
                    "val_tokens": val[d]["tokens"]} for d, s in sharding["domains"].items()}
     mixtures, dropped = resolve_mixtures(mixtures_path, cfg.mixtures, domains, log)
-    write_json(out_dir / MIXTURES_FILE, mixtures)
+    write_json(out_dir / LOADER_FILE, {"seq_len": cfg.seq_len, "mixtures": mixtures})
     return {"tokenizer": tokenizer_info, "inputs": [str(p) for p in files], "domains": domains,
             "mixtures": mixtures, "dropped_from_mixtures": dropped, "seq_len": cfg.seq_len,
             "sharding": {k: v for k, v in sharding.items() if k != "domains"}}
@@ -106,8 +112,11 @@ def sample_texts(files: list[Path], default_domain: str) -> Iterator[str]:
         iterators = alive
 
 
-def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, dict[str, float]] | None,
-                     domains: dict[str, dict], log) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+Weights = dict[str, float]
+
+
+def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, Weights] | None,
+                     domains: dict[str, dict], log) -> tuple[dict[str, Weights], dict[str, list[str]]]:
     """Mixture weights per mix, normalized, over domains that have training tokens.
 
     Sources, later wins: `natural` (proportional to tokens), curate's mixtures.json, the
@@ -121,7 +130,8 @@ def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, dict[str, 
             curated = json.loads(Path(mixtures_path).read_text())
             raw.update({mix: dict(spec["weights"]) for mix, spec in curated.items()})
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{mixtures_path}: expected {{mix: {{'weights': {{domain: weight}}}}}} ({e})") from e
+            expected = "{mix: {'weights': {domain: weight}}}"
+            raise ValueError(f"{mixtures_path}: expected {expected} ({e})") from e
     raw.update(overrides or {})
     raw.setdefault("pretrain", natural)
     mixtures, dropped = {}, {}

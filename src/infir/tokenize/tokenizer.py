@@ -101,8 +101,8 @@ def load_tokenizer(path_or_name: str | Path):
         try:
             tok = AutoTokenizer.from_pretrained(str(path_or_name))
         except OSError as e:
-            raise FileNotFoundError(f"cannot load tokenizer {str(path_or_name)!r}: not a tokenizer directory or "
-                                    f"tokenizer.json, and not loadable from the hub ({e})") from e
+            raise FileNotFoundError(f"cannot load tokenizer {str(path_or_name)!r}: not a tokenizer directory "
+                                    f"or tokenizer.json, and not loadable from the hub ({e})") from e
     if tok.chat_template is None and has_chatml_tokens(tok):
         tok.chat_template = CHATML_TEMPLATE
     if document_end_token(tok) is None:
