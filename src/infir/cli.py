@@ -108,7 +108,7 @@ def _print_highlights(name: str, summary: dict) -> None:
 
 
 def cmd_run(argv: list[str]) -> int:
-    args = _stage_parser("infir run", "run a recipe's stages in order").parse_args(argv)
+    args = _stage_parser("infir run", "run a recipe's stages in order").parse_intermixed_args(argv)
     recipe = _load(args.args)
     if args.dry_run:
         from infir.config import dump_recipe
@@ -121,7 +121,7 @@ def cmd_run(argv: list[str]) -> int:
 def cmd_stage(name: str, argv: list[str]) -> int:
     from infir.stages import STAGES
 
-    args = _stage_parser(f"infir {name}", STAGES[name].help).parse_args(argv)
+    args = _stage_parser(f"infir {name}", STAGES[name].help).parse_intermixed_args(argv)
     recipe = _load(args.args)
     if args.dry_run:
         import yaml

@@ -107,16 +107,27 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_override(tree: dict, keys: list[str], value: Any) -> None:
-    node = tree
-    for k in keys[:-1]:
-        nxt = node.get(k)
-        if not isinstance(nxt, dict):
-            nxt = {} if nxt is None else nxt
-            if not isinstance(nxt, dict):
-                raise RecipeError(f"override {'.'.join(keys)}: {k!r} is not a section")
-            node[k] = nxt
-        node = nxt
-    node[keys[-1]] = value
+    """Set `tree[k1][k2]...[kn] = value`; integer parts index lists (`curate.sources.0.limit=5`)."""
+    node: Any = tree
+    for depth, k in enumerate(keys):
+        last = depth == len(keys) - 1
+        where = ".".join(keys[:depth + 1])
+        if isinstance(node, list):
+            if not k.isdigit() or int(k) >= len(node):
+                raise RecipeError(f"override {'.'.join(keys)}: {where} is not an item of a list of {len(node)}")
+            if last:
+                node[int(k)] = value
+            else:
+                node = node[int(k)]
+            continue
+        if not isinstance(node, dict):
+            raise RecipeError(f"override {'.'.join(keys)}: {'.'.join(keys[:depth])} is not a section")
+        if last:
+            node[k] = value
+        else:
+            if node.get(k) is None:
+                node[k] = {}
+            node = node[k]
 
 
 def load_recipe(name_or_path: str | Path = "tiny", overrides: list[str] | None = None) -> Recipe:

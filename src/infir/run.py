@@ -155,7 +155,7 @@ def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False
     """Run one stage with the skip / rerun / resume contract above; returns its summary."""
     stage_dir = run_dir / stage.name
     if not force and is_complete(recipe, stage, run_dir):
-        log(f"[skip] {stage.name}: complete and unchanged ({stage_dir})")
+        log(f"skipped {stage.name}: complete and unchanged ({stage_dir})")
         return read_json(stage_dir / "summary.json")
     marker = stage_dir / MARKER
     stale = marker.exists() or force

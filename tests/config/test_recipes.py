@@ -66,3 +66,10 @@ def test_missing_recipe_lists_the_embedded_ones():
 def test_repo_recipes_folder_is_the_embedded_one():
     repo_recipes = Path(__file__).resolve().parents[2] / "recipes"
     assert {p.name for p in repo_recipes.glob("*.yaml")} == {p.name for p in RECIPES}
+
+
+def test_override_indexes_lists():
+    recipe = load_recipe("tiny", ["curate.sources.0.kwargs.max_docs=3"])
+    assert recipe.curate.sources[0].kwargs["max_docs"] == 3
+    with pytest.raises(RecipeError, match="not an item"):
+        load_recipe("tiny", ["curate.sources.99.limit=3"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 from infir.run import StageContext
 from infir.train.config import TrainConfig
 from infir.train.parallel import DistInfo, init_distributed
@@ -63,7 +61,8 @@ def fit_stage(ctx: StageContext, cfg: TrainConfig, model, tokenizer, data, val_d
 
 
 def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
-    from infir.tokenize.loader import ValidationBatches, build_loader
+    from infir.tokenize.loader import build_loader
+    from infir.tokenize.validation import ValidationBatches
 
     info = init_distributed(ctx.recipe.runtime.device)
     init = resolve_init(ctx, cfg.init_from)
@@ -74,9 +73,9 @@ def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
                   rank=info.rank, world_size=info.world_size)
     data = build_loader(tok_dir, cfg.data_mix, **common)
     val = None
-    if cfg.val_batches:  # a fixed list, so every validation sees the same batches
-        val = list(itertools.islice(ValidationBatches(tok_dir, cfg.seq_len, cfg.global_batch_size, info.rank,
-                                                      info.world_size), cfg.val_batches))
+    if cfg.val_batches:  # repeatable: every validation sees the same batches
+        val = ValidationBatches(tok_dir, cfg.seq_len, cfg.global_batch_size, info.rank, info.world_size,
+                                max_batches=cfg.val_batches)
     return fit_stage(ctx, cfg, model, tokenizer, data, val, info, {"data_mix": cfg.data_mix})
 
 

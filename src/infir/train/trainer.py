@@ -252,7 +252,8 @@ class Trainer:
                 if not math.isfinite(stats["loss"]):
                     raise FloatingPointError(f"loss became {stats['loss']} at step {self.step}")
                 record = None
-                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                validate_now = bool(cfg.val_every) and self.step % cfg.val_every == 0 and self.step < cfg.max_steps
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or validate_now:
                     elapsed = time.perf_counter() - window_t
                     tps = window_tokens / elapsed if elapsed > 0 else 0.0
                     record = {"step": self.step, "loss": round(stats["loss"], 6), "lr": stats["lr"],
@@ -260,8 +261,7 @@ class Trainer:
                               "tokens_per_s": round(tps, 1),
                               "mfu": round(tps * self.flops_per_token / self.peak, 5)}
                     window_t, window_tokens = time.perf_counter(), 0
-                if cfg.val_every and self.step % cfg.val_every == 0 and self.step < cfg.max_steps:
-                    record = record or {"step": self.step, "loss": round(stats["loss"], 6)}
+                if validate_now:
                     record["val_loss"] = self.validate()
                 if record and self.info.is_main:
                     self.metrics.log(record)
