@@ -29,7 +29,7 @@ def main() -> None:
     info = init_distributed("cpu")
     cfg = TrainConfig(max_steps=args.steps, global_batch_size=8, micro_batch_size=args.micro, seq_len=32,
                       log_every=1, save_every=args.save_every, keep_last=2, deterministic=True,
-                      optimizer={"lr": 3e-3}, peak_flops=1e12)
+                      optimizer={"lr": 3e-3}, peak_flops=1e12, precision="fp32")
     data = RandomTokens(64, 32, 8, rank=info.rank, world=info.world_size)
     sleep = args.step_sleep
 

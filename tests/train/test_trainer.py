@@ -32,7 +32,8 @@ def losses(path: Path) -> dict[int, float]:
 def fit(tmp_path, name, **overrides):
     torch.manual_seed(0)
     cfg = TrainConfig(**{"max_steps": 12, "global_batch_size": 8, "micro_batch_size": 8, "seq_len": 32,
-                         "log_every": 1, "optimizer": {"lr": 3e-3}, "peak_flops": 1e12, **overrides})
+                         "log_every": 1, "optimizer": {"lr": 3e-3}, "peak_flops": 1e12, "precision": "fp32",
+                         **overrides})
     trainer = Trainer(cfg, tiny_model(), None, RandomTokens(64, 32, 8), tmp_path / name, DistInfo(),
                       val_data=[RandomTokens(64, 32, 8, seed=99).batch_at(0)], log=lambda m: None)
     return trainer.fit(), losses(tmp_path / name)
@@ -146,3 +147,17 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
     assert sorted(a) == sorted(b)
     for step in a:
         assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6)
+
+
+def test_bf16_autocast_trains_and_auto_resolves(tmp_path):
+    from infir.train.config import resolve_precision
+
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    result, curve = fit(tmp_path, "bf16", max_steps=20, precision="bf16")
+    assert curve[20] < curve[1] - 0.3
+    from safetensors.torch import load_file
+
+    ckpt = sorted((tmp_path / "bf16" / "checkpoints").iterdir())[-1]
+    weights = load_file(ckpt / "model.safetensors")
+    assert all(t.dtype == torch.float32 for t in weights.values())  # master weights stay fp32

@@ -18,6 +18,7 @@ class ConversationSource(Section):
     type: Literal["jsonl", "hf", "generated", "synth"]
     path: str | None = None
     name: str | None = None
+    subset: str | None = None  # Hugging Face dataset config
     split: str = "train"
     limit: int | None = Field(None, ge=1)
     families: list[str] = Field(default_factory=list)

@@ -108,7 +108,7 @@ def _source_records(src: ConversationSource, run_dir: Path | None) -> Iterator[t
     elif src.type == "hf":
         from datasets import load_dataset
 
-        ds = load_dataset(src.name, split=src.split, streaming=True)
+        ds = load_dataset(src.name, src.subset, split=src.split, streaming=True)
         for i, row in enumerate(ds):
             yield f"{src.name}[{src.split}]#{i}", row
     elif src.type == "generated":

@@ -9,6 +9,26 @@ from pydantic import Field, model_validator
 from infir.config_base import Section
 
 
+def cpu_has_fast_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device) -> str:
+    """The precision a run really uses: `auto` becomes bf16 or fp32 for `device`."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
 class OptimizerConfig(Section):
     lr: float = Field(1e-3, ge=0)
     betas: tuple[float, float] = (0.9, 0.95)
@@ -38,7 +58,9 @@ class TrainConfig(Section):
     micro_batch_size: int = Field(8, ge=1)
     seq_len: int = Field(256, ge=8)
     data_mix: str = "pretrain"
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # auto: bf16 autocast where the hardware runs it fast (GPUs with bf16, CPUs with AMX/AVX512-BF16),
+    # else fp32. Weights and optimizer state stay fp32 either way.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
     activation_checkpointing: bool = False
     deterministic: bool = False

@@ -53,7 +53,7 @@ def fit_stage(ctx: StageContext, cfg: TrainConfig, model, tokenizer, data, val_d
         "tokens_per_s": result.tokens_per_s, "mfu": result.mfu, "train_seconds": result.seconds,
         "resumed_from": result.resumed_from, "parameters": count_parameters(trainer.raw_model),
         "trainable_parameters": count_parameters(trainer.raw_model, trainable_only=True),
-        "precision": cfg.precision, "device": str(info.device), "world_size": info.world_size,
+        "precision": trainer.cfg.precision, "device": str(info.device), "world_size": info.world_size,
         "checkpoint": str(ctx.stage_dir / FINAL),
     }
     summary.update(extra_summary or {})

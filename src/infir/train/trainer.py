@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from infir.run import MetricsLog
 from infir.train import checkpoint as ckpt
-from infir.train.config import TrainConfig
+from infir.train.config import TrainConfig, resolve_precision
 from infir.train.flops import flops_per_token, peak_flops
 from infir.train.optim import build_optimizer, freeze_by_lr, set_lr
 from infir.train.parallel import (DistInfo, all_reduce_sum, apply_fsdp, barrier, full_model_state_dict,
@@ -62,6 +62,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, model, tokenizer, data, out_dir: Path, info: DistInfo,
                  val_data: Iterable[dict] | None = None, log: Callable[[str], None] = print,
                  on_step: Callable[[int, dict], None] | None = None):
+        cfg = cfg.model_copy(update={"precision": resolve_precision(cfg.precision, info.device)})
         self.cfg, self.tokenizer, self.data, self.info = cfg, tokenizer, data, info
         self.out_dir, self.val_data, self.log, self.on_step = Path(out_dir), val_data, log, on_step
         self.ckpt_root = self.out_dir / "checkpoints"
