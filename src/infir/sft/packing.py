@@ -133,12 +133,14 @@ class ConversationBatches:
         self.step = int(state["step"])
 
     def padding_share(self) -> float:
+        """Share of padding tokens over the first epoch, in the order training visits the rows."""
         used = sum(len(e.input_ids) for e in self.examples)
         if self.packing:
             return 1 - used / (len(self.rows) * self.seq_len)
-        # unpacked rows pad to the longest row of their batch; estimate over one epoch in order
+        lengths = np.array([len(self.examples[r[0]].input_ids) for r in self.rows])
+        order = lengths[np.random.default_rng([self.seed, 0]).permutation(len(self.rows))]
         pad = 0
-        for s in range(0, len(self.rows), self.global_batch):
-            chunk = [len(self.examples[r[0]].input_ids) for r in self.rows[s:s + self.global_batch]]
-            pad += max(chunk) * len(chunk) - sum(chunk)
+        for s in range(0, len(order), self.global_batch):
+            chunk = order[s:s + self.global_batch]
+            pad += int(chunk.max()) * len(chunk) - int(chunk.sum())
         return pad / (pad + used)
