@@ -9,6 +9,7 @@ for a letter) is judged by the first standalone letter it names.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Sequence
 
 from infir.eval.registry import register
@@ -49,6 +50,20 @@ class MMLU(Task):
     def subject(doc: dict) -> str:
         # The hub copy names it `subject`; the math-evaluation-harness export calls it `type`.
         return str(doc.get("subject") or doc.get("type") or "")
+
+    def fewshot_examples(self, doc: dict | None, k: int) -> list[dict]:
+        # lm-eval's MMLU: the first k dev questions of the same subject; without a dev split, the generic pool.
+        if k <= 0:
+            return []
+        if not hasattr(self, "_dev"):
+            single_file = self.data_path is not None and Path(self.data_path).is_file()
+            self._dev = None if single_file else self.load_records("dev", required=False)
+        dev = self._dev
+        if dev:
+            same = [d for d in dev if self.subject(d) == self.subject(doc or {})]
+            if len(same) >= k:
+                return same[:k]
+        return super().fewshot_examples(doc, k)
 
     def gold(self, doc: dict) -> int:
         answer = doc["answer"]
