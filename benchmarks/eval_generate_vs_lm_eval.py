@@ -5,7 +5,8 @@ strings, batch size and token budget. Each side is timed on its generation call 
 (`HFLM.generate_until` for lm-eval, `Generator.generate` for infir), after a two-prompt warm-up; the
 outputs are compared text for text.
 
-    python benchmarks/eval_generate_vs_lm_eval.py [--model DIR] [--n 200] [--batch-size 16] [--max-new-tokens 128]
+    python benchmarks/eval_generate_vs_lm_eval.py [--model DIR] [--n 200] [--batch-size 16] \
+        [--max-new-tokens 128]
 
 Needs `pip install -e '.[bench]'` (lm-eval) and ../shared (GSM8K, tokenizer). Without --model it trains
 the small model of `eval_tiny_model.py` first (a few minutes on CPU).
@@ -26,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_tiny_model import SHARED, train_tiny_model  # noqa: E402
 
 
-def lm_eval_generate(model_dir: Path, prompts: list[str], stops: list[str], batch_size: int,
-                     max_new_tokens: int) -> tuple[list[str], float]:
+def lm_eval_generate(
+    model_dir: Path, prompts: list[str], stops: list[str], batch_size: int, max_new_tokens: int
+) -> tuple[list[str], float]:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
@@ -35,8 +37,10 @@ def lm_eval_generate(model_dir: Path, prompts: list[str], stops: list[str], batc
     kwargs = {"until": list(stops), "do_sample": False, "max_gen_toks": max_new_tokens}
 
     def requests(ps):
-        return [Instance(request_type="generate_until", doc={}, arguments=(p, dict(kwargs)), idx=i)
-                for i, p in enumerate(ps)]
+        return [
+            Instance(request_type="generate_until", doc={}, arguments=(p, dict(kwargs)), idx=i)
+            for i, p in enumerate(ps)
+        ]
 
     lm.generate_until(requests(prompts[:2]), disable_tqdm=True)  # warm-up
     t0 = time.perf_counter()
@@ -44,8 +48,9 @@ def lm_eval_generate(model_dir: Path, prompts: list[str], stops: list[str], batc
     return outputs, time.perf_counter() - t0
 
 
-def infir_generate(model_dir: Path, prompts: list[str], stops: list[str], batch_size: int,
-                   max_new_tokens: int) -> tuple[list[str], float, int]:
+def infir_generate(
+    model_dir: Path, prompts: list[str], stops: list[str], batch_size: int, max_new_tokens: int
+) -> tuple[list[str], float, int]:
     from infir.eval.generate import Generator
 
     gen = Generator.from_pretrained(model_dir, device="cpu", dtype="float32")
@@ -73,20 +78,30 @@ def main() -> None:
     stops = task.stops(chat=False)
 
     ref, lm_eval_seconds = lm_eval_generate(model_dir, prompts, stops, args.batch_size, args.max_new_tokens)
-    ours, infir_seconds, new_tokens = infir_generate(model_dir, prompts, stops, args.batch_size,
-                                                     args.max_new_tokens)
+    ours, infir_seconds, new_tokens = infir_generate(
+        model_dir, prompts, stops, args.batch_size, args.max_new_tokens
+    )
     identical = sum(a == b for a, b in zip(ref, ours))
     for i, (a, b) in enumerate(zip(ref, ours)):
         if a != b:
             print(f"differs at prompt {i}:\n  lm-eval: {a!r}\n  infir:   {b!r}", file=sys.stderr)
             break
-    print(json.dumps({
-        "prompts": len(prompts), "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
-        "torch_threads": torch.get_num_threads(), "new_tokens": new_tokens,
-        "lm_eval_seconds": round(lm_eval_seconds, 2), "infir_seconds": round(infir_seconds, 2),
-        "identical_outputs": identical, "identical_fraction": round(identical / len(prompts), 4),
-        "speedup_vs_lm_eval": round(lm_eval_seconds / infir_seconds, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "prompts": len(prompts),
+                "batch_size": args.batch_size,
+                "max_new_tokens": args.max_new_tokens,
+                "torch_threads": torch.get_num_threads(),
+                "new_tokens": new_tokens,
+                "lm_eval_seconds": round(lm_eval_seconds, 2),
+                "infir_seconds": round(infir_seconds, 2),
+                "identical_outputs": identical,
+                "identical_fraction": round(identical / len(prompts), 4),
+                "speedup_vs_lm_eval": round(lm_eval_seconds / infir_seconds, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

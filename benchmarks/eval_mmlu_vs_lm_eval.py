@@ -17,39 +17,50 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_tiny_model import SHARED, train_tiny_model  # noqa: E402
 
-TASK_YAML = """task: infir_mmlu_stem_local
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-description: "The following are multiple choice questions (with answers) about {{{{type.replace('_', ' ')}}}}.\\n\\n"
-doc_to_text: "{{{{question.strip()}}}}\\nA. {{{{choices[0]}}}}\\nB. {{{{choices[1]}}}}\\nC. {{{{choices[2]}}}}\\nD. {{{{choices[3]}}}}\\nAnswer:"
-doc_to_choice: ["A", "B", "C", "D"]
-doc_to_target: answer
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-"""
+
+def task_config(data: Path) -> dict:
+    """lm-eval's own `mmlu_*` task definition, pointed at the local JSONL (subject field: `type`)."""
+    return {
+        "task": "infir_mmlu_stem_local",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "description": "The following are multiple choice questions (with answers) about "
+        "{{type.replace('_', ' ')}}.\n\n",
+        "doc_to_text": "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}"
+        "\nD. {{choices[3]}}\nAnswer:",
+        "doc_to_choice": ["A", "B", "C", "D"],
+        "doc_to_target": "answer",
+        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+    }
 
 
-def lm_eval_choices(model_dir: Path, data: Path, limit: int | None, batch_size: int) -> tuple[list[int], float]:
+def lm_eval_choices(
+    model_dir: Path, data: Path, limit: int | None, batch_size: int
+) -> tuple[list[int], float]:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     task_dir = Path(tempfile.mkdtemp(prefix="infir-lm-eval-task-"))
-    (task_dir / "infir_mmlu_stem_local.yaml").write_text(TASK_YAML.format(data=data))
+    (task_dir / "infir_mmlu_stem_local.yaml").write_text(yaml.safe_dump(task_config(data)))
     lm = HFLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=batch_size)
     t0 = time.perf_counter()
-    out = simple_evaluate(model=lm, tasks=["infir_mmlu_stem_local"], num_fewshot=0, limit=limit,
-                          task_manager=TaskManager(include_path=str(task_dir)), log_samples=True,
-                          bootstrap_iters=0)
+    out = simple_evaluate(
+        model=lm,
+        tasks=["infir_mmlu_stem_local"],
+        num_fewshot=0,
+        limit=limit,
+        task_manager=TaskManager(include_path=str(task_dir)),
+        log_samples=True,
+        bootstrap_iters=0,
+    )
     seconds = time.perf_counter() - t0
     samples = sorted(out["samples"]["infir_mmlu_stem_local"], key=lambda s: s["doc_id"])
     choices = []
@@ -67,8 +78,12 @@ def infir_choices(model_dir: Path, data: Path, limit: int | None, batch_size: in
 
     backend = HFBackend.load(model_dir, device="cpu", dtype="float32")
     t0 = time.perf_counter()
-    result = run_task(backend, TaskSpec(name="mmlu_stem", data_path=str(data), limit=limit),
-                      batch_size=batch_size, show_progress=False)
+    result = run_task(
+        backend,
+        TaskSpec(name="mmlu_stem", data_path=str(data), limit=limit),
+        batch_size=batch_size,
+        show_progress=False,
+    )
     return [s["choice"] for s in result.samples], time.perf_counter() - t0
 
 
@@ -79,11 +94,15 @@ def compare(model_dir: Path, data: Path, limit: int | None, batch_size: int) -> 
         raise RuntimeError(f"lm-eval scored {len(theirs)} questions, infir {len(ours)}")
     golds = [json.loads(line)["answer"] for line, _ in zip(data.open(), range(len(ours)))]
     agree = sum(a == b for a, b in zip(theirs, ours))
-    return {"questions": len(ours), "agreement": round(agree / len(ours), 4),
-            "lm_eval_accuracy": round(sum(a == g for a, g in zip(theirs, golds)) / len(ours), 4),
-            "infir_accuracy": round(sum(a == g for a, g in zip(ours, golds)) / len(ours), 4),
-            "lm_eval_seconds": round(lm_eval_seconds, 2), "infir_seconds": round(infir_seconds, 2),
-            "speedup_vs_lm_eval": round(lm_eval_seconds / infir_seconds, 2)}
+    return {
+        "questions": len(ours),
+        "agreement": round(agree / len(ours), 4),
+        "lm_eval_accuracy": round(sum(a == g for a, g in zip(theirs, golds)) / len(ours), 4),
+        "infir_accuracy": round(sum(a == g for a, g in zip(ours, golds)) / len(ours), 4),
+        "lm_eval_seconds": round(lm_eval_seconds, 2),
+        "infir_seconds": round(infir_seconds, 2),
+        "speedup_vs_lm_eval": round(lm_eval_seconds / infir_seconds, 2),
+    }
 
 
 def main() -> None:

@@ -24,8 +24,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 def build_tokenizer(shared: Path = SHARED):
     from transformers import PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(shared / "tokenizers" / "llama-test-tokenizer.json"),
-                                  bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(shared / "tokenizers" / "llama-test-tokenizer.json"),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
     tok.pad_token = tok.eos_token
     return tok
 
@@ -35,11 +39,12 @@ def training_text(shared: Path, n: int, seed: int = 0) -> list[str]:
     random.Random(seed).shuffle(rows)
     blocks = [f"Question: {r['question']}\nAnswer: {r['answer']}" for r in rows[:n]]
     # Worksheets of four problems, blank-line separated, as the tiny pretraining corpus lays them out.
-    return ["\n\n".join(blocks[i:i + 4]) for i in range(0, len(blocks), 4)]
+    return ["\n\n".join(blocks[i : i + 4]) for i in range(0, len(blocks), 4)]
 
 
-def train_tiny_model(out: Path, steps: int = 150, seq_len: int = 128, batch: int = 8, seed: int = 0,
-                     shared: Path = SHARED) -> Path:
+def train_tiny_model(
+    out: Path, steps: int = 150, seq_len: int = 128, batch: int = 8, seed: int = 0, shared: Path = SHARED
+) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -48,10 +53,19 @@ def train_tiny_model(out: Path, steps: int = 150, seq_len: int = 128, batch: int
     for text in training_text(shared, 4000, seed):
         ids += tok(text)["input_ids"] + [tok.eos_token_id]
     data = torch.tensor(ids)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=steps, pct_start=0.1)
@@ -60,7 +74,7 @@ def train_tiny_model(out: Path, steps: int = 150, seq_len: int = 128, batch: int
     model.train()
     for step in range(steps):
         starts = torch.randint(0, len(data) - seq_len - 1, (batch,), generator=gen)
-        x = torch.stack([data[s:s + seq_len] for s in starts])
+        x = torch.stack([data[s : s + seq_len] for s in starts])
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -9,9 +9,26 @@ from infir.eval.cli import main
 
 def test_eval_then_score_the_saved_samples(tmp_path, tiny_model_dir, shared):
     out = tmp_path / "results.json"
-    code = main(["--model", str(tiny_model_dir), "--tasks", "reasoning,gsm8k", "--limit", "3",
-                 "--max-new-tokens", "8", "--num-fewshot", "1", "--batch-size", "2",
-                 "--data", f"gsm8k={shared / 'benchmarks' / 'gsm8k'}", "--output", str(out)])
+    code = main(
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--tasks",
+            "reasoning,gsm8k",
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "8",
+            "--num-fewshot",
+            "1",
+            "--batch-size",
+            "2",
+            "--data",
+            f"gsm8k={shared / 'benchmarks' / 'gsm8k'}",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     results = json.loads(out.read_text())["results"]
     assert results["gsm8k"]["n"] == 3 and set(results["gsm8k"]) >= {"strict_match", "flexible_match"}
@@ -27,8 +44,22 @@ def test_eval_then_score_the_saved_samples(tmp_path, tiny_model_dir, shared):
     rows.append({"doc_index": 1, "completion": "so 3 + 4 = 7\n#### 3"})
     (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     scored_path = tmp_path / "scored.json"
-    assert main(["score", "--task", "gsm8k", "--samples", str(tmp_path / "mine.jsonl"),
-                 "--data", str(shared / "benchmarks" / "gsm8k"), "--output", str(scored_path)]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--task",
+                "gsm8k",
+                "--samples",
+                str(tmp_path / "mine.jsonl"),
+                "--data",
+                str(shared / "benchmarks" / "gsm8k"),
+                "--output",
+                str(scored_path),
+            ]
+        )
+        == 0
+    )
     scored = json.loads(scored_path.read_text())
     assert [s["correct"] for s in scored["samples"][:3]] == [s["correct"] for s in samples]
     assert scored["samples"][3]["correct"] is True  # GSM8K test item 1 has answer 3

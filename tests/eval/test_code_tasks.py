@@ -12,14 +12,28 @@ from infir.eval.registry import get_task
 from infir.eval.tasks.code import code_from_chat, pass_at_k
 
 MBPP_ROWS = [
-    {"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character "
-     "from the string.", "code": "def remove_Occ(s, ch):\n    i = s.find(ch)\n    if i >= 0:\n        s = s[:i] + "
-     "s[i + 1:]\n    j = s.rfind(ch)\n    if j >= 0:\n        s = s[:j] + s[j + 1:]\n    return s",
-     "test_list": ['assert remove_Occ("hello","l") == "heo"', 'assert remove_Occ("abcda","a") == "bcd"',
-                   'assert remove_Occ("PHP","P") == "H"'], "test_setup_code": "", "challenge_test_list": []},
-    {"task_id": 12, "text": "Write a function to square a number.", "code": "def square(x):\n    return x * x",
-     "test_list": ["assert square(3) == 9", "assert square(-2) == 4", "assert square(0) == 0"],
-     "test_setup_code": "", "challenge_test_list": []},
+    {
+        "task_id": 11,
+        "text": "Write a python function to remove first and last occurrence of a given character "
+        "from the string.",
+        "code": "def remove_Occ(s, ch):\n    i = s.find(ch)\n    if i >= 0:\n        s = s[:i] + "
+        "s[i + 1:]\n    j = s.rfind(ch)\n    if j >= 0:\n        s = s[:j] + s[j + 1:]\n    return s",
+        "test_list": [
+            'assert remove_Occ("hello","l") == "heo"',
+            'assert remove_Occ("abcda","a") == "bcd"',
+            'assert remove_Occ("PHP","P") == "H"',
+        ],
+        "test_setup_code": "",
+        "challenge_test_list": [],
+    },
+    {
+        "task_id": 12,
+        "text": "Write a function to square a number.",
+        "code": "def square(x):\n    return x * x",
+        "test_list": ["assert square(3) == 9", "assert square(-2) == 4", "assert square(0) == 0"],
+        "test_setup_code": "",
+        "challenge_test_list": [],
+    },
 ]
 
 
@@ -93,8 +107,14 @@ def test_score_cli_humaneval_like_evaluate_functional_correctness(tmp_path):
 
 
 def test_score_cli_rejects_bad_samples_naming_the_line(tmp_path, capsys):
-    samples = _write_jsonl(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": "    pass\n"},
-                                                  {"task_id": "HumanEval/999", "completion": ""}])
-    code = eval_main(["score", "--task", "humaneval", "--samples", str(samples), "--output",
-                      str(tmp_path / "o.json")])
+    samples = _write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            {"task_id": "HumanEval/0", "completion": "    pass\n"},
+            {"task_id": "HumanEval/999", "completion": ""},
+        ],
+    )
+    code = eval_main(
+        ["score", "--task", "humaneval", "--samples", str(samples), "--output", str(tmp_path / "o.json")]
+    )
     assert code == 2 and "s.jsonl:2" in capsys.readouterr().err

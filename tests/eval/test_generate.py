@@ -8,8 +8,13 @@ import torch
 from infir.eval.generate import Generator, StopChecker
 from infir.eval.loglik import encode_pair, loglikelihood
 
-PROMPTS = ["Question: 3 + 4 =\nAnswer:", "Question: what is 12 - 5?\nAnswer:", "Q",
-           "Question: Solve x + 3 = 9 for x, a longer prompt than the others\nAnswer:", "Answer: 7 * 8 ="]
+PROMPTS = [
+    "Question: 3 + 4 =\nAnswer:",
+    "Question: what is 12 - 5?\nAnswer:",
+    "Q",
+    "Question: Solve x + 3 = 9 for x, a longer prompt than the others\nAnswer:",
+    "Answer: 7 * 8 =",
+]
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +25,7 @@ def gen(tiny_model_dir):
 def _reference(gen, prompt, max_new_tokens):
     ids = gen.tokenizer(prompt, return_tensors="pt")
     out = gen.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=gen.pad_id)
-    return out[0, ids["input_ids"].shape[1]:].tolist()
+    return out[0, ids["input_ids"].shape[1] :].tolist()
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 5])
@@ -72,8 +77,12 @@ def test_eos_ends_a_row(gen):
 
 
 def test_loglikelihood_matches_a_direct_forward(gen):
-    requests = [("Question: 3 + 4 =\nAnswer:", " 7"), ("Question: 3 + 4 =\nAnswer:", " 8"),
-                ("Question: 3 + 4 =\nAnswer:", " seven, I think"), ("Q", "uestion: 1 + 1")]
+    requests = [
+        ("Question: 3 + 4 =\nAnswer:", " 7"),
+        ("Question: 3 + 4 =\nAnswer:", " 8"),
+        ("Question: 3 + 4 =\nAnswer:", " seven, I think"),
+        ("Q", "uestion: 1 + 1"),
+    ]
     scored = loglikelihood(gen.model, gen.tokenizer, requests, batch_size=3)
     for (context, continuation), s in zip(requests, scored):
         ctx, cont = encode_pair(gen.tokenizer, context, continuation)

@@ -33,13 +33,23 @@ def test_mmlu_stem_choices_agree_with_lm_eval(shared, tmp_path):
     compare = _bench_module("eval_mmlu_vs_lm_eval").compare
     tok = tiny.build_tokenizer(shared)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    )
     model.save_pretrained(tmp_path / "model")
     tok.save_pretrained(tmp_path / "model")
-    result = compare(tmp_path / "model", shared / "benchmarks" / "mmlu_stem" / "test.jsonl", limit=300,
-                     batch_size=16)
+    result = compare(
+        tmp_path / "model", shared / "benchmarks" / "mmlu_stem" / "test.jsonl", limit=300, batch_size=16
+    )
     print(result)
     assert result["questions"] == 300
     assert result["agreement"] >= 0.99

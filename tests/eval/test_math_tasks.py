@@ -19,10 +19,16 @@ def test_registry_lists_math_tasks_and_rejects_unknown():
         get_task("gsm8k", colour="red")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("so 3 + 4 = 7\n#### 7", "7"), ("#### $1,234.50", "1234.5"), ("The answer is 18.", "18"),
-    ("The answer is -3. Then The final answer is 12", "12"), ("no commitment 5", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("so 3 + 4 = 7\n#### 7", "7"),
+        ("#### $1,234.50", "1234.5"),
+        ("The answer is 18.", "18"),
+        ("The answer is -3. Then The final answer is 12", "12"),
+        ("no commitment 5", None),
+    ],
+)
 def test_strict_extraction(text, expected):
     assert strict_number(text) == expected
 
@@ -100,7 +106,9 @@ def test_local_loading_errors_name_the_file_and_line(tmp_path):
 
 def test_single_file_serves_both_splits_and_fewshot_excludes_the_doc(tmp_path):
     path = tmp_path / "mine.jsonl"
-    path.write_text("".join(json.dumps({"question": f"q{i}", "answer": f"w\n#### {i}"}) + "\n" for i in range(4)))
+    path.write_text(
+        "".join(json.dumps({"question": f"q{i}", "answer": f"w\n#### {i}"}) + "\n" for i in range(4))
+    )
     task = get_task("gsm8k", data_path=path)
     for doc in task.docs():
         shots = task.fewshot_examples(doc, 3)

@@ -13,7 +13,11 @@ from infir.eval.registry import family_prefixes, get_task
 def test_heldout_problems_in_corpus_format():
     task = get_task("reasoning", n=10, seed=3)
     docs = task.docs()
-    assert len(docs) == 30 and {d["family"] for d in docs} == {"chain_sum", "basic_arithmetic", "simple_equations"}
+    assert len(docs) == 30 and {d["family"] for d in docs} == {
+        "chain_sum",
+        "basic_arithmetic",
+        "simple_equations",
+    }
     assert all(is_heldout(d["question"]) for d in docs)
     doc = docs[0]
     assert task.build_prompt(doc) == f"Question: {doc['question']}\nAnswer:"
@@ -35,7 +39,8 @@ def test_exact_match_after_the_answer_is():
     assert not task.evaluate(doc, doc["answer"])["correct"]  # no "The answer is": no commitment
     assert task.reward(doc, f"The answer is {doc['answer']}") == 1.0
     metrics = get_task("reasoning", n=4).aggregate(
-        [{"correct": True, "family": "a"}, {"correct": False, "family": "b"}])
+        [{"correct": True, "family": "a"}, {"correct": False, "family": "b"}]
+    )
     assert metrics == {"accuracy": 0.5, "accuracy_a": 1.0, "accuracy_b": 0.0}
 
 
@@ -45,8 +50,9 @@ def test_chat_prompt_is_the_bare_question(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     task = get_task("reasoning", n=2)
     doc = task.docs()[0]
-    expected = tok.apply_chat_template([{"role": "user", "content": doc["question"]}], tokenize=False,
-                                       add_generation_prompt=True)
+    expected = tok.apply_chat_template(
+        [{"role": "user", "content": doc["question"]}], tokenize=False, add_generation_prompt=True
+    )
     assert task.build_prompt(doc, chat=True, tokenizer=tok) == expected
     with pytest.raises(ValueError, match="chat template"):
         task.build_prompt(doc, chat=True, tokenizer=None)

@@ -23,13 +23,16 @@ def test_config_defaults_and_shorthands():
     assert EvalConfig().tasks[0].name == "reasoning"
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"tasks": ["gsm9k"]}, "unknown task 'gsm9k'"),
-    ({"stages": ["curate"]}, "not a trained stage"),
-    ({"chat": {"eval": True}}, "unknown stage"),
-    ({"tasks": [{"name": "humaneval", "num_samples": 5}]}, "needs temperature"),
-    ({"batch_sizes": 3}, "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"tasks": ["gsm9k"]}, "unknown task 'gsm9k'"),
+        ({"stages": ["curate"]}, "not a trained stage"),
+        ({"chat": {"eval": True}}, "unknown stage"),
+        ({"tasks": [{"name": "humaneval", "num_samples": 5}]}, "needs temperature"),
+        ({"batch_sizes": 3}, "Extra inputs"),
+    ],
+)
 def test_config_errors_name_the_field(bad, match):
     with pytest.raises(ValidationError, match=match):
         EvalConfig(**bad)
@@ -55,8 +58,9 @@ def test_stage_evaluates_each_trained_checkpoint_and_caches(tmp_path, tiny_model
     _trained(run_dir, "pretrain", tiny_model_dir)
     _trained(run_dir, "sft", tiny_model_dir)
     (run_dir / "anneal").mkdir(parents=True)  # started but never completed: not evaluated
-    cfg = EvalConfig(tasks=[{"name": "reasoning", "options": {"n": 2}, "max_new_tokens": 8}], batch_size=4,
-                     show_samples=2)
+    cfg = EvalConfig(
+        tasks=[{"name": "reasoning", "options": {"n": 2}, "max_new_tokens": 8}], batch_size=4, show_samples=2
+    )
     ctx = _context(run_dir, cfg)
     summary = run(ctx)
     assert list(summary["results"]) == ["pretrain", "sft"]
