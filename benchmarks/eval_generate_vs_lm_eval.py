@@ -67,7 +67,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--shared", type=Path, default=SHARED)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads, the same for both sides")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
 
     from infir.eval.registry import get_task
 

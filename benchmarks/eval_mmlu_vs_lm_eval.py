@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,7 +112,9 @@ def main() -> None:
     p.add_argument("--limit", type=int, help="first N questions (default: all 3,018)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--shared", type=Path, default=SHARED)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads, the same for both sides")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     model_dir = args.model or train_tiny_model(Path(tempfile.mkdtemp(prefix="infir-bench-model-")))
     data = args.shared / "benchmarks" / "mmlu_stem" / "test.jsonl"
     print(json.dumps(compare(model_dir, data, args.limit, args.batch_size)))

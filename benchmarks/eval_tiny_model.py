@@ -43,10 +43,19 @@ def training_text(shared: Path, n: int, seed: int = 0) -> list[str]:
 
 
 def train_tiny_model(
-    out: Path, steps: int = 150, seq_len: int = 128, batch: int = 8, seed: int = 0, shared: Path = SHARED
+    out: Path,
+    steps: int = 600,
+    seq_len: int = 128,
+    batch: int = 8,
+    seed: int = 0,
+    shared: Path = SHARED,
+    init_from: Path | None = None,
+    threads: int = 1,
 ) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    # One intra-op thread: on a 2-core machine shared with other jobs, two threads spin on each other.
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     tok = build_tokenizer(shared)
     ids = []
@@ -66,7 +75,7 @@ def train_tiny_model(
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM.from_pretrained(init_from) if init_from else LlamaForCausalLM(config)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
@@ -93,9 +102,10 @@ def train_tiny_model(
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--init-from", type=Path, help="continue training this checkpoint")
     args = p.parse_args()
-    train_tiny_model(args.out, args.steps)
+    train_tiny_model(args.out, args.steps, init_from=args.init_from)
 
 
 if __name__ == "__main__":

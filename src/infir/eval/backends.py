@@ -101,10 +101,11 @@ class VLLMBackend:
         results = []
         for out in outputs:
             for choice in out.outputs:
-                finish = {
-                    "stop": "stop" if choice.stop_reason is not None and stop else "eos",
-                    "length": "length",
-                }.get(choice.finish_reason, choice.finish_reason)
+                # vLLM reports "stop" for EOS and stop strings alike; the matched string tells them apart.
+                if choice.finish_reason == "length":
+                    finish = "length"
+                else:
+                    finish = "stop" if isinstance(choice.stop_reason, str) else "eos"
                 ids = list(choice.token_ids)
                 results.append(
                     Generation(

@@ -136,7 +136,9 @@ class Generator:
                 out.append(list(ids))
             else:
                 out.append(list(p))
-        return out
+        # A row needs at least one token to condition on; an empty prompt is conditioned on BOS/EOS.
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.pad_id
+        return [ids or [start] for ids in out]
 
     def generate(
         self,
