@@ -19,10 +19,16 @@ def test_registry_lists_math_tasks_and_rejects_unknown():
         get_task("gsm8k", colour="red")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("so 3 + 4 = 7\n#### 7", "7"), ("#### $1,234.50", "1234.5"), ("The answer is 18.", "18"),
-    ("The answer is -3. Then The final answer is 12", "12"), ("no commitment 5", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("so 3 + 4 = 7\n#### 7", "7"),
+        ("#### $1,234.50", "1234.5"),
+        ("The answer is 18.", "18"),
+        ("The answer is -3. Then The final answer is 12", "12"),
+        ("no commitment 5", None),
+    ],
+)
 def test_strict_extraction(text, expected):
     assert strict_number(text) == expected
 
@@ -100,8 +106,33 @@ def test_local_loading_errors_name_the_file_and_line(tmp_path):
 
 def test_single_file_serves_both_splits_and_fewshot_excludes_the_doc(tmp_path):
     path = tmp_path / "mine.jsonl"
-    path.write_text("".join(json.dumps({"question": f"q{i}", "answer": f"w\n#### {i}"}) + "\n" for i in range(4)))
+    path.write_text(
+        "".join(json.dumps({"question": f"q{i}", "answer": f"w\n#### {i}"}) + "\n" for i in range(4))
+    )
     task = get_task("gsm8k", data_path=path)
     for doc in task.docs():
         shots = task.fewshot_examples(doc, 3)
         assert doc not in shots and len(shots) == 3
+
+
+def test_loading_by_hub_name_asks_datasets_for_the_right_dataset(monkeypatch):
+    import infir.eval.loading as loading
+
+    calls = []
+
+    def fake_load_hf(name, config, split):
+        calls.append((name, config, split))
+        return [{"question": "q", "answer": "w\n#### 4", "problem": "p", "solution": "\\boxed{1}"}]
+
+    monkeypatch.setattr(loading, "load_hf", fake_load_hf)
+    assert len(get_task("gsm8k").docs()) == 1 and calls[-1] == ("openai/gsm8k", "main", "test")
+    get_task("gsm8k").fewshot_examples(None, 1)
+    assert calls[-1] == ("openai/gsm8k", "main", "train")
+    get_task("math500").docs()
+    assert calls[-1] == ("HuggingFaceH4/MATH-500", None, "test")
+    calls.clear()
+    assert len(get_task("math").docs()) == 7  # one config per subject
+    assert {c[1] for c in calls} == {"algebra", "counting_and_probability", "geometry", "intermediate_algebra",
+                                     "number_theory", "prealgebra", "precalculus"}
+    with pytest.raises(DataError, match="no such file or folder"):
+        get_task("gsm8k", data_path="data/gsm8k/test.jsonl").docs()  # a path, not a hub name

@@ -17,8 +17,9 @@ import pytest
 
 from infir.eval.sandbox import Limits, run_python
 
-FAST = Limits(cpu_seconds=2, wall_seconds=4, memory_mb=512, max_processes=16, file_size_mb=4,
-              output_bytes=256 * 1024)
+FAST = Limits(
+    cpu_seconds=2, wall_seconds=4, memory_mb=512, max_processes=16, file_size_mb=4, output_bytes=256 * 1024
+)
 MODES = ["namespaces", "fallback"]
 
 
@@ -73,8 +74,11 @@ def test_isolation_report_names_active_layers():
 
 
 def test_ordinary_program_and_failures_are_told_apart(mode):
-    ok = run_python("import math, hashlib, json\nprint(math.factorial(5))\nopen('scratch.txt', 'w').write('x')",
-                    FAST, mode)
+    ok = run_python(
+        "import math, hashlib, json\nprint(math.factorial(5))\nopen('scratch.txt', 'w').write('x')",
+        FAST,
+        mode,
+    )
     assert ok.passed, ok.stderr
     assert ok.stdout == "120\n"
     bad = run_python("assert 1 + 1 == 3, 'arithmetic'", FAST, mode)
@@ -83,12 +87,7 @@ def test_ordinary_program_and_failures_are_told_apart(mode):
 
 
 def test_fork_bomb_is_contained(mode):
-    program = ("import os\n"
-               "while True:\n"
-               "    try:\n"
-               "        os.fork()\n"
-               "    except OSError:\n"
-               "        pass\n")
+    program = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     t0 = time.perf_counter()
     result = run_python(program, FAST, mode)
     assert not result.passed and result.status in ("timeout", "killed")
@@ -130,11 +129,17 @@ def test_network_connection_to_local_listener_is_blocked(mode):
     thread = threading.Thread(target=accept_until, args=(time.time() + FAST.wall_seconds + 1,))
     thread.start()
     try:
-        program = (f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
-                   "s.sendall(b'leak')\nprint('connected')\n")
+        program = (
+            f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+            "s.sendall(b'leak')\nprint('connected')\n"
+        )
         result = run_python(program, FAST, mode)
-        udp = run_python("import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
-                         f".sendto(b'x', ('127.0.0.1', {port}))\n", FAST, mode)
+        udp = run_python(
+            "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+            f".sendto(b'x', ('127.0.0.1', {port}))\n",
+            FAST,
+            mode,
+        )
     finally:
         thread.join()
         server.close()
@@ -149,7 +154,7 @@ def test_network_connection_to_local_listener_is_blocked(mode):
 def test_writing_outside_its_directory_is_refused(mode, tmp_path):
     target = tmp_path / "escaped.txt"
     home_target = os.path.expanduser("~/infir-sandbox-escape.txt")
-    program = (f"import os\nopen({str(target)!r}, 'w').write('escaped')\n")
+    program = f"import os\nopen({str(target)!r}, 'w').write('escaped')\n"
     result = run_python(program, FAST, mode)
     assert not result.passed and not target.exists()
     result = run_python(f"open({home_target!r}, 'w').write('escaped')\n", FAST, mode)
@@ -161,16 +166,18 @@ def test_writing_outside_its_directory_is_refused(mode, tmp_path):
 
 def test_killing_its_parent_and_the_evaluator_is_refused(mode):
     me = os.getpid()
-    program = ("import os, signal\n"
-               "for target in (os.getppid(), " + str(me) + "):\n"
-               "    try:\n"
-               "        os.kill(target, signal.SIGKILL)\n"
-               "    except OSError as e:\n"
-               "        print('refused', target, e.errno)\n"
-               "try:\n"
-               "    os.killpg(os.getpgid(0), signal.SIGKILL)\n"
-               "except OSError as e:\n"
-               "    print('refused group', e.errno)\n")
+    program = (
+        "import os, signal\n"
+        "for target in (os.getppid(), " + str(me) + "):\n"
+        "    try:\n"
+        "        os.kill(target, signal.SIGKILL)\n"
+        "    except OSError as e:\n"
+        "        print('refused', target, e.errno)\n"
+        "try:\n"
+        "    os.killpg(os.getpgid(0), signal.SIGKILL)\n"
+        "except OSError as e:\n"
+        "    print('refused group', e.errno)\n"
+    )
     result = run_python(program, FAST, mode)
     assert _alive(me)
     assert not result.passed  # it killed at most its own process group
@@ -180,10 +187,31 @@ def test_killing_its_parent_and_the_evaluator_is_refused(mode):
 
 def test_gigabytes_of_output_end_the_run(mode):
     t0 = time.perf_counter()
-    flood = run_python("import sys\nchunk = 'x' * (1 << 20)\nwhile True:\n    sys.stdout.write(chunk)\n", FAST, mode)
+    flood = run_python(
+        "import sys\nchunk = 'x' * (1 << 20)\nwhile True:\n    sys.stdout.write(chunk)\n", FAST, mode
+    )
     assert flood.status == "output_limit" and len(flood.stdout) <= FAST.output_bytes
     err_flood = run_python("import os\nwhile True:\n    os.write(2, b'e' * 65536)\n", FAST, mode)
     assert err_flood.status == "output_limit"
-    big_file = run_python("f = open('big.bin', 'wb')\nwhile True:\n    f.write(b'0' * (1 << 20))\n", FAST, mode)
+    big_file = run_python(
+        "f = open('big.bin', 'wb')\nwhile True:\n    f.write(b'0' * (1 << 20))\n", FAST, mode
+    )
     assert big_file.status in ("file_size", "failed") and not big_file.passed
     assert time.perf_counter() - t0 < 3 * FAST.wall_seconds
+
+
+def test_daemonised_children_do_not_outlive_the_run(mode):
+    program = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(600)\n"
+        "    os._exit(0)\n"
+        "print('parent done')\n"
+    )
+    result = run_python(program, FAST, mode)
+    assert result.stdout == "parent done\n"
+    assert result.seconds < FAST.wall_seconds  # the evaluator did not wait on the sleeper's pipe
+    time.sleep(0.2)
+    assert _processes_of(result.isolation["uid"]) == []

@@ -31,8 +31,12 @@ class HFBackend:
     def generate(self, prompts: Sequence[str], **kw) -> list[Generation]:
         return self.generator.generate(prompts, **kw)
 
-    def loglikelihood(self, requests: Sequence[tuple[str, str]], batch_size: int = 16,
-                      progress: Callable[[int], object] | None = None) -> list[Scored]:
+    def loglikelihood(
+        self,
+        requests: Sequence[tuple[str, str]],
+        batch_size: int = 16,
+        progress: Callable[[int], object] | None = None,
+    ) -> list[Scored]:
         return loglikelihood(self.model, self.tokenizer, requests, batch_size=batch_size, progress=progress)
 
 
@@ -41,43 +45,87 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, path: str | Path, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
-                 max_model_len: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+    ):
         try:
             from vllm import LLM
         except ImportError as e:
-            raise RuntimeError("the vllm backend needs the `vllm` package on a machine with a supported GPU "
-                               "(pip install vllm); use backend: hf elsewhere") from e
-        self.llm = LLM(model=str(path), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                       max_model_len=max_model_len, enable_prefix_caching=True)
+            raise RuntimeError(
+                "the vllm backend needs the `vllm` package on a machine with a supported GPU "
+                "(pip install vllm); use backend: hf elsewhere"
+            ) from e
+        self.llm = LLM(
+            model=str(path),
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            enable_prefix_caching=True,
+        )
         self.tokenizer = self.llm.get_tokenizer()
         self.last_stats = None
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 256, stop: Sequence[str] = (),
-                 temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, num_samples: int = 1, seed: int = 0,
-                 batch_size: int | None = None, return_token_ids: bool = False, max_length: int | None = None,
-                 progress: Callable[[int], object] | None = None) -> list[Generation]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 256,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        num_samples: int = 1,
+        seed: int = 0,
+        batch_size: int | None = None,
+        return_token_ids: bool = False,
+        max_length: int | None = None,
+        progress: Callable[[int], object] | None = None,
+    ) -> list[Generation]:
         from vllm import SamplingParams
 
-        params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, top_k=top_k or -1,
-                                max_tokens=max_new_tokens, stop=list(stop) or None, seed=seed)
+        params = SamplingParams(
+            n=num_samples,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k or -1,
+            max_tokens=max_new_tokens,
+            stop=list(stop) or None,
+            seed=seed,
+        )
         # vLLM schedules its own batches; `batch_size` is an HF-backend setting.
         outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
         results = []
         for out in outputs:
             for choice in out.outputs:
-                finish = {"stop": "stop" if choice.stop_reason is not None and stop else "eos",
-                          "length": "length"}.get(choice.finish_reason, choice.finish_reason)
+                # vLLM reports "stop" for EOS and stop strings alike; the matched string tells them apart.
+                if choice.finish_reason == "length":
+                    finish = "length"
+                else:
+                    finish = "stop" if isinstance(choice.stop_reason, str) else "eos"
                 ids = list(choice.token_ids)
-                results.append(Generation(text=choice.text, finish_reason=finish,
-                                          token_ids=ids if return_token_ids else None,
-                                          prompt_tokens=len(out.prompt_token_ids), new_tokens=len(ids)))
+                results.append(
+                    Generation(
+                        text=choice.text,
+                        finish_reason=finish,
+                        token_ids=ids if return_token_ids else None,
+                        prompt_tokens=len(out.prompt_token_ids),
+                        new_tokens=len(ids),
+                    )
+                )
             if progress is not None:
                 progress(1)
         return results
 
-    def loglikelihood(self, requests: Sequence[tuple[str, str]], batch_size: int = 16,
-                      progress: Callable[[int], object] | None = None) -> list[Scored]:
+    def loglikelihood(
+        self,
+        requests: Sequence[tuple[str, str]],
+        batch_size: int = 16,
+        progress: Callable[[int], object] | None = None,
+    ) -> list[Scored]:
         """Prompt log-probabilities of context + continuation, read off the continuation positions."""
         from vllm import SamplingParams
 

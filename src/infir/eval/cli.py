@@ -1,8 +1,8 @@
 """`infir eval` in its direct forms (the recipe form, `infir eval RECIPE`, is the lead's stage runner).
 
-    infir eval --model PATH_OR_NAME --tasks gsm8k,math500,humaneval [--limit N] [--num-fewshot K] [--chat]
-               [--batch-size B] [--output FILE] [--data TASK=PATH ...] [--backend hf|vllm]
-    infir eval score --task T --samples FILE [--data PATH] --output OUT
+infir eval --model PATH_OR_NAME --tasks gsm8k,math500,humaneval [--limit N] [--num-fewshot K] [--chat]
+           [--batch-size B] [--output FILE] [--data TASK=PATH ...] [--backend hf|vllm]
+infir eval score --task T --samples FILE [--data PATH] --output OUT
 """
 
 from __future__ import annotations
@@ -28,11 +28,20 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat", action="store_true", help="prompt through the tokenizer's chat template")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, help="generation budget (default: each task's own)")
-    p.add_argument("--num-samples", type=int, default=1, help="samples per prompt (pass@k); needs --temperature")
+    p.add_argument(
+        "--num-samples", type=int, default=1, help="samples per prompt (pass@k); needs --temperature"
+    )
     p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH",
-                   help="local copy of a task's data (TASK=PATH; a bare PATH when one task is given)")
-    p.add_argument("--output", type=Path, help="results JSON; samples go beside it as <stem>.<task>.samples.jsonl")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="[TASK=]PATH",
+        help="local copy of a task's data (TASK=PATH; a bare PATH when one task is given)",
+    )
+    p.add_argument(
+        "--output", type=Path, help="results JSON; samples go beside it as <stem>.<task>.samples.jsonl"
+    )
     p.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
@@ -42,7 +51,9 @@ def _eval_parser() -> argparse.ArgumentParser:
 
 
 def _score_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infir eval score", description="Score an existing samples file (JSONL).")
+    p = argparse.ArgumentParser(
+        prog="infir eval score", description="Score an existing samples file (JSONL)."
+    )
     p.add_argument("--task", required=True)
     p.add_argument("--samples", required=True, type=Path, help="JSONL with completion + task_id or doc_index")
     p.add_argument("--data", help="local copy of the task's benchmark data")
@@ -71,8 +82,12 @@ def _table(results: dict) -> Table:
     for task, metrics in results.items():
         for metric, value in metrics.items():
             if metric != "n":
-                table.add_row(task, metric, f"{value:.4f}" if isinstance(value, float) else str(value),
-                              str(metrics.get("n", "")))
+                table.add_row(
+                    task,
+                    metric,
+                    f"{value:.4f}" if isinstance(value, float) else str(value),
+                    str(metrics.get("n", "")),
+                )
     return table
 
 
@@ -83,23 +98,49 @@ def run_eval(args: argparse.Namespace) -> int:
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     data = _data_paths(args.data, tasks)
-    specs = [TaskSpec(name=t, limit=args.limit, num_fewshot=args.num_fewshot, data_path=data.get(t),
-                      max_new_tokens=args.max_new_tokens, num_samples=args.num_samples,
-                      temperature=args.temperature) for t in tasks]
+    specs = [
+        TaskSpec(
+            name=t,
+            limit=args.limit,
+            num_fewshot=args.num_fewshot,
+            data_path=data.get(t),
+            max_new_tokens=args.max_new_tokens,
+            num_samples=args.num_samples,
+            temperature=args.temperature,
+        )
+        for t in tasks
+    ]
     backend = load_backend(args.backend, args.model, args.device, args.dtype)
     results = {}
     for spec in specs:
-        result = run_task(backend, spec, chat=args.chat, batch_size=args.batch_size,
-                          sandbox_workers=args.sandbox_workers, seed=args.seed)
+        result = run_task(
+            backend,
+            spec,
+            chat=args.chat,
+            batch_size=args.batch_size,
+            sandbox_workers=args.sandbox_workers,
+            seed=args.seed,
+        )
         results[result.task] = result.metrics
         if args.output is not None:
-            write_samples(args.output.with_name(f"{args.output.stem}.{samples_file_name(result.task)}"),
-                          result.samples)
+            write_samples(
+                args.output.with_name(f"{args.output.stem}.{samples_file_name(result.task)}"), result.samples
+            )
     Console(stderr=True).print(_table(results))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"model": str(args.model), "chat": args.chat, "results": results,
-                                           "tasks": [s.model_dump(mode="json") for s in specs]}, indent=2) + "\n")
+        args.output.write_text(
+            json.dumps(
+                {
+                    "model": str(args.model),
+                    "chat": args.chat,
+                    "results": results,
+                    "tasks": [s.model_dump(mode="json") for s in specs],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     else:
         print(json.dumps(results))
     return 0

@@ -1,13 +1,13 @@
 """Typed config of the eval stage (the `eval:` section of a recipe).
 
-    eval:
-      tasks:
-        - reasoning                                  # a bare name takes the task's defaults
-        - {name: gsm8k, limit: 200, num_fewshot: 5, data_path: data/gsm8k}
-        - {name: "rg:leg_counting", options: {n: 50}}
-      batch_size: 16
-      stages: null                                   # every completed one of pretrain/anneal/sft/rl
-      chat: {sft: true, rl: true}                    # the others use base prompts
+eval:
+  tasks:
+    - reasoning                                  # a bare name takes the task's defaults
+    - {name: gsm8k, limit: 200, num_fewshot: 5, data_path: data/gsm8k}
+    - {name: "rg:leg_counting", options: {n: 50}}
+  batch_size: 16
+  stages: null                                   # every completed one of pretrain/anneal/sft/rl
+  chat: {sft: true, rl: true}                    # the others use base prompts
 """
 
 from __future__ import annotations
@@ -39,22 +39,30 @@ class TaskSpec(Section):
 
         if name in task_names() or (":" in name and name.split(":", 1)[0] in family_prefixes()):
             return name
-        raise ValueError(f"unknown task {name!r}; known: {task_names()} and families "
-                         f"{[p + ':<name>' for p in family_prefixes()]}")
+        raise ValueError(
+            f"unknown task {name!r}; known: {task_names()} and families "
+            f"{[p + ':<name>' for p in family_prefixes()]}"
+        )
 
     @model_validator(mode="after")
     def _sampling_needs_temperature(self) -> "TaskSpec":
         if self.num_samples > 1 and self.temperature == 0:
-            raise ValueError(f"task {self.name}: num_samples={self.num_samples} needs temperature > 0 "
-                             "(greedy samples are all the same)")
+            raise ValueError(
+                f"task {self.name}: num_samples={self.num_samples} needs temperature > 0 "
+                "(greedy samples are all the same)"
+            )
         return self
 
 
 class EvalConfig(Section):
     tasks: list[TaskSpec] = Field(default_factory=lambda: [TaskSpec(name="reasoning")])
     batch_size: int = Field(default=16, ge=1)
-    stages: list[str] | None = Field(default=None, description="trained stages to evaluate; None: all completed")
-    chat: dict[str, bool] = Field(default_factory=dict, description="chat prompts per stage (default: sft, rl)")
+    stages: list[str] | None = Field(
+        default=None, description="trained stages to evaluate; None: all completed"
+    )
+    chat: dict[str, bool] = Field(
+        default_factory=dict, description="chat prompts per stage (default: sft, rl)"
+    )
     show_samples: int = Field(default=3, ge=0, description="samples per task shown in the report")
     backend: Literal["hf", "vllm"] = "hf"
     device: str = "auto"
@@ -74,7 +82,9 @@ class EvalConfig(Section):
     def _trained_stages(cls, value: list[str] | None) -> list[str] | None:
         for stage in value or []:
             if stage not in TRAINED_STAGES:
-                raise ValueError(f"eval.stages: {stage!r} is not a trained stage ({', '.join(TRAINED_STAGES)})")
+                raise ValueError(
+                    f"eval.stages: {stage!r} is not a trained stage ({', '.join(TRAINED_STAGES)})"
+                )
         return value
 
     @field_validator("chat")

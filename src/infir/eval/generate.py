@@ -73,7 +73,10 @@ def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
 def eos_token_ids(model, tokenizer) -> set[int]:
     """Every id that ends a turn: the tokenizer's EOS plus the model's generation-config EOS list."""
     ids: set[int] = set()
-    for value in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+    for value in (
+        tokenizer.eos_token_id,
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    ):
         if isinstance(value, int):
             ids.add(value)
         elif isinstance(value, (list, tuple)):
@@ -97,7 +100,7 @@ class StopChecker:
     def hit(self, ids: list[int]) -> bool:
         if not self.stops:
             return False
-        tail = self.tokenizer.decode(ids[-self.window:], skip_special_tokens=False)
+        tail = self.tokenizer.decode(ids[-self.window :], skip_special_tokens=False)
         return any(s in tail for s in self.stops)
 
     def cut(self, text: str) -> str:
@@ -133,18 +136,31 @@ class Generator:
                 out.append(list(ids))
             else:
                 out.append(list(p))
-        return out
+        # A row needs at least one token to condition on; an empty prompt is conditioned on BOS/EOS.
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.pad_id
+        return [ids or [start] for ids in out]
 
-    def generate(self, prompts: Sequence[str | Sequence[int]], *, max_new_tokens: int = 256,
-                 stop: Sequence[str] = (), temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
-                 num_samples: int = 1, seed: int = 0, batch_size: int = 16, return_token_ids: bool = False,
-                 max_length: int | None = None,
-                 progress: Callable[[int], Any] | None = None) -> list[Generation]:
+    def generate(
+        self,
+        prompts: Sequence[str | Sequence[int]],
+        *,
+        max_new_tokens: int = 256,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        num_samples: int = 1,
+        seed: int = 0,
+        batch_size: int = 16,
+        return_token_ids: bool = False,
+        max_length: int | None = None,
+        progress: Callable[[int], Any] | None = None,
+    ) -> list[Generation]:
         """Generations in prompt order; with `num_samples` > 1, the samples of a prompt are adjacent."""
         encoded = [ids for ids in self.encode(prompts) for _ in range(num_samples)]
         limit = max_length or getattr(self.model.config, "max_position_embeddings", None)
         if limit:  # keep the end of over-long prompts (the question) and room for the answer
-            encoded = [ids[-max(1, limit - max_new_tokens):] for ids in encoded]
+            encoded = [ids[-max(1, limit - max_new_tokens) :] for ids in encoded]
         # Longest first, like lm-evaluation-harness: an out-of-memory shows up on the first batch.
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         sampler = Sampler(temperature, top_p, top_k, seed, self.device)
@@ -153,9 +169,13 @@ class Generator:
         stats = GenerationStats(prompts=len(encoded))
         t0 = time.perf_counter()
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            for i, gen in zip(batch, self._generate_batch([encoded[i] for i in batch], max_new_tokens, sampler,
-                                                          stopper, return_token_ids)):
+            batch = order[start : start + batch_size]
+            for i, gen in zip(
+                batch,
+                self._generate_batch(
+                    [encoded[i] for i in batch], max_new_tokens, sampler, stopper, return_token_ids
+                ),
+            ):
                 results[i] = gen
                 stats.new_tokens += gen.new_tokens
             if progress is not None:
@@ -165,8 +185,14 @@ class Generator:
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int, sampler: Sampler,
-                        stopper: StopChecker, return_token_ids: bool) -> list[Generation]:
+    def _generate_batch(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        sampler: Sampler,
+        stopper: StopChecker,
+        return_token_ids: bool,
+    ) -> list[Generation]:
         from transformers import DynamicCache
 
         n = len(prompts)
@@ -174,13 +200,19 @@ class Generator:
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((n, width), dtype=torch.long)
         for row, ids in enumerate(prompts):  # left padding keeps every row's last token in the last column
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            mask[row, width - len(ids):] = 1
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[row, width - len(ids) :] = 1
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                         use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         logits = out.logits[:, -1, :]
         next_pos = positions[:, -1:] + 1
         active = list(range(n))  # original row of each row still in the batch
@@ -206,14 +238,25 @@ class Generator:
                 mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
                 active = [active[j] for j in keep]
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            out = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos, cache=cache,
-                             use_cache=True)
+            out = self.model(
+                input_ids=tokens[:, None],
+                attention_mask=mask,
+                position_ids=next_pos,
+                cache=cache,
+                use_cache=True,
+            )
             logits = out.logits[:, -1, :]
             next_pos = next_pos + 1
         results = []
         for row in range(n):
             text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-            results.append(Generation(text=stopper.cut(text), finish_reason=finish[row],
-                                      token_ids=generated[row] if return_token_ids else None,
-                                      prompt_tokens=len(prompts[row]), new_tokens=len(generated[row])))
+            results.append(
+                Generation(
+                    text=stopper.cut(text),
+                    finish_reason=finish[row],
+                    token_ids=generated[row] if return_token_ids else None,
+                    prompt_tokens=len(prompts[row]),
+                    new_tokens=len(generated[row]),
+                )
+            )
         return results

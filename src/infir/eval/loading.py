@@ -82,14 +82,17 @@ def load_hf(name: str, config: str | None, split: str) -> list[dict]:
     try:
         import datasets
     except ImportError as e:
-        raise DataError(f"loading the dataset {name!r} by name needs the `datasets` package "
-                        f"(pip install 'infir[hf]'), or pass a local path with --data") from e
+        raise DataError(
+            f"loading the dataset {name!r} by name needs the `datasets` package "
+            f"(pip install 'infir[hf]'), or pass a local path with --data"
+        ) from e
     ds = datasets.load_dataset(name, config, split=split)
     return [dict(row) for row in ds]
 
 
-def load_split(source: str | Path, split: str, *, hf_config: str | None = None,
-               required: bool = True) -> list[dict] | None:
+def load_split(
+    source: str | Path, split: str, *, hf_config: str | None = None, required: bool = True
+) -> list[dict] | None:
     """Records of `split` from a local file/folder or a dataset name; None when optional and absent.
 
     A single local file serves every split (it *is* the data); a folder must hold a file for the split.
@@ -103,8 +106,10 @@ def load_split(source: str | Path, split: str, *, hf_config: str | None = None,
             if not required:
                 return None
             present = sorted(p.name for p in path.iterdir() if p.name.endswith(_SUFFIXES))
-            raise DataError(f"{path}: no file for split {split!r} (looked for {split}.jsonl, {split}.jsonl.gz, "
-                            f"{split}.json, {split}.parquet); found {present or 'nothing'}")
+            raise DataError(
+                f"{path}: no file for split {split!r} (looked for {split}.jsonl, {split}.jsonl.gz, "
+                f"{split}.json, {split}.parquet); found {present or 'nothing'}"
+            )
         return read_records(file)
     if _looks_local(str(source)):
         raise DataError(f"{source}: no such file or folder")
@@ -121,8 +126,7 @@ def load_split(source: str | Path, split: str, *, hf_config: str | None = None,
 def _looks_local(source: str) -> bool:
     # Dataset names are `owner/name` or `name`; anything with a suffix, a leading dot or several
     # slashes is a path the user mistyped, and must not silently turn into a hub download.
-    return (source.startswith((".", "/", "~")) or source.count("/") > 1
-            or source.endswith(_SUFFIXES))
+    return source.startswith((".", "/", "~")) or source.count("/") > 1 or source.endswith(_SUFFIXES)
 
 
 def check_fields(records: Iterable[dict], fields: tuple[str, ...], where: str) -> None:

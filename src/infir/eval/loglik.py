@@ -28,7 +28,7 @@ def encode_pair(tokenizer, context: str, continuation: str, add_special_tokens: 
         context, continuation = context[:-spaces], context[-spaces:] + continuation
     whole = tokenizer(context + continuation, add_special_tokens=add_special_tokens)["input_ids"]
     ctx = tokenizer(context, add_special_tokens=add_special_tokens)["input_ids"]
-    return list(ctx), list(whole[len(ctx):])
+    return list(ctx), list(whole[len(ctx) :])
 
 
 @dataclass
@@ -54,15 +54,20 @@ def _plan(encoded: Sequence[tuple[list[int], list[int]]], prefix_id: int, max_le
         else:
             # Predict every continuation token: feed context + continuation minus its last token,
             # truncated on the left to the model's window.
-            full = (ctx + cont)[-(max_length + 1):]
+            full = (ctx + cont)[-(max_length + 1) :]
             rows.append(_Row(full[:-1], [(i, len(full) - 1 - len(cont), cont)]))
     return rows
 
 
 @torch.inference_mode()
-def loglikelihood(model, tokenizer, requests: Sequence[tuple[str, str]], batch_size: int = 16,
-                  add_special_tokens: bool = True,
-                  progress: Callable[[int], object] | None = None) -> list[Scored]:
+def loglikelihood(
+    model,
+    tokenizer,
+    requests: Sequence[tuple[str, str]],
+    batch_size: int = 16,
+    add_special_tokens: bool = True,
+    progress: Callable[[int], object] | None = None,
+) -> list[Scored]:
     """Log-probability (and greediness) of each continuation after its context."""
     device = next(model.parameters()).device
     max_length = getattr(model.config, "max_position_embeddings", 2048)
@@ -71,17 +76,17 @@ def loglikelihood(model, tokenizer, requests: Sequence[tuple[str, str]], batch_s
     rows = sorted(_plan(encoded, prefix_id, max_length), key=lambda r: -len(r.tokens))
     results: list[Scored | None] = [None] * len(requests)
     for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
+        batch = rows[start : start + batch_size]
         width = len(batch[0].tokens)
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for r, row in enumerate(batch):
-            ids[r, :len(row.tokens)] = torch.tensor(row.tokens)
-            mask[r, :len(row.tokens)] = 1
+            ids[r, : len(row.tokens)] = torch.tensor(row.tokens)
+            mask[r, : len(row.tokens)] = 1
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         for r, row in enumerate(batch):
             for index, first, cont in row.reads:
-                logprobs = F.log_softmax(logits[r, first:first + len(cont)].float(), dim=-1)
+                logprobs = F.log_softmax(logits[r, first : first + len(cont)].float(), dim=-1)
                 target = torch.tensor(cont, device=logprobs.device)
                 picked = logprobs.gather(-1, target[:, None]).squeeze(-1)
                 results[index] = Scored(float(picked.sum()), bool((logprobs.argmax(-1) == target).all()))

@@ -5,8 +5,8 @@
     for text in task.decontamination_texts(): ...
 
 Fixed tasks register their class with `@register`. Families of tasks register a factory under a prefix:
-`get_task("rg:leg_counting")` builds the reasoning-gym task for that generator, `get_task("reasoning:chain_sum")`
-the tiny-recipe held-out task restricted to one family.
+`get_task("rg:leg_counting")` builds the reasoning-gym task for that generator,
+`get_task("reasoning:chain_sum")` the tiny-recipe held-out task restricted to one family.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ def get_task(name: str, data_path: str | Path | None = None, **options) -> "Task
     """Build a task by name; `options` are the task's keyword arguments (split, max_new_tokens, ...)."""
     _load_builtin()
     if name in _TASKS:
-        cls, build = _TASKS[name], _TASKS[name]
+        build = _TASKS[name]
     elif ":" in name and name.split(":", 1)[0] in _FAMILIES:
         prefix, member = name.split(":", 1)
-        cls, build = None, lambda **kw: _FAMILIES[prefix](member, **kw)
+        build = lambda **kw: _FAMILIES[prefix](member, **kw)  # noqa: E731
     else:
         known = ", ".join(task_names() + [f"{p}:<name>" for p in family_prefixes()])
         raise KeyError(f"unknown task {name!r}; known tasks: {known}")

@@ -38,24 +38,41 @@ def build_task(spec: TaskSpec) -> Task:
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True, disable=not enabled)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not enabled,
+    )
 
 
-def run_task(backend, spec: TaskSpec, *, chat: bool = False, batch_size: int = 16, sandbox_workers: int = 2,
-             seed: int = 0, show_progress: bool = True) -> TaskResult:
+def run_task(
+    backend,
+    spec: TaskSpec,
+    *,
+    chat: bool = False,
+    batch_size: int = 16,
+    sandbox_workers: int = 2,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> TaskResult:
     task = build_task(spec)
     docs = task.docs(spec.limit)
     num_fewshot = task.default_num_fewshot if spec.num_fewshot is None else spec.num_fewshot
     tokenizer = backend.tokenizer
-    prompts = [task.build_prompt(doc, num_fewshot=num_fewshot, chat=chat, tokenizer=tokenizer) for doc in docs]
+    prompts = [
+        task.build_prompt(doc, num_fewshot=num_fewshot, chat=chat, tokenizer=tokenizer) for doc in docs
+    ]
     t0 = time.perf_counter()
     with _progress(show_progress) as progress:
         if task.kind == "multiple_choice":
             samples, verdicts = _score_choices(backend, task, docs, prompts, chat, batch_size, progress)
         else:
-            samples, verdicts = _generate_and_judge(backend, task, spec, docs, prompts, chat, batch_size,
-                                                    sandbox_workers, seed, progress)
+            samples, verdicts = _generate_and_judge(
+                backend, task, spec, docs, prompts, chat, batch_size, sandbox_workers, seed, progress
+            )
     metrics = task.aggregate(verdicts)
     metrics["n"] = len(docs)
     seconds = time.perf_counter() - t0
@@ -73,8 +90,9 @@ def _score_choices(backend, task, docs, prompts, chat, batch_size, progress):
             requests.append((prompt, cont))
             owners.append(i)
     bar = progress.add_task(f"{task.name} (log-likelihood)", total=len(requests))
-    scored = backend.loglikelihood(requests, batch_size=batch_size,
-                                   progress=lambda n: progress.advance(bar, n))
+    scored = backend.loglikelihood(
+        requests, batch_size=batch_size, progress=lambda n: progress.advance(bar, n)
+    )
     per_doc: list[list[float]] = [[] for _ in docs]
     for owner, s in zip(owners, scored):
         per_doc[owner].append(s.logprob)
@@ -89,9 +107,16 @@ def _score_choices(backend, task, docs, prompts, chat, batch_size, progress):
 
 def _generate_and_judge(backend, task, spec, docs, prompts, chat, batch_size, workers, seed, progress):
     bar = progress.add_task(f"{task.name} (generate)", total=len(prompts) * spec.num_samples)
-    generations = backend.generate(prompts, max_new_tokens=task.max_new_tokens, stop=task.stops(chat),
-                                   temperature=spec.temperature, num_samples=spec.num_samples, seed=seed,
-                                   batch_size=batch_size, progress=lambda n: progress.advance(bar, n))
+    generations = backend.generate(
+        prompts,
+        max_new_tokens=task.max_new_tokens,
+        stop=task.stops(chat),
+        temperature=spec.temperature,
+        num_samples=spec.num_samples,
+        seed=seed,
+        batch_size=batch_size,
+        progress=lambda n: progress.advance(bar, n),
+    )
     expanded = [doc for doc in docs for _ in range(spec.num_samples)]
     outputs = [g.text for g in generations]
     judge = progress.add_task(f"{task.name} (judge)", total=len(outputs))
@@ -102,8 +127,13 @@ def _generate_and_judge(backend, task, spec, docs, prompts, chat, batch_size, wo
     for j, (doc, gen, verdict) in enumerate(zip(expanded, generations, verdicts)):
         index = j // spec.num_samples
         verdict["doc_id"] = task.doc_id(doc, index)
-        record = {key: task.doc_id(doc, index), "sample": j % spec.num_samples, "prompt": prompts[index],
-                  "output": gen.text, "finish_reason": gen.finish_reason}
+        record = {
+            key: task.doc_id(doc, index),
+            "sample": j % spec.num_samples,
+            "prompt": prompts[index],
+            "output": gen.text,
+            "finish_reason": gen.finish_reason,
+        }
         record.update({k: v for k, v in verdict.items() if k != "doc_id"})
         samples.append(record)
     return samples, verdicts
@@ -118,13 +148,25 @@ def write_samples(path: Path, samples: list[dict]) -> None:
     tmp.replace(path)
 
 
-def evaluate_model(backend, specs: list[TaskSpec], *, chat: bool, batch_size: int, samples_dir: Path | None,
-                   sandbox_workers: int = 2, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Metrics per task (`{task: {metric: value, "n": N}}`); samples go to `<samples_dir>/<task>.samples.jsonl`."""
+def evaluate_model(
+    backend,
+    specs: list[TaskSpec],
+    *,
+    chat: bool,
+    batch_size: int,
+    samples_dir: Path | None,
+    sandbox_workers: int = 2,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Metrics per task (`{task: {metric: value, "n": N}}`).
+
+    Samples go to `<samples_dir>/<task>.samples.jsonl`.
+    """
     results = {}
     for spec in specs:
-        result = run_task(backend, spec, chat=chat, batch_size=batch_size, sandbox_workers=sandbox_workers,
-                          seed=seed)
+        result = run_task(
+            backend, spec, chat=chat, batch_size=batch_size, sandbox_workers=sandbox_workers, seed=seed
+        )
         results[result.task] = result.metrics
         if samples_dir is not None:
             write_samples(samples_dir / samples_file_name(result.task), result.samples)

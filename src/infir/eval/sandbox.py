@@ -65,8 +65,12 @@ class SandboxResult:
         return asdict(self)
 
 
-_SIGNAL_STATUS = {signal.SIGXCPU: "timeout", signal.SIGKILL: "killed", signal.SIGXFSZ: "file_size",
-                  signal.SIGSEGV: "crashed"}
+_SIGNAL_STATUS = {
+    signal.SIGXCPU: "timeout",
+    signal.SIGKILL: "killed",
+    signal.SIGXFSZ: "file_size",
+    signal.SIGSEGV: "crashed",
+}
 
 
 def _status(returncode: int, stderr: str) -> str:
@@ -101,8 +105,10 @@ def _kill_uid(uid: int) -> None:
     walks the process list under a lock, so a fork bomb cannot outrun it) and nothing else, because a
     process without capabilities may only signal its own uid.
     """
-    code = f"import os\nos.setgroups([])\nos.setresgid({uid}, {uid}, {uid})\nos.setresuid({uid}, {uid}, {uid})\n" \
-           "try:\n    os.kill(-1, 9)\nexcept ProcessLookupError:\n    pass\n"
+    code = (
+        f"import os\nos.setgroups([])\nos.setresgid({uid}, {uid}, {uid})\nos.setresuid({uid}, {uid}, {uid})\n"
+        "try:\n    os.kill(-1, 9)\nexcept ProcessLookupError:\n    pass\n"
+    )
     subprocess.run([sys.executable, "-I", "-S", "-c", code], check=False, timeout=30)
 
 
@@ -114,13 +120,29 @@ def run_python(source: str, limits: Limits | None = None, isolation: Isolation =
     try:
         request = host_dir / "request.json"
         report_r, report_w = os.pipe()
-        request.write_text(json.dumps({"source": source, "workdir": str(host_dir), "isolation": isolation,
-                                       "limits": limits.model_dump(), "report_fd": report_w}))
+        request.write_text(
+            json.dumps(
+                {
+                    "source": source,
+                    "workdir": str(host_dir),
+                    "isolation": isolation,
+                    "limits": limits.model_dump(),
+                    "report_fd": report_w,
+                }
+            )
+        )
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", str(BOOT), str(request)], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=host_dir, start_new_session=True,
-                pass_fds=(report_w,), env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, close_fds=True)
+                [sys.executable, "-I", str(BOOT), str(request)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=host_dir,
+                start_new_session=True,
+                pass_fds=(report_w,),
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                close_fds=True,
+            )
         finally:
             os.close(report_w)
         out, err, report, over = _collect(proc, report_r, limits, start)
@@ -139,7 +161,9 @@ def run_python(source: str, limits: Limits | None = None, isolation: Isolation =
             stderr = report["error"] + "\n" + stderr
         else:
             status = _status(returncode, stderr)
-        return SandboxResult(status, returncode, out.decode("utf-8", "replace"), stderr, round(seconds, 4), report)
+        return SandboxResult(
+            status, returncode, out.decode("utf-8", "replace"), stderr, round(seconds, 4), report
+        )
     finally:
         shutil.rmtree(host_dir, ignore_errors=True)
 

@@ -21,7 +21,8 @@ The network namespace has only a loopback device that is down, so no connection 
 not even to a listener on the host's 127.0.0.1. Where namespaces are unavailable (containers without
 CAP_SYS_ADMIN, or `isolation: fallback`), the worker installs a seccomp filter that refuses every
 socket except AF_UNIX (and io_uring, which could open sockets behind its back), and still gets the
-rlimits, uid drop and throwaway directory. Which layers were active is reported as JSON on a pipe the evaluator passes.
+rlimits, uid drop and throwaway directory. Which layers were active is reported as JSON on a pipe
+the evaluator passes.
 """
 
 import ctypes
@@ -76,8 +77,16 @@ def unshare_namespaces(as_root):
 
 
 def _mount(source, target, fstype, flags, data):
-    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
-                      ctypes.c_ulong(flags), data and data.encode()), f"mount {target}")
+    _check(
+        libc.mount(
+            source and source.encode(),
+            target.encode(),
+            fstype and fstype.encode(),
+            ctypes.c_ulong(flags),
+            data and data.encode(),
+        ),
+        f"mount {target}",
+    )
 
 
 def read_only_root(host_workdir, workdir_mb):
@@ -87,8 +96,11 @@ def read_only_root(host_workdir, workdir_mb):
     """
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
     # Keep handles on the harmless device nodes before /dev disappears under a tmpfs.
-    devices = {name: os.open(f"/dev/{name}", os.O_PATH) for name in ("null", "zero", "full", "random", "urandom")
-               if os.path.exists(f"/dev/{name}")}
+    devices = {
+        name: os.open(f"/dev/{name}", os.O_PATH)
+        for name in ("null", "zero", "full", "random", "urandom")
+        if os.path.exists(f"/dev/{name}")
+    }
     mount_setattr = _ARCH.get(platform.machine(), (0, 0, 0, 0))[3]
     # struct mount_attr {attr_set = RDONLY | NOSUID | NODEV, attr_clr, propagation, userns_fd}
     attr = struct.pack("QQQQ", 0x1 | 0x2 | 0x4, 0, 0, 0)
@@ -97,8 +109,13 @@ def read_only_root(host_workdir, workdir_mb):
         with open("/proc/self/mountinfo") as f:
             points = [line.split()[4].encode().decode("unicode_escape") for line in f]
         for point in points:
-            libc.mount(None, point.encode(), None,
-                       ctypes.c_ulong(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV), None)
+            libc.mount(
+                None,
+                point.encode(),
+                None,
+                ctypes.c_ulong(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV),
+                None,
+            )
     # nodev everywhere (no raw disks), then a /dev holding only null, zero, full, random and urandom.
     _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=0755")
     for name, fd in devices.items():
@@ -131,12 +148,17 @@ def seccomp_block_sockets():
         return struct.pack("HBBI", code, jt, jf, k)
 
     prog = [
-        op(ld_w_abs, 4), op(jeq_k, audit_arch, 1, 0), op(ret_k, kill),  # foreign ABI: kill
+        op(ld_w_abs, 4),
+        op(jeq_k, audit_arch, 1, 0),
+        op(ret_k, kill),  # foreign ABI: kill
         op(ld_w_abs, 0),
-        op(jge_k, 0x40000000, 0, 1), op(ret_k, eacces),  # x32 syscall numbers alias the 64-bit ones
-        op(jeq_k, nr_io_uring, 0, 1), op(ret_k, eacces),
+        op(jge_k, 0x40000000, 0, 1),
+        op(ret_k, eacces),  # x32 syscall numbers alias the 64-bit ones
+        op(jeq_k, nr_io_uring, 0, 1),
+        op(ret_k, eacces),
         op(jeq_k, nr_socket, 0, 3),
-        op(ld_w_abs, 16), op(jeq_k, 1, 1, 0),  # args[0] == AF_UNIX
+        op(ld_w_abs, 16),
+        op(jeq_k, 1, 1, 0),  # args[0] == AF_UNIX
         op(ret_k, eacces),
         op(ret_k, allow),
     ]
@@ -156,8 +178,12 @@ def landlock_restrict(workdir, read_roots):
     abi = libc.syscall(444, None, 0, 1)  # LANDLOCK_CREATE_RULESET_VERSION
     if abi < 1:
         raise OSError(ctypes.get_errno(), "Landlock unavailable")
-    fs_all = (1 << 13) - 1 | (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0) | \
-        (1 << 15 if abi >= 5 else 0)
+    fs_all = (
+        (1 << 13) - 1
+        | (1 << 13 if abi >= 2 else 0)
+        | (1 << 14 if abi >= 3 else 0)
+        | (1 << 15 if abi >= 5 else 0)
+    )
     read = 1 | 4 | 8  # EXECUTE | READ_FILE | READ_DIR
     net = 3 if abi >= 4 else 0  # BIND_TCP | CONNECT_TCP, with no rule allowing either
     scoped = 3 if abi >= 6 else 0  # ABSTRACT_UNIX_SOCKET | SIGNAL
@@ -189,8 +215,18 @@ def landlock_restrict(workdir, read_roots):
 
 
 def python_read_roots():
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-             "/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/etc/localtime"}
+    roots = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        "/usr",
+        "/lib",
+        "/lib64",
+        "/bin",
+        "/etc/ld.so.cache",
+        "/etc/localtime",
+    }
     roots.update(p for p in sys.path if p and os.path.isdir(p))
     return sorted(roots)
 
@@ -232,7 +268,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def _capset(mask):
@@ -313,8 +353,15 @@ def run_worker(req, report, namespaced):
     os.write(req["report_fd"], json.dumps(report).encode())
     os.closerange(3, 1 << 16)  # nothing the evaluator opened is reachable, the report pipe included
     os.environ.clear()
-    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-                       "PYTHONHASHSEED": "0"})
+    os.environ.update(
+        {
+            "HOME": workdir,
+            "TMPDIR": workdir,
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+        }
+    )
     sys.argv = ["program.py"]
     try:
         runpy.run_path("program.py", run_name="__main__")
@@ -415,7 +462,9 @@ def main():
             report.update(netns=True, pidns=True, mountns=True)
         except OSError as e:
             if req["isolation"] == "namespaces":
-                os.write(req["report_fd"], json.dumps(dict(report, error=f"namespaces unavailable: {e}")).encode())
+                os.write(
+                    req["report_fd"], json.dumps(dict(report, error=f"namespaces unavailable: {e}")).encode()
+                )
                 os._exit(125)
             report["namespace_error"] = str(e)
     if not report["pidns"]:

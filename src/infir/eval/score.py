@@ -31,8 +31,13 @@ def read_samples(path: Path) -> list[dict]:
     return samples
 
 
-def score_samples(task_name: str, samples_path: str | Path, data_path: str | Path | None = None,
-                  workers: int = 2, **task_options) -> dict:
+def score_samples(
+    task_name: str,
+    samples_path: str | Path,
+    data_path: str | Path | None = None,
+    workers: int = 2,
+    **task_options,
+) -> dict:
     task = get_task(task_name, data_path=data_path, **task_options)
     path = Path(samples_path)
     samples = read_samples(path)
@@ -67,8 +72,13 @@ def score_samples(task_name: str, samples_path: str | Path, data_path: str | Pat
         verdict["doc_id"] = task.doc_id(doc, index)
         out = {k: v for k, v in record.items() if k != "_line"}
         # A code task's "extracted" is the completion itself: not worth repeating.
-        out.update({k: v for k, v in verdict.items()
-                    if k != "doc_id" and not (task.kind == "code" and k == "extracted")})
+        out.update(
+            {
+                k: v
+                for k, v in verdict.items()
+                if k != "doc_id" and not (task.kind == "code" and k == "extracted")
+            }
+        )
         if task.kind == "code":
             out["passed"] = bool(verdict["passed"])
         out["correct"] = bool(verdict["correct"])

@@ -4,7 +4,8 @@ Training stages leave a Hugging Face model and tokenizer in `<run-dir>/<stage>/f
 stage writes `<stage_dir>/<trained-stage>/<task>.samples.jsonl` and returns
 
     {"results": {trained_stage: {task: {metric: value, "n": N}}}, "chat": {...}, "primary_metric": {...},
-     "samples": {trained_stage: {task: [a few samples for the report]}}, "cached": [...], "checkpoints": {...}}
+     "samples": {trained_stage: {task: [a few samples for the report]}}, "cached": [...],
+     "checkpoints": {...}}
 
 A checkpoint already evaluated with the same eval settings is not evaluated again: results are cached
 per checkpoint fingerprint (file names, sizes and modification times of `final/`) under
@@ -35,8 +36,13 @@ def checkpoint_fingerprint(folder: Path) -> str:
 
 
 def settings_fingerprint(cfg: EvalConfig, chat: bool) -> str:
-    relevant = {"tasks": [t.model_dump(mode="json") for t in cfg.tasks], "chat": chat, "seed": cfg.seed,
-                "backend": cfg.backend, "dtype": cfg.dtype}
+    relevant = {
+        "tasks": [t.model_dump(mode="json") for t in cfg.tasks],
+        "chat": chat,
+        "seed": cfg.seed,
+        "backend": cfg.backend,
+        "dtype": cfg.dtype,
+    }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -59,16 +65,25 @@ def evaluate_checkpoint(model_dir: Path, out_dir: Path, cfg: EvalConfig, chat: b
     from infir.eval.backends import load_backend  # imported here: it pulls in torch
 
     backend = load_backend(cfg.backend, model_dir, cfg.device, cfg.dtype)
-    return evaluate_model(backend, cfg.tasks, chat=chat, batch_size=cfg.batch_size, samples_dir=out_dir,
-                          sandbox_workers=cfg.sandbox_workers, seed=cfg.seed)
+    return evaluate_model(
+        backend,
+        cfg.tasks,
+        chat=chat,
+        batch_size=cfg.batch_size,
+        samples_dir=out_dir,
+        sandbox_workers=cfg.sandbox_workers,
+        seed=cfg.seed,
+    )
 
 
 def run(ctx: StageContext) -> dict:
     cfg: EvalConfig = ctx.recipe.eval
     stages = stages_to_evaluate(ctx, cfg)
     if not stages:
-        raise FileNotFoundError(f"eval: no trained stage with a final checkpoint in {ctx.run_dir} "
-                                f"(looked for {', '.join(s + '/final' for s in TRAINED_STAGES)})")
+        raise FileNotFoundError(
+            f"eval: no trained stage with a final checkpoint in {ctx.run_dir} "
+            f"(looked for {', '.join(s + '/final' for s in TRAINED_STAGES)})"
+        )
     results, samples, cached, checkpoints, chat_modes = {}, {}, [], {}, {}
     metrics_log = ctx.metrics_logger()
     for stage in stages:
@@ -91,8 +106,15 @@ def run(ctx: StageContext) -> dict:
         checkpoints[stage] = key
         chat_modes[stage] = chat
         samples[stage] = {t: _head(out_dir / samples_file_name(t), cfg.show_samples) for t in stage_results}
-        metrics_log.log({"stage": stage, **{f"{t}/{m}": v for t, ms in stage_results.items() for m, v in ms.items()}})
+        metrics_log.log(
+            {"stage": stage, **{f"{t}/{m}": v for t, ms in stage_results.items() for m, v in ms.items()}}
+        )
     primary = {t.name: build_task(t).primary_metric for t in cfg.tasks}
-    return {"results": results, "chat": chat_modes, "primary_metric": primary, "samples": samples,
-            "cached": cached, "checkpoints": checkpoints}
-
+    return {
+        "results": results,
+        "chat": chat_modes,
+        "primary_metric": primary,
+        "samples": samples,
+        "cached": cached,
+        "checkpoints": checkpoints,
+    }

@@ -35,8 +35,14 @@ class Task(ABC):
     target_delimiter: ClassVar[str] = " "
     fewshot_delimiter: ClassVar[str] = "\n\n"
 
-    def __init__(self, data_path: str | Path | None = None, *, split: str | None = None,
-                 fewshot_seed: int = 1234, max_new_tokens: int | None = None):
+    def __init__(
+        self,
+        data_path: str | Path | None = None,
+        *,
+        split: str | None = None,
+        fewshot_seed: int = 1234,
+        max_new_tokens: int | None = None,
+    ):
         self.data_path = data_path
         self.split = split or self.eval_split
         self.fewshot_seed = fewshot_seed
@@ -109,9 +115,13 @@ class Task(ABC):
             random.Random(self.fewshot_seed).shuffle(pool)
             self._fewshot_pool = pool
         question = self.doc_to_text(doc) if doc is not None else None
-        shots = [ex for ex in self._fewshot_pool[: k + 1] if question is None or self.doc_to_text(ex) != question]
+        shots = [
+            ex for ex in self._fewshot_pool[: k + 1] if question is None or self.doc_to_text(ex) != question
+        ]
         if len(shots) < k:
-            raise DataError(f"task {self.name!r}: asked for {k} few-shot examples, only {len(shots)} available")
+            raise DataError(
+                f"task {self.name!r}: asked for {k} few-shot examples, only {len(shots)} available"
+            )
         return shots[:k]
 
     def build_prompt(self, doc: dict, num_fewshot: int = 0, chat: bool = False, tokenizer: Any = None) -> str:
@@ -136,8 +146,9 @@ class Task(ABC):
     def _chat_prompt(self, doc: dict, shots: Sequence[dict], tokenizer: Any) -> str:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"task {self.name!r}: chat prompts need a tokenizer with a chat template")
-        return tokenizer.apply_chat_template(self.chat_messages(doc, shots), tokenize=False,
-                                             add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            self.chat_messages(doc, shots), tokenize=False, add_generation_prompt=True
+        )
 
     def stops(self, chat: bool) -> list[str]:
         """Stop strings for generation; chat models stop at their end-of-turn token instead."""

@@ -36,8 +36,9 @@ class CodeTask(Task):
     primary_metric = "pass@1"
     ks: tuple[int, ...] = (1, 10, 100)
 
-    def __init__(self, data_path=None, *, timeout: float = 10.0, memory_mb: int = 1024, isolation: str = "auto",
-                 **kw):
+    def __init__(
+        self, data_path=None, *, timeout: float = 10.0, memory_mb: int = 1024, isolation: str = "auto", **kw
+    ):
         super().__init__(data_path, **kw)
         self.limits = Limits(cpu_seconds=timeout, wall_seconds=timeout * 2, memory_mb=memory_mb)
         self.isolation = isolation
@@ -51,8 +52,13 @@ class CodeTask(Task):
 
     def evaluate(self, doc: dict, output: str) -> dict:
         result = run_python(self.program(doc, output), self.limits, self.isolation)  # type: ignore[arg-type]
-        return {"correct": result.passed, "passed": result.passed, "extracted": output,
-                "result": result.summary(), "seconds": result.seconds}
+        return {
+            "correct": result.passed,
+            "passed": result.passed,
+            "extracted": output,
+            "result": result.summary(),
+            "seconds": result.seconds,
+        }
 
     def evaluate_many(self, docs: Sequence[dict], outputs: Sequence[str], workers: int = 2) -> list[dict]:
         # Each evaluation waits on a child process, so threads overlap them without contending for the GIL.

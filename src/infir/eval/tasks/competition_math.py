@@ -27,8 +27,10 @@ class _CompetitionMath(Task):
         if answer is None:
             answer = last_boxed(doc["solution"])
         if answer is None:
-            raise DataError(f"{self.source}: MATH record has neither `answer` nor a \\boxed{{}} in its "
-                            f"solution: {doc['problem'][:80]!r}")
+            raise DataError(
+                f"{self.source}: MATH record has neither `answer` nor a \\boxed{{}} in its "
+                f"solution: {doc['problem'][:80]!r}"
+            )
         return str(answer)
 
     def doc_to_text(self, doc: dict) -> str:
@@ -54,8 +56,12 @@ class _CompetitionMath(Task):
         # The last box is the answer a solution commits to; boxes before it are intermediate results
         # that math-verify's first-match extraction would otherwise pick.
         predicted = parse_gold(boxed) if boxed is not None else parse_math(output)
-        return {"correct": math_equal(parse_gold(gold), predicted), "extracted": shown(predicted),
-                "boxed": boxed, "gold": gold}
+        return {
+            "correct": math_equal(parse_gold(gold), predicted),
+            "extracted": shown(predicted),
+            "boxed": boxed,
+            "gold": gold,
+        }
 
 
 @register
@@ -89,5 +95,12 @@ class MATH500(_CompetitionMath):
     fewshot_split = None
 
 
-MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
-                 "prealgebra", "precalculus")
+MATH_SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)

@@ -14,7 +14,9 @@ from infir.eval.loading import DataError
 from infir.eval.registry import register
 from infir.eval.task import Task
 
-CHAT_INSTRUCTION = 'Solve the problem step by step, then finish with "The answer is N." where N is the final number.'
+CHAT_INSTRUCTION = (
+    'Solve the problem step by step, then finish with "The answer is N." where N is the final number.'
+)
 
 
 @register
@@ -34,7 +36,9 @@ class GSM8K(Task):
     def gold(self, doc: dict) -> str:
         value = normalize_number(doc["answer"].rsplit("####", 1)[-1]) if "####" in doc["answer"] else None
         if value is None:
-            raise DataError(f"{self.source}: GSM8K answer has no '#### N' final answer: {doc['answer'][-80:]!r}")
+            raise DataError(
+                f"{self.source}: GSM8K answer has no '#### N' final answer: {doc['answer'][-80:]!r}"
+            )
         return value
 
     def doc_to_text(self, doc: dict) -> str:
@@ -61,10 +65,17 @@ class GSM8K(Task):
     def evaluate(self, doc: dict, output: str) -> dict:
         gold = self.gold(doc)
         strict, flexible = strict_number(output), flexible_number(output)
-        return {"correct": strict == gold, "extracted": strict, "flexible": flexible,
-                "flexible_correct": flexible == gold, "gold": gold}
+        return {
+            "correct": strict == gold,
+            "extracted": strict,
+            "flexible": flexible,
+            "flexible_correct": flexible == gold,
+            "gold": gold,
+        }
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         n = len(verdicts) or 1
-        return {"strict_match": sum(v["correct"] for v in verdicts) / n,
-                "flexible_match": sum(v["flexible_correct"] for v in verdicts) / n}
+        return {
+            "strict_match": sum(v["correct"] for v in verdicts) / n,
+            "flexible_match": sum(v["flexible_correct"] for v in verdicts) / n,
+        }

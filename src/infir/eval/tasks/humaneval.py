@@ -55,8 +55,10 @@ class HumanEval(CodeTask):
         return super().build_prompt(doc, num_fewshot, chat, tokenizer) if chat else doc["prompt"]
 
     def chat_user_message(self, doc: dict) -> str:
-        return ("Complete the following Python function. Answer with the complete function in a ```python "
-                f"code block.\n\n```python\n{doc['prompt']}```")
+        return (
+            "Complete the following Python function. Answer with the complete function in a ```python "
+            f"code block.\n\n```python\n{doc['prompt']}```"
+        )
 
     def chat_assistant_message(self, doc: dict) -> str:
         return f"```python\n{doc['prompt']}{doc['canonical_solution']}```"

@@ -31,8 +31,10 @@ class MBPP(CodeTask):
 
     def doc_to_text(self, doc: dict) -> str:
         tests = "\n".join(doc["test_list"])
-        return (f"You are an expert Python programmer, and here is your task: {self.description(doc)} "
-                f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n")
+        return (
+            f"You are an expert Python programmer, and here is your task: {self.description(doc)} "
+            f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n"
+        )
 
     def doc_to_target(self, doc: dict) -> str:
         return f"{doc['code']}\n[DONE]"
@@ -42,8 +44,10 @@ class MBPP(CodeTask):
 
     def chat_user_message(self, doc: dict) -> str:
         tests = "\n".join(doc["test_list"])
-        return (f"{self.description(doc)}\nYour code should pass these tests:\n\n{tests}\n"
-                "Answer with the code in a ```python code block.")
+        return (
+            f"{self.description(doc)}\nYour code should pass these tests:\n\n{tests}\n"
+            "Answer with the code in a ```python code block."
+        )
 
     def chat_assistant_message(self, doc: dict) -> str:
         return f"```python\n{doc['code']}\n```"

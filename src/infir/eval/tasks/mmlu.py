@@ -9,6 +9,7 @@ for a letter) is judged by the first standalone letter it names.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Sequence
 
 from infir.eval.registry import register
@@ -16,13 +17,29 @@ from infir.eval.task import Task
 
 LETTERS = ("A", "B", "C", "D")
 # lm-evaluation-harness's STEM category of MMLU subjects.
-STEM_SUBJECTS = frozenset({
-    "abstract_algebra", "anatomy", "astronomy", "college_biology", "college_chemistry",
-    "college_computer_science", "college_mathematics", "college_physics", "computer_security",
-    "conceptual_physics", "electrical_engineering", "elementary_mathematics", "high_school_biology",
-    "high_school_chemistry", "high_school_computer_science", "high_school_mathematics", "high_school_physics",
-    "high_school_statistics", "machine_learning",
-})
+STEM_SUBJECTS = frozenset(
+    {
+        "abstract_algebra",
+        "anatomy",
+        "astronomy",
+        "college_biology",
+        "college_chemistry",
+        "college_computer_science",
+        "college_mathematics",
+        "college_physics",
+        "computer_security",
+        "conceptual_physics",
+        "electrical_engineering",
+        "elementary_mathematics",
+        "high_school_biology",
+        "high_school_chemistry",
+        "high_school_computer_science",
+        "high_school_mathematics",
+        "high_school_physics",
+        "high_school_statistics",
+        "machine_learning",
+    }
+)
 _LETTER = re.compile(r"(?:answer is|Answer:)?\s*\(?\b([ABCD])\b\)?")
 
 
@@ -50,6 +67,20 @@ class MMLU(Task):
         # The hub copy names it `subject`; the math-evaluation-harness export calls it `type`.
         return str(doc.get("subject") or doc.get("type") or "")
 
+    def fewshot_examples(self, doc: dict | None, k: int) -> list[dict]:
+        # As lm-eval's MMLU: the first k dev questions of the same subject (else the generic pool).
+        if k <= 0:
+            return []
+        if not hasattr(self, "_dev"):
+            single_file = self.data_path is not None and Path(self.data_path).is_file()
+            self._dev = None if single_file else self.load_records("dev", required=False)
+        dev = self._dev
+        if dev:
+            same = [d for d in dev if self.subject(d) == self.subject(doc or {})]
+            if len(same) >= k:
+                return same[:k]
+        return super().fewshot_examples(doc, k)
+
     def gold(self, doc: dict) -> int:
         answer = doc["answer"]
         return LETTERS.index(answer) if isinstance(answer, str) else int(answer)
@@ -67,8 +98,11 @@ class MMLU(Task):
         return LETTERS[self.gold(doc)]
 
     def chat_user_message(self, doc: dict) -> str:
-        return self.describe(doc) + self.doc_to_text(doc).removesuffix("Answer:") + \
-            "Answer with the letter of the correct choice."
+        return (
+            self.describe(doc)
+            + self.doc_to_text(doc).removesuffix("Answer:")
+            + "Answer with the letter of the correct choice."
+        )
 
     def continuations(self, doc: dict, chat: bool = False) -> list[str]:
         """What is scored after the prompt, one per choice."""
@@ -85,13 +119,22 @@ class MMLU(Task):
 
     def evaluate_loglikelihoods(self, doc: dict, logprobs: Sequence[float]) -> dict:
         choice = max(range(len(logprobs)), key=lambda i: logprobs[i])
-        return {"correct": choice == self.gold(doc), "extracted": LETTERS[choice], "choice": choice,
-                "logprobs": [round(x, 4) for x in logprobs], "subject": self.subject(doc)}
+        return {
+            "correct": choice == self.gold(doc),
+            "extracted": LETTERS[choice],
+            "choice": choice,
+            "logprobs": [round(x, 4) for x in logprobs],
+            "subject": self.subject(doc),
+        }
 
     def evaluate(self, doc: dict, output: str) -> dict:
         m = _LETTER.search(output.strip())
         letter = m.group(1) if m else None
-        return {"correct": letter == self.doc_to_target(doc), "extracted": letter, "subject": self.subject(doc)}
+        return {
+            "correct": letter == self.doc_to_target(doc),
+            "extracted": letter,
+            "subject": self.subject(doc),
+        }
 
 
 @register

@@ -44,8 +44,16 @@ class HeldoutReasoning(Task):
     default_num_fewshot = 0
     default_max_new_tokens = 96
 
-    def __init__(self, data_path: str | Path | None = None, *, families: Sequence[str] = DEFAULT_FAMILIES,
-                 n: int = 50, seed: int = 0, heldout_fraction: float = 0.1, **kw):
+    def __init__(
+        self,
+        data_path: str | Path | None = None,
+        *,
+        families: Sequence[str] = DEFAULT_FAMILIES,
+        n: int = 50,
+        seed: int = 0,
+        heldout_fraction: float = 0.1,
+        **kw,
+    ):
         super().__init__(data_path, **kw)
         if isinstance(families, str):
             families = [f.strip() for f in families.split(",") if f.strip()]
@@ -59,7 +67,9 @@ class HeldoutReasoning(Task):
     def _generate(self, split: str, n: int) -> list[dict]:
         docs = []
         for family in self.families:
-            for p in problems.generate(family, n, self.seed, split=split, heldout_fraction=self.heldout_fraction):
+            for p in problems.generate(
+                family, n, self.seed, split=split, heldout_fraction=self.heldout_fraction
+            ):
                 docs.append(p.to_dict())
         return docs
 
@@ -78,7 +88,9 @@ class HeldoutReasoning(Task):
         if k <= 0:
             return []
         family = (doc or {}).get("family", self.families[0])
-        shots = problems.generate(family, k, self.fewshot_seed, split="train", heldout_fraction=self.heldout_fraction)
+        shots = problems.generate(
+            family, k, self.fewshot_seed, split="train", heldout_fraction=self.heldout_fraction
+        )
         return [p.to_dict() for p in shots]
 
     def doc_to_text(self, doc: dict) -> str:
@@ -97,8 +109,11 @@ class HeldoutReasoning(Task):
 
     def evaluate(self, doc: dict, output: str) -> dict:
         extracted = problems.extract_answer(output)
-        return {"correct": _same_answer(extracted, str(doc["answer"])), "extracted": extracted,
-                "family": doc.get("family")}
+        return {
+            "correct": _same_answer(extracted, str(doc["answer"])),
+            "extracted": extracted,
+            "family": doc.get("family"),
+        }
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         metrics = super().aggregate(verdicts)
@@ -127,8 +142,17 @@ class ReasoningGym(Task):
     default_num_fewshot = 0
     default_max_new_tokens = 512
 
-    def __init__(self, generator: str, data_path: str | Path | None = None, *, n: int = 100, seed: int = 0,
-                 config: dict | None = None, system_prompt: str = "default", **kw):
+    def __init__(
+        self,
+        generator: str,
+        data_path: str | Path | None = None,
+        *,
+        n: int = 100,
+        seed: int = 0,
+        config: dict | None = None,
+        system_prompt: str = "default",
+        **kw,
+    ):
         super().__init__(data_path, **kw)
         import reasoning_gym
 
@@ -166,7 +190,9 @@ class ReasoningGym(Task):
         import reasoning_gym
 
         # A different seed than the eval docs, so examples are other problems of the same generator.
-        ds = reasoning_gym.create_dataset(self.generator, size=k, seed=self.fewshot_seed + 7919, **self.config)
+        ds = reasoning_gym.create_dataset(
+            self.generator, size=k, seed=self.fewshot_seed + 7919, **self.config
+        )
         return [dict(e) for e in ds]
 
     def doc_to_text(self, doc: dict) -> str:
@@ -179,7 +205,8 @@ class ReasoningGym(Task):
         if not chat:
             # Base models are told the answer format once, before the examples.
             return "Put the final answer between <answer> and </answer> tags.\n\n" + super().build_prompt(
-                doc, num_fewshot, chat, tokenizer)
+                doc, num_fewshot, chat, tokenizer
+            )
         return super().build_prompt(doc, num_fewshot, chat, tokenizer)
 
     def chat_messages(self, doc: dict, shots=()) -> list[dict]:

@@ -1,0 +1,93 @@
+"""The batched generator and log-likelihood scorer agree with plain transformers computations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from infir.eval.generate import Generator, StopChecker
+from infir.eval.loglik import encode_pair, loglikelihood
+
+PROMPTS = [
+    "Question: 3 + 4 =\nAnswer:",
+    "Question: what is 12 - 5?\nAnswer:",
+    "Q",
+    "Question: Solve x + 3 = 9 for x, a longer prompt than the others\nAnswer:",
+    "Answer: 7 * 8 =",
+]
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_model_dir):
+    return Generator.from_pretrained(tiny_model_dir, device="cpu")
+
+
+def _reference(gen, prompt, max_new_tokens):
+    ids = gen.tokenizer(prompt, return_tensors="pt")
+    out = gen.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=gen.pad_id)
+    return out[0, ids["input_ids"].shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_greedy_matches_unbatched_hf_generate(gen, batch_size):
+    outs = gen.generate(PROMPTS, max_new_tokens=24, batch_size=batch_size, return_token_ids=True)
+    for prompt, out in zip(PROMPTS, outs):
+        ref = _reference(gen, prompt, 24)
+        assert out.token_ids == ref[: len(out.token_ids)]
+        assert out.finish_reason in ("length", "eos")
+        assert out.new_tokens == len(out.token_ids)
+
+
+def test_stop_strings_cut_the_text_and_end_rows_early(gen):
+    free = gen.generate(PROMPTS, max_new_tokens=30, batch_size=5)
+    # Pick a stop string each free-running output contains after its first few characters.
+    stop = [o.text[5:7] for o in free if len(o.text) > 8]
+    outs = gen.generate(PROMPTS, max_new_tokens=30, batch_size=5, stop=stop)
+    for f, o in zip(free, outs):
+        if any(s in f.text for s in stop):
+            assert o.finish_reason == "stop"
+            assert not any(s in o.text for s in stop)
+            assert f.text.startswith(o.text)
+
+
+def test_stop_checker_window_catches_multi_token_stops(gen):
+    checker = StopChecker(gen.tokenizer, ["\n\nQuestion:"])
+    ids = gen.tokenizer("The answer is 7.\n\nQuestion:", add_special_tokens=False)["input_ids"]
+    assert checker.hit(ids) and not checker.hit(ids[:-1])
+    assert checker.cut("The answer is 7.\n\nQuestion: next") == "The answer is 7."
+
+
+def test_sampling_is_seeded_and_num_samples_are_adjacent(gen):
+    a = gen.generate(PROMPTS[:2], max_new_tokens=12, temperature=1.0, top_p=0.9, num_samples=3, seed=7)
+    b = gen.generate(PROMPTS[:2], max_new_tokens=12, temperature=1.0, top_p=0.9, num_samples=3, seed=7)
+    assert [x.text for x in a] == [x.text for x in b] and len(a) == 6
+    assert len({x.text for x in a[:3]}) > 1  # different samples of one prompt
+
+
+def test_eos_ends_a_row(gen):
+    eos = gen.tokenizer.eos_token_id
+    with torch.no_grad():  # force the EOS token to win everywhere
+        gen.model.lm_head.bias = torch.nn.Parameter(torch.zeros(gen.model.config.vocab_size))
+        gen.model.lm_head.bias[eos] = 1e4
+    try:
+        outs = gen.generate(PROMPTS[:2], max_new_tokens=10)
+    finally:
+        gen.model.lm_head.bias = None
+    assert all(o.finish_reason == "eos" and o.text == "" for o in outs)
+
+
+def test_loglikelihood_matches_a_direct_forward(gen):
+    requests = [
+        ("Question: 3 + 4 =\nAnswer:", " 7"),
+        ("Question: 3 + 4 =\nAnswer:", " 8"),
+        ("Question: 3 + 4 =\nAnswer:", " seven, I think"),
+        ("Q", "uestion: 1 + 1"),
+    ]
+    scored = loglikelihood(gen.model, gen.tokenizer, requests, batch_size=3)
+    for (context, continuation), s in zip(requests, scored):
+        ctx, cont = encode_pair(gen.tokenizer, context, continuation)
+        ids = torch.tensor([ctx + cont])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(gen.model(ids).logits[0].float(), -1)
+        expected = sum(logprobs[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
+        assert s.logprob == pytest.approx(expected, abs=1e-4)

@@ -1,0 +1,82 @@
+"""The tiny recipe's held-out reasoning task and reasoning-gym families."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infir.data.reasoning import is_heldout
+from infir.eval.registry import family_prefixes, get_task
+
+
+def test_heldout_problems_in_corpus_format():
+    task = get_task("reasoning", n=10, seed=3)
+    docs = task.docs()
+    assert len(docs) == 30 and {d["family"] for d in docs} == {
+        "chain_sum",
+        "basic_arithmetic",
+        "simple_equations",
+    }
+    assert all(is_heldout(d["question"]) for d in docs)
+    doc = docs[0]
+    assert task.build_prompt(doc) == f"Question: {doc['question']}\nAnswer:"
+    assert task.stops(chat=False) == ["\n\n", "Question:"] and task.stops(chat=True) == []
+    shots = task.build_prompt(doc, num_fewshot=2).split("\n\n")
+    assert len(shots) == 3 and all(s.startswith("Question: ") for s in shots)
+    assert "The answer is" in shots[0] and not any(is_heldout(s.split("\n")[0][10:]) for s in shots[:2])
+
+
+def test_exact_match_after_the_answer_is():
+    task = get_task("reasoning:chain_sum", n=5)
+    docs = task.docs()
+    assert len(docs) == 5 and task.name == "reasoning:chain_sum"
+    doc = docs[0]
+    assert task.evaluate(doc, task.reference_output(doc))["correct"]
+    assert task.evaluate(doc, f"blah. The answer is {doc['answer']}.")["extracted"] == doc["answer"]
+    wrong = str(int(doc["answer"]) + 1)
+    assert not task.evaluate(doc, f"The answer is {wrong}.")["correct"]
+    assert not task.evaluate(doc, doc["answer"])["correct"]  # no "The answer is": no commitment
+    assert task.reward(doc, f"The answer is {doc['answer']}") == 1.0
+    metrics = get_task("reasoning", n=4).aggregate(
+        [{"correct": True, "family": "a"}, {"correct": False, "family": "b"}]
+    )
+    assert metrics == {"accuracy": 0.5, "accuracy_a": 1.0, "accuracy_b": 0.0}
+
+
+def test_chat_prompt_is_the_bare_question(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    task = get_task("reasoning", n=2)
+    doc = task.docs()[0]
+    expected = tok.apply_chat_template(
+        [{"role": "user", "content": doc["question"]}], tokenize=False, add_generation_prompt=True
+    )
+    assert task.build_prompt(doc, chat=True, tokenizer=tok) == expected
+    with pytest.raises(ValueError, match="chat template"):
+        task.build_prompt(doc, chat=True, tokenizer=None)
+
+
+def test_saved_problem_file_and_decontamination_texts(tmp_path):
+    task = get_task("reasoning", n=3)
+    path = tmp_path / "heldout.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in task.docs()))
+    loaded = get_task("reasoning", data_path=path)
+    assert loaded.docs() == task.docs()
+    texts = list(task.decontamination_texts())
+    assert texts[0] == "Question: " + task.docs()[0]["question"] + "\nAnswer:"
+    assert texts[1] == task.docs()[0]["solution"]
+
+
+def test_reasoning_gym_family_scored_by_its_own_checker():
+    assert {"rg", "reasoning"} <= set(family_prefixes())
+    task = get_task("rg:leg_counting", n=4, seed=1)
+    doc = task.docs()[0]
+    good = task.evaluate(doc, f"Let me count... <answer>{doc['answer']}</answer>")
+    assert good == {"correct": True, "extracted": doc["answer"], "score": 1.0}
+    assert task.reward(doc, "<answer>-1</answer>") == 0.0
+    assert not task.evaluate(doc, "no tags")["correct"]
+    assert task.build_prompt(doc).startswith("Put the final answer between <answer> and </answer> tags.")
+    with pytest.raises(KeyError, match="no generator"):
+        get_task("rg:not_a_generator")
