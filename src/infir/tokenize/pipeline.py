@@ -9,11 +9,14 @@ stage ran. Each job writes one shard per domain it meets and, last, a done file
 Encoding is spread over `workers` processes in chunks of `chunk_docs` documents (one tokenizer
 thread each: processes scale where the tokenizer's thread pool spins on busy cores); the main
 process reads, writes and keeps a bounded number of chunks in flight, so memory stays flat.
-This module imports no transformers: workers start fast.
+Workers are forked (cheap, and it works from any entry point, unlike spawn, which must re-import
+the caller's main module) while TOKENIZERS_PARALLELISM=false: the children never touch the
+parent's tokenizer thread pool, and tokenizers does not warn about the fork.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -81,6 +84,20 @@ def _encode_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- main side -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _tokenizer_threads_off() -> Iterator[None]:
+    """TOKENIZERS_PARALLELISM=false while worker processes are forked, then as it was."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
 @dataclass
 class _Job:
     name: str
@@ -215,11 +232,11 @@ class ShardingRun:
         return self._finish(time.time() - t0)
 
     def _run_pool(self, chunks: Iterator[_Chunk]) -> None:
-        ctx = multiprocessing.get_context("spawn")  # never fork a process whose tokenizer threads are live
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         in_flight: deque[tuple[_Chunk, Future]] = deque()
-        with ProcessPoolExecutor(self.cfg.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.spec.tokenizer_json, self.spec.doc_end_id, self.dtype.name,
-                                           False)) as pool:
+        with _tokenizer_threads_off(), ProcessPoolExecutor(
+                self.cfg.workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
+                initargs=(self.spec.tokenizer_json, self.spec.doc_end_id, self.dtype.name, False)) as pool:
             for chunk in chunks:
                 in_flight.append((chunk, pool.submit(_encode_chunk, chunk.texts)))
                 while len(in_flight) > 2 * self.cfg.workers:  # bounded: memory stays flat on any input
