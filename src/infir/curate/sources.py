@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -141,7 +142,7 @@ class ShardReader(PipelineStep):
                         yield _bad("not_an_object", line.rstrip("\n"), where)
                         continue
                     yield self._from_record(record, source, where)
-            except (OSError, EOFError) as e:  # truncated or corrupt compression
+            except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt compression
                 raise CurateInputError(f"cannot read {path}: {e}") from e
 
     def _parquet(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
