@@ -52,10 +52,18 @@ class Stage:
 
     name: str
     sections: tuple[str, ...]
-    needs: tuple[str, ...]
+    # Upstream stages whose outputs this one reads; a function when it depends on the recipe
+    # (SFT starts from whichever training stage precedes it).
+    needs: tuple[str, ...] | Callable[["Recipe"], tuple[str, ...]]
     fn: Callable[["StageContext"], dict]
     resumable: bool = False  # keeps partial outputs of a killed run instead of wiping them
     help: str = ""
+    # Local input files outside the run dir (raw corpora, seed files): their size and mtime join the
+    # fingerprint, so an edited input reruns the stage.
+    input_files: Callable[["Recipe"], list[str]] | None = None
+
+    def upstream(self, recipe: "Recipe") -> tuple[str, ...]:
+        return self.needs(recipe) if callable(self.needs) else self.needs
 
 
 @dataclass
@@ -121,10 +129,17 @@ def stage_config(recipe: "Recipe", stage: Stage) -> dict:
 
 def fingerprint(recipe: "Recipe", stage: Stage, run_dir: Path) -> str:
     upstream = {}
-    for name in stage.needs:
+    for name in stage.upstream(recipe):
         marker = run_dir / name / MARKER
         upstream[name] = read_json(marker)["fingerprint"] if marker.exists() else None
-    payload = json.dumps({"stage": stage.name, "config": stage_config(recipe, stage), "upstream": upstream},
+    files = []
+    for name in stage.input_files(recipe) if stage.input_files else []:
+        path = Path(name)
+        if path.is_file():
+            st = path.stat()
+            files.append([str(path), st.st_size, st.st_mtime_ns])
+    payload = json.dumps({"stage": stage.name, "config": stage_config(recipe, stage), "upstream": upstream,
+                          "files": files},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -140,7 +155,7 @@ def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False
     """Run one stage with the skip / rerun / resume contract above; returns its summary."""
     stage_dir = run_dir / stage.name
     if not force and is_complete(recipe, stage, run_dir):
-        log(f"[skip] {stage.name}: complete and unchanged ({stage_dir})")
+        log(f"skipped {stage.name}: complete and unchanged ({stage_dir})")
         return read_json(stage_dir / "summary.json")
     marker = stage_dir / MARKER
     stale = marker.exists() or force

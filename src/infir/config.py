@@ -1,0 +1,245 @@
+"""The recipe: one typed config tree, loaded from YAML with `key=value` overrides.
+
+Each component owns its section's model; this module composes them and turns validation
+errors into messages that name the recipe file, the line, the dotted key and the expected type.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from infir.config_base import Section
+from infir.curate.config import CurateConfig
+from infir.eval.config import EvalConfig
+from infir.model.llm import ModelConfig
+from infir.sft.config import SFTConfig
+from infir.tokenize.config import TokenizeConfig, TokenizerConfig
+from infir.train.config import ScheduleConfig, TrainConfig
+
+# The order stages run in; a recipe names a subsequence of it.
+STAGE_ORDER = ("curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "vl", "eval", "export", "report")
+TRAINING_STAGES = ("pretrain", "anneal", "sft", "rl")
+EMBEDDED_RECIPES = Path(__file__).parent / "recipes"
+
+
+class RuntimeConfig(Section):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads; None: torch's default
+
+
+class ReportConfig(Section):
+    title: str | None = None
+    samples_per_task: int = Field(3, ge=0)
+
+
+def _anneal_default() -> TrainConfig:
+    return TrainConfig(init_from="pretrain", data_mix="anneal",
+                       schedule=ScheduleConfig(kind="linear", warmup_steps=0))
+
+
+class Recipe(Section):
+    name: str = "run"
+    description: str = ""
+    seed: int = 0
+    run_dir: str | None = None  # default: runs/<name>
+    stages: list[str] = Field(default_factory=lambda: ["curate", "tokenize", "pretrain", "anneal", "sft", "eval",
+                                                       "report"])
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    pretrain: TrainConfig = Field(default_factory=TrainConfig)
+    anneal: TrainConfig = Field(default_factory=_anneal_default)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, stages: list[str]) -> list[str]:
+        unknown = [s for s in stages if s not in STAGE_ORDER]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; known: {list(STAGE_ORDER)}")
+        positions = [STAGE_ORDER.index(s) for s in stages]
+        if positions != sorted(positions) or len(set(stages)) != len(stages):
+            raise ValueError(f"stages must be distinct and in pipeline order {list(STAGE_ORDER)}")
+        return stages
+
+    def resolved_run_dir(self, override: str | Path | None = None) -> Path:
+        return Path(override or self.run_dir or Path("runs") / self.name)
+
+
+# ---- loading ------------------------------------------------------------------------------------
+class RecipeError(ValueError):
+    """A recipe that does not validate; the message names file, line, key and expected type."""
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    embedded = EMBEDDED_RECIPES / f"{Path(str(name_or_path)).stem}.yaml"
+    if not path.suffix and embedded.is_file():
+        return embedded
+    known = sorted(p.stem for p in EMBEDDED_RECIPES.glob("*.yaml"))
+    raise RecipeError(f"recipe {str(name_or_path)!r} not found (a YAML file path, or one of {known})")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise RecipeError(f"override {item!r} is not of the form key.sub=value")
+    key, raw = item.split("=", 1)
+    keys = key.strip().split(".")
+    if not all(keys):
+        raise RecipeError(f"override {item!r} has an empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return keys, value
+
+
+def apply_override(tree: dict, keys: list[str], value: Any) -> None:
+    """Set `tree[k1][k2]...[kn] = value`; integer parts index lists (`curate.sources.0.limit=5`)."""
+    node: Any = tree
+    for depth, k in enumerate(keys):
+        last = depth == len(keys) - 1
+        where = ".".join(keys[:depth + 1])
+        if isinstance(node, list):
+            if not k.isdigit() or int(k) >= len(node):
+                raise RecipeError(f"override {'.'.join(keys)}: {where} is not an item of a list of {len(node)}")
+            if last:
+                node[int(k)] = value
+            else:
+                node = node[int(k)]
+            continue
+        if not isinstance(node, dict):
+            raise RecipeError(f"override {'.'.join(keys)}: {'.'.join(keys[:depth])} is not a section")
+        if last:
+            node[k] = value
+        else:
+            if node.get(k) is None:
+                node[k] = {}
+            node = node[k]
+
+
+def load_recipe(name_or_path: str | Path = "tiny", overrides: list[str] | None = None) -> Recipe:
+    path = find_recipe(name_or_path)
+    text = path.read_text()
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise RecipeError(f"{path}: the top level must be a mapping of sections")
+    overridden = set()
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        apply_override(tree, keys, value)
+        overridden.add(tuple(keys))
+    try:
+        return Recipe.model_validate(tree)
+    except ValidationError as exc:
+        raise RecipeError(format_errors(exc, path, text, overridden)) from None
+
+
+def format_errors(exc: ValidationError, path: Path, text: str, overridden: set[tuple[str, ...]]) -> str:
+    lines = [f"{path}: invalid recipe ({exc.error_count()} error{'s' if exc.error_count() > 1 else ''})"]
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        where = "override" if any(tuple(loc[:len(o)]) == o for o in overridden) else _yaml_line(text, loc)
+        where = f" [{where}]" if where else ""
+        if err["type"] == "extra_forbidden":
+            parent = ".".join(loc[:-1])
+            known = _known_keys(loc[:-1])
+            hint = f"; known keys{' in ' + parent if parent else ''}: {', '.join(known)}" if known else ""
+            lines.append(f"  {key}{where}: unknown key{hint}")
+        else:
+            expected = _expected_type(loc)
+            got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
+            exp = f"expected {expected}{got}: " if expected else ""
+            lines.append(f"  {key}{where}: {exp}{err['msg']}")
+    return "\n".join(lines)
+
+
+def _field_at(loc: list[str]):
+    model: Any = Recipe
+    info = None
+    for part in loc:
+        model = _unwrap_model(model)
+        if model is None or not hasattr(model, "model_fields") or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        model = info.annotation
+    return info
+
+
+def _unwrap_model(tp):
+    if isinstance(tp, type) and issubclass(tp, Section):
+        return tp
+    for arg in typing.get_args(tp):
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    model = Recipe if not loc else (_unwrap_model(_field_at(loc).annotation) if _field_at(loc) else None)
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _type_name(tp) -> str:
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if isinstance(tp, type) and issubclass(tp, Section):
+        return f"a {tp.__name__} section"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _expected_type(loc: list[str]) -> str | None:
+    info = _field_at(loc)
+    return _type_name(info.annotation) if info is not None else None
+
+
+def _yaml_line(text: str, loc: list[str]) -> str | None:
+    """`line N` of the deepest key of `loc` present in the YAML text."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == part:
+                    line, node = k.start_mark.line + 1, v
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return f"line {line}" if line else None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,166 @@
+"""Draw the report's plots (matplotlib, PNG) and write a self-contained index.html."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from infir.report.collect import TRAINING, collect
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_funnel(funnel: list[dict], path: Path) -> bool:
+    rows = [r for r in funnel if r.get("docs") is not None]
+    if not rows:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    names = [r["step"] for r in rows][::-1]
+    docs = [r["docs"] for r in rows][::-1]
+    ax.barh(names, docs, color="#4c78a8")
+    for y, d in enumerate(docs):
+        ax.text(d, y, f" {d:,}", va="center", fontsize=8)
+    ax.set_xlabel("documents")
+    ax.set_title("Data funnel")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_losses(metrics: dict[str, list[dict]], path: Path) -> bool:
+    if not metrics:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    offset = 0
+    for stage in TRAINING:
+        rows = [r for r in metrics.get(stage, []) if "loss" in r]
+        if not rows:
+            continue
+        steps = [offset + r["step"] for r in rows]
+        ax.plot(steps, [r["loss"] for r in rows], label=f"{stage} train")
+        val = [r for r in metrics[stage] if r.get("val_loss") is not None]
+        if val:
+            ax.plot([offset + r["step"] for r in val], [r["val_loss"] for r in val], "o--", label=f"{stage} val")
+        offset = steps[-1]
+    ax.set_xlabel("optimizer step (stages laid end to end)")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title("Training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _headline(metrics: dict) -> tuple[str, float] | None:
+    for key in ("accuracy", "exact_match", "pass@1", "acc", "strict_accuracy"):
+        if isinstance(metrics.get(key), (int, float)):
+            return key, float(metrics[key])
+    return None
+
+
+def plot_eval(results: dict, path: Path) -> bool:
+    stages = [s for s in TRAINING if s in results] + [s for s in results if s not in TRAINING]
+    tasks = sorted({t for s in stages for t in results[s]})
+    if not stages or not tasks:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(stages) * max(1, len(tasks)) / 2 + 2), 4))
+    width = 0.8 / len(tasks)
+    for i, task in enumerate(tasks):
+        vals = []
+        for s in stages:
+            head = _headline(results[s].get(task, {}))
+            vals.append(head[1] if head else 0.0)
+        xs = [j + i * width for j in range(len(stages))]
+        bars = ax.bar(xs, vals, width, label=task)
+        for b, v in zip(bars, vals):
+            ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(stages))], stages)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.set_title("Held-out evaluation after each stage")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    return "" if v is None else str(v)
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}pre{background:#f7f7f7;padding:8px;white-space:pre-wrap;
+font-size:12px}.ok{color:#2a7a2a}.bad{color:#b22}"""
+
+
+def write_report(run_dir: Path, title: str | None = None, samples_per_task: int = 3) -> Path:
+    run_dir = Path(run_dir)
+    data = collect(run_dir, samples_per_task)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [f"<h1>{html.escape(title or 'infir run report')}</h1>", f"<p>Run directory: <code>{html.escape(str(run_dir))}</code></p>"]
+    stage_rows = [[name, "complete" if info["complete"] else "incomplete", info["summary"].get("seconds")]
+                  for name, info in data["stages"].items() if name != "report"]
+    parts += ["<h2>Stages</h2>", _table(["stage", "status", "seconds"], stage_rows)]
+    if plot_funnel(data["funnel"], out / "funnel.png"):
+        parts += ["<h2>Data funnel</h2>", '<img src="funnel.png" alt="data funnel">',
+                  _table(["step", "documents", "tokens", "dropped by reason"],
+                         [[r["step"], r.get("docs"), r.get("tokens"), r.get("dropped", "")] for r in data["funnel"]])]
+    if plot_losses(data["metrics"], out / "loss.png"):
+        rows = []
+        for stage in TRAINING:
+            s = data["stages"].get(stage, {}).get("summary")
+            if s:
+                rows.append([stage, s.get("steps"), s.get("tokens"), s.get("loss"), s.get("val_loss"),
+                             s.get("tokens_per_s"), s.get("mfu")])
+        parts += ["<h2>Training</h2>", '<img src="loss.png" alt="loss curves">',
+                  _table(["stage", "steps", "tokens", "final loss", "val loss", "tokens/s", "MFU"], rows)]
+    if data["eval"]:
+        plot_eval(data["eval"], out / "eval.png")
+        rows = []
+        for stage, tasks in data["eval"].items():
+            for task, metrics in tasks.items():
+                rows.append([stage, task, {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}])
+        parts += ["<h2>Evaluation</h2>", '<img src="eval.png" alt="evaluation by stage">',
+                  _table(["stage", "task", "metrics"], rows)]
+        for stage, tasks in data["samples"].items():
+            for task, samples in tasks.items():
+                parts.append(f"<h3>Sample generations: {html.escape(stage)} / {html.escape(task)}</h3>")
+                for smp in samples:
+                    ok = smp.get("correct")
+                    cls = "ok" if ok else "bad"
+                    parts.append(f"<pre>{html.escape(str(smp.get('prompt', ''))[-600:])}<b>"
+                                 f"{html.escape(str(smp.get('output', '')))}</b>\n<span class='{cls}'>"
+                                 f"extracted {html.escape(str(smp.get('extracted')))} · "
+                                 f"{'correct' if ok else 'wrong'}</span></pre>")
+    extra = {n: i["summary"] for n, i in data["stages"].items() if n not in ("report",)}
+    parts += ["<h2>Stage summaries</h2>", f"<pre>{html.escape(json.dumps(extra, indent=1, default=str)[:20000])}</pre>"]
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>infir report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
+    (out / "index.html").write_text(page)
+    return out / "index.html"

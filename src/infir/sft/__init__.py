@@ -1,0 +1,1 @@
+"""Supervised fine-tuning: conversations, chat template, assistant-only loss, packing."""

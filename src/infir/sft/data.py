@@ -1,0 +1,144 @@
+"""Conversations for SFT: loading, ShareGPT conversion and validation.
+
+A bad record (not JSON, unknown role, empty content, no assistant turn) fails with its file and
+record number, or, when the recipe says `on_bad_record: drop`, is dropped and counted by reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from infir.sft.config import ConversationSource
+
+ROLES = {"system", "user", "assistant"}
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+                  "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+
+
+class BadRecord(ValueError):
+    def __init__(self, where: str, reason: str, detail: str = ""):
+        super().__init__(f"{where}: {reason}{': ' + detail if detail else ''}")
+        self.where, self.reason = where, reason
+
+
+@dataclass
+class LoadReport:
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        return {"kept": self.kept, "dropped": dict(self.dropped)}
+
+
+def normalize(record, where: str, system_prompt: str | None = None) -> list[dict]:
+    """Return validated `messages` for one record, or raise BadRecord naming `where`."""
+    if not isinstance(record, dict):
+        raise BadRecord(where, "not_an_object")
+    if "messages" in record:
+        raw = record["messages"]
+        convert = False
+    elif "conversations" in record:
+        raw = record["conversations"]
+        convert = True
+    else:
+        raise BadRecord(where, "no_messages", "expected a `messages` or `conversations` list")
+    if not isinstance(raw, list) or not raw:
+        raise BadRecord(where, "no_messages", "empty or not a list")
+    messages = []
+    for i, turn in enumerate(raw):
+        if not isinstance(turn, dict):
+            raise BadRecord(where, "bad_turn", f"turn {i} is not an object")
+        if convert:
+            role = SHAREGPT_ROLES.get(str(turn.get("from", "")).lower())
+            content = turn.get("value")
+            if role is None:
+                raise BadRecord(where, "unknown_role", f"turn {i} has role {turn.get('from')!r}")
+        else:
+            role, content = turn.get("role"), turn.get("content")
+            if role not in ROLES:
+                raise BadRecord(where, "unknown_role", f"turn {i} has role {role!r}")
+        if not isinstance(content, str) or not content.strip():
+            raise BadRecord(where, "empty_content", f"turn {i} ({role})")
+        messages.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in messages):
+        raise BadRecord(where, "no_assistant_turn")
+    if system_prompt and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[str, object]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        f = opener(path, "rt", encoding="utf-8")
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read conversations file {path}: {exc}") from exc
+    with f:
+        lineno = 0
+        while True:
+            lineno += 1
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as exc:
+                yield f"{path}:{lineno}", BadRecord(f"{path}:{lineno}", "invalid_utf8", str(exc))
+                return
+            if not line:
+                return
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{lineno}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield f"{path}:{lineno}", BadRecord(f"{path}:{lineno}", "not_json", str(exc))
+
+
+def _source_records(src: ConversationSource, run_dir: Path | None) -> Iterator[tuple[str, object]]:
+    if src.type == "jsonl":
+        yield from _jsonl_records(Path(src.path))
+    elif src.type == "synth":
+        if run_dir is None:
+            raise ValueError("a synth source needs the run directory")
+        for path in sorted((run_dir / "synth").glob("*.jsonl*")):
+            yield from _jsonl_records(path)
+    elif src.type == "hf":
+        from datasets import load_dataset
+
+        ds = load_dataset(src.name, split=src.split, streaming=True)
+        for i, row in enumerate(ds):
+            yield f"{src.name}[{src.split}]#{i}", row
+    elif src.type == "generated":
+        from infir.data import reasoning
+
+        for family in src.families:
+            for i, p in enumerate(reasoning.generate(family, src.per_family, seed=src.seed, split="train")):
+                yield f"generated:{family}#{i}", {"messages": [{"role": "user", "content": p.question},
+                                                                {"role": "assistant", "content": p.solution}]}
+
+
+def load_conversations(sources: list[ConversationSource], on_bad_record: str = "fail",
+                       run_dir: Path | None = None) -> tuple[list[list[dict]], LoadReport]:
+    report = LoadReport()
+    conversations = []
+    for src in sources:
+        taken = 0
+        for where, record in _source_records(src, run_dir):
+            if src.limit is not None and taken >= src.limit:
+                break
+            try:
+                if isinstance(record, BadRecord):
+                    raise record
+                messages = normalize(record, where, src.system_prompt)
+            except BadRecord as bad:
+                if on_bad_record == "fail":
+                    raise
+                report.dropped[bad.reason] += 1
+                continue
+            conversations.append(messages)
+            report.kept += 1
+            taken += 1
+    return conversations, report

@@ -1,0 +1,60 @@
+"""The `sft` stage: conversations -> chat template -> packed rows -> the shared trainer."""
+
+from __future__ import annotations
+
+from infir.run import StageContext
+from infir.sft.data import load_conversations
+from infir.sft.packing import ConversationBatches, encode_all
+from infir.tokenize.chat import CHATML_TEMPLATE, has_chatml_tokens, use_chat_eos
+from infir.tokenize.config import IM_END, IM_START, PAD
+from infir.train.parallel import init_distributed
+from infir.train.stage import fit_stage, load_model, resolve_init
+
+
+def sft_init(ctx: StageContext) -> str | None:
+    init = ctx.recipe.sft.init_from
+    if init == "auto":
+        before = [s for s in ("anneal", "pretrain") if s in ctx.recipe.stages]
+        init = before[0] if before else None
+    return init
+
+
+def ensure_chat_tokens(tokenizer, model) -> None:
+    """A base tokenizer without ChatML tokens (e.g. Llama-3.2's) gets them, and the model new rows."""
+    if has_chatml_tokens(tokenizer):
+        return
+    tokenizer.add_special_tokens({"additional_special_tokens": [IM_START, IM_END]})
+    tokenizer.chat_template = CHATML_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.add_special_tokens({"pad_token": PAD})
+    model.resize_token_embeddings(len(tokenizer))
+
+
+def run(ctx: StageContext) -> dict:
+    from transformers import AutoTokenizer
+
+    cfg = ctx.recipe.sft
+    info = init_distributed(ctx.recipe.runtime.device)
+    init = sft_init(ctx)
+    if init is None and ctx.recipe.model.name_or_path is None:
+        raise ValueError("sft: nothing to start from (no pretrain/anneal stage, no sft.init_from, no model.name_or_path)")
+    cfg = cfg.model_copy(update={"init_from": init})
+    model_path = resolve_init(ctx, init) or ctx.recipe.model.name_or_path
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = load_model(ctx, cfg, tokenizer)
+    ensure_chat_tokens(tokenizer, model)
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    conversations, report = load_conversations(cfg.data, cfg.on_bad_record, run_dir=ctx.run_dir)
+    max_tokens = cfg.max_conversation_tokens or cfg.seq_len
+    examples, too_long = encode_all(tokenizer, conversations, max_tokens)
+    pad_id = tokenizer.pad_token_id
+    data = ConversationBatches(examples, cfg.seq_len, cfg.global_batch_size, ctx.recipe.seed, pad_id,
+                               packing=cfg.packing, rank=info.rank, world_size=info.world_size)
+    if cfg.max_steps is None:
+        cfg = cfg.model_copy(update={"max_steps": data.steps_for(cfg.epochs)})
+    use_chat_eos(tokenizer, model)  # the SFT model stops at end-of-turn
+    extra = {"conversations": report.to_dict(), "too_long": dict(too_long), "examples": len(examples),
+             "rows": len(data.rows), "packing": cfg.packing, "padding_share": round(data.padding_share(), 4),
+             "epochs": cfg.epochs, "init_from": init}
+    return fit_stage(ctx, cfg, model, tokenizer, data, None, info, extra)

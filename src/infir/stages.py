@@ -1,0 +1,69 @@
+"""The stage table: what each stage reads, which config sections fingerprint it, what runs it.
+
+Stage modules are imported only when their stage runs, so `infir --help` and `--dry-run` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from infir.config import STAGE_ORDER, TRAINING_STAGES
+from infir.run import Stage, StageContext
+
+if TYPE_CHECKING:
+    from infir.config import Recipe
+
+
+def _lazy(module: str, attr: str = "run"):
+    def call(ctx: StageContext) -> dict:
+        return getattr(importlib.import_module(module), attr)(ctx)
+
+    call.__qualname__ = f"{module}.{attr}"
+    return call
+
+
+def _present(recipe: "Recipe", names) -> tuple[str, ...]:
+    return tuple(n for n in names if n in recipe.stages)
+
+
+def _curate_inputs(recipe: "Recipe") -> list[str]:
+    files = []
+    for src in recipe.curate.sources:
+        for attr in ("path", "paths"):
+            value = getattr(src, attr, None)
+            if isinstance(value, str):
+                files.append(value)
+            elif isinstance(value, list):
+                files.extend(value)
+    return files
+
+
+def _sft_needs(recipe: "Recipe") -> tuple[str, ...]:
+    init = recipe.sft.init_from
+    before = [s for s in ("anneal", "pretrain") if s in recipe.stages]
+    start = (before[:1] if init == "auto" else [init] if init in TRAINING_STAGES else [])
+    return tuple(start) + _present(recipe, ("tokenize", "synth"))
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in [
+    Stage("curate", ("curate", "seed"), (), _lazy("infir.curate.stage"), resumable=True,
+          input_files=_curate_inputs, help="filter, recall, dedup, score and decontaminate raw corpora"),
+    Stage("tokenize", ("tokenizer", "tokenize", "seed"), lambda r: _present(r, ("curate",)),
+          _lazy("infir.tokenize.stage"), resumable=True,
+          help="train or load the tokenizer; write token shards and the mixtures"),
+    Stage("pretrain", ("model", "pretrain", "seed"), lambda r: _present(r, ("tokenize",)),
+          _lazy("infir.train.stage", "run_pretrain"), resumable=True,
+          help="(continual) pretraining on the pretraining mix"),
+    Stage("anneal", ("anneal", "seed"), lambda r: _present(r, ("pretrain", "tokenize")),
+          _lazy("infir.train.stage", "run_anneal"), resumable=True,
+          help="decay the learning rate to zero on the annealing mix"),
+    Stage("sft", ("sft", "seed"), _sft_needs, _lazy("infir.sft.stage"), resumable=True,
+          help="supervised fine-tuning on conversations, assistant-only loss, packed"),
+    Stage("eval", ("eval", "seed"), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.eval.stage"),
+          resumable=True, help="evaluate each trained stage's checkpoint"),
+    Stage("report", ("report",), lambda r: tuple(s for s in r.stages if s != "report"),
+          _lazy("infir.report.stage"), help="write <run-dir>/report/index.html"),
+]}
+
+assert set(STAGES) <= set(STAGE_ORDER)

@@ -1,0 +1,1 @@
+"""One trainer for pretraining, annealing, SFT and the vision-language stages."""

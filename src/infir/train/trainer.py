@@ -1,0 +1,318 @@
+"""The training loop shared by pretraining, annealing, SFT and the VL stages.
+
+Reads as: model -> optimizer -> data -> fit. A stage hands in a model, a batch source (an
+iterable of dicts with `input_ids`, `labels`, `position_ids` and optional extra model inputs,
+holding this rank's share of the global batch, with `state_dict()`/`load_state_dict()`), and the
+config; the trainer owns precision, accumulation, clipping, the schedule, logging, checkpoints and
+exact resume. Loss is the sum of token losses over the whole global batch divided by its number of
+target tokens, so 1 or N ranks and any accumulation give the same update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from infir.run import MetricsLog
+from infir.train import checkpoint as ckpt
+from infir.train.config import TrainConfig
+from infir.train.flops import flops_per_token, peak_flops
+from infir.train.optim import build_optimizer, freeze_by_lr, set_lr
+from infir.train.parallel import (DistInfo, all_reduce_sum, apply_fsdp, barrier, full_model_state_dict,
+                                  full_optimizer_state, load_optimizer_state)
+from infir.train.schedule import lr_factor
+
+MODEL_KEYS = ("input_ids", "position_ids", "pixel_values", "image_sizes")
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of next-token cross-entropies; labels follow the HF convention (shifted here)."""
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+                           ignore_index=-100, reduction="sum")
+
+
+def count_targets(labels: torch.Tensor) -> int:
+    return int((labels[:, 1:] != -100).sum())
+
+
+@dataclass
+class FitResult:
+    steps: int
+    tokens: int
+    loss: float | None
+    val_loss: float | None
+    seconds: float
+    tokens_per_s: float
+    mfu: float | None
+    resumed_from: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, model, tokenizer, data, out_dir: Path, info: DistInfo,
+                 val_data: Iterable[dict] | None = None, log: Callable[[str], None] = print,
+                 on_step: Callable[[int, dict], None] | None = None):
+        self.cfg, self.tokenizer, self.data, self.info = cfg, tokenizer, data, info
+        self.out_dir, self.val_data, self.log, self.on_step = Path(out_dir), val_data, log, on_step
+        self.ckpt_root = self.out_dir / "checkpoints"
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.device = info.device
+        self.step = 0
+        self.tokens_seen = 0
+        self.resumed_from: int | None = None
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.raw_model = model.to(self.device)
+        freeze_by_lr(self.raw_model, cfg.optimizer)
+        self._resume_weights()
+        self.model = self._wrap(self.raw_model)
+        self.optimizer = build_optimizer(self.model, cfg.optimizer, self.device)
+        self._resume_state()
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                         else contextlib.nullcontext())
+        self.flops_per_token = flops_per_token(self.raw_model, cfg.seq_len)
+        self.peak = cfg.peak_flops or peak_flops(self.device, cfg.precision)
+        self._loggers = self._external_loggers()
+
+    # -- setup -------------------------------------------------------------------------------
+    def _wrap(self, model):
+        if self.cfg.activation_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+        if self.info.distributed:
+            param_dtype = torch.bfloat16 if self.cfg.precision == "bf16" and self.device.type == "cuda" else None
+            model = apply_fsdp(model, self.info, param_dtype)
+        if self.cfg.compile:
+            model = torch.compile(model)
+        return model
+
+    def _latest(self) -> Path | None:
+        return ckpt.latest_checkpoint(self.ckpt_root) if self.cfg.resume == "auto" else None
+
+    def _resume_weights(self) -> None:
+        latest = self._latest()
+        if latest is None:
+            return
+        from safetensors.torch import load_file
+
+        state = {}
+        for shard in sorted(latest.glob("*.safetensors")):
+            state.update(load_file(shard))
+        missing, unexpected = self.raw_model.load_state_dict(state, strict=False)
+        tied = {"lm_head.weight"} if getattr(self.raw_model.config, "tie_word_embeddings", False) else set()
+        if set(missing) - tied or unexpected:
+            raise RuntimeError(f"checkpoint {latest} does not match the model: missing {missing}, "
+                               f"unexpected {unexpected}")
+        if tied:
+            self.raw_model.tie_weights()
+
+    def _resume_state(self) -> None:
+        latest = self._latest()
+        if latest is None:
+            self.metrics.truncate_after(0)
+            return
+        state = ckpt.load_training_state(latest)
+        load_optimizer_state(self.model, self.optimizer, state["optimizer"], self.info)
+        self.data.load_state_dict(state["data"])
+        ckpt.set_rng_state(state["rng"][self.info.rank] if isinstance(state["rng"], list) else state["rng"])
+        self.step, self.tokens_seen = state["step"], state["tokens"]
+        self.resumed_from = self.step
+        self.metrics.truncate_after(self.step)
+        self.log(f"resumed from {latest} at step {self.step}")
+
+    def _external_loggers(self) -> list:
+        loggers = []
+        if not self.info.is_main:
+            return loggers
+        for name in self.cfg.loggers:
+            try:
+                if name == "tensorboard":
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    loggers.append(("tensorboard", SummaryWriter(str(self.out_dir / "tensorboard"))))
+                elif name == "wandb":
+                    import wandb
+
+                    loggers.append(("wandb", wandb.init(project="infir", dir=str(self.out_dir),
+                                                        config=self.cfg.model_dump(mode="json"))))
+            except ImportError as exc:
+                self.log(f"logger {name!r} asked for but not installed ({exc}); pip install 'infir[log]'")
+        return loggers
+
+    # -- one optimizer step ------------------------------------------------------------------
+    def _forward_loss_sum(self, micro: dict) -> torch.Tensor:
+        inputs = {k: v.to(self.device, non_blocking=True) for k, v in micro.items() if k in MODEL_KEYS}
+        with self.autocast:
+            out = self.model(**inputs, use_cache=False)
+        return token_loss_sum(out.logits, micro["labels"].to(self.device))
+
+    def _split(self, batch: dict) -> list[dict]:
+        n = batch["input_ids"].size(0)
+        mb = self.cfg.micro_batch_size
+        return [{k: v[i:i + mb] for k, v in batch.items() if torch.is_tensor(v)} for i in range(0, n, mb)]
+
+    def train_step(self, batch: dict) -> dict:
+        self.model.train()
+        targets = all_reduce_sum(torch.tensor(float(count_targets(batch["labels"]))), self.info).item()
+        denom = max(targets, 1.0)
+        loss_sum = torch.zeros((), device=self.device)
+        micros = self._split(batch)
+        for i, micro in enumerate(micros):
+            sync = i == len(micros) - 1
+            if self.info.distributed and hasattr(self.model, "set_requires_gradient_sync"):
+                self.model.set_requires_gradient_sync(sync)
+            part = self._forward_loss_sum(micro)
+            (part / denom * self.info.world_size).backward()  # FSDP averages gradients over ranks
+            loss_sum += part.detach()
+        grad_norm = self._clip()
+        lr = set_lr(self.optimizer, lr_factor(self.cfg.schedule, self.step, self.cfg.max_steps))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = all_reduce_sum(loss_sum, self.info).item() / denom
+        tokens = int(all_reduce_sum(torch.tensor(float(batch["input_ids"].numel())), self.info).item())
+        return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "targets": int(targets)}
+
+    def _clip(self) -> float:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.cfg.optimizer.grad_clip if self.cfg.optimizer.grad_clip else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if hasattr(norm, "full_tensor"):
+            norm = norm.full_tensor()
+        return float(norm)
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        if self.val_data is None or self.cfg.val_batches == 0:
+            return None
+        self.model.eval()
+        total = torch.zeros((), device=self.device)
+        count = 0.0
+        for i, batch in enumerate(self.val_data):
+            if i >= self.cfg.val_batches:
+                break
+            for micro in self._split(batch):
+                total += self._forward_loss_sum(micro)
+                count += count_targets(micro["labels"])
+        total = all_reduce_sum(total, self.info)
+        count = all_reduce_sum(torch.tensor(count), self.info).item()
+        return total.item() / count if count else None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        model_sd = full_model_state_dict(self.model, self.info)
+        optim_sd = full_optimizer_state(self.model, self.optimizer, self.info)
+        rng = [None] * self.info.world_size
+        if self.info.distributed:
+            torch.distributed.all_gather_object(rng, ckpt.rng_state())
+        else:
+            rng = ckpt.rng_state()
+        path = None
+        if self.info.is_main:
+            state = {"step": self.step, "tokens": self.tokens_seen, "optimizer": optim_sd,
+                     "data": self.data.state_dict(), "rng": rng, "config": self.cfg.model_dump(mode="json")}
+            path = ckpt.save_checkpoint(self.ckpt_root, self.step, self.raw_model, self.tokenizer, state,
+                                        self.cfg.keep_last, model_sd)
+        barrier(self.info)
+        return path
+
+    def save_final(self, out: Path) -> None:
+        model_sd = full_model_state_dict(self.model, self.info)
+        if self.info.is_main:
+            tmp = ckpt.atomic_dir(out)
+            ckpt.save_hf(self.raw_model, self.tokenizer, tmp, model_sd)
+            ckpt.commit_dir(tmp, out)
+        barrier(self.info)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        cfg = self.cfg
+        t_start = time.perf_counter()
+        window_t, window_tokens = time.perf_counter(), 0
+        last: dict[str, Any] = {}
+        total_tokens_run = 0
+        data_iter = iter(self.data)
+        with _progress(self.info.is_main, cfg.max_steps, self.step) as advance:
+            while self.step < cfg.max_steps:
+                batch = next(data_iter)
+                stats = self.train_step(batch)
+                self.step += 1
+                self.tokens_seen += stats["tokens"]
+                window_tokens += stats["tokens"]
+                total_tokens_run += stats["tokens"]
+                if not math.isfinite(stats["loss"]):
+                    raise FloatingPointError(f"loss became {stats['loss']} at step {self.step}")
+                record = None
+                validate_now = bool(cfg.val_every) and self.step % cfg.val_every == 0 and self.step < cfg.max_steps
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or validate_now:
+                    elapsed = time.perf_counter() - window_t
+                    tps = window_tokens / elapsed if elapsed > 0 else 0.0
+                    record = {"step": self.step, "loss": round(stats["loss"], 6), "lr": stats["lr"],
+                              "grad_norm": round(stats["grad_norm"], 6), "tokens": self.tokens_seen,
+                              "tokens_per_s": round(tps, 1),
+                              "mfu": round(tps * self.flops_per_token / self.peak, 5)}
+                    window_t, window_tokens = time.perf_counter(), 0
+                if validate_now:
+                    record["val_loss"] = self.validate()
+                if record and self.info.is_main:
+                    self.metrics.log(record)
+                    for kind, lg in self._loggers:
+                        _external_log(kind, lg, record)
+                    if self.on_step:
+                        self.on_step(self.step, record)
+                last = record or last
+                advance(stats["loss"])
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.max_steps:
+                    self.save()
+        val = self.validate()
+        if val is not None and self.info.is_main:
+            self.metrics.log({"step": self.step, "val_loss": val})
+        seconds = time.perf_counter() - t_start
+        tps = total_tokens_run / seconds if seconds > 0 else 0.0
+        self.save()
+        for kind, lg in self._loggers:
+            lg.close() if kind == "tensorboard" else lg.finish()
+        return FitResult(steps=self.step, tokens=self.tokens_seen, loss=last.get("loss"), val_loss=val,
+                         seconds=round(seconds, 2), tokens_per_s=round(tps, 1),
+                         mfu=round(tps * self.flops_per_token / self.peak, 5) if tps else None,
+                         resumed_from=self.resumed_from)
+
+
+def _external_log(kind: str, logger, record: dict) -> None:
+    step = record["step"]
+    values = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+    if kind == "tensorboard":
+        for k, v in values.items():
+            logger.add_scalar(f"train/{k}", v, step)
+    else:
+        logger.log(values, step=step)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int, start: int):
+    if not enabled:
+        yield lambda loss: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=False) as progress:
+        task = progress.add_task("train", total=total, completed=start, loss="-")
+
+        def advance(loss: float) -> None:
+            progress.update(task, advance=1, loss=f"{loss:.4f}")
+
+        yield advance
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -1,0 +1,50 @@
+"""Train the toy model; used by tests as a subprocess (kill -9 resume, torchrun with 2 ranks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from infir.train.config import TrainConfig  # noqa: E402
+from infir.train.parallel import init_distributed  # noqa: E402
+from infir.train.trainer import Trainer  # noqa: E402
+from tests.train.helpers import RandomTokens, tiny_model  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--save-every", type=int, default=0)
+    ap.add_argument("--micro", type=int, default=4)
+    ap.add_argument("--step-sleep", type=float, default=0.0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    info = init_distributed("cpu")
+    cfg = TrainConfig(max_steps=args.steps, global_batch_size=8, micro_batch_size=args.micro, seq_len=32,
+                      log_every=1, save_every=args.save_every, keep_last=2, deterministic=True,
+                      optimizer={"lr": 3e-3}, peak_flops=1e12)
+    data = RandomTokens(64, 32, 8, rank=info.rank, world=info.world_size)
+    sleep = args.step_sleep
+
+    def on_step(step, record):
+        if sleep:
+            import time
+            time.sleep(sleep)
+
+    trainer = Trainer(cfg, tiny_model(), None, data, Path(args.out), info, on_step=on_step, log=lambda m: None)
+    result = trainer.fit()
+    if info.is_main:
+        print(json.dumps({"steps": result.steps, "resumed_from": result.resumed_from}))
+    if info.distributed:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
