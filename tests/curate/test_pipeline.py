@@ -16,6 +16,16 @@ from infir.curate.config import CurateConfig, SourceConfig
 from infir.curate.pipeline import run_curate
 
 
+QUESTION = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
+
+
+def _gsm8k_copy(folder: Path) -> str:
+    """A one-item GSM8K test split: decontamination reads it through the evaluation registry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test.jsonl").write_text(json.dumps({"question": QUESTION, "answer": "24 + 48 = 72\n#### 72"}) + "\n")
+    return str(folder)
+
+
 def _small_cfg(paths: list[str], **kw) -> CurateConfig:
     cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=paths)], workers=2, **kw)
     # keep the unit run quick: small seed sets, no benchmark registry needed
@@ -24,13 +34,10 @@ def _small_cfg(paths: list[str], **kw) -> CurateConfig:
     cfg.recall.seeds["code"].builtin[0].kwargs["n"] = 60
     cfg.recall.negative_seeds["code"].builtin[0].kwargs["max_docs"] = 100
     cfg.recall.rounds = 1
-    cfg.decontam.tasks = ["fake"]
+    cfg.decontam.tasks = ["gsm8k"]
+    cfg.decontam.data_paths = {"gsm8k": _gsm8k_copy(Path(paths[0]).parent / "gsm8k")}
     cfg.quality.enabled = False  # the bootstrap scorer is tested on its own; here it would judge forum text
     return cfg
-
-
-def _fake_texts(task, path):
-    yield "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
 
 
 def _write_input(path: Path) -> None:
@@ -43,8 +50,7 @@ def _write_input(path: Path) -> None:
     lines.insert(5, "{not json")
     lines.insert(7, json.dumps({"id": "notext", "body": "x"}))
     lines.insert(9, json.dumps({"id": "empty", "text": "  \n "}))
-    lines.insert(11, json.dumps({"id": "quoted", "text": "Forum: Natalia sold clips to 48 of her friends in "
-                                 "April, and then she sold half as many clips in May. How do I set this up? I tried adding the two "
+    lines.insert(11, json.dumps({"id": "quoted", "text": f"Forum: {QUESTION} How do I set this up? I tried adding the two "
                                  "months together but my teacher said the method was wrong, and the book does not "
                                  "explain it. Could someone walk me through the reasoning step by step, please? I have been stuck on "
                                  "this for an hour. My sister says the answer is a multiple of twelve. The lesson "
@@ -60,7 +66,7 @@ def curated(tmp_path_factory):
     root = tmp_path_factory.mktemp("curate")
     _write_input(root / "in.jsonl.gz")
     out = root / "out"
-    summary = run_curate(_small_cfg([str(root / "in.jsonl.gz")]), out, decontam_texts=_fake_texts)
+    summary = run_curate(_small_cfg([str(root / "in.jsonl.gz")]), out)
     return root, out, summary
 
 
@@ -96,7 +102,7 @@ def test_dedup_and_decontam_remove_their_documents(curated):
     _, out, summary = curated
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["dedup"]["dropped"].get("exact_duplicate", 0) >= 1
-    assert steps["decontam"]["dropped"] == {"contaminated:fake": 1}
+    assert steps["decontam"]["dropped"] == {"contaminated:gsm8k": 1}
     assert "quoted" not in _kept_ids(out) and "copy" not in _kept_ids(out)
 
 
@@ -112,10 +118,10 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
     root, out, _ = curated
     script = (
         "import sys; sys.path.insert(0, %r)\n"
-        "from test_pipeline import _small_cfg, _fake_texts\n"
+        "from test_pipeline import _small_cfg\n"
         "from infir.curate.pipeline import run_curate\n"
         "cfg = _small_cfg([%r]); cfg.tasks = 4\n"
-        "run_curate(cfg, %r, decontam_texts=_fake_texts)\n") % (
+        "run_curate(cfg, %r)\n") % (
         str(Path(__file__).parent), str(root / "in.jsonl.gz"), str(tmp_path / "run"))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = tmp_path / "run/_work/logs/scan/completions"
@@ -127,8 +133,8 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
     assert completions.is_dir() and not (tmp_path / "run/summary.json").exists()
     cfg = _small_cfg([str(root / "in.jsonl.gz")])
     cfg.tasks = 4
-    run_curate(cfg, tmp_path / "run", decontam_texts=_fake_texts)
+    run_curate(cfg, tmp_path / "run")
     fresh = _small_cfg([str(root / "in.jsonl.gz")])
     fresh.tasks = 4
-    run_curate(fresh, tmp_path / "fresh", decontam_texts=_fake_texts)
+    run_curate(fresh, tmp_path / "fresh")
     assert _kept_ids(tmp_path / "run") == _kept_ids(tmp_path / "fresh")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from datatrove.data import Document
 
 from infir.curate.config import DecontamConfig, DedupConfig, FilterConfig, MixtureSpec
@@ -111,3 +112,17 @@ def test_sample_rates_meet_weights():
     mix = sample_rates(spec, {"web": 300, "math": 100}, {"web": 3, "math": 1})
     seen = {d: v["tokens"] * v["sample_rate"] for d, v in mix["domains"].items()}
     assert abs(seen["web"] - seen["math"]) < 1e-3 and abs(sum(seen.values()) - 400) < 1e-3
+
+
+def test_decontam_fails_loudly_naming_the_task(tmp_path):
+    from infir.curate.decontam import DecontamError
+
+    missing = DecontamConfig(tasks=["gsm8k"], data_paths={"gsm8k": str(tmp_path / "no-such-folder")})
+    with pytest.raises(DecontamError, match="'gsm8k'.*no-such-folder"):
+        build_index(missing)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/test.jsonl").write_text("")
+    with pytest.raises(DecontamError, match="'gsm8k' has no texts"):
+        build_index(DecontamConfig(tasks=["gsm8k"], data_paths={"gsm8k": str(tmp_path / "empty")}))
+    with pytest.raises(DecontamError, match="'nonexistent_task'"):
+        build_index(DecontamConfig(tasks=["nonexistent_task"]))

@@ -25,10 +25,30 @@ from infir.curate.steps import CurateStep
 TextSource = Callable[[str, str | None], Iterator[str]]
 
 
+class DecontamError(ValueError):
+    """A benchmark listed for decontamination cannot be loaded; the message names the task."""
+
+
 def registry_texts(task: str, data_path: str | None) -> Iterator[str]:
     from infir.eval.registry import get_task
 
     return get_task(task, data_path=data_path).decontamination_texts()
+
+
+def _task_texts(task: str, data_path: str | None, texts_of: TextSource) -> list[str]:
+    """Every text of one task, or a DecontamError naming it: running on with no n-grams for a
+    benchmark would silently leave its contamination in the data."""
+    try:
+        texts = [t for t in texts_of(task, data_path) if t]
+    except Exception as e:  # noqa: BLE001 - whatever the loader raised, the task is named
+        where = f"from {data_path}" if data_path else "from its default source (the Hugging Face hub)"
+        raise DecontamError(f"decontamination: benchmark task {task!r} cannot be loaded {where}: "
+                            f"{type(e).__name__}: {e}. Give a local copy in `decontam.data_paths.{task}` "
+                            f"or remove it from `decontam.tasks`") from e
+    if not texts:
+        raise DecontamError(f"decontamination: benchmark task {task!r} has no texts"
+                            + (f" in {data_path}" if data_path else ""))
+    return texts
 
 
 def registry_task_names() -> list[str]:
@@ -56,7 +76,7 @@ def build_index(cfg: DecontamConfig, texts_of: TextSource = registry_texts,
     for task in tasks:
         by_k: dict[int, tuple[list, list]] = {}
         sizes = []
-        for item, text in enumerate(texts_of(task, cfg.data_paths.get(task))):
+        for item, text in enumerate(_task_texts(task, cfg.data_paths.get(task), texts_of)):
             k, grams = _item_grams(text, cfg.ngram)
             sizes.append(len(grams))
             if k:

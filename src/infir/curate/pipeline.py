@@ -95,11 +95,8 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
 
 
-def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0, decontam_texts=None) -> dict:
-    """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary.
-
-    `decontam_texts(task, data_path) -> Iterator[str]` replaces the evaluation registry as the
-    source of benchmark texts (tests, or benchmarks read from local files)."""
+def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
+    """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary."""
     from infir.curate.select import run_select
 
     out = Path(output_dir)
@@ -116,7 +113,7 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0, decontam_text
         from infir.curate.select import prepare_decontam
 
         with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
-            prepare["decontam"] = prepare_decontam(cfg, work, decontam_texts)
+            prepare["decontam"] = prepare_decontam(cfg, work)
             walls["prepare"] = done()
     with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
         pipeline, _ = scan_pipeline(cfg, shards, out)

@@ -36,21 +36,16 @@ def _load_scan(scan: Path, n_shards: int):
     return (np.concatenate(exact), np.concatenate(sigs), texts, meta, sizes, featurize_seconds)
 
 
-def prepare_decontam(cfg: CurateConfig, work: Path, decontam_texts=None) -> dict:
-    """Builds (once) the benchmark n-gram index the scan matches documents against."""
-    from infir.curate.decontam import build_index, registry_texts, save_index
+def prepare_decontam(cfg: CurateConfig, work: Path) -> dict:
+    """Builds (once) the benchmark n-gram index the scan matches documents against, from the
+    evaluation Task registry; a listed task that cannot be loaded stops the run with its name."""
+    from infir.curate.decontam import build_index, save_index
 
     done = work / "decontam.json"
     if done.exists() and (work / "decontam.npz").exists():
         return json.loads(done.read_text())
     t0 = time.perf_counter()
-    try:
-        index, report = build_index(cfg.decontam, decontam_texts or registry_texts,
-                                    cfg.decontam.tasks if decontam_texts else None)
-    except ImportError as e:
-        # The evaluation registry is a separate component; without it there is nothing to match.
-        log.warning("decontamination: evaluation registry unavailable (%s); no benchmark n-grams", e)
-        index, report = {}, {"error": f"evaluation registry unavailable: {e}"}
+    index, report = build_index(cfg.decontam)
     save_index(index, work / "decontam.npz")
     result = {"index": report, "index_seconds": time.perf_counter() - t0}
     done.write_text(json.dumps(result))

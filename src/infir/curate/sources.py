@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -49,9 +50,32 @@ def expand_paths(source: SourceConfig) -> list[str]:
     return files
 
 
+def probe(path: str, kind: str) -> None:
+    """Reads the head of one input file (decompressed), so an unreadable file fails with its path
+    before any long work starts rather than halfway through the scan."""
+    try:
+        with _open_binary(path) as stream:
+            if kind == "parquet":
+                import pyarrow.parquet as pq
+
+                pq.ParquetFile(stream).metadata
+            elif kind == "warc":
+                from warcio.archiveiterator import ArchiveIterator
+
+                next(iter(ArchiveIterator(stream)), None)
+            else:
+                stream.read(1 << 16)
+    except Exception as e:  # noqa: BLE001 - whatever the failure, it is reported with the path
+        raise CurateInputError(f"cannot read {path}: {type(e).__name__}: {e}") from e
+
+
 def plan_shards(sources: list[SourceConfig], tasks: int) -> list[Shard]:
     """Split every source into shards; about `tasks` of them, at least one per input file."""
     per_source_files = [expand_paths(s) if s.type in ("jsonl", "parquet", "warc") else [None] for s in sources]
+    for source, files in zip(sources, per_source_files):
+        for path in files:
+            if path is not None:
+                probe(path, source.type)
     n_units = sum(len(f) for f in per_source_files)
     parts = max(1, math.ceil(tasks / max(n_units, 1)))
     return [Shard(i, path, part, parts) for i, files in enumerate(per_source_files)
@@ -141,7 +165,7 @@ class ShardReader(PipelineStep):
                         yield _bad("not_an_object", line.rstrip("\n"), where)
                         continue
                     yield self._from_record(record, source, where)
-            except (OSError, EOFError) as e:  # truncated or corrupt compression
+            except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt compression
                 raise CurateInputError(f"cannot read {path}: {e}") from e
 
     def _parquet(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
