@@ -4,6 +4,7 @@ Layout of `<run-dir>/<stage>/`:
   config.yaml    the resolved config the stage ran with (secrets never written)
   summary.json   the stage's key results
   metrics.jsonl  one line per logged step (training stages)
+  _STARTED       the fingerprint of the work under way: a killed stage resumes only the same work
   _COMPLETE      marker holding the stage fingerprint; written last, atomically
 
 A stage is skipped when its marker holds the fingerprint it would have now: a hash of
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from infir.config import Recipe
 
 MARKER = "_COMPLETE"
+STARTED = "_STARTED"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -157,18 +159,21 @@ def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False
     if not force and is_complete(recipe, stage, run_dir):
         log(f"skipped {stage.name}: complete and unchanged ({stage_dir})")
         return read_json(stage_dir / "summary.json")
-    marker = stage_dir / MARKER
-    stale = marker.exists() or force
+    marker, started = stage_dir / MARKER, stage_dir / STARTED
+    current = fingerprint(recipe, stage, run_dir)
+    # Partial outputs are reused only by a resumable stage resuming the very same work.
+    same_work = started.exists() and read_json(started).get("fingerprint") == current
     if marker.exists():
         marker.unlink()
-    if stage_dir.exists() and (stale or not stage.resumable):
+    if stage_dir.exists() and (force or not stage.resumable or not same_work):
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
+    write_json(started, {"fingerprint": current, "started": time.time()})
     atomic_write_text(stage_dir / "config.yaml", yaml.safe_dump(stage_config(recipe, stage), sort_keys=False))
     ctx = StageContext(recipe=recipe, run_dir=run_dir, stage=stage, force=force)
     t0 = time.time()
     summary = dict(stage.fn(ctx) or {})
     summary.setdefault("seconds", round(time.time() - t0, 3))
     write_json(stage_dir / "summary.json", summary)
-    write_json(marker, {"fingerprint": fingerprint(recipe, stage, run_dir), "finished": time.time()})
+    write_json(marker, {"fingerprint": current, "finished": time.time()})
     return summary
