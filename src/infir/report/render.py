@@ -19,18 +19,22 @@ def _plt():
 
 
 def plot_funnel(funnel: list[dict], path: Path) -> bool:
+    """Documents and tokens after each curation step (tokens are estimates until tokenized)."""
     rows = [r for r in funnel if r.get("docs") is not None]
     if not rows:
         return False
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.4), sharey=True)
     names = [r["step"] for r in rows][::-1]
-    docs = [r["docs"] for r in rows][::-1]
-    ax.barh(names, docs, color="#4c78a8")
-    for y, d in enumerate(docs):
-        ax.text(d, y, f" {d:,}", va="center", fontsize=8)
-    ax.set_xlabel("documents")
-    ax.set_title("Data funnel")
+    for ax, key, color, label in ((axes[0], "docs", "#4c78a8", "documents"),
+                                  (axes[1], "tokens", "#f58518", "tokens")):
+        values = [r.get(key) or 0 for r in rows][::-1]
+        ax.barh(names, values, color=color)
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:,}", va="center", fontsize=8)
+        ax.set_xlabel(label)
+        ax.margins(x=0.25)
+    fig.suptitle("Data funnel")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
