@@ -46,4 +46,4 @@ def test_report_writes_plots_tables_and_escaped_samples(tmp_path):
         assert (tmp_path / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="{png}"' in html
     assert "0.7" in html and "near_duplicate" in html
-    assert "&lt;b&gt;" in html and "<b>2 + 2" not in html  # sample text is escaped
+    assert "Question: 2 + 2 &lt;b&gt;" in html and "Question: 2 + 2 <b>" not in html  # escaped
