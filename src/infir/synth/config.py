@@ -256,7 +256,7 @@ class OutputConfig(Section):
     order: Literal["input", "hardest_first"] = "input"  # which examples survive `max_examples`
     include_instruction: bool = False  # the user turn shows the answer-format instruction too
     system_prompt: str | None = None
-    write_rejected: bool = True  # details/rejected.jsonl: every rejected candidate with its reason
+    write_candidates: bool = True  # details/candidates.jsonl: every candidate, its verdict and reason
 
 
 def _default_seeds() -> list[SeedSource]:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -100,6 +102,7 @@ class LoopbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: without this, 40 ms stalls
 
             def log_message(self, *args) -> None:  # quiet: tests read stats, not logs
                 pass
@@ -158,8 +161,8 @@ class LoopbackServer:
                     else:
                         self._send(404, {"error": {"message": f"no route {self.path}"}})
                         return
+                    server._answered(body)  # counted before the client can read it, so tests see it
                     self._send(200, reply)
-                    server._answered(body)
                 finally:
                     server._leave()
 
@@ -200,3 +203,65 @@ class LoopbackServer:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()),
                           "total_tokens": len(text.split())}}
+
+
+_CALC = re.compile(r"<<[^>]*>>")
+
+
+class ReferenceTeacher:
+    """A test teacher for the loopback server: answers known problems from their worked solutions, and a
+    hash-chosen `wrong_fraction` of requests wrongly (the final number shifted), in varied final-answer
+    formats ("The answer is N.", a box, "#### N", "$1,234 dollars"). It remembers, per (question, reply),
+    whether the reply was wrong: the ground truth for measuring verification.
+
+        teacher = ReferenceTeacher({question: (steps, "18")}, wrong_fraction=0.3)
+        LoopbackServer(teacher)
+    """
+
+    FORMATS = ("The answer is {v}.", "The final answer is $\\boxed{{{v}}}$.", "#### {v}",
+               "The answer is ${c} dollars.")
+
+    def __init__(self, solutions: dict[str, tuple[str, str]], wrong_fraction: float = 0.3, seed: int = 0,
+                 strip: tuple[str, ...] = ()):
+        self.solutions = {" ".join(q.split()): v for q, v in solutions.items()}
+        self.wrong_fraction, self.seed, self.strip = wrong_fraction, seed, strip
+        self.truth: dict[tuple[str, str], bool] = {}  # (question, reply) -> the reply is correct
+        self.by_request: dict[tuple[str, object], bool] = {}  # (question, request seed) -> answered correctly
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_gsm8k(cls, records: list[dict], **kw) -> "ReferenceTeacher":
+        """Worked steps from GSM8K's `answer` (calculator notes removed), final answer after `####`."""
+        solutions = {}
+        for r in records:
+            steps, final = r["answer"].rsplit("####", 1)
+            solutions[r["question"]] = (_CALC.sub("", steps).strip(), final.strip().replace(",", ""))
+        return cls(solutions, **kw)
+
+    def question_of(self, body: dict) -> str:
+        text = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+        for suffix in self.strip:
+            text = text.replace(suffix, "")
+        return " ".join(text.split())
+
+    def __call__(self, body: dict) -> str:
+        question = self.question_of(body)
+        if question not in self.solutions:
+            return "I do not know."
+        steps, final = self.solutions[question]
+        salt = f"{self.seed}|{question}|{body.get('seed')}"
+        wrong = _fraction(salt + "|wrong") < self.wrong_fraction
+        value = Decimal(final)
+        if wrong:
+            shift = 1 + int(_fraction(salt + "|shift") * float(max(3, abs(value) // 4)))
+            value = value + shift if _fraction(salt + "|sign") < 0.5 else value - shift
+        fmt = self.FORMATS[int(_fraction(salt + "|format") * len(self.FORMATS))]
+        text = f"{steps}\n{fmt.format(v=value, c=f'{value:,}')}"
+        with self._lock:
+            self.truth[(question, text)] = not wrong
+            self.by_request[(question, body.get("seed"))] = not wrong
+        return text
+
+
+def _fraction(salt: str) -> float:
+    return int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "big") / 2**64

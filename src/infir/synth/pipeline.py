@@ -7,7 +7,7 @@
 
 Every teacher, reference model and judge asks through one request cache, so a rerun or a run resumed
 after a kill sends only requests never answered. `summary` counts what each step kept and dropped, by
-reason; `details/` holds every prompt and every rejected answer with its reason.
+reason; `details/` holds every prompt and every candidate answer with its verdict and reason.
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def _write_details(out_dir: Path, prompts: list[Item], candidates: dict[str, lis
         {"id": i.id, "prompt": i.prompt, "seed_id": i.seed_id, "parent_id": i.parent_id, "evolution": i.evolution,
          "domain": i.domain, "reference": i.reference, "verified_answers": sum(
              c.verified for c in candidates.get(i.id, []))} for i in prompts))
-    if cfg.output.write_rejected:
-        _atomic_jsonl(details / "rejected.jsonl", (
-            {"item_id": c.item_id, "index": c.index, "reason": c.reason, "method": c.method, "answer": c.answer,
-             "error": c.error, "text": c.text} for cs in candidates.values() for c in cs if not c.verified))
+    if cfg.output.write_candidates:
+        _atomic_jsonl(details / "candidates.jsonl", (
+            {"item_id": c.item_id, "index": c.index, "verified": c.verified, "reason": c.reason, "method": c.method,
+             "answer": c.answer, "error": c.error, "text": c.text} for cs in candidates.values() for c in cs))
