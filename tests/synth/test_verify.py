@@ -30,7 +30,10 @@ def run(verifier: Verifier, it: Item, cs: list[Candidate], **kw):
     ("so \\boxed{3} first, then \\boxed{12}.", "boxed", "12"),
     ("6*2=12\n#### 12", "sentence", "#### 12"),
     ("Thus the final answer is $1,234 dollars.\nDone", "sentence", "the final answer is $1,234 dollars."),
+    ("6*2=12.\n**Final answer:** 12", "sentence", "**Final answer:** 12"),
+    ("Answer: 12 pens", "sentence", "Answer: 12 pens"),
     ("It is probably twelve.", None, None),
+    ("The question asks for an answer: we think 12", None, None),
 ])
 def test_committed_answer(text, kind, answer):
     found = committed_answer(text)

@@ -211,7 +211,7 @@ _CALC = re.compile(r"<<[^>]*>>")
 class ReferenceTeacher:
     """A test teacher for the loopback server: answers known problems from their worked solutions, and a
     hash-chosen `wrong_fraction` of requests wrongly (the final number shifted), in varied final-answer
-    formats ("The answer is N.", a box, "#### N", "$1,234 dollars"). It remembers, per (question, reply),
+    formats ("The answer is N.", a box, "#### N", "$1,234 dollars", "**Final answer:** 1,234"). It remembers, per (question, reply),
     whether the reply was wrong: the ground truth for measuring verification.
 
         teacher = ReferenceTeacher({question: (steps, "18")}, wrong_fraction=0.3)
@@ -219,7 +219,7 @@ class ReferenceTeacher:
     """
 
     FORMATS = ("The answer is {v}.", "The final answer is $\\boxed{{{v}}}$.", "#### {v}",
-               "The answer is ${c} dollars.")
+               "The answer is ${c} dollars.", "**Final answer:** {c}")
 
     def __init__(self, solutions: dict[str, tuple[str, str]], wrong_fraction: float = 0.3, seed: int = 0,
                  strip: tuple[str, ...] = ()):

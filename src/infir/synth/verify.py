@@ -1,7 +1,7 @@
 """Verification of candidate answers: math-verify, registry Tasks (code in the sandbox), or a scorer.
 
 - math: the answer a solution commits to (its last `\\boxed{}`, else its `####` line, else its last
-  "The answer is ...") is parsed by math-verify and compared with the seed's reference; without a
+  "The answer is ..." or "Final answer: ..." line) is parsed by math-verify and compared with the seed's reference; without a
   reference, candidates vote: the largest group of equivalent answers wins when it has at least
   `min_votes` members and `min_agreement` of all candidates, and is strictly larger than the next.
 - task: a registry Task's `evaluate(doc, output)` judges, the seed record being the document; for code
@@ -22,7 +22,8 @@ from infir.synth.config import DomainVerify, SynthConfig
 from infir.synth.items import Candidate, Item
 
 _HASHES_LINE = re.compile(r"####[ \t]*([^\n]*)")
-_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is\b")
+# "The answer is 18." anywhere, or a line starting "Answer:" / "**Final answer:**".
+_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is\b|(?:^|\n)[ \t*_#>-]*(?:[Ff]inal )?[Aa]nswer[ \t*_]*:")
 # A reference answer: a bare answer text (the seed's), or (kind, text) as `committed_answer` gives.
 Answer = str | tuple[str, str]
 
@@ -37,7 +38,7 @@ def committed_answer(output: str) -> tuple[str, str] | None:
         return "sentence", "#### " + hashes[-1].strip()
     starts = [m.start() for m in _ANSWER_IS.finditer(output)]
     if starts:
-        sentence = output[starts[-1]:].split("\n", 1)[0].strip()
+        sentence = output[starts[-1]:].lstrip("\n").split("\n", 1)[0].strip()
         return "sentence", sentence
     return None
 
