@@ -12,6 +12,7 @@ Questions it cannot read get "I cannot solve this problem.", which verification 
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Sequence
@@ -47,6 +48,7 @@ def _expression(question: str) -> str | None:
     return max(found, key=len) if found else None
 
 
+@functools.lru_cache(maxsize=65536)  # the N samples of a question solve it once
 def solve(question: str) -> tuple[list[str], Fraction] | None:
     eq = _equation(question)
     try:
@@ -108,6 +110,8 @@ def evolve_question(question: str, strategy: str, salt: int) -> str:
 
 
 class GeneratedTeacher(Teacher):
+    write_batch = 512
+
     def __init__(self, cfg: TeacherConfig, cache: ResponseCache | None, role: str = "teacher",
                  show_progress: bool = True):
         super().__init__(cache, role, show_progress)

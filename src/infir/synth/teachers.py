@@ -76,6 +76,9 @@ class Teacher(ABC):
     """Answers ChatRequests; subclasses implement `body` (the cache identity) and `_complete`."""
 
     namespace: str
+    # Replies stored per cache transaction. HTTP replies are dear and arrive one by one: each is committed
+    # on arrival, so a kill loses none. In-process teachers answer in batches far faster than a commit.
+    write_batch: int = 1
 
     def __init__(self, cache: ResponseCache | None, role: str = "teacher", show_progress: bool = True):
         self.cache, self.role, self.show_progress = cache, role, show_progress
@@ -110,17 +113,28 @@ class Teacher(ABC):
         progress = Progress(TextColumn(f"[bold]synth {self.role}[/] {what}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), transient=True, disable=not self.show_progress or not missing)
 
+        pending: list[tuple] = []
+
         def done(j: int, completion: Completion) -> None:
             i = missing[j]
             out[i] = completion
             if completion.error is None and self.cache is not None:
-                self.cache.put(keys[i], self.namespace, bodies[i], completion.to_cache())
+                pending.append((keys[i], self.namespace, bodies[i], completion.to_cache()))
+                if len(pending) >= self.write_batch:
+                    flush()
             progress.advance(bar)
+
+        def flush() -> None:
+            entries = pending[:]
+            del pending[:len(entries)]
+            self.cache.put_many(entries)  # type: ignore[union-attr]
 
         with progress:
             bar = progress.add_task(what, total=len(missing))
             if missing:
                 self._complete([requests[i] for i in missing], done)
+        if pending:
+            flush()
         for i, key in enumerate(keys):  # duplicates within the batch share the first one's answer
             if out[i] is None:
                 out[i] = out[first_of[key]]
@@ -187,6 +201,8 @@ def _weights_fingerprint(path: Path) -> str:
 class LocalTeacher(Teacher):
     """A transformers model in-process. Requests with the same sampling settings are generated together,
     `batch_size` rows at a time; a chunk's answers are cached as soon as it is done."""
+
+    write_batch = 64
 
     def __init__(self, cfg: TeacherConfig, model_path: str, cache: ResponseCache | None, role: str = "teacher",
                  show_progress: bool = True):
