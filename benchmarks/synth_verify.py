@@ -48,14 +48,27 @@ def shared_dir() -> Path:
 
 
 def config(seeds: Path, url: str, n: int, concurrency: int, reference: bool) -> SynthConfig:
-    return SynthConfig.model_validate({
-        "seeds": [{"type": "jsonl", "path": str(seeds), "name": "gsm8k",
-                   **({"answer_field": "answer", "answer_format": "gsm8k"} if reference else {})}],
-        "teacher": {"type": "openai", "base_url": url, "model": "test-teacher", "concurrency": concurrency},
-        "generation": {"n": n},
-        "evolve": {"enabled": False},
-        "decontam": {"enabled": False},
-    })
+    return SynthConfig.model_validate(
+        {
+            "seeds": [
+                {
+                    "type": "jsonl",
+                    "path": str(seeds),
+                    "name": "gsm8k",
+                    **({"answer_field": "answer", "answer_format": "gsm8k"} if reference else {}),
+                }
+            ],
+            "teacher": {
+                "type": "openai",
+                "base_url": url,
+                "model": "test-teacher",
+                "concurrency": concurrency,
+            },
+            "generation": {"n": n},
+            "evolve": {"enabled": False},
+            "decontam": {"enabled": False},
+        }
+    )
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -66,23 +79,33 @@ def verification(seeds: Path, records: list[dict], args, work: Path, reference: 
     teacher = ReferenceTeacher.from_gsm8k(records, wrong_fraction=args.wrong, seed=args.seed, strip=STRIP)
     out = work / ("reference" if reference else "majority")
     with LoopbackServer(teacher) as server:
-        summary = synthesize(config(seeds, server.url, args.n, args.concurrency, reference), out,
-                             show_progress=False)
+        summary = synthesize(
+            config(seeds, server.url, args.n, args.concurrency, reference), out, show_progress=False
+        )
     prompts = {r["id"]: " ".join(r["prompt"].split()) for r in read_jsonl(out / "details" / "prompts.jsonl")}
     truth = lambda item_id, text: teacher.truth[(prompts[item_id], text)]  # noqa: E731
     candidates = read_jsonl(out / "details" / "candidates.jsonl")
     correct = [c for c in candidates if truth(c["item_id"], c["text"])]
     kept = read_jsonl(out / "sft.jsonl")
     kept_right = sum(truth(r["seed_id"], r["messages"][-1]["content"]) for r in kept)
-    return {"candidates": len(candidates), "teacher_wrong_share": round(1 - len(correct) / len(candidates), 4),
-            "verified": summary["verify"]["verified"], "kept": len(kept),
-            "kept_precision": round(kept_right / max(len(kept), 1), 4),
-            "verified_precision": round(sum(truth(c["item_id"], c["text"]) for c in candidates if c["verified"])
-                                        / max(summary["verify"]["verified"], 1), 4),
-            "recall": round(sum(c["verified"] for c in correct) / max(len(correct), 1), 4),
-            "prompts_without_answer": next(r for r in summary["funnel"] if r["step"] == "rejection_sampling")[
-                "dropped"].get("no_verified_answer", 0),
-            "rejected": summary["verify"]["rejected"], "seconds": summary["seconds"]}
+    return {
+        "candidates": len(candidates),
+        "teacher_wrong_share": round(1 - len(correct) / len(candidates), 4),
+        "verified": summary["verify"]["verified"],
+        "kept": len(kept),
+        "kept_precision": round(kept_right / max(len(kept), 1), 4),
+        "verified_precision": round(
+            sum(truth(c["item_id"], c["text"]) for c in candidates if c["verified"])
+            / max(summary["verify"]["verified"], 1),
+            4,
+        ),
+        "recall": round(sum(c["verified"] for c in correct) / max(len(correct), 1), 4),
+        "prompts_without_answer": next(r for r in summary["funnel"] if r["step"] == "rejection_sampling")[
+            "dropped"
+        ].get("no_verified_answer", 0),
+        "rejected": summary["verify"]["rejected"],
+        "seconds": summary["seconds"],
+    }
 
 
 def _serve(records, args, latency, port_queue, stop):
@@ -103,10 +126,17 @@ def throughput(records: list[dict], args, work: Path, latency: float, concurrenc
         from infir.synth.cache import ResponseCache
 
         cache = ResponseCache(work / f"tp-{latency}-{concurrency}.sqlite")
-        teacher = OpenAITeacher(TeacherConfig(type="openai", base_url=url, model="t", concurrency=concurrency),
-                                cache, show_progress=False)
-        reqs = [ChatRequest([{"role": "user", "content": records[i % len(records)]["question"]}], 0.7, 512,
-                            seed=i) for i in range(count)]
+        teacher = OpenAITeacher(
+            TeacherConfig(type="openai", base_url=url, model="t", concurrency=concurrency),
+            cache,
+            show_progress=False,
+        )
+        reqs = [
+            ChatRequest(
+                [{"role": "user", "content": records[i % len(records)]["question"]}], 0.7, 512, seed=i
+            )
+            for i in range(count)
+        ]
         t0 = time.perf_counter()
         out = teacher.complete(reqs)
         seconds = time.perf_counter() - t0
@@ -134,8 +164,10 @@ def kill_and_resume(seeds: Path, records: list[dict], args, work: Path) -> dict:
     with LoopbackServer(teacher, latency=0.005, hold_after=total // 3) as server:
         cfg = config(seeds, server.url, args.n, args.concurrency, reference=True)
         (work / "resume.json").write_text(cfg.model_dump_json())
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(work / "resume.json"), str(work / "resume")],
-                                 env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(work / "resume.json"), str(work / "resume")],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
         if not server.hold_reached.wait(600):
             child.kill()
             raise SystemExit("the killed run never reached a third of its requests")
@@ -145,12 +177,16 @@ def kill_and_resume(seeds: Path, records: list[dict], args, work: Path) -> dict:
         before = server.stats.answered
         server.release()
         summary = synthesize(cfg, work / "resume", show_progress=False)
-        return {"requests_total": total, "answered_before_kill": before,
-                "unanswered_at_kill": server.stats.held,
-                "answered_after_resume": server.stats.answered - before,
-                "cached_on_resume": summary["requests"]["teacher"]["cached"],
-                "unique_requests_answered": len(server.stats.by_key),
-                "repeated_requests": server.stats.repeated, "examples": summary["examples"]}
+        return {
+            "requests_total": total,
+            "answered_before_kill": before,
+            "unanswered_at_kill": server.stats.held,
+            "answered_after_resume": server.stats.answered - before,
+            "cached_on_resume": summary["requests"]["teacher"]["cached"],
+            "unique_requests_answered": len(server.stats.by_key),
+            "repeated_requests": server.stats.repeated,
+            "examples": summary["examples"],
+        }
 
 
 def main() -> None:
@@ -168,8 +204,13 @@ def main() -> None:
         work = Path(tmp)
         seeds = work / "gsm8k-train.jsonl"
         seeds.write_text("".join(json.dumps(r) + "\n" for r in records))
-        result: dict = {"seeds": len(records), "n": args.n, "wrong_fraction": args.wrong,
-                        "concurrency": args.concurrency, "latency_s": args.latency}
+        result: dict = {
+            "seeds": len(records),
+            "n": args.n,
+            "wrong_fraction": args.wrong,
+            "concurrency": args.concurrency,
+            "latency_s": args.latency,
+        }
         for name, reference in (("reference_math_verify", True), ("majority_vote", False)):
             result[name] = verification(seeds, records, args, work, reference)
             print(f"{name}: {json.dumps(result[name])}", file=sys.stderr)
@@ -177,17 +218,26 @@ def main() -> None:
         for latency in (args.latency, 0.0):
             for conc in (args.concurrency, 1):
                 # Concurrency 1 at the simulated latency is slow: fewer requests give the same rate.
-                count = args.requests if conc > 1 or latency == 0 else max(40, args.requests // args.concurrency)
+                count = (
+                    args.requests if conc > 1 or latency == 0 else max(40, args.requests // args.concurrency)
+                )
                 rates[f"latency_{latency}_concurrency_{conc}"] = round(
-                    throughput(records, args, work, latency, conc, count), 1)
-                print(f"throughput latency {latency}s concurrency {conc}: "
-                      f"{rates[f'latency_{latency}_concurrency_{conc}']} req/s", file=sys.stderr)
+                    throughput(records, args, work, latency, conc, count), 1
+                )
+                print(
+                    f"throughput latency {latency}s concurrency {conc}: "
+                    f"{rates[f'latency_{latency}_concurrency_{conc}']} req/s",
+                    file=sys.stderr,
+                )
         result["requests_per_s"] = rates
         result["speedup_vs_concurrency_1"] = round(
             rates[f"latency_{args.latency}_concurrency_{args.concurrency}"]
-            / rates[f"latency_{args.latency}_concurrency_1"], 2)
+            / rates[f"latency_{args.latency}_concurrency_1"],
+            2,
+        )
         result["speedup_vs_concurrency_1_no_latency"] = round(
-            rates[f"latency_0.0_concurrency_{args.concurrency}"] / rates["latency_0.0_concurrency_1"], 2)
+            rates[f"latency_0.0_concurrency_{args.concurrency}"] / rates["latency_0.0_concurrency_1"], 2
+        )
         result["resume"] = kill_and_resume(seeds, records, args, work)
         print(f"resume: {json.dumps(result['resume'])}", file=sys.stderr)
     print(json.dumps(result))

@@ -19,10 +19,14 @@ def word_problems(n: int, start: int = 0) -> list[dict]:
     for i in range(start, start + n):
         a, b, c = 3 + i % 17, 5 + (7 * i) % 23, 2 + i % 5
         total = (a + b) * c
-        out.append({"question": f"Ana has {a} red boxes and {b} blue boxes (problem {i}). Each box holds {c} "
-                                f"pens. How many pens does she have?",
-                    "answer": f"She has {a}+{b}=<<{a}+{b}={a + b}>>{a + b} boxes.\n"
-                              f"They hold {a + b}*{c}=<<{a + b}*{c}={total}>>{total} pens.\n#### {total}"})
+        out.append(
+            {
+                "question": f"Ana has {a} red boxes and {b} blue boxes (problem {i}). Each box holds {c} "
+                f"pens. How many pens does she have?",
+                "answer": f"She has {a}+{b}=<<{a}+{b}={a + b}>>{a + b} boxes.\n"
+                f"They hold {a + b}*{c}=<<{a + b}*{c}={total}>>{total} pens.\n#### {total}",
+            }
+        )
     return out
 
 
@@ -38,10 +42,22 @@ def seeds_file(tmp_path) -> Path:
 
 def http_config(seeds: Path, url: str, **over) -> SynthConfig:
     tree = {
-        "seeds": [{"type": "jsonl", "path": str(seeds), "name": "wp", "answer_field": "answer",
-                   "answer_format": "gsm8k"}],
-        "teacher": {"type": "openai", "base_url": url, "model": "test-teacher", "concurrency": 4,
-                    "backoff_seconds": 0.01},
+        "seeds": [
+            {
+                "type": "jsonl",
+                "path": str(seeds),
+                "name": "wp",
+                "answer_field": "answer",
+                "answer_format": "gsm8k",
+            }
+        ],
+        "teacher": {
+            "type": "openai",
+            "base_url": url,
+            "model": "test-teacher",
+            "concurrency": 4,
+            "backoff_seconds": 0.01,
+        },
         "generation": {"n": 4},
         "evolve": {"enabled": False},
         "decontam": {"enabled": False},

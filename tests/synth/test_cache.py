@@ -20,13 +20,19 @@ from .conftest import http_config
 
 
 def test_key_is_canonical_and_namespaced():
-    a = request_key("openai:m", {"messages": [{"role": "user", "content": "x"}], "seed": 1, "temperature": 0.7})
-    b = request_key("openai:m", {"temperature": 0.7, "seed": 1, "messages": [{"content": "x", "role": "user"}]})
+    a = request_key(
+        "openai:m", {"messages": [{"role": "user", "content": "x"}], "seed": 1, "temperature": 0.7}
+    )
+    b = request_key(
+        "openai:m", {"temperature": 0.7, "seed": 1, "messages": [{"content": "x", "role": "user"}]}
+    )
     assert a == b
-    assert a != request_key("openai:other", {"messages": [{"role": "user", "content": "x"}], "seed": 1,
-                                             "temperature": 0.7})
-    assert a != request_key("openai:m", {"messages": [{"role": "user", "content": "x"}], "seed": 2,
-                                         "temperature": 0.7})
+    assert a != request_key(
+        "openai:other", {"messages": [{"role": "user", "content": "x"}], "seed": 1, "temperature": 0.7}
+    )
+    assert a != request_key(
+        "openai:m", {"messages": [{"role": "user", "content": "x"}], "seed": 2, "temperature": 0.7}
+    )
 
 
 def test_key_does_not_depend_on_the_api_key_or_address(monkeypatch):
@@ -34,8 +40,11 @@ def test_key_does_not_depend_on_the_api_key_or_address(monkeypatch):
     keys = set()
     for secret, url in (("key-one", "http://127.0.0.1:1/v1"), ("key-two", "http://127.0.0.1:2/v1")):
         monkeypatch.setenv("INFIR_TEST_KEY", secret)
-        teacher = OpenAITeacher(TeacherConfig(type="openai", base_url=url, model="m", api_key_env="INFIR_TEST_KEY"),
-                                None, show_progress=False)
+        teacher = OpenAITeacher(
+            TeacherConfig(type="openai", base_url=url, model="m", api_key_env="INFIR_TEST_KEY"),
+            None,
+            show_progress=False,
+        )
         body = teacher.body(req)
         assert secret not in json.dumps(body)
         keys.add(request_key(teacher.namespace, body))
@@ -78,8 +87,12 @@ def test_rerun_asks_nothing_and_gives_the_same_output(tmp_path, seeds_file, serv
 def test_changed_selection_settings_reuse_every_answer(tmp_path, seeds_file, server):
     synthesize(http_config(seeds_file, server.url), tmp_path / "a", show_progress=False)
     answered = server.stats.answered
-    cfg = http_config(seeds_file, server.url, output={"max_per_prompt": 3},
-                      cache_path=str(tmp_path / "a" / "cache" / "synth-requests.sqlite"))
+    cfg = http_config(
+        seeds_file,
+        server.url,
+        output={"max_per_prompt": 3},
+        cache_path=str(tmp_path / "a" / "cache" / "synth-requests.sqlite"),
+    )
     summary = synthesize(cfg, tmp_path / "b", show_progress=False)
     assert server.stats.answered == answered and summary["requests"]["teacher"]["sent"] == 0
 
@@ -99,8 +112,10 @@ def test_killed_run_resumes_without_repeating_a_request(tmp_path, seeds_file, re
     with LoopbackServer(reference_teacher, latency=0.005, hold_after=70) as server:
         cfg = http_config(seeds_file, server.url)
         (tmp_path / "cfg.json").write_text(cfg.model_dump_json())
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "cfg.json"), str(tmp_path / "run")],
-                                 env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(tmp_path / "cfg.json"), str(tmp_path / "run")],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
         try:
             assert server.hold_reached.wait(120), "the run never reached the kill point"
             time.sleep(0.5)  # replies already sent reach the client's cache

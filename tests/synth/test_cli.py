@@ -13,10 +13,31 @@ from .conftest import word_problems, write_jsonl
 def test_direct_form_with_an_http_teacher(tmp_path, server, monkeypatch, capsys):
     monkeypatch.setenv("TEACHER_KEY_FOR_TEST", "value-never-written")
     seeds = write_jsonl(tmp_path / "wp.jsonl", word_problems(40))
-    rc = main(["--seeds", str(seeds), "--answer-field", "answer", "--answer-format", "gsm8k",
-               "--teacher-url", server.url, "--model", "t", "--api-key-env", "TEACHER_KEY_FOR_TEST",
-               "--n", "2", "--concurrency", "4", "--output", str(tmp_path / "out"), "--quiet",
-               "evolve.enabled=false", "decontam.enabled=false"])
+    rc = main(
+        [
+            "--seeds",
+            str(seeds),
+            "--answer-field",
+            "answer",
+            "--answer-format",
+            "gsm8k",
+            "--teacher-url",
+            server.url,
+            "--model",
+            "t",
+            "--api-key-env",
+            "TEACHER_KEY_FOR_TEST",
+            "--n",
+            "2",
+            "--concurrency",
+            "4",
+            "--output",
+            str(tmp_path / "out"),
+            "--quiet",
+            "evolve.enabled=false",
+            "decontam.enabled=false",
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = (tmp_path / "out" / "sft.jsonl").read_text().splitlines()
@@ -30,8 +51,21 @@ def test_direct_form_with_an_http_teacher(tmp_path, server, monkeypatch, capsys)
 def test_direct_form_with_the_generated_teacher(tmp_path, capsys):
     problems = [p.to_dict() for p in reasoning.generate("basic_arithmetic", 20, seed=2)]
     seeds = write_jsonl(tmp_path / "gen.jsonl", problems)
-    assert main(["--seeds", str(seeds), "--answer-field", "answer", "--output", str(tmp_path / "out"),
-                 "--quiet", "evolve.rounds=0"]) == 0
+    assert (
+        main(
+            [
+                "--seeds",
+                str(seeds),
+                "--answer-field",
+                "answer",
+                "--output",
+                str(tmp_path / "out"),
+                "--quiet",
+                "evolve.rounds=0",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["examples"] >= 18
 
 

@@ -18,9 +18,18 @@ def problems():
 
 
 def ask(teacher, questions, seeds=(0,), purpose="answer", strategy=None):
-    reqs = [ChatRequest([{"role": "user", "content": q}], 0.7, 256, seed=s, purpose=purpose,
-                        hint={"question": q, **({"strategy": strategy} if strategy else {})})
-            for q in questions for s in seeds]
+    reqs = [
+        ChatRequest(
+            [{"role": "user", "content": q}],
+            0.7,
+            256,
+            seed=s,
+            purpose=purpose,
+            hint={"question": q, **({"strategy": strategy} if strategy else {})},
+        )
+        for q in questions
+        for s in seeds
+    ]
     return [c.text for c in teacher.complete(reqs)]
 
 
@@ -31,7 +40,9 @@ def test_correct_answers_are_the_corpus_solutions(problems):
 
 @pytest.mark.parametrize("wrong_fraction", [0.0, 0.3, 1.0])
 def test_wrong_fraction_is_what_was_configured(problems, wrong_fraction):
-    teacher = GeneratedTeacher(TeacherConfig(wrong_fraction=wrong_fraction, seed=1), None, show_progress=False)
+    teacher = GeneratedTeacher(
+        TeacherConfig(wrong_fraction=wrong_fraction, seed=1), None, show_progress=False
+    )
     texts = ask(teacher, [p.question for p in problems], seeds=(0, 1, 2))
     answers = [p.answer for p in problems for _ in range(3)]
     wrong = [reasoning.extract_answer(t) != a for t, a in zip(texts, answers)]

@@ -99,10 +99,12 @@ def test_concurrency_is_capped_and_reached():
 def test_results_keep_input_order_and_failures_stay_in_place():
     with LoopbackServer(echo, faults=lambda n, body: 400 if body["seed"] == 3 else None) as server:
         results = client_for(server, concurrency=4, max_retries=0).post_many(
-            "/chat/completions", [chat(i) for i in range(6)])
+            "/chat/completions", [chat(i) for i in range(6)]
+        )
         assert isinstance(results[3], HttpError)
         assert [r["choices"][0]["message"]["content"] for i, r in enumerate(results) if i != 3] == [
-            echo(chat(i)) for i in range(6) if i != 3]
+            echo(chat(i)) for i in range(6) if i != 3
+        ]
 
 
 def test_missing_key_variable_is_named(monkeypatch):
@@ -133,8 +135,9 @@ def test_redact_scrubs_the_key(monkeypatch):
     assert client.redact(f"server said: bad token {SECRET}") == "server said: bad token ***"
 
 
-def test_secret_never_in_logs_cache_or_written_config(tmp_path, seeds_file, reference_teacher, monkeypatch,
-                                                       caplog, capsys):
+def test_secret_never_in_logs_cache_or_written_config(
+    tmp_path, seeds_file, reference_teacher, monkeypatch, caplog, capsys
+):
     monkeypatch.setenv("INFIR_TEST_KEY", SECRET)
     caplog.set_level(logging.DEBUG)
     faults = lambda n, body: 429 if n % 7 == 0 else None  # noqa: E731 - retries log and fail paths too
@@ -143,8 +146,10 @@ def test_secret_never_in_logs_cache_or_written_config(tmp_path, seeds_file, refe
         summary = synthesize(cfg, tmp_path / "out", show_progress=False)
         assert server.stats.authorization == {f"Bearer {SECRET}"}  # the key was sent, in the header
     assert summary["examples"] > 0 and summary["requests"]["teacher"]["http"]["retries"] > 0
-    dumped = yaml.safe_dump(cfg.model_dump(mode="json")) + SynthConfig.model_validate(
-        cfg.model_dump()).model_dump_json()
+    dumped = (
+        yaml.safe_dump(cfg.model_dump(mode="json"))
+        + SynthConfig.model_validate(cfg.model_dump()).model_dump_json()
+    )
     assert "INFIR_TEST_KEY" in dumped and SECRET not in dumped
     out = capsys.readouterr()
     assert SECRET not in caplog.text + out.out + out.err
@@ -160,8 +165,11 @@ def test_teacher_parses_replies_and_reports_bad_ones(monkeypatch):
         return next(replies)
 
     with LoopbackServer(respond) as server:
-        teacher = OpenAITeacher(TeacherConfig(type="openai", base_url=server.url, model="m", concurrency=1), None,
-                                show_progress=False)
+        teacher = OpenAITeacher(
+            TeacherConfig(type="openai", base_url=server.url, model="m", concurrency=1),
+            None,
+            show_progress=False,
+        )
         reqs = [ChatRequest([{"role": "user", "content": f"q{i}"}], 0.0, 16, seed=i) for i in range(2)]
         out = teacher.complete(reqs)
         assert (out[0].text, out[0].finish_reason) == ("fine", "stop")

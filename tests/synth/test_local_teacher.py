@@ -19,14 +19,29 @@ def model_dir(tmp_path_factory):
 
 
 def requests(n=3, k=2, temperature=0.8):
-    return [ChatRequest([{"role": "user", "content": f"Calculate {i} + {i}."}], temperature, 12, seed=s,
-                        hint={"question": f"Calculate {i} + {i}."}) for i in range(n) for s in range(k)]
+    return [
+        ChatRequest(
+            [{"role": "user", "content": f"Calculate {i} + {i}."}],
+            temperature,
+            12,
+            seed=s,
+            hint={"question": f"Calculate {i} + {i}."},
+        )
+        for i in range(n)
+        for s in range(k)
+    ]
 
 
 @pytest.mark.parametrize("prompt_format", ["chat", "base"])
 def test_local_teacher_generates_and_caches(tmp_path, model_dir, prompt_format):
-    cfg = TeacherConfig(type="local", model=str(model_dir), device="cpu", prompt_format=prompt_format,
-                        stop=["\n\n"], batch_size=4)
+    cfg = TeacherConfig(
+        type="local",
+        model=str(model_dir),
+        device="cpu",
+        prompt_format=prompt_format,
+        stop=["\n\n"],
+        batch_size=4,
+    )
     cache = ResponseCache(tmp_path / "c.sqlite")
     teacher = LocalTeacher(cfg, str(model_dir), cache, show_progress=False)
     first = teacher.complete(requests())
@@ -53,20 +68,36 @@ def test_stage_checkpoints_resolve_in_the_run_dir(tmp_path, model_dir):
     assert resolve_model_path("stage:anneal", tmp_path) == str(tmp_path / "anneal" / "final")
     with pytest.raises(FileNotFoundError, match="infir pretrain"):
         resolve_model_path("stage:pretrain", tmp_path)
-    teacher = build_teacher(TeacherConfig(type="local", model="stage:anneal", device="cpu"), None,
-                            run_dir=tmp_path, show_progress=False)
+    teacher = build_teacher(
+        TeacherConfig(type="local", model="stage:anneal", device="cpu"),
+        None,
+        run_dir=tmp_path,
+        show_progress=False,
+    )
     assert isinstance(teacher, LocalTeacher)
 
 
 def test_difficulty_from_a_local_reference_model(tmp_path, model_dir):
     """An untrained model solves nothing: every kept problem gets difficulty 1."""
     shutil.copytree(model_dir, tmp_path / "anneal" / "final")
-    cfg = SynthConfig.model_validate({
-        "seeds": [{"type": "generated", "families": ["basic_arithmetic"], "per_family": 6}],
-        "evolve": {"enabled": False}, "decontam": {"enabled": False},
-        "difficulty": {"reference": {"type": "local", "model": "stage:anneal", "device": "cpu",
-                                     "prompt_format": "base", "max_tokens": 16, "stop": ["\n\n"]},
-                       "samples": 2}})
+    cfg = SynthConfig.model_validate(
+        {
+            "seeds": [{"type": "generated", "families": ["basic_arithmetic"], "per_family": 6}],
+            "evolve": {"enabled": False},
+            "decontam": {"enabled": False},
+            "difficulty": {
+                "reference": {
+                    "type": "local",
+                    "model": "stage:anneal",
+                    "device": "cpu",
+                    "prompt_format": "base",
+                    "max_tokens": 16,
+                    "stop": ["\n\n"],
+                },
+                "samples": 2,
+            },
+        }
+    )
     summary = synthesize(cfg, tmp_path / "synth", run_dir=tmp_path, show_progress=False)
     assert summary["requests"]["reference"]["sent"] == 2 * summary["examples"]
     assert summary["difficulty"]["mean"] == 1.0

@@ -16,7 +16,9 @@ def rows(path):
 
 
 def test_difficulty_is_one_minus_the_reference_models_pass_rate(tmp_path, seeds_file, server):
-    weak = ReferenceTeacher.from_gsm8k(word_problems(40), wrong_fraction=0.6, seed=9, strip=(MATH_INSTRUCTION,))
+    weak = ReferenceTeacher.from_gsm8k(
+        word_problems(40), wrong_fraction=0.6, seed=9, strip=(MATH_INSTRUCTION,)
+    )
     with LoopbackServer(weak) as ref_server:
         ref = {"type": "openai", "base_url": ref_server.url, "model": "weak", "concurrency": 4}
         cfg = http_config(seeds_file, server.url, difficulty={"reference": ref, "samples": 4})
@@ -26,7 +28,9 @@ def test_difficulty_is_one_minus_the_reference_models_pass_rate(tmp_path, seeds_
     passes = defaultdict(list)
     for (question, _), correct in weak.by_request.items():
         passes[question].append(correct)
-    prompts = {r["id"]: " ".join(r["prompt"].split()) for r in rows(tmp_path / "out" / "details" / "prompts.jsonl")}
+    prompts = {
+        r["id"]: " ".join(r["prompt"].split()) for r in rows(tmp_path / "out" / "details" / "prompts.jsonl")
+    }
     out = rows(tmp_path / "out" / "sft.jsonl")
     assert out and all(r["difficulty"] is not None for r in out)
     for r in out:
@@ -36,14 +40,19 @@ def test_difficulty_is_one_minus_the_reference_models_pass_rate(tmp_path, seeds_
 
 
 def test_difficulty_bounds_drop_easy_items(tmp_path, seeds_file, server):
-    always_right = ReferenceTeacher.from_gsm8k(word_problems(20), wrong_fraction=0.0, strip=(MATH_INSTRUCTION,))
+    always_right = ReferenceTeacher.from_gsm8k(
+        word_problems(20), wrong_fraction=0.0, strip=(MATH_INSTRUCTION,)
+    )
     with LoopbackServer(always_right) as ref_server:  # knows half the problems; fails the rest
         ref = {"type": "openai", "base_url": ref_server.url, "model": "half", "concurrency": 4}
         cfg = http_config(seeds_file, server.url, difficulty={"reference": ref, "samples": 2, "min": 0.5})
         summary = synthesize(cfg, tmp_path / "out", show_progress=False)
     known = {" ".join(r["question"].split()) for r in word_problems(20)}
-    kept_known = sum(1 for r in rows(tmp_path / "out" / "details" / "prompts.jsonl")
-                     if r["verified_answers"] and " ".join(r["prompt"].split()) in known)
+    kept_known = sum(
+        1
+        for r in rows(tmp_path / "out" / "details" / "prompts.jsonl")
+        if r["verified_answers"] and " ".join(r["prompt"].split()) in known
+    )
     row = next(r for r in summary["funnel"] if r["step"] == "difficulty")
     assert kept_known >= 15 and row["dropped"] == {"too_easy": kept_known}
     assert all(r["difficulty"] == 1.0 for r in rows(tmp_path / "out" / "sft.jsonl"))
@@ -55,9 +64,13 @@ def test_quality_judge_scores_and_filters(tmp_path, seeds_file, server):
         return "Well reasoned.\nScore: 9" if "The answer is" in prompt.split("[Response]")[1] else "Score: 4"
 
     with LoopbackServer(judge) as judge_server:
-        judge_cfg = {"type": "judge", "teacher": {"type": "openai", "base_url": judge_server.url, "model": "j"}}
-        cfg = http_config(seeds_file, server.url, quality={"judge": judge_cfg, "min": 0.5},
-                          output={"max_per_prompt": 4})
+        judge_cfg = {
+            "type": "judge",
+            "teacher": {"type": "openai", "base_url": judge_server.url, "model": "j"},
+        }
+        cfg = http_config(
+            seeds_file, server.url, quality={"judge": judge_cfg, "min": 0.5}, output={"max_per_prompt": 4}
+        )
         summary = synthesize(cfg, tmp_path / "out", show_progress=False)
         judged = judge_server.stats.answered
     row = next(r for r in summary["funnel"] if r["step"] == "quality")
@@ -70,8 +83,11 @@ def test_quality_judge_scores_and_filters(tmp_path, seeds_file, server):
 def test_labels_from_a_labeler(tmp_path, seeds_file, server):
     with LoopbackServer(lambda body: "Category: Word problem") as labeler:
         labeler_cfg = {"type": "openai", "base_url": labeler.url, "model": "l"}
-        summary = synthesize(http_config(seeds_file, server.url, labels={"labeler": labeler_cfg}),
-                             tmp_path / "out", show_progress=False)
+        summary = synthesize(
+            http_config(seeds_file, server.url, labels={"labeler": labeler_cfg}),
+            tmp_path / "out",
+            show_progress=False,
+        )
     assert summary["labels"]["asked_labeler"] == summary["examples"]
     assert {r["label"] for r in rows(tmp_path / "out" / "sft.jsonl")} == {"word problem"}
 

@@ -13,10 +13,16 @@ from infir.synth.seeds import load_seeds, reference_answer
 from .conftest import word_problems, write_jsonl
 
 
-@pytest.mark.parametrize("raw, fmt, expected", [
-    ("steps\n#### 1,234", "gsm8k", "1234"), ("no final line", "gsm8k", None),
-    ("so $\\boxed{\\frac{1}{2}}$", "boxed", "\\frac{1}{2}"), (" 42 ", "plain", "42"), (None, "plain", None),
-])
+@pytest.mark.parametrize(
+    "raw, fmt, expected",
+    [
+        ("steps\n#### 1,234", "gsm8k", "1234"),
+        ("no final line", "gsm8k", None),
+        ("so $\\boxed{\\frac{1}{2}}$", "boxed", "\\frac{1}{2}"),
+        (" 42 ", "plain", "42"),
+        (None, "plain", None),
+    ],
+)
 def test_reference_answer(raw, fmt, expected):
     assert reference_answer(raw, fmt) == expected
 
@@ -24,13 +30,19 @@ def test_reference_answer(raw, fmt, expected):
 def test_jsonl_seeds_with_gsm8k_answers(tmp_path):
     records = word_problems(5) + [{"question": "No answer line?", "answer": "just text"}]
     path = write_jsonl(tmp_path / "s.jsonl", records)
-    items, counts = load_seeds([SeedSource(type="jsonl", path=str(path), name="wp", answer_field="answer",
-                                           answer_format="gsm8k", limit=5)])
+    items, counts = load_seeds(
+        [
+            SeedSource(
+                type="jsonl", path=str(path), name="wp", answer_field="answer", answer_format="gsm8k", limit=5
+            )
+        ]
+    )
     assert [i.id for i in items] == [f"wp:{k}" for k in range(5)]
     assert items[0].reference == str((3 + 5) * 2) and items[0].seed_id == items[0].id
     assert counts == {"loaded": 5, "by_source": {"wp": 5}, "dropped": {}}
-    items, counts = load_seeds([SeedSource(type="jsonl", path=str(path), answer_field="answer",
-                                           answer_format="gsm8k")])
+    items, counts = load_seeds(
+        [SeedSource(type="jsonl", path=str(path), answer_field="answer", answer_format="gsm8k")]
+    )
     assert len(items) == 5 and counts["dropped"] == {"no_reference_answer": 1}
 
 
@@ -54,24 +66,36 @@ def test_duplicate_ids_across_sources_fail(tmp_path):
 
 
 def test_generated_seeds_carry_answers_and_family_labels():
-    items, counts = load_seeds([SeedSource(type="generated", families=["chain_sum", "simple_equations"],
-                                           per_family=3)])
+    items, counts = load_seeds(
+        [SeedSource(type="generated", families=["chain_sum", "simple_equations"], per_family=3)]
+    )
     assert counts["loaded"] == 6 and {i.label for i in items} == {"chain_sum", "simple_equations"}
     assert all(i.reference is not None and i.task is None for i in items)
 
 
 def test_task_on_a_jsonl_source_keeps_the_record_as_the_document(tmp_path):
-    doc = {"task_id": 7, "text": "Write add(a, b).", "code": "def add(a, b):\n    return a + b",
-           "test_list": ["assert add(1, 2) == 3"]}
+    doc = {
+        "task_id": 7,
+        "text": "Write add(a, b).",
+        "code": "def add(a, b):\n    return a + b",
+        "test_list": ["assert add(1, 2) == 3"],
+    }
     path = write_jsonl(tmp_path / "code.jsonl", [doc])
-    items, _ = load_seeds([SeedSource(type="jsonl", path=str(path), task="mbpp", domain="code", id_field="task_id")])
+    items, _ = load_seeds(
+        [SeedSource(type="jsonl", path=str(path), task="mbpp", domain="code", id_field="task_id")]
+    )
     assert items[0].id == "jsonl0:7" and items[0].doc == doc and items[0].task == "mbpp"
     assert "assert add(1, 2) == 3" in items[0].prompt and "```python" in items[0].prompt
 
 
 def test_gsm8k_train_from_the_registry_task(shared):
-    items, counts = load_seeds([SeedSource(type="task", task="gsm8k", path=str(shared / "benchmarks" / "gsm8k"),
-                                           split="train", limit=20)])
+    items, counts = load_seeds(
+        [
+            SeedSource(
+                type="task", task="gsm8k", path=str(shared / "benchmarks" / "gsm8k"), split="train", limit=20
+            )
+        ]
+    )
     first = json.loads((shared / "benchmarks" / "gsm8k" / "train.jsonl").open().readline())
     assert counts["loaded"] == 20 and items[0].doc == first and items[0].task == "gsm8k"
     assert items[0].prompt.startswith(first["question"].strip())

@@ -18,8 +18,15 @@ from infir.synth.config import SynthConfig
 from infir.synth.generated import solve, write
 
 TINY = {
-    "seeds": [{"type": "generated", "name": "gen", "families": ["chain_sum", "basic_arithmetic", "simple_equations"],
-               "per_family": 40, "seed": 3}],
+    "seeds": [
+        {
+            "type": "generated",
+            "name": "gen",
+            "families": ["chain_sum", "basic_arithmetic", "simple_equations"],
+            "per_family": 40,
+            "seed": 3,
+        }
+    ],
     "teacher": {"type": "generated", "wrong_fraction": 0.3},
     "generation": {"n": 4},
     "evolve": {"rounds": 2, "fraction": 0.5},
@@ -50,7 +57,13 @@ def read(path):
 
 def test_outputs_and_summary(run_dir):
     d = run_dir / "synth"
-    assert {p.name for p in d.iterdir()} >= {"sft.jsonl", "summary.json", "config.yaml", "_COMPLETE", "details"}
+    assert {p.name for p in d.iterdir()} >= {
+        "sft.jsonl",
+        "summary.json",
+        "config.yaml",
+        "_COMPLETE",
+        "details",
+    }
     assert list(d.glob("*.jsonl*")) == [d / "sft.jsonl"]  # the only file SFT's synth source reads
     summary = json.loads((d / "summary.json").read_text())
     for row in summary["funnel"]:
@@ -58,7 +71,9 @@ def test_outputs_and_summary(run_dir):
     steps = [r["step"] for r in summary["funnel"]]
     assert steps[:5] == ["load_seeds", "dedup_decontam_seeds", "evolve", "dedup_decontam_evolved", "verify"]
     verify = next(r for r in summary["funnel"] if r["step"] == "verify")
-    rejected_wrong = verify["dropped"].get("wrong_answer", 0) + verify["dropped"].get("disagrees_with_majority", 0)
+    rejected_wrong = verify["dropped"].get("wrong_answer", 0) + verify["dropped"].get(
+        "disagrees_with_majority", 0
+    )
     assert 0.2 < rejected_wrong / verify["in"] < 0.4  # the teacher's 30% wrong answers, visibly rejected
     assert summary["examples"] == len(read(d / "sft.jsonl")) == summary["output"]["examples"]
     assert summary["requests"]["teacher"]["sent"] == summary["cache"]["entries"]
@@ -116,15 +131,32 @@ def test_dedup_and_decontamination_of_seeds(tmp_path):
     # The benchmark shows its questions as "Question: ...\nAnswer:", so a bare copy holds 3 of its 5
     # 10-grams: 0.5 catches it (the tiny default of 1.0 avoids template false positives and relies on
     # the answer check below).
-    cfg = SynthConfig.model_validate({**TINY, "evolve": {"enabled": False}, "seeds": [
-        {"type": "jsonl", "path": str(tmp_path / "seeds.jsonl"), "answer_field": "answer", "name": "s"}],
-        "decontam": {"tasks": ["reasoning"], "min_item_fraction": 0.5}})
+    cfg = SynthConfig.model_validate(
+        {
+            **TINY,
+            "evolve": {"enabled": False},
+            "seeds": [
+                {
+                    "type": "jsonl",
+                    "path": str(tmp_path / "seeds.jsonl"),
+                    "answer_field": "answer",
+                    "name": "s",
+                }
+            ],
+            "decontam": {"tasks": ["reasoning"], "min_item_fraction": 0.5},
+        }
+    )
     from infir.synth.pipeline import synthesize
 
     summary = synthesize(cfg, tmp_path / "out", show_progress=False)
     row = next(r for r in summary["funnel"] if r["step"] == "dedup_decontam_seeds")
-    assert row == {"step": "dedup_decontam_seeds", "unit": "prompts", "in": 10, "out": 5,
-                   "dropped": {"exact_duplicate": 2, "contaminated:reasoning": 3}}
+    assert row == {
+        "step": "dedup_decontam_seeds",
+        "unit": "prompts",
+        "in": 10,
+        "out": 5,
+        "dropped": {"exact_duplicate": 2, "contaminated:reasoning": 3},
+    }
     assert summary["requests"]["teacher"]["asked"] == 5 * 4  # nothing asked for dropped prompts
 
 
@@ -134,9 +166,21 @@ def test_answers_reproducing_a_benchmark_solution_are_dropped(tmp_path):
 
     benchmark = get_task("reasoning").docs()[:4]
     (tmp_path / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in benchmark))
-    cfg = SynthConfig.model_validate({**TINY, "evolve": {"enabled": False}, "teacher": {"wrong_fraction": 0.0},
-                                      "seeds": [{"type": "jsonl", "path": str(tmp_path / "seeds.jsonl"),
-                                                 "answer_field": "answer", "name": "s"}]})
+    cfg = SynthConfig.model_validate(
+        {
+            **TINY,
+            "evolve": {"enabled": False},
+            "teacher": {"wrong_fraction": 0.0},
+            "seeds": [
+                {
+                    "type": "jsonl",
+                    "path": str(tmp_path / "seeds.jsonl"),
+                    "answer_field": "answer",
+                    "name": "s",
+                }
+            ],
+        }
+    )
     summary = synthesize(cfg, tmp_path / "out", show_progress=False)
     row = next(r for r in summary["funnel"] if r["step"] == "decontaminate_answers")
     assert row["in"] == 4 and row["dropped"] == {"contaminated:reasoning": 4} and summary["examples"] == 0

@@ -19,8 +19,9 @@ from typing import Any, Iterable
 
 
 def request_key(namespace: str, request: Any) -> str:
-    canonical = json.dumps({"ns": namespace, "request": request}, sort_keys=True, ensure_ascii=False,
-                           separators=(",", ":"))
+    canonical = json.dumps(
+        {"ns": namespace, "request": request}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -33,8 +34,10 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (not a power cut), at a fraction of FULL's cost.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, namespace TEXT, "
-                         "request TEXT, response TEXT, created REAL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, namespace TEXT, "
+            "request TEXT, response TEXT, created REAL)"
+        )
         self.hits = self.misses = self.writes = 0
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -42,9 +45,10 @@ class ResponseCache:
         found: dict[str, Any] = {}
         with self._lock:
             for start in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 rows = self._db.execute(
-                    f"SELECT key, response FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                    f"SELECT key, response FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
                 found.update((k, json.loads(v)) for k, v in rows)
             self.hits += len(found)
             self.misses += len(keys) - len(found)
@@ -54,8 +58,10 @@ class ResponseCache:
         self.put_many([(key, namespace, request, response)])
 
     def put_many(self, entries: Iterable[tuple[str, str, Any, Any]]) -> None:
-        rows = [(k, ns, json.dumps(req, ensure_ascii=False), json.dumps(resp, ensure_ascii=False), time.time())
-                for k, ns, req, resp in entries]
+        rows = [
+            (k, ns, json.dumps(req, ensure_ascii=False), json.dumps(resp, ensure_ascii=False), time.time())
+            for k, ns, req, resp in entries
+        ]
         if not rows:
             return
         with self._lock:

@@ -26,8 +26,11 @@ from pydantic import ValidationError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infir synth", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="infir synth",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the synth section")
     p.add_argument("--seeds", action="append", default=[], metavar="FILE", help="seed JSONL (repeatable)")
     p.add_argument("--output", required=True, help="output folder")
@@ -58,16 +61,31 @@ def resolve_config(args: argparse.Namespace):
         loaded = yaml.safe_load(Path(args.config).read_text()) or {}
         tree = loaded.get("synth", loaded) if isinstance(loaded, dict) else {}
     if args.seeds:
-        tree["seeds"] = [{"type": "jsonl", "path": path, "name": Path(path).stem, "prompt_field": args.prompt_field,
-                          "answer_field": args.answer_field, "answer_format": args.answer_format,
-                          "domain": args.domain, "task": args.task, "limit": args.limit} for path in args.seeds]
+        tree["seeds"] = [
+            {
+                "type": "jsonl",
+                "path": path,
+                "name": Path(path).stem,
+                "prompt_field": args.prompt_field,
+                "answer_field": args.answer_field,
+                "answer_format": args.answer_format,
+                "domain": args.domain,
+                "task": args.task,
+                "limit": args.limit,
+            }
+            for path in args.seeds
+        ]
     teacher = dict(tree.get("teacher") or {})
     if args.teacher_url:
         teacher.update({"type": "openai", "base_url": args.teacher_url})
     if args.local:
         teacher["type"] = "local"
-    for key, value in (("model", args.model), ("api_key_env", args.api_key_env),
-                       ("concurrency", args.concurrency), ("requests_per_second", args.requests_per_second)):
+    for key, value in (
+        ("model", args.model),
+        ("api_key_env", args.api_key_env),
+        ("concurrency", args.concurrency),
+        ("requests_per_second", args.requests_per_second),
+    ):
         if value is not None:
             teacher[key] = value
     tree["teacher"] = teacher
@@ -106,8 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"infir synth: {exc}", file=sys.stderr)
         return 2
     write_json(out / "summary.json", summary)
-    print(json.dumps({"examples": summary["examples"], "output": str(out / "sft.jsonl"),
-                      "seconds": round(time.time() - t0, 2)}))
+    print(
+        json.dumps(
+            {
+                "examples": summary["examples"],
+                "output": str(out / "sft.jsonl"),
+                "seconds": round(time.time() - t0, 2),
+            }
+        )
+    )
     return 0
 
 

@@ -45,8 +45,10 @@ class EndpointConfig(Section):
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not _ENV_NAME.match(value):
             # Refuse anything that is not a variable name: a pasted key must not reach config.yaml.
-            raise ValueError("api_key_env is the NAME of an environment variable holding the key "
-                             "(e.g. OPENAI_API_KEY), not the key itself")
+            raise ValueError(
+                "api_key_env is the NAME of an environment variable holding the key "
+                "(e.g. OPENAI_API_KEY), not the key itself"
+            )
         return value
 
 
@@ -129,22 +131,24 @@ class SeedSource(Section):
         return self
 
     def label(self, index: int) -> str:
-        return self.name or (f"{self.type}:{self.task}" if self.type == "task" else
-                             f"{self.type}{index}")
+        return self.name or (f"{self.type}:{self.task}" if self.type == "task" else f"{self.type}{index}")
 
 
 DEFAULT_STRATEGIES = {
     "harder": (
         "Rewrite the following problem so that it is harder: it should need more reasoning steps, yet "
         "stay self-contained, unambiguous and solvable, with one final answer. Reply with the new "
-        "problem only.\n\nProblem:\n{prompt}"),
+        "problem only.\n\nProblem:\n{prompt}"
+    ),
     "constrained": (
         "Rewrite the following problem by adding one more condition or requirement that changes how it "
         "is solved. Keep it self-contained and solvable, with one final answer. Reply with the new "
-        "problem only.\n\nProblem:\n{prompt}"),
+        "problem only.\n\nProblem:\n{prompt}"
+    ),
     "diverse": (
         "Write a new problem of the same kind and difficulty as the following one, about a different "
-        "situation and with different numbers. Reply with the new problem only.\n\nProblem:\n{prompt}"),
+        "situation and with different numbers. Reply with the new problem only.\n\nProblem:\n{prompt}"
+    ),
 }
 
 
@@ -171,7 +175,8 @@ class EvolveConfig(Section):
 
 
 DEFAULT_INSTRUCTIONS = {
-    "math": 'Solve the problem step by step, then finish with "The answer is X." where X is the final answer.',
+    "math": 'Solve the problem step by step, then finish with "The answer is X." where X is the final '
+    "answer.",
     "code": "Answer with the complete code in a ```python code block.",
     "general": "",
 }
@@ -209,8 +214,9 @@ class ScorerConfig(EndpointConfig):
     teacher: TeacherConfig | None = None
     prompt: str = (
         "Rate the response to the instruction below for correctness, completeness and clarity of "
-        "reasoning, from 1 (useless) to 10 (excellent). Reply with \"Score: N\" on the last line."
-        "\n\n[Instruction]\n{prompt}\n\n[Response]\n{response}")
+        'reasoning, from 1 (useless) to 10 (excellent). Reply with "Score: N" on the last line.'
+        "\n\n[Instruction]\n{prompt}\n\n[Response]\n{response}"
+    )
     scale: float = Field(10.0, gt=0)
     threshold: float = Field(0.5, ge=0, le=1)  # verification: keep answers scoring at least this
 
@@ -243,11 +249,22 @@ class LabelConfig(Section):
     """Domain labels: the seed's `label_field`, else (when a labeler is set) the labeler's choice."""
 
     labeler: TeacherConfig | None = None
-    choices: list[str] = Field(default_factory=lambda: [
-        "arithmetic", "algebra", "geometry", "number theory", "probability", "word problem", "code",
-        "general"])
-    prompt: str = ("Which one of these categories fits the problem below best: {choices}? Reply with the "
-                   "category only.\n\nProblem:\n{prompt}")
+    choices: list[str] = Field(
+        default_factory=lambda: [
+            "arithmetic",
+            "algebra",
+            "geometry",
+            "number theory",
+            "probability",
+            "word problem",
+            "code",
+            "general",
+        ]
+    )
+    prompt: str = (
+        "Which one of these categories fits the problem below best: {choices}? Reply with the "
+        "category only.\n\nProblem:\n{prompt}"
+    )
 
 
 class OutputConfig(Section):
@@ -260,8 +277,14 @@ class OutputConfig(Section):
 
 
 def _default_seeds() -> list[SeedSource]:
-    return [SeedSource(type="generated", name="generated",
-                       families=["chain_sum", "basic_arithmetic", "simple_equations"], per_family=200)]
+    return [
+        SeedSource(
+            type="generated",
+            name="generated",
+            families=["chain_sum", "basic_arithmetic", "simple_equations"],
+            per_family=200,
+        )
+    ]
 
 
 class SynthConfig(Section):
@@ -275,8 +298,9 @@ class SynthConfig(Section):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
     dedup: DedupConfig = Field(default_factory=lambda: DedupConfig(minhash=False))
-    decontam: DecontamConfig = Field(default_factory=lambda: DecontamConfig(tasks=["reasoning"],
-                                                                            min_item_fraction=1.0))
+    decontam: DecontamConfig = Field(
+        default_factory=lambda: DecontamConfig(tasks=["reasoning"], min_item_fraction=1.0)
+    )
     output: OutputConfig = Field(default_factory=OutputConfig)
     cache_path: str | None = None  # request cache; None: <run-dir>/cache/synth-requests.sqlite
     sandbox_workers: int = Field(2, ge=1)  # parallel sandboxes for code verification
@@ -308,8 +332,13 @@ class SynthConfig(Section):
 
     def stage_models(self) -> tuple[str, ...]:
         """Stages whose checkpoints a local model here uses (`model: stage:anneal`): synth needs them."""
-        return tuple(dict.fromkeys(t.model.split(":", 1)[1] for t in self._models()
-                                   if t.type == "local" and t.model and t.model.startswith("stage:")))
+        return tuple(
+            dict.fromkeys(
+                t.model.split(":", 1)[1]
+                for t in self._models()
+                if t.type == "local" and t.model and t.model.startswith("stage:")
+            )
+        )
 
     def input_files(self) -> list[str]:
         """Local seed files: their size and mtime join the stage fingerprint."""

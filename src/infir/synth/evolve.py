@@ -17,8 +17,10 @@ from infir.synth.config import EvolveConfig
 from infir.synth.items import Item, fill, stable_fraction, stable_int
 from infir.synth.teachers import ChatRequest, Teacher
 
-_LABEL = re.compile(r"^\s*(?:\*\*)?(?:new|rewritten|evolved)?\s*(?:problem|question|instruction)\s*:?(?:\*\*)?\s*:?\s*",
-                    re.IGNORECASE)
+_LABEL = re.compile(
+    r"^\s*(?:\*\*)?(?:new|rewritten|evolved)?\s*(?:problem|question|instruction)\s*:?(?:\*\*)?\s*:?\s*",
+    re.IGNORECASE,
+)
 _REFUSAL = ("i cannot", "i can't", "i'm sorry", "i am sorry", "sorry,", "as an ai")
 
 
@@ -36,8 +38,9 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def evolve(items: list[Item], teacher: Teacher, cfg: EvolveConfig, seed: int = 0,
-           system_prompt: str | None = None) -> tuple[list[Item], dict]:
+def evolve(
+    items: list[Item], teacher: Teacher, cfg: EvolveConfig, seed: int = 0, system_prompt: str | None = None
+) -> tuple[list[Item], dict]:
     """The evolved items of every round, and counts per round and reason."""
     strategies = sorted(cfg.strategies)
     seen = {_norm(i.prompt) for i in items}
@@ -46,11 +49,18 @@ def evolve(items: list[Item], teacher: Teacher, cfg: EvolveConfig, seed: int = 0
     for round_ in range(1, cfg.rounds + 1):
         chosen = [p for p in parents if stable_fraction(seed, "evolve", round_, p.id) < cfg.fraction]
         picks = [strategies[stable_int(seed, "strategy", round_, p.id) % len(strategies)] for p in chosen]
-        requests = [ChatRequest(
-            messages=([{"role": "system", "content": system_prompt}] if system_prompt else [])
-            + [{"role": "user", "content": fill(cfg.strategies[s], prompt=p.prompt)}],
-            temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=stable_int(seed, "evolve", round_, p.id),
-            purpose="evolve", hint={"question": p.prompt, "strategy": s}) for p, s in zip(chosen, picks)]
+        requests = [
+            ChatRequest(
+                messages=([{"role": "system", "content": system_prompt}] if system_prompt else [])
+                + [{"role": "user", "content": fill(cfg.strategies[s], prompt=p.prompt)}],
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
+                seed=stable_int(seed, "evolve", round_, p.id),
+                purpose="evolve",
+                hint={"question": p.prompt, "strategy": s},
+            )
+            for p, s in zip(chosen, picks)
+        ]
         requested += len(requests)
         produced = []
         for parent, strategy, c in zip(chosen, picks, teacher.complete(requests, f"evolve round {round_}")):
@@ -76,11 +86,24 @@ def evolve(items: list[Item], teacher: Teacher, cfg: EvolveConfig, seed: int = 0
                 continue
             seen.add(_norm(text))
             accepted[strategy] += 1
-            produced.append(Item(
-                id=f"{parent.id}~{strategy}{round_}", prompt=text, domain=parent.domain, source=parent.source,
-                seed_id=parent.seed_id, parent_id=parent.id, evolution=[*parent.evolution, strategy],
-                label=parent.label))
+            produced.append(
+                Item(
+                    id=f"{parent.id}~{strategy}{round_}",
+                    prompt=text,
+                    domain=parent.domain,
+                    source=parent.source,
+                    seed_id=parent.seed_id,
+                    parent_id=parent.id,
+                    evolution=[*parent.evolution, strategy],
+                    label=parent.label,
+                )
+            )
         evolved += produced
         parents = produced
-    return evolved, {"rounds": cfg.rounds, "requested": requested, "accepted": sum(accepted.values()),
-                     "by_strategy": dict(accepted), "rejected": dict(rejected)}
+    return evolved, {
+        "rounds": cfg.rounds,
+        "requested": requested,
+        "accepted": sum(accepted.values()),
+        "by_strategy": dict(accepted),
+        "rejected": dict(rejected),
+    }

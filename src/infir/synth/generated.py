@@ -104,23 +104,37 @@ def evolve_question(question: str, strategy: str, salt: int) -> str:
         new = f"({expr}) * {2 + salt % 5}"
     else:
         counter = iter(range(1000))
-        new = _NUMBER.sub(lambda m: str(max(1, (int(m.group(0)) + 1 + (salt + next(counter)) % 17)
-                                             % (10 ** len(m.group(0))))), expr)
+        new = _NUMBER.sub(
+            lambda m: str(
+                max(1, (int(m.group(0)) + 1 + (salt + next(counter)) % 17) % (10 ** len(m.group(0))))
+            ),
+            expr,
+        )
     return question.replace(expr, new, 1)
 
 
 class GeneratedTeacher(Teacher):
     write_batch = 512
 
-    def __init__(self, cfg: TeacherConfig, cache: ResponseCache | None, role: str = "teacher",
-                 show_progress: bool = True):
+    def __init__(
+        self,
+        cfg: TeacherConfig,
+        cache: ResponseCache | None,
+        role: str = "teacher",
+        show_progress: bool = True,
+    ):
         super().__init__(cache, role, show_progress)
         self.cfg = cfg
         self.namespace = cfg.cache_namespace or f"generated:{cfg.seed}:{cfg.wrong_fraction}"
 
     def body(self, req: ChatRequest) -> dict:
-        return {"messages": req.messages, "temperature": req.temperature, "max_tokens": req.max_tokens,
-                "seed": req.seed, "purpose": req.purpose}
+        return {
+            "messages": req.messages,
+            "temperature": req.temperature,
+            "max_tokens": req.max_tokens,
+            "seed": req.seed,
+            "purpose": req.purpose,
+        }
 
     def answer(self, question: str, request_seed: int) -> str:
         solved = solve(question)
@@ -136,12 +150,20 @@ class GeneratedTeacher(Teacher):
     def _complete(self, requests: Sequence[ChatRequest], done: Done) -> None:
         for j, req in enumerate(requests):
             question = req.hint.get("question") or next(
-                (m["content"] for m in reversed(req.messages) if m["role"] == "user"), "")
+                (m["content"] for m in reversed(req.messages) if m["role"] == "user"), ""
+            )
             if req.purpose == "answer":
                 done(j, Completion(self.answer(question, req.seed)))
             elif req.purpose == "evolve":
                 strategy = req.hint.get("strategy", "harder")
                 done(j, Completion(evolve_question(question, strategy, stable_int(question, req.seed))))
             else:
-                done(j, Completion("", "error", error=f"unsupported: the generated teacher answers and "
-                                                      f"evolves problems; it cannot act as a {req.purpose}"))
+                done(
+                    j,
+                    Completion(
+                        "",
+                        "error",
+                        error=f"unsupported: the generated teacher answers and "
+                        f"evolves problems; it cannot act as a {req.purpose}",
+                    ),
+                )

@@ -52,8 +52,10 @@ def read_api_key(env_name: str | None) -> str | None:
         return None
     key = os.environ.get(env_name)
     if not key:
-        raise SecretError(f"environment variable {env_name} (api_key_env) is not set; export the API key "
-                          "there (the config holds only the variable's name)")
+        raise SecretError(
+            f"environment variable {env_name} (api_key_env) is not set; export the API key "
+            "there (the config holds only the variable's name)"
+        )
     return key
 
 
@@ -92,8 +94,12 @@ class ClientStats:
                 setattr(self, name, getattr(self, name) + 1)
 
     def to_dict(self) -> dict:
-        return {"requests": self.requests, "succeeded": self.succeeded, "retries": self.retries,
-                "failed": dict(self.failed)}
+        return {
+            "requests": self.requests,
+            "succeeded": self.succeeded,
+            "retries": self.retries,
+            "failed": dict(self.failed),
+        }
 
 
 class JsonClient:
@@ -109,8 +115,11 @@ class JsonClient:
         self.prefix = url.path.rstrip("/")
         self.where = f"{url.scheme}://{url.netloc}{self.prefix}"  # for messages: never holds the key
         self._key = read_api_key(cfg.api_key_env)
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": "infir-synth"}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "infir-synth",
+        }
         if self._key:
             self._headers["Authorization"] = f"Bearer {self._key}"
         self._local = threading.local()
@@ -151,20 +160,31 @@ class JsonClient:
                 self._drop_connection()
         except _TRANSPORT_ERRORS as exc:
             self._drop_connection()
-            err = HttpError(f"POST {self.where}{path}: {type(exc).__name__}: {self.redact(str(exc))}",
-                            retryable=True)
+            err = HttpError(
+                f"POST {self.where}{path}: {type(exc).__name__}: {self.redact(str(exc))}", retryable=True
+            )
             return None, err
         if resp.status == 200:
             try:
                 return json.loads(data), None
             except json.JSONDecodeError:
-                return None, HttpError(f"POST {self.where}{path}: the reply is not JSON: "
-                                       f"{self.redact(data[:200].decode('utf-8', 'replace'))!r}", 200, True)
+                return None, HttpError(
+                    f"POST {self.where}{path}: the reply is not JSON: "
+                    f"{self.redact(data[:200].decode('utf-8', 'replace'))!r}",
+                    200,
+                    True,
+                )
         snippet = self.redact(data[:300].decode("utf-8", "replace"))
-        hint = " (check the API key in the environment variable named by api_key_env)" \
-            if resp.status in (401, 403) else ""
-        err = HttpError(f"POST {self.where}{path}: HTTP {resp.status}{hint}: {snippet}", resp.status,
-                        resp.status in RETRYABLE_STATUS)
+        hint = (
+            " (check the API key in the environment variable named by api_key_env)"
+            if resp.status in (401, 403)
+            else ""
+        )
+        err = HttpError(
+            f"POST {self.where}{path}: HTTP {resp.status}{hint}: {snippet}",
+            resp.status,
+            resp.status in RETRYABLE_STATUS,
+        )
         err.retry_after = _seconds(retry_after)  # type: ignore[attr-defined]
         return None, err
 
@@ -188,11 +208,15 @@ class JsonClient:
         if retry_after is not None:
             return min(cap, retry_after)
         # Full jitter on the upper half keeps many clients that failed together from retrying together.
-        return min(cap, self.cfg.backoff_seconds * 2 ** attempt) * random.uniform(0.5, 1.0)
+        return min(cap, self.cfg.backoff_seconds * 2**attempt) * random.uniform(0.5, 1.0)
 
     # ---- many requests -------------------------------------------------------------------------
-    def post_many(self, path: str, payloads: Iterable[Any],
-                  on_result: Callable[[int, dict | HttpError], None] | None = None) -> list[dict | HttpError]:
+    def post_many(
+        self,
+        path: str,
+        payloads: Iterable[Any],
+        on_result: Callable[[int, dict | HttpError], None] | None = None,
+    ) -> list[dict | HttpError]:
         """Results in input order; a request that failed for good gives its HttpError in its place.
 
         `on_result(i, result)` runs in the worker thread right when a reply arrives (a cache stores it

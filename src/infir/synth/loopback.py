@@ -55,10 +55,17 @@ class _Server(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    def __init__(self, respond: Callable[[dict], str | tuple[str, str]], *, score: Callable[[dict], float] | None = None,
-                 api_key: str | None = None, latency: float = 0.0,
-                 faults: Callable[[int, dict], int | None] | None = None, retry_after: float | None = 0.0,
-                 hold_after: int | None = None):
+    def __init__(
+        self,
+        respond: Callable[[dict], str | tuple[str, str]],
+        *,
+        score: Callable[[dict], float] | None = None,
+        api_key: str | None = None,
+        latency: float = 0.0,
+        faults: Callable[[int, dict], int | None] | None = None,
+        retry_after: float | None = 0.0,
+        hold_after: int | None = None,
+    ):
         self.respond, self.score, self.api_key, self.latency = respond, score, api_key, latency
         self.faults, self.retry_after, self.hold_after = faults, retry_after, hold_after
         self.stats = ServerStats()
@@ -73,8 +80,9 @@ class LoopbackServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     def start(self) -> "LoopbackServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -136,14 +144,19 @@ class LoopbackServer:
                 except json.JSONDecodeError:
                     self._send(400, {"error": {"message": "body is not JSON"}})
                     return
-                if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                if (
+                    server.api_key is not None
+                    and self.headers.get("Authorization") != f"Bearer {server.api_key}"
+                ):
                     server._count_status(401)
                     self._send(401, {"error": {"message": "invalid API key"}})
                     return
                 status = server.faults(n, body) if server.faults is not None else None
                 if status:
                     server._count_status(status)
-                    headers = {"Retry-After": str(server.retry_after)} if server.retry_after is not None else {}
+                    headers = (
+                        {"Retry-After": str(server.retry_after)} if server.retry_after is not None else {}
+                    )
                     self._send(status, {"error": {"message": f"injected {status}"}}, headers)
                     return
                 server._enter()
@@ -198,11 +211,20 @@ class LoopbackServer:
     def _completion(self, body: dict) -> dict:
         out = self.respond(body)
         text, finish = (out, "stop") if isinstance(out, str) else out
-        return {"id": f"cmpl-{self.stats.received}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", "loopback"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()),
-                          "total_tokens": len(text.split())}}
+        return {
+            "id": f"cmpl-{self.stats.received}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "loopback"),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+            ],
+            "usage": {
+                "prompt_tokens": 0,
+                "completion_tokens": len(text.split()),
+                "total_tokens": len(text.split()),
+            },
+        }
 
 
 _CALC = re.compile(r"<<[^>]*>>")
@@ -211,18 +233,29 @@ _CALC = re.compile(r"<<[^>]*>>")
 class ReferenceTeacher:
     """A test teacher for the loopback server: answers known problems from their worked solutions, and a
     hash-chosen `wrong_fraction` of requests wrongly (the final number shifted), in varied final-answer
-    formats ("The answer is N.", a box, "#### N", "$1,234 dollars", "**Final answer:** 1,234"). It remembers, per (question, reply),
-    whether the reply was wrong: the ground truth for measuring verification.
+    formats ("The answer is N.", a box, "#### N", "$1,234 dollars", "**Final answer:** 1,234"). It
+    remembers, per (question, reply), whether the reply was wrong: the ground truth for measuring
+    verification.
 
         teacher = ReferenceTeacher({question: (steps, "18")}, wrong_fraction=0.3)
         LoopbackServer(teacher)
     """
 
-    FORMATS = ("The answer is {v}.", "The final answer is $\\boxed{{{v}}}$.", "#### {v}",
-               "The answer is ${c} dollars.", "**Final answer:** {c}")
+    FORMATS = (
+        "The answer is {v}.",
+        "The final answer is $\\boxed{{{v}}}$.",
+        "#### {v}",
+        "The answer is ${c} dollars.",
+        "**Final answer:** {c}",
+    )
 
-    def __init__(self, solutions: dict[str, tuple[str, str]], wrong_fraction: float = 0.3, seed: int = 0,
-                 strip: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        solutions: dict[str, tuple[str, str]],
+        wrong_fraction: float = 0.3,
+        seed: int = 0,
+        strip: tuple[str, ...] = (),
+    ):
         self.solutions = {" ".join(q.split()): v for q, v in solutions.items()}
         self.wrong_fraction, self.seed, self.strip = wrong_fraction, seed, strip
         self.truth: dict[tuple[str, str], bool] = {}  # (question, reply) -> the reply is correct

@@ -25,8 +25,16 @@ from infir.synth.evolve import evolve
 from infir.synth.items import Candidate, Item, stable_int
 from infir.synth.scorers import build_scorer
 from infir.synth.seeds import load_seeds
-from infir.synth.select import (Decontaminator, dedup_prompts, in_range, label_requests, pass_rates, pick_label,
-                                rejection_sample, summarize)
+from infir.synth.select import (
+    Decontaminator,
+    dedup_prompts,
+    in_range,
+    label_requests,
+    pass_rates,
+    pick_label,
+    rejection_sample,
+    summarize,
+)
 from infir.synth.teachers import ChatRequest, build_teacher
 from infir.synth.verify import Verifier
 
@@ -56,29 +64,40 @@ def answer_messages(item: Item, cfg: SynthConfig, with_instruction: bool = True)
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
 
 
-def sample_requests(items: list[Item], cfg: SynthConfig, n: int, temperature: float, max_tokens: int,
-                    salt: str) -> list[ChatRequest]:
-    return [ChatRequest(messages=answer_messages(item, cfg), temperature=temperature, max_tokens=max_tokens,
-                        seed=stable_int(salt, cfg.generation.seed, item.id, k), purpose="answer",
-                        hint={"question": item.prompt})
-            for item in items for k in range(n)]
+def sample_requests(
+    items: list[Item], cfg: SynthConfig, n: int, temperature: float, max_tokens: int, salt: str
+) -> list[ChatRequest]:
+    return [
+        ChatRequest(
+            messages=answer_messages(item, cfg),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=stable_int(salt, cfg.generation.seed, item.id, k),
+            purpose="answer",
+            hint={"question": item.prompt},
+        )
+        for item in items
+        for k in range(n)
+    ]
 
 
 def _candidates(items: list[Item], completions, n: int) -> dict[str, list[Candidate]]:
     out: dict[str, list[Candidate]] = {}
     for j, c in enumerate(completions):
         item = items[j // n]
-        out.setdefault(item.id, []).append(
-            Candidate(item.id, j % n, c.text, c.finish_reason, c.error))
+        out.setdefault(item.id, []).append(Candidate(item.id, j % n, c.text, c.finish_reason, c.error))
     return out
 
 
-def synthesize(cfg: SynthConfig, out_dir: Path, *, run_dir: Path | None = None, seed: int = 0,
-               show_progress: bool = True) -> dict:
+def synthesize(
+    cfg: SynthConfig, out_dir: Path, *, run_dir: Path | None = None, seed: int = 0, show_progress: bool = True
+) -> dict:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / "details").mkdir(parents=True, exist_ok=True)
-    cache_path = Path(cfg.cache_path) if cfg.cache_path else (run_dir or out_dir) / "cache" / "synth-requests.sqlite"
+    cache_path = (
+        Path(cfg.cache_path) if cfg.cache_path else (run_dir or out_dir) / "cache" / "synth-requests.sqlite"
+    )
     cache = ResponseCache(cache_path)
     funnel = Funnel()
     summary: dict = {}
@@ -105,9 +124,17 @@ def synthesize(cfg: SynthConfig, out_dir: Path, *, run_dir: Path | None = None, 
     # ---- candidates, verification, rejection sampling ------------------------------------------------
     gen = cfg.generation
     n = gen.n
-    completions = teacher.complete(sample_requests(
-        prompts, cfg, n, gen.temperature if gen.temperature is not None else cfg.teacher.temperature,
-        gen.max_tokens or cfg.teacher.max_tokens, "answer"), "answers")
+    completions = teacher.complete(
+        sample_requests(
+            prompts,
+            cfg,
+            n,
+            gen.temperature if gen.temperature is not None else cfg.teacher.temperature,
+            gen.max_tokens or cfg.teacher.max_tokens,
+            "answer",
+        ),
+        "answers",
+    )
     candidates = _candidates(prompts, completions, n)
     scorer = build_scorer(cfg.scorer, cache, "scorer", run_dir, show_progress) if cfg.scorer else None
     if scorer is not None:
@@ -119,10 +146,14 @@ def synthesize(cfg: SynthConfig, out_dir: Path, *, run_dir: Path | None = None, 
     verified = sum(c.verified for c in all_cands)
     reasons = Counter(c.reason for c in all_cands if not c.verified)
     funnel.add("verify", "answers", len(all_cands), verified, reasons)
-    summary["verify"] = {"candidates": len(all_cands), "verified": verified, "rejected": dict(reasons),
-                         "by_reason": dict(Counter(c.reason for c in all_cands)),
-                         "by_method": dict(Counter(c.method for c in all_cands)),
-                         "seconds": round(time.perf_counter() - t_verify, 2)}
+    summary["verify"] = {
+        "candidates": len(all_cands),
+        "verified": verified,
+        "rejected": dict(reasons),
+        "by_reason": dict(Counter(c.reason for c in all_cands)),
+        "by_method": dict(Counter(c.method for c in all_cands)),
+        "seconds": round(time.perf_counter() - t_verify, 2),
+    }
     kept, dropped = rejection_sample(prompts, candidates, cfg.output.max_per_prompt)
     funnel.add("rejection_sampling", "prompts", len(prompts), len(kept), dropped)
     items = [prompt_by_id[i] for i in kept]
@@ -132,8 +163,11 @@ def synthesize(cfg: SynthConfig, out_dir: Path, *, run_dir: Path | None = None, 
     if cfg.difficulty.reference is not None:
         low, high = cfg.difficulty.min, cfg.difficulty.max
         before = len(items)
-        outside = Counter("too_easy" if difficulty[i.id] < low else "too_hard" for i in items
-                          if not in_range(difficulty.get(i.id), low, high))
+        outside = Counter(
+            "too_easy" if difficulty[i.id] < low else "too_hard"
+            for i in items
+            if not in_range(difficulty.get(i.id), low, high)
+        )
         items = [i for i in items if in_range(difficulty.get(i.id), low, high)]
         funnel.add("difficulty", "prompts", before, len(items), outside)
     summary["difficulty"] = {"scored": len(difficulty), **summarize(list(difficulty.values()))}
@@ -157,9 +191,14 @@ def synthesize(cfg: SynthConfig, out_dir: Path, *, run_dir: Path | None = None, 
     if cfg.output.order == "hardest_first":
         examples.sort(key=lambda ic: -difficulty.get(ic[0].id, 0.0))
     if cfg.output.max_examples is not None and len(examples) > cfg.output.max_examples:
-        funnel.add("output_limit", "answers", len(examples), cfg.output.max_examples,
-                   {"over_max_examples": len(examples) - cfg.output.max_examples})
-        examples = examples[:cfg.output.max_examples]
+        funnel.add(
+            "output_limit",
+            "answers",
+            len(examples),
+            cfg.output.max_examples,
+            {"over_max_examples": len(examples) - cfg.output.max_examples},
+        )
+        examples = examples[: cfg.output.max_examples]
     _write_output(out_dir, examples, cfg, difficulty, quality)
     _write_details(out_dir, prompts, candidates, cfg)
 
@@ -170,19 +209,28 @@ def synthesize(cfg: SynthConfig, out_dir: Path, *, run_dir: Path | None = None, 
     summary["cache"] = {"path": str(cache_path), "entries": len(cache), **cache.stats()}
     cache.close()
     summary["funnel"] = funnel.rows
-    summary["output"] = {"file": OUTPUT_NAME, "examples": len(examples),
-                         "by_domain": dict(Counter(i.domain for i, _ in examples)),
-                         "by_label": dict(Counter(i.label or i.domain for i, _ in examples)),
-                         "evolved": sum(1 for i, _ in examples if i.parent_id is not None)}
+    summary["output"] = {
+        "file": OUTPUT_NAME,
+        "examples": len(examples),
+        "by_domain": dict(Counter(i.domain for i, _ in examples)),
+        "by_label": dict(Counter(i.label or i.domain for i, _ in examples)),
+        "evolved": sum(1 for i, _ in examples if i.parent_id is not None),
+    }
     summary["examples"] = len(examples)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("synth: %d examples from %d prompts in %.1fs", len(examples), len(prompts), summary["seconds"])
     return summary
 
 
-def _filter_prompts(items: list[Item], cfg: SynthConfig, decontam: Decontaminator, funnel: Funnel, step: str,
-                    only_after: int = 0) -> list[Item]:
-    """Dedup `items` (earlier ones win) and decontaminate those from position `only_after` on; returns those."""
+def _filter_prompts(
+    items: list[Item],
+    cfg: SynthConfig,
+    decontam: Decontaminator,
+    funnel: Funnel,
+    step: str,
+    only_after: int = 0,
+) -> list[Item]:
+    """Dedup `items` (earlier ones win), decontaminate those from position `only_after` on; return those."""
     deduped, dup_reasons = dedup_prompts(items, cfg.dedup)
     fresh_ids = {i.id for i in items[only_after:]}
     fresh = [i for i in deduped if i.id in fresh_ids]
@@ -191,23 +239,33 @@ def _filter_prompts(items: list[Item], cfg: SynthConfig, decontam: Decontaminato
     return clean
 
 
-def _difficulty(items, cfg: SynthConfig, cache, consensus, verifier: Verifier, run_dir, show_progress,
-                roles) -> dict[str, float]:
+def _difficulty(
+    items, cfg: SynthConfig, cache, consensus, verifier: Verifier, run_dir, show_progress, roles
+) -> dict[str, float]:
     ref_cfg = cfg.difficulty.reference
     if ref_cfg is None or not items:
         return {}
     reference = build_teacher(ref_cfg, cache, "reference", run_dir, show_progress)
     roles["reference"] = reference
     k = cfg.difficulty.samples
-    completions = reference.complete(sample_requests(items, cfg, k, ref_cfg.temperature, ref_cfg.max_tokens,
-                                                     "reference"), "difficulty")
+    completions = reference.complete(
+        sample_requests(items, cfg, k, ref_cfg.temperature, ref_cfg.max_tokens, "reference"), "difficulty"
+    )
     samples = _candidates(items, completions, k)
     verifier.verify(items, samples, references=dict(consensus), vote=False)
     return {item_id: round(1.0 - rate, 4) for item_id, rate in pass_rates(items, samples).items()}
 
 
-def _quality(items, kept: dict[str, list[Candidate]], cfg: SynthConfig, cache, run_dir, show_progress, roles,
-             funnel: Funnel) -> dict[str, float]:
+def _quality(
+    items,
+    kept: dict[str, list[Candidate]],
+    cfg: SynthConfig,
+    cache,
+    run_dir,
+    show_progress,
+    roles,
+    funnel: Funnel,
+) -> dict[str, float]:
     judge_cfg = cfg.quality.judge
     if judge_cfg is None or not items:
         return {}
@@ -237,8 +295,10 @@ def _label(items: list[Item], cfg: SynthConfig, cache, run_dir, show_progress, r
     if unlabeled and cfg.labels.labeler is not None:
         labeler = build_teacher(cfg.labels.labeler, cache, "labeler", run_dir, show_progress)
         roles["labeler"] = labeler
-        replies = labeler.complete(label_requests(unlabeled, cfg.labels.prompt, cfg.labels.choices,
-                                                  cfg.labels.labeler.max_tokens), "labels")
+        replies = labeler.complete(
+            label_requests(unlabeled, cfg.labels.prompt, cfg.labels.choices, cfg.labels.labeler.max_tokens),
+            "labels",
+        )
         asked = len(unlabeled)
         for item, reply in zip(unlabeled, replies):
             item.label = pick_label(reply.text, cfg.labels.choices) if reply.error is None else None
@@ -274,10 +334,20 @@ def _write_output(out_dir: Path, examples, cfg: SynthConfig, difficulty: dict, q
             if cfg.output.system_prompt:
                 messages.insert(0, {"role": "system", "content": cfg.output.system_prompt})
             messages.append({"role": "assistant", "content": c.text.strip()})
-            yield {"messages": messages, "id": f"{item.id}#{c.index}", "seed_id": item.seed_id,
-                   "parent_id": item.parent_id, "evolution": item.evolution, "source": item.source,
-                   "domain": item.domain, "label": item.label, "verified_by": c.method, "answer": c.answer,
-                   "difficulty": difficulty.get(item.id), "quality": quality.get(f"{item.id}#{c.index}")}
+            yield {
+                "messages": messages,
+                "id": f"{item.id}#{c.index}",
+                "seed_id": item.seed_id,
+                "parent_id": item.parent_id,
+                "evolution": item.evolution,
+                "source": item.source,
+                "domain": item.domain,
+                "label": item.label,
+                "verified_by": c.method,
+                "answer": c.answer,
+                "difficulty": difficulty.get(item.id),
+                "quality": quality.get(f"{item.id}#{c.index}"),
+            }
 
     # The temporary file's name does not match `*.jsonl*`, so SFT never reads a half-written output.
     tmp = out_dir / "details" / "sft.partial"
@@ -285,14 +355,41 @@ def _write_output(out_dir: Path, examples, cfg: SynthConfig, difficulty: dict, q
     os.replace(tmp, out_dir / OUTPUT_NAME)
 
 
-def _write_details(out_dir: Path, prompts: list[Item], candidates: dict[str, list[Candidate]],
-                   cfg: SynthConfig) -> None:
+def _write_details(
+    out_dir: Path, prompts: list[Item], candidates: dict[str, list[Candidate]], cfg: SynthConfig
+) -> None:
     details = out_dir / "details"
-    _atomic_jsonl(details / "prompts.jsonl", (
-        {"id": i.id, "prompt": i.prompt, "seed_id": i.seed_id, "parent_id": i.parent_id, "evolution": i.evolution,
-         "domain": i.domain, "reference": i.reference, "verified_answers": sum(
-             c.verified for c in candidates.get(i.id, []))} for i in prompts))
+    _atomic_jsonl(
+        details / "prompts.jsonl",
+        (
+            {
+                "id": i.id,
+                "prompt": i.prompt,
+                "seed_id": i.seed_id,
+                "parent_id": i.parent_id,
+                "evolution": i.evolution,
+                "domain": i.domain,
+                "reference": i.reference,
+                "verified_answers": sum(c.verified for c in candidates.get(i.id, [])),
+            }
+            for i in prompts
+        ),
+    )
     if cfg.output.write_candidates:
-        _atomic_jsonl(details / "candidates.jsonl", (
-            {"item_id": c.item_id, "index": c.index, "verified": c.verified, "reason": c.reason, "method": c.method,
-             "answer": c.answer, "error": c.error, "text": c.text} for cs in candidates.values() for c in cs))
+        _atomic_jsonl(
+            details / "candidates.jsonl",
+            (
+                {
+                    "item_id": c.item_id,
+                    "index": c.index,
+                    "verified": c.verified,
+                    "reason": c.reason,
+                    "method": c.method,
+                    "answer": c.answer,
+                    "error": c.error,
+                    "text": c.text,
+                }
+                for cs in candidates.values()
+                for c in cs
+            ),
+        )

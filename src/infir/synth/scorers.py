@@ -72,8 +72,14 @@ class HttpScorer:
 
 
 class JudgeScorer:
-    def __init__(self, cfg: ScorerConfig, cache: ResponseCache | None, role: str = "judge",
-                 run_dir: Path | None = None, show_progress: bool = True):
+    def __init__(
+        self,
+        cfg: ScorerConfig,
+        cache: ResponseCache | None,
+        role: str = "judge",
+        run_dir: Path | None = None,
+        show_progress: bool = True,
+    ):
         self.cfg, self.role = cfg, role
         self.teacher = build_teacher(cfg.teacher, cache, role, run_dir, show_progress)  # type: ignore[arg-type]
 
@@ -83,20 +89,33 @@ class JudgeScorer:
 
     def score_many(self, pairs: Sequence[tuple[str, str]], what: str = "") -> list[float | None]:
         t = self.cfg.teacher
-        requests = [ChatRequest(
-            messages=([{"role": "system", "content": t.system_prompt}] if t.system_prompt else [])  # type: ignore[union-attr]
-            + [{"role": "user", "content": fill(self.cfg.prompt, prompt=p, response=r)}],
-            temperature=0.0, max_tokens=t.max_tokens, seed=0, purpose="judge")  # type: ignore[union-attr]
-            for p, r in pairs]
-        return [None if c.error is not None else parse_judge_score(c.text, self.cfg.scale)
-                for c in self.teacher.complete(requests, what)]
+        requests = [
+            ChatRequest(
+                messages=([{"role": "system", "content": t.system_prompt}] if t.system_prompt else [])  # type: ignore[union-attr]
+                + [{"role": "user", "content": fill(self.cfg.prompt, prompt=p, response=r)}],
+                temperature=0.0,
+                max_tokens=t.max_tokens,
+                seed=0,
+                purpose="judge",
+            )  # type: ignore[union-attr]
+            for p, r in pairs
+        ]
+        return [
+            None if c.error is not None else parse_judge_score(c.text, self.cfg.scale)
+            for c in self.teacher.complete(requests, what)
+        ]
 
     def close(self) -> None:
         self.teacher.close()
 
 
-def build_scorer(cfg: ScorerConfig, cache: ResponseCache | None, role: str, run_dir: Path | None = None,
-                 show_progress: bool = True):
+def build_scorer(
+    cfg: ScorerConfig,
+    cache: ResponseCache | None,
+    role: str,
+    run_dir: Path | None = None,
+    show_progress: bool = True,
+):
     if cfg.type == "http":
         return HttpScorer(cfg, cache, role)
     return JudgeScorer(cfg, cache, role, run_dir, show_progress)

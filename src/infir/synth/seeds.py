@@ -74,8 +74,10 @@ def load_seeds(sources: list[SeedSource]) -> tuple[list[Item], dict]:
                 dropped["no_reference_answer"] += 1
                 continue
             if item.id in seen_ids:
-                raise DataError(f"{where}: seed id {item.id!r} appears twice (set `name` per source or a unique "
-                                "`id_field`)")
+                raise DataError(
+                    f"{where}: seed id {item.id!r} appears twice (set `name` per source or a unique "
+                    "`id_field`)"
+                )
             seen_ids.add(item.id)
             items.append(item)
             taken += 1
@@ -122,6 +124,14 @@ def _item(src: SeedSource, name: str, i: int, where: str, record: dict, task) ->
     elif src.type == "generated":
         label = record.get("family")
     needs_doc = src.task is not None
-    return Item(id=item_id, prompt=prompt.strip(), domain=src.domain, source=name, seed_id=item_id,
-                reference=reference, task=src.task, doc=record if needs_doc else None,
-                label=str(label) if label is not None else None)
+    return Item(
+        id=item_id,
+        prompt=prompt.strip(),
+        domain=src.domain,
+        source=name,
+        seed_id=item_id,
+        reference=reference,
+        task=src.task,
+        doc=record if needs_doc else None,
+        label=str(label) if label is not None else None,
+    )

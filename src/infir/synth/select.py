@@ -24,8 +24,11 @@ def dedup_prompts(items: list[Item], cfg: DedupConfig) -> tuple[list[Item], Coun
         return items, Counter()
     exact = np.array([exact_hash(i.prompt.lower()) for i in items], dtype=np.uint64)
     hasher = MinHasher(cfg)
-    sigs = (np.stack([hasher.signature(i.prompt) for i in items]) if cfg.minhash
-            else np.zeros((len(items), hasher.num_perm), dtype=np.uint32))
+    sigs = (
+        np.stack([hasher.signature(i.prompt) for i in items])
+        if cfg.minhash
+        else np.zeros((len(items), hasher.num_perm), dtype=np.uint32)
+    )
     removed = find_duplicates(exact, sigs, cfg)
     reasons = Counter(reason for _, reason in removed.values())
     return [item for n, item in enumerate(items) if n not in removed], reasons
@@ -69,8 +72,9 @@ class Decontaminator:
         return kept, reasons
 
 
-def rejection_sample(items: Sequence[Item], candidates: dict[str, list[Candidate]],
-                     max_per_prompt: int) -> tuple[dict[str, list[Candidate]], Counter]:
+def rejection_sample(
+    items: Sequence[Item], candidates: dict[str, list[Candidate]], max_per_prompt: int
+) -> tuple[dict[str, list[Candidate]], Counter]:
     """Verified answers only: per item, up to `max_per_prompt` distinct ones, in sample order."""
     kept: dict[str, list[Candidate]] = {}
     dropped: Counter = Counter()
@@ -91,8 +95,9 @@ def rejection_sample(items: Sequence[Item], candidates: dict[str, list[Candidate
 
 
 def pass_rates(items: Sequence[Item], samples: dict[str, list[Candidate]]) -> dict[str, float]:
-    return {i.id: sum(c.verified for c in samples[i.id]) / len(samples[i.id])
-            for i in items if samples.get(i.id)}
+    return {
+        i.id: sum(c.verified for c in samples[i.id]) / len(samples[i.id]) for i in items if samples.get(i.id)
+    }
 
 
 def in_range(value: float | None, low: float, high: float) -> bool:
@@ -109,10 +114,16 @@ def pick_label(reply: str, choices: Sequence[str]) -> str | None:
 def label_requests(items: Sequence[Item], prompt: str, choices: Sequence[str], max_tokens: int):
     from infir.synth.teachers import ChatRequest
 
-    return [ChatRequest(messages=[{"role": "user", "content": fill(prompt, prompt=i.prompt,
-                                                                   choices=", ".join(choices))}],
-                        temperature=0.0, max_tokens=min(max_tokens, 32), seed=0, purpose="label")
-            for i in items]
+    return [
+        ChatRequest(
+            messages=[{"role": "user", "content": fill(prompt, prompt=i.prompt, choices=", ".join(choices))}],
+            temperature=0.0,
+            max_tokens=min(max_tokens, 32),
+            seed=0,
+            purpose="label",
+        )
+        for i in items
+    ]
 
 
 def summarize(values: list[float]) -> dict:

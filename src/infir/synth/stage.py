@@ -1,8 +1,8 @@
 """The `synth` stage: seeds -> evolution -> teacher answers -> verification -> selection -> SFT data.
 
 Writes `<run-dir>/synth/sft.jsonl` (SFT `messages` records, read by `ConversationSource(type="synth")`)
-and `details/` (every prompt, every candidate answer with its verdict and reason); returns the summary (counts per
-step and reason, requests per role). The request cache lives outside the stage folder
+and `details/` (every prompt, every candidate answer with its verdict and reason); returns the summary
+(counts per step and reason, requests per role). The request cache lives outside the stage folder
 (`<run-dir>/cache/synth-requests.sqlite`), so a run resumed after a kill, a rerun with changed selection
 settings, or a `--force` rerun asks the teacher only what it never answered.
 """

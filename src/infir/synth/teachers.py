@@ -65,8 +65,14 @@ class RequestStats:
 
     def to_dict(self) -> dict:
         rate = self.sent / self.seconds if self.seconds > 0 else 0.0
-        return {"asked": self.asked, "cached": self.cached, "sent": self.sent, "failed": dict(self.failed),
-                "seconds": round(self.seconds, 3), "sent_per_second": round(rate, 2)}
+        return {
+            "asked": self.asked,
+            "cached": self.cached,
+            "sent": self.sent,
+            "failed": dict(self.failed),
+            "seconds": round(self.seconds, 3),
+            "sent_per_second": round(rate, 2),
+        }
 
 
 Done = Callable[[int, Completion], None]
@@ -110,8 +116,14 @@ class Teacher(ABC):
                 missing.append(i)
         self.stats.asked += len(requests)
         self.stats.cached += sum(1 for k in keys if k in found)
-        progress = Progress(TextColumn(f"[bold]synth {self.role}[/] {what}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), transient=True, disable=not self.show_progress or not missing)
+        progress = Progress(
+            TextColumn(f"[bold]synth {self.role}[/] {what}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+            disable=not self.show_progress or not missing,
+        )
 
         pending: list[tuple] = []
 
@@ -126,7 +138,7 @@ class Teacher(ABC):
 
         def flush() -> None:
             entries = pending[:]
-            del pending[:len(entries)]
+            del pending[: len(entries)]
             self.cache.put_many(entries)  # type: ignore[union-attr]
 
         with progress:
@@ -147,9 +159,16 @@ class Teacher(ABC):
         seconds = time.perf_counter() - t0
         self.stats.seconds += seconds
         if missing:
-            log.info("synth %s %s: %d requests, %d answered from cache, %d sent in %.1fs (%.1f/s)", self.role,
-                     what, len(requests), len(requests) - len(missing), len(missing), seconds,
-                     len(missing) / max(seconds, 1e-9))
+            log.info(
+                "synth %s %s: %d requests, %d answered from cache, %d sent in %.1fs (%.1f/s)",
+                self.role,
+                what,
+                len(requests),
+                len(requests) - len(missing),
+                len(missing),
+                seconds,
+                len(missing) / max(seconds, 1e-9),
+            )
         return out  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -157,8 +176,13 @@ class Teacher(ABC):
 
 
 class OpenAITeacher(Teacher):
-    def __init__(self, cfg: TeacherConfig, cache: ResponseCache | None, role: str = "teacher",
-                 show_progress: bool = True):
+    def __init__(
+        self,
+        cfg: TeacherConfig,
+        cache: ResponseCache | None,
+        role: str = "teacher",
+        show_progress: bool = True,
+    ):
         from infir.synth.http import JsonClient
 
         super().__init__(cache, role, show_progress)
@@ -167,8 +191,15 @@ class OpenAITeacher(Teacher):
         self.namespace = cfg.cache_namespace or f"openai:{cfg.model}"
 
     def body(self, req: ChatRequest) -> dict:
-        return {"model": self.cfg.model, "messages": req.messages, "temperature": req.temperature,
-                "top_p": req.top_p, "max_tokens": req.max_tokens, "seed": req.seed, **self.cfg.extra_body}
+        return {
+            "model": self.cfg.model,
+            "messages": req.messages,
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+            "max_tokens": req.max_tokens,
+            "seed": req.seed,
+            **self.cfg.extra_body,
+        }
 
     def _complete(self, requests: Sequence[ChatRequest], done: Done) -> None:
         from infir.synth.http import HttpError
@@ -182,7 +213,9 @@ class OpenAITeacher(Teacher):
                 text = choice["message"]["content"]
                 finish = choice.get("finish_reason") or "stop"
             except (KeyError, IndexError, TypeError):
-                done(j, Completion("", "error", error=f"bad_reply: not a chat completion: {str(reply)[:200]}"))
+                done(
+                    j, Completion("", "error", error=f"bad_reply: not a chat completion: {str(reply)[:200]}")
+                )
                 return
             if not isinstance(text, str):
                 done(j, Completion("", "error", error="empty_reply: the message has no text content"))
@@ -204,8 +237,14 @@ class LocalTeacher(Teacher):
 
     write_batch = 64
 
-    def __init__(self, cfg: TeacherConfig, model_path: str, cache: ResponseCache | None, role: str = "teacher",
-                 show_progress: bool = True):
+    def __init__(
+        self,
+        cfg: TeacherConfig,
+        model_path: str,
+        cache: ResponseCache | None,
+        role: str = "teacher",
+        show_progress: bool = True,
+    ):
         from infir.eval.generate import Generator
 
         super().__init__(cache, role, show_progress)
@@ -222,14 +261,21 @@ class LocalTeacher(Teacher):
 
     def render(self, req: ChatRequest) -> str:
         if self.chat:
-            return self.generator.tokenizer.apply_chat_template(req.messages, tokenize=False,
-                                                                add_generation_prompt=True)
+            return self.generator.tokenizer.apply_chat_template(
+                req.messages, tokenize=False, add_generation_prompt=True
+            )
         user = [m["content"] for m in req.messages if m["role"] == "user"]
         return self.cfg.base_template.format(prompt=user[-1] if user else "")
 
     def body(self, req: ChatRequest) -> dict:
-        return {"prompt": self.render(req), "temperature": req.temperature, "top_p": req.top_p,
-                "max_tokens": req.max_tokens, "seed": req.seed, "stop": list(self.cfg.stop)}
+        return {
+            "prompt": self.render(req),
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+            "max_tokens": req.max_tokens,
+            "seed": req.seed,
+            "stop": list(self.cfg.stop),
+        }
 
     def _complete(self, requests: Sequence[ChatRequest], done: Done) -> None:
         groups: dict[tuple, list[int]] = {}
@@ -238,11 +284,16 @@ class LocalTeacher(Teacher):
         chunk = self.cfg.batch_size * 4
         for (temperature, top_p, max_tokens), members in groups.items():
             for start in range(0, len(members), chunk):
-                part = members[start:start + chunk]
+                part = members[start : start + chunk]
                 gens = self.generator.generate(
-                    [self.render(requests[j]) for j in part], max_new_tokens=max_tokens,
-                    stop=self.cfg.stop, temperature=temperature, top_p=top_p,
-                    seed=requests[part[0]].seed, batch_size=self.cfg.batch_size)
+                    [self.render(requests[j]) for j in part],
+                    max_new_tokens=max_tokens,
+                    stop=self.cfg.stop,
+                    temperature=temperature,
+                    top_p=top_p,
+                    seed=requests[part[0]].seed,
+                    batch_size=self.cfg.batch_size,
+                )
                 for j, g in zip(part, gens):
                     done(j, Completion(g.text.strip(), "length" if g.finish_reason == "length" else "stop"))
 
@@ -263,8 +314,13 @@ def resolve_model_path(model: str, run_dir: Path | None) -> str:
     return str(path)
 
 
-def build_teacher(cfg: TeacherConfig, cache: ResponseCache | None, role: str = "teacher",
-                  run_dir: Path | None = None, show_progress: bool = True) -> Teacher:
+def build_teacher(
+    cfg: TeacherConfig,
+    cache: ResponseCache | None,
+    role: str = "teacher",
+    run_dir: Path | None = None,
+    show_progress: bool = True,
+) -> Teacher:
     if cfg.type == "openai":
         return OpenAITeacher(cfg, cache, role, show_progress)
     if cfg.type == "local":

@@ -1,9 +1,10 @@
 """Verification of candidate answers: math-verify, registry Tasks (code in the sandbox), or a scorer.
 
 - math: the answer a solution commits to (its last `\\boxed{}`, else its `####` line, else its last
-  "The answer is ..." or "Final answer: ..." line) is parsed by math-verify and compared with the seed's reference; without a
-  reference, candidates vote: the largest group of equivalent answers wins when it has at least
-  `min_votes` members and `min_agreement` of all candidates, and is strictly larger than the next.
+  "The answer is ..." or "Final answer: ..." line) is parsed by math-verify and compared with the
+  seed's reference; without a reference, candidates vote: the largest group of equivalent answers wins
+  when it has at least `min_votes` members and `min_agreement` of all candidates, and is strictly
+  larger than the next.
 - task: a registry Task's `evaluate(doc, output)` judges, the seed record being the document; for code
   tasks (mbpp, humaneval) that runs the tests in `infir.eval.sandbox`.
 - scorer: a reward model or judge score of at least the scorer's threshold.
@@ -38,7 +39,7 @@ def committed_answer(output: str) -> tuple[str, str] | None:
         return "sentence", "#### " + hashes[-1].strip()
     starts = [m.start() for m in _ANSWER_IS.finditer(output)]
     if starts:
-        sentence = output[starts[-1]:].lstrip("\n").split("\n", 1)[0].strip()
+        sentence = output[starts[-1] :].lstrip("\n").split("\n", 1)[0].strip()
         return "sentence", sentence
     return None
 
@@ -114,8 +115,13 @@ class Verifier:
             self._tasks[name] = get_task(name)
         return self._tasks[name]
 
-    def verify(self, items: Sequence[Item], candidates: dict[str, list[Candidate]],
-               references: dict[str, Answer] | None = None, vote: bool = True) -> dict[str, tuple[str, str]]:
+    def verify(
+        self,
+        items: Sequence[Item],
+        candidates: dict[str, list[Candidate]],
+        references: dict[str, Answer] | None = None,
+        vote: bool = True,
+    ) -> dict[str, tuple[str, str]]:
         """Judge every candidate in place. `references` overrides items' own (difficulty checks the
         reference model against the teacher's consensus). Returns {item id: the agreed answer} for
         items verified by majority vote, in the form `references` takes."""
@@ -136,8 +142,9 @@ class Verifier:
         return consensus
 
     # ---- math ------------------------------------------------------------------------------------
-    def _math(self, item: Item, cands: list[Candidate], reference: Answer | None,
-              vote: bool) -> tuple[str, str] | None:
+    def _math(
+        self, item: Item, cands: list[Candidate], reference: Answer | None, vote: bool
+    ) -> tuple[str, str] | None:
         spec = self.method(item)[1]
         answers: list[tuple[Candidate, tuple[str, str]]] = []
         for c in cands:
@@ -174,8 +181,11 @@ class Verifier:
         groups.sort(key=len, reverse=True)
         top = groups[0] if groups else []
         runner_up = len(groups[1]) if len(groups) > 1 else 0
-        wins = (len(top) >= spec.min_votes and len(top) > runner_up
-                and len(top) >= spec.min_agreement * max(len(cands), 1))
+        wins = (
+            len(top) >= spec.min_votes
+            and len(top) > runner_up
+            and len(top) >= spec.min_agreement * max(len(cands), 1)
+        )
         for group in groups:
             for c, _ in group:
                 if wins and group is top:
@@ -196,20 +206,30 @@ class Verifier:
                 elif name is None:
                     _reject(c, "unverifiable", "task")
                 else:
-                    doc = item.doc if item.doc is not None else {"question": item.prompt, "answer": item.reference}
+                    doc = (
+                        item.doc
+                        if item.doc is not None
+                        else {"question": item.prompt, "answer": item.reference}
+                    )
                     by_task[name].append((doc, c))
         for name, pairs in by_task.items():
             task = self.task(name)
-            verdicts = task.evaluate_many([d for d, _ in pairs], [c.text for _, c in pairs],  # type: ignore[attr-defined]
-                                          workers=self.cfg.sandbox_workers)
+            verdicts = task.evaluate_many(
+                [d for d, _ in pairs],
+                [c.text for _, c in pairs],  # type: ignore[attr-defined]
+                workers=self.cfg.sandbox_workers,
+            )
             for (_, c), v in zip(pairs, verdicts):
                 c.answer = None if v.get("extracted") is None else str(v["extracted"])[:200]
                 if v["correct"]:
                     _accept(c, "verified", f"task:{name}")
                 else:
                     status = str(v.get("result", "")).split(":", 1)[0]
-                    reason = "wrong_answer" if "result" not in v else (
-                        "tests_failed" if status == "failed" else f"sandbox_{status}")
+                    reason = (
+                        "wrong_answer"
+                        if "result" not in v
+                        else ("tests_failed" if status == "failed" else f"sandbox_{status}")
+                    )
                     _reject(c, reason, f"task:{name}")
 
     # ---- reward model / judge ----------------------------------------------------------------------
