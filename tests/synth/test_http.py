@@ -107,6 +107,25 @@ def test_results_keep_input_order_and_failures_stay_in_place():
         ]
 
 
+def test_a_wrong_key_stops_the_batch_at_once(monkeypatch):
+    monkeypatch.setenv("INFIR_TEST_KEY", "wrong")
+    with LoopbackServer(echo, api_key="right") as server:
+        client = JsonClient(EndpointConfig(base_url=server.url, api_key_env="INFIR_TEST_KEY", concurrency=2))
+        with pytest.raises(HttpError, match="stopped: .*HTTP 401"):
+            client.post_many("/chat/completions", [chat(i) for i in range(200)])
+        assert server.stats.received <= 4  # what was in flight, not 200 failures
+
+
+def test_an_unreachable_server_stops_the_batch():
+    with LoopbackServer(echo) as server:
+        url = server.url
+    # The server is gone: every connection is refused.
+    client = JsonClient(EndpointConfig(base_url=url, concurrency=2, max_retries=0))
+    with pytest.raises(HttpError, match="8 requests in a row failed"):
+        client.post_many("/chat/completions", [chat(i) for i in range(500)])
+    assert client.stats.requests < 20
+
+
 def test_missing_key_variable_is_named(monkeypatch):
     monkeypatch.delenv("INFIR_TEST_KEY", raising=False)
     with pytest.raises(SecretError, match="INFIR_TEST_KEY"):

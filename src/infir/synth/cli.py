@@ -115,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     from infir.eval.loading import DataError
-    from infir.synth.http import SecretError
+    from infir.synth.http import HttpError, SecretError
 
     t0 = time.time()
     try:
         summary = synthesize(cfg, out, show_progress=not args.quiet)
-    except (DataError, SecretError, FileNotFoundError) as exc:
+    except (DataError, SecretError, HttpError, FileNotFoundError) as exc:
         print(f"infir synth: {exc}", file=sys.stderr)
         return 2
     write_json(out / "summary.json", summary)

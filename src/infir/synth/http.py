@@ -30,6 +30,8 @@ from infir.synth.config import EndpointConfig
 log = logging.getLogger("infir.synth")
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# A wrong key, a wrong model name or a wrong URL: every other request would fail the same way.
+FATAL_STATUS = frozenset({401, 403, 404})
 _TRANSPORT_ERRORS = (OSError, http.client.HTTPException, TimeoutError)
 
 
@@ -222,14 +224,27 @@ class JsonClient:
         `on_result(i, result)` runs in the worker thread right when a reply arrives (a cache stores it
         there, so a kill loses only replies still in flight). At most a few times `concurrency` requests
         are queued at once, so millions of payloads do not sit in memory as futures.
+
+        A misconfigured endpoint stops the batch instead of failing every request after its retries: an
+        HTTP 401, 403 or 404, or `abort_after` failures in a row with no success, raise HttpError.
         """
         results: dict[int, dict | HttpError] = {}
+        streak = {"failures": 0}
+        fatal: list[tuple[HttpError, int]] = []  # the error that stopped the batch, the streak then
+        abort_after = max(8, 2 * self.cfg.concurrency)
 
         def one(i: int, payload: Any) -> None:
+            if fatal:
+                return  # the batch is being abandoned: do not send what is still queued
             try:
                 out: dict | HttpError = self.post(path, payload)
             except HttpError as err:
                 out = err
+            with self.stats._lock:
+                streak["failures"] = streak["failures"] + 1 if isinstance(out, HttpError) else 0
+                if isinstance(out, HttpError) and (out.status in FATAL_STATUS
+                                                   or streak["failures"] >= abort_after):
+                    fatal.append((out, streak["failures"]))
             if on_result is not None:
                 on_result(i, out)
             results[i] = out
@@ -238,6 +253,8 @@ class JsonClient:
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="infir-http") as pool:
             pending = set()
             for i, payload in enumerate(payloads):
+                if fatal:
+                    break
                 pending.add(pool.submit(one, i, payload))
                 if len(pending) >= window:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -245,6 +262,10 @@ class JsonClient:
                         f.result()  # re-raise a bug in on_result here, not silently
             for f in pending:
                 f.result()
+        if fatal:
+            first, count = fatal[0]
+            why = "" if first.status in FATAL_STATUS else f"{count} requests in a row failed; "
+            raise HttpError(f"stopped: {why}{first}", first.status)
         return [results[i] for i in range(len(results))]
 
 
