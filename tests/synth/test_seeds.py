@@ -99,3 +99,17 @@ def test_gsm8k_train_from_the_registry_task(shared):
     first = json.loads((shared / "benchmarks" / "gsm8k" / "train.jsonl").open().readline())
     assert counts["loaded"] == 20 and items[0].doc == first and items[0].task == "gsm8k"
     assert items[0].prompt.startswith(first["question"].strip())
+
+
+def test_hf_seeds_go_through_the_eval_loader(monkeypatch):
+    calls = []
+
+    def fake_load_hf(name, config, split):
+        calls.append((name, config, split))
+        return word_problems(3)
+
+    monkeypatch.setattr("infir.eval.loading.load_hf", fake_load_hf)
+    items, counts = load_seeds([SeedSource(type="hf", name="openai/gsm8k", subset="main", split="train",
+                                           answer_field="answer", answer_format="gsm8k")])
+    assert calls == [("openai/gsm8k", "main", "train")]
+    assert counts["by_source"] == {"openai/gsm8k": 3} and items[0].id == "openai/gsm8k:0"
