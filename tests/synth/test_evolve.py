@@ -10,8 +10,18 @@ from infir.synth.teachers import OpenAITeacher
 
 
 def seeds(n: int) -> list[Item]:
-    return [Item(id=f"s:{i}", prompt=f"Tom has {i} apples and eats one. How many are left?", domain="math",
-                 source="s", seed_id=f"s:{i}", reference=str(i - 1), label="word problem") for i in range(n)]
+    return [
+        Item(
+            id=f"s:{i}",
+            prompt=f"Tom has {i} apples and eats one. How many are left?",
+            domain="math",
+            source="s",
+            seed_id=f"s:{i}",
+            reference=str(i - 1),
+            label="word problem",
+        )
+        for i in range(n)
+    ]
 
 
 def rewrite(body: dict) -> str:
@@ -30,8 +40,9 @@ def rewrite(body: dict) -> str:
 def test_evolution_uses_the_configured_prompts_and_keeps_pointers():
     cfg = EvolveConfig(rounds=2, fraction=1.0, strategies={"deeper": "Make it deeper: <<{prompt}>>"})
     with LoopbackServer(rewrite) as server:
-        teacher = OpenAITeacher(TeacherConfig(type="openai", base_url=server.url, model="m"), None,
-                                show_progress=False)
+        teacher = OpenAITeacher(
+            TeacherConfig(type="openai", base_url=server.url, model="m"), None, show_progress=False
+        )
         evolved, counts = evolve(seeds(8), teacher, cfg)
         assert server.stats.answered == counts["requested"] == 8 + 5  # round 2 rewrites round 1's five
     assert counts["rejected"] == {"unchanged": 1, "refused": 1, "empty": 1}
@@ -48,8 +59,9 @@ def test_evolution_uses_the_configured_prompts_and_keeps_pointers():
 def test_fraction_picks_the_same_items_every_time():
     cfg = EvolveConfig(rounds=1, fraction=0.5, strategies={"deeper": "Deeper: <<{prompt}>>"})
     with LoopbackServer(rewrite) as server:
-        teacher = OpenAITeacher(TeacherConfig(type="openai", base_url=server.url, model="m"), None,
-                                show_progress=False)
+        teacher = OpenAITeacher(
+            TeacherConfig(type="openai", base_url=server.url, model="m"), None, show_progress=False
+        )
         one, _ = evolve(seeds(40), teacher, cfg, seed=1)
         two, _ = evolve(seeds(40), teacher, cfg, seed=1)
         other, _ = evolve(seeds(40), teacher, cfg, seed=2)

@@ -109,7 +109,17 @@ def test_hf_seeds_go_through_the_eval_loader(monkeypatch):
         return word_problems(3)
 
     monkeypatch.setattr("infir.eval.loading.load_hf", fake_load_hf)
-    items, counts = load_seeds([SeedSource(type="hf", name="openai/gsm8k", subset="main", split="train",
-                                           answer_field="answer", answer_format="gsm8k")])
+    items, counts = load_seeds(
+        [
+            SeedSource(
+                type="hf",
+                name="openai/gsm8k",
+                subset="main",
+                split="train",
+                answer_field="answer",
+                answer_format="gsm8k",
+            )
+        ]
+    )
     assert calls == [("openai/gsm8k", "main", "train")]
     assert counts["by_source"] == {"openai/gsm8k": 3} and items[0].id == "openai/gsm8k:0"

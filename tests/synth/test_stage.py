@@ -196,11 +196,19 @@ def test_near_duplicate_prompts_with_minhash(tmp_path):
     from infir.synth.items import Item
     from infir.synth.select import dedup_prompts
 
-    base = ("A farmer has a field of wheat that yields a fixed number of bushels every season, and he sells "
-            "each bushel at the market for a price that changes every week during the harvest months.")
-    prompts = [base, base.replace("farmer", "grower"), base.replace("wheat", "rice") + " What is X?",
-               "Something else entirely about trains leaving two cities at different speeds toward each other."]
-    items = [Item(id=str(i), prompt=p, domain="math", source="t", seed_id=str(i)) for i, p in enumerate(prompts)]
+    base = (
+        "A farmer has a field of wheat that yields a fixed number of bushels every season, and he sells "
+        "each bushel at the market for a price that changes every week during the harvest months."
+    )
+    prompts = [
+        base,
+        base.replace("farmer", "grower"),
+        base.replace("wheat", "rice") + " What is X?",
+        "Something else entirely about trains leaving two cities at different speeds toward each other.",
+    ]
+    items = [
+        Item(id=str(i), prompt=p, domain="math", source="t", seed_id=str(i)) for i, p in enumerate(prompts)
+    ]
     kept, reasons = dedup_prompts(items, DedupConfig(minhash=True, verify_threshold=0.5))
     assert [i.id for i in kept] == ["0", "3"] and reasons == {"near_duplicate": 2}
     kept, reasons = dedup_prompts(items, DedupConfig(minhash=False))
