@@ -4,6 +4,7 @@
   infir <stage> [RECIPE] [--run-dir DIR] [--force] [--dry-run] [key=value ...]
   infir curate --input PATH... --output DIR ...         (direct form, no run dir)
   infir eval --model PATH --tasks a,b ... | infir eval score ...
+  infir synth --seeds FILE --teacher-url URL --model NAME --output DIR ...
   infir report RUN_DIR
   infir recipes
 
@@ -25,6 +26,7 @@ console = Console(stderr=True)
 DIRECT_FORMS = {
     "curate": ("--input", "infir.curate.cli"),
     "eval": ("--model", "infir.eval.cli"),
+    "synth": ("--seeds", "infir.synth.cli"),
 }
 
 

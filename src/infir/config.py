@@ -19,6 +19,7 @@ from infir.curate.config import CurateConfig
 from infir.eval.config import EvalConfig
 from infir.model.llm import ModelConfig
 from infir.sft.config import SFTConfig
+from infir.synth.config import SynthConfig
 from infir.tokenize.config import TokenizeConfig, TokenizerConfig
 from infir.train.config import ScheduleConfig, TrainConfig
 
@@ -57,6 +58,7 @@ class Recipe(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainConfig = Field(default_factory=TrainConfig)
     anneal: TrainConfig = Field(default_factory=_anneal_default)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
