@@ -27,8 +27,8 @@ def corpus(n_docs: int, seed: int = 0) -> list[str]:
     from infir.data.builtin import iter_builtin
 
     math = [d["text"] for d in itertools.islice(iter_builtin("reasoning_gym", seed=seed), n_docs)]
-    docs = [d["text"][:3000] for d in itertools.islice(iter_builtin("python_docs", seed=seed), n_docs // 4)]
-    return math + docs
+    code = [d["text"][:4000] for d in iter_builtin("python_stdlib", max_docs=max(1, n_docs // 10), seed=seed)]
+    return math + code
 
 
 def build_edge_model(out: Path, *, steps: int = 300, hidden: int = 128, layers: int = 4, heads: int = 4,
