@@ -16,13 +16,6 @@ from pathlib import Path
 
 import torch
 
-PROMPTS = (
-    "Question: What is 7 + 5?\nAnswer:",
-    "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:",
-    "def add(a, b):\n    return",
-)
-
-
 def corpus(n_docs: int, seed: int = 0) -> list[str]:
     from infir.data.builtin import iter_builtin
 

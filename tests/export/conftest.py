@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from infir.export.edge_bench import AGREEMENT_PROMPTS
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +27,7 @@ def _edge_model_module():
 
 
 edge_model = _edge_model_module()
-PROMPTS = edge_model.PROMPTS
+PROMPTS = AGREEMENT_PROMPTS  # the prompts the edge benchmark compares greedy continuations on
 
 SHAPES = {
     "tied": dict(tie=True, kv_heads=4),
@@ -35,7 +37,7 @@ SHAPES = {
 
 
 def _build(path: Path, shape: str) -> Path:
-    return edge_model.build_edge_model(path, steps=150, hidden=64, layers=2, heads=4, intermediate=192,
+    return edge_model.build_edge_model(path, steps=300, hidden=64, layers=2, heads=4, intermediate=192,
                                        vocab_size=512, seq_len=64, batch=8, threads=1, log=lambda *_: None,
                                        **SHAPES[shape])
 
