@@ -97,3 +97,19 @@ def test_stage_without_checkpoint_fails_clearly(tmp_path):
         run(_context(tmp_path, ExportConfig()))
     with pytest.raises(FileNotFoundError, match="not a trained stage"):
         run(_context(tmp_path, ExportConfig(source=str(tmp_path / "nowhere"))))
+
+
+def test_variants_need_one_reference_model(tmp_path, model_factory, gguf_factory):
+    tied, untied = model_factory("tied"), model_factory("untied")
+    with pytest.raises(FileNotFoundError, match="several model folders"):
+        find_variants([tied, untied])
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    (export_dir / "model-q8_0.gguf").write_bytes(gguf_factory("tied", "q8_0").read_bytes())
+    import shutil
+
+    shutil.copytree(tied, export_dir / "hf")
+    # A stage's export folder: its hf/ copy is the reference unless one is named.
+    assert [v.path for v in find_variants([export_dir])][:1] == [str(export_dir / "hf")]
+    named = find_variants([export_dir], reference=tied)
+    assert [v.path for v in named][:2] == [str(tied), str(tied)]

@@ -86,7 +86,8 @@ def is_hf_model_dir(path: Path) -> bool:
 def find_variants(paths: list[Path], int8: bool = True, reference: Path | None = None) -> list[Variant]:
     """Variants for each path: a GGUF file, an HF model folder, or a folder holding either."""
     variants: list[Variant] = []
-    hf_dirs: list[Path] = []
+    hf_dirs: list[Path] = []  # named directly
+    found: list[Path] = []  # inside a folder (e.g. the export stage's hf/); used only without a reference
     ggufs: list[Path] = []
     for path in paths:
         if path.is_file() and path.suffix == ".gguf":
@@ -95,12 +96,14 @@ def find_variants(paths: list[Path], int8: bool = True, reference: Path | None =
             hf_dirs.append(path)
         elif path.is_dir():
             ggufs += sorted(path.glob("*.gguf"))
-            hf_dirs += [p for p in sorted(path.iterdir()) if is_hf_model_dir(p)]
+            found += [p for p in sorted(path.iterdir()) if is_hf_model_dir(p)]
         else:
             raise FileNotFoundError(f"{path}: not a .gguf file, a Hugging Face model folder, or a folder of them")
-    reference = reference or (hf_dirs[0] if hf_dirs else None)
-    if reference is not None and reference not in hf_dirs:
-        hf_dirs.insert(0, reference)
+    candidates = list(dict.fromkeys([reference, *hf_dirs] if reference else hf_dirs or found[:1]))
+    if len(candidates) > 1:
+        raise FileNotFoundError(f"bench-edge compares the variants of one model; got several model folders "
+                                f"({', '.join(map(str, candidates))}): pass one, or name it with --reference")
+    reference = candidates[0] if candidates else None
     if reference is not None:
         variants.append(Variant("torch-fp32", "pytorch", str(reference), "fp32"))
         if int8:
