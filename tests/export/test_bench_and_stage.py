@@ -113,3 +113,28 @@ def test_variants_need_one_reference_model(tmp_path, model_factory, gguf_factory
     assert [v.path for v in find_variants([export_dir])][:1] == [str(export_dir / "hf")]
     named = find_variants([export_dir], reference=tied)
     assert [v.path for v in named][:2] == [str(tied), str(tied)]
+
+
+@pytest.mark.slow
+def test_stage_with_benchmark_writes_edge_json(tmp_path, tied_model):
+    import shutil
+
+    from infir.export.llamacpp import llama_cpp_available
+    from infir.export.stage import run
+    from infir.run import MARKER
+
+    shutil.copytree(tied_model, tmp_path / "pretrain" / "final")
+    (tmp_path / "pretrain" / MARKER).write_text("x")
+    cfg = ExportConfig(formats=["gguf"], quants=["f16", "q4_0"],
+                       bench=EdgeBenchConfig(prompt_tokens=32, gen_tokens=8, repeats=1, agreement_tokens=16,
+                                             task="reasoning", task_limit=2, threads=1))
+    summary = run(_context(tmp_path, cfg))
+    rows = edge_rows(tmp_path / "export")
+    names = [r["variant"] for r in rows]
+    assert names[:2] == ["torch-fp32", "torch-int8"]
+    if llama_cpp_available():
+        assert names[2:] == ["llamacpp-f16", "llamacpp-q4_0"]
+        assert summary["edge"]["greedy_exact"]["llamacpp-f16"] is True
+        assert set(summary["edge"]["speedup_vs_pytorch"]) == {"torch-int8", "llamacpp-f16", "llamacpp-q4_0"}
+    else:
+        assert any("llama-cpp-python" in n for n in summary["edge"]["notes"])

@@ -160,7 +160,10 @@ def _load(variant: Variant, settings: BenchSettings):
         return TorchModel(variant.path, variant.precision, settings.threads)
     from infir.export.llamacpp import LlamaCppModel
 
-    return LlamaCppModel(variant.path, n_ctx=settings.n_ctx, threads=settings.threads)
+    # Room for the longest measurement (prompt + generation) whatever n_ctx says.
+    n_ctx = max(settings.n_ctx, settings.prompt_tokens + settings.gen_tokens + 16,
+                settings.agreement_tokens + 256)
+    return LlamaCppModel(variant.path, n_ctx=n_ctx, threads=settings.threads)
 
 
 def _accuracy(variant: Variant, model, settings: BenchSettings) -> dict:
