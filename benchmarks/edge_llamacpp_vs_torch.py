@@ -2,8 +2,8 @@
 
 Same checkpoint, same prompts, greedy decoding, same thread count, each variant in its own process.
 Reports generation and prompt-processing tokens/s, peak resident memory, file size, token agreement of
-32 greedy tokens on 3 prompts against the fp32 PyTorch model, and (optionally) the accuracy change on
-the held-out reasoning task. Ends with one JSON line; `speedup_vs_pytorch` is generation tokens/s over
+32 greedy tokens on 3 prompts against the fp32 PyTorch model, the mean log-likelihood of held-out text
+and (optionally) the accuracy change on the held-out reasoning task. Ends with one JSON line; `speedup_vs_pytorch` is generation tokens/s over
 PyTorch fp32's.
 
     python benchmarks/edge_llamacpp_vs_torch.py [--model DIR] [--threads 2] [--task-limit 20]
@@ -79,6 +79,8 @@ def main() -> None:
         "file_mb": {n: round(v["file_bytes"] / 2**20, 2) for n, v in by_name.items()},
         "greedy_agreement_32": {n: v["agreement"]["matching_prefix"] for n, v in by_name.items()},
         "f16_exact": by_name["llamacpp-f16"]["agreement"]["exact"],
+        "heldout_nll": {n: v["heldout_nll"] for n, v in by_name.items()},
+        "heldout_nll_delta_vs_fp32": {n: v["heldout_nll_delta_vs_fp32"] for n, v in by_name.items()},
         "accuracy": {n: (v.get("accuracy") or {}).get("value") for n, v in by_name.items()},
         "accuracy_delta_vs_fp32": {n: (v.get("accuracy") or {}).get("delta_vs_fp32") for n, v in by_name.items()},
         "speedup_vs_pytorch": result.speedup_vs_pytorch,

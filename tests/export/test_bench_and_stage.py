@@ -49,6 +49,8 @@ def test_bench_measures_pytorch_variants(tmp_path, tied_model):
         assert len(v["continuations"]) == 3 and all(len(c["token_ids"]) == 8 for c in v["continuations"])
         assert v["accuracy"]["task"] == "reasoning" and v["accuracy"]["n"] == 3
     assert fp32["agreement"] == {"tokens": 8, "matching_prefix": [8, 8, 8], "prompt_ids_match": True, "exact": True}
+    assert 0 < fp32["heldout_nll"] < 6 and fp32["heldout_nll_delta_vs_fp32"] == 0
+    assert abs(int8["heldout_nll_delta_vs_fp32"]) < 0.2
     assert int8["agreement"]["prompt_ids_match"]
     assert int8["accuracy"]["delta_vs_fp32"] == pytest.approx(int8["accuracy"]["value"] - fp32["accuracy"]["value"])
     assert result.speedup_vs_pytorch["torch-int8"] == pytest.approx(

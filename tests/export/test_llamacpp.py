@@ -92,6 +92,15 @@ def test_backend_answers_eval_tasks_like_pytorch(model_factory, gguf_factory):
         assert g.logprob == pytest.approx(r.logprob, abs=0.05) and g.greedy == r.greedy
 
 
+@pytest.mark.parametrize("quant", ["f16", "q4_0"])
+def test_heldout_likelihood_matches_pytorch(model_factory, gguf_factory, quant):
+    reference = _torch(model_factory("gqa"))
+    llama = _llama(gguf_factory("gqa", quant), logits_all=True)
+    ids = reference.tokenize(PROMPTS[1] + " 3 + 4 = 7. The answer is 7.")
+    ref, got = reference.mean_nll(ids), llama.mean_nll(ids)
+    assert got == pytest.approx(ref, abs=0.01 if quant == "f16" else 0.15)
+
+
 def test_chat_template_renders_in_llama_cpp_python(model_factory, gguf_factory):
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     from transformers import AutoTokenizer

@@ -9,6 +9,9 @@ and no runtime's thread pool disturbs another's. Each one measures, with the sam
   - peak resident memory while running (VmHWM, reset once the model is loaded/quantized, so the
     transient fp32 copy int8 quantization starts from does not count) and the file size;
   - greedy continuations of fixed prompts, compared token for token with `torch-fp32`'s;
+  - mean negative log-likelihood of held-out reasoning text (`heldout_nll`; its change against
+    `torch-fp32` is the finest-grained accuracy change quantization shows, even where a small
+    model scores nothing on a task);
   - optionally a task's accuracy through the eval runner, and its change against `torch-fp32`.
 
 The result (see `BenchResult`) is written as JSON; `infir.export.report.edge_rows` turns it into rows.
@@ -44,6 +47,7 @@ class BenchSettings:
     task_limit: int | None = 50
     chat: bool = False
     n_ctx: int = 1024
+    nll_tokens: int = 256  # held-out tokens scored for heldout_nll
 
 
 @dataclass
@@ -147,10 +151,21 @@ def peak_rss_mb() -> float:
 
 
 # ---- one variant, in its own process ---------------------------------------------------------------
-def _fixed_text() -> str:
+def _fixed_text(split: str = "train") -> str:
     from infir.data.reasoning import generate
 
-    return "\n\n".join(f"Question: {p.question}\nAnswer: {p.solution}" for p in generate("chain_sum", 60, seed=7))
+    problems = generate("chain_sum", 60, seed=7, split=split)
+    return "\n\n".join(f"Question: {p.question}\nAnswer: {p.solution}" for p in problems)
+
+
+def _heldout_nll(variant: Variant, model, settings: BenchSettings) -> float:
+    ids = model.tokenize(_fixed_text("heldout"))[: settings.nll_tokens]
+    if variant.runtime == "llama.cpp":  # a second context keeping every position's logits
+        from infir.export.llamacpp import LlamaCppModel
+
+        model = LlamaCppModel(variant.path, n_ctx=max(settings.nll_tokens, 64), threads=settings.threads,
+                              logits_all=True)
+    return round(model.mean_nll(ids), 5)
 
 
 def _load(variant: Variant, settings: BenchSettings):
@@ -223,6 +238,7 @@ def measure_variant(variant: Variant, settings: BenchSettings) -> dict:
         "peak_rss_reset": reset_ok,
         "continuations": continuations,
     }
+    out["heldout_nll"] = _heldout_nll(variant, model, settings)
     if settings.task:
         out["accuracy"] = _accuracy(variant, model, settings)
     return out
@@ -284,6 +300,7 @@ def _compare(result: BenchResult) -> None:
     base_acc = (base.get("accuracy") or {}).get("value")
     for v in result.variants:
         v["agreement"] = agreement(base["continuations"], v["continuations"])
+        v["heldout_nll_delta_vs_fp32"] = round(v["heldout_nll"] - base["heldout_nll"], 5)
         acc = v.get("accuracy") or {}
         if base_acc is not None and acc.get("value") is not None:
             acc["delta_vs_fp32"] = round(acc["value"] - base_acc, 4)

@@ -115,6 +115,11 @@ class LlamaCppModel:
             token = int(np.argmax(self._last_logits()))
         return Timed(out, len(prompt_ids), t1 - t0, time.perf_counter() - t1, finish)
 
+    def mean_nll(self, ids: Sequence[int]) -> float:
+        """Mean negative log-likelihood of ids[1:] given their prefixes (needs `logits_all=True`)."""
+        rows = self.prompt_logprobs(ids)
+        return float(-np.mean([rows[i, t] for i, t in enumerate(ids[1:])]))
+
     def prompt_logprobs(self, ids: Sequence[int]) -> np.ndarray:
         """Log-softmax rows for every position of `ids` (needs `logits_all=True`)."""
         self.llm.reset()

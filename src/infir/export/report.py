@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 EDGE_COLUMNS = ["variant", "size_mb", "prompt_tok_s", "gen_tok_s", "speedup_vs_pytorch", "peak_rss_mb",
-                "greedy_agreement", "accuracy", "accuracy_delta"]
+                "greedy_agreement", "heldout_nll", "nll_delta", "accuracy", "accuracy_delta"]
 
 
 def edge_rows(path: str | Path) -> list[dict]:
@@ -42,6 +42,8 @@ def edge_rows_from(data: dict) -> list[dict]:
             # e.g. "32/32/32 of 32": leading greedy tokens equal to the fp32 model's, per prompt
             "greedy_agreement": (f"{'/'.join(map(str, prefixes))} of {agreement.get('tokens')}"
                                  if prefixes is not None else None),
+            "heldout_nll": v.get("heldout_nll"),
+            "nll_delta": v.get("heldout_nll_delta_vs_fp32"),
             "accuracy": acc.get("value"),
             "accuracy_delta": acc.get("delta_vs_fp32"),
         })

@@ -41,6 +41,12 @@ class TorchModel:
         return self.tokenizer.decode(list(ids))
 
     @torch.inference_mode()
+    def mean_nll(self, ids: Sequence[int]) -> float:
+        """Mean negative log-likelihood of ids[1:] given their prefixes."""
+        logits = self.model(input_ids=torch.tensor([list(ids)])).logits[0, :-1].float()
+        return float(torch.nn.functional.cross_entropy(logits, torch.tensor(list(ids[1:]))))
+
+    @torch.inference_mode()
     def greedy(self, prompt_ids: Sequence[int], max_new_tokens: int, *, stop_at_eog: bool = True,
                should_stop: Callable[[list[int]], bool] | None = None) -> Timed:
         from transformers import DynamicCache
