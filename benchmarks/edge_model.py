@@ -84,3 +84,30 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def build_tiny_llava(text_model_dir: Path, out: Path, seed: int = 0) -> Path:
+    """A LLaVA-1.5-layout model (CLIP ViT, Linear-GELU-Linear projector) around a trained text model.
+
+    The vision side is random: enough to check that llama.cpp computes the same image features from the
+    exported mmproj file as transformers does from the checkpoint.
+    """
+    from transformers import (AutoModelForCausalLM, AutoTokenizer, CLIPVisionConfig, LlavaConfig,
+                              LlavaForConditionalGeneration)
+
+    torch.manual_seed(seed)
+    text = AutoModelForCausalLM.from_pretrained(str(text_model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(text_model_dir))
+    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                              image_size=32, patch_size=8, hidden_act="quick_gelu", projection_dim=64)
+    config = LlavaConfig(vision_config=vision, text_config=text.config,
+                         image_token_id=tokenizer.convert_tokens_to_ids("<|pad|>"), vision_feature_layer=-2,
+                         vision_feature_select_strategy="default", projector_hidden_act="gelu",
+                         tie_word_embeddings=text.config.tie_word_embeddings)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.model.language_model.load_state_dict(text.model.state_dict())
+    if not text.config.tie_word_embeddings:
+        model.lm_head.load_state_dict(text.lm_head.state_dict())
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return Path(out)

@@ -2,6 +2,7 @@
 
 infir export --model DIR --format gguf --quant f16|q8_0|q4_0 --out FILE [--tokenizer-pre NAME]
 infir export --model DIR --format hf --out DIR                      (bf16 safetensors + tokenizer)
+infir export --model LLAVA_DIR --format mmproj --out FILE           (vision tower + projector for llama.cpp)
 infir bench-edge --model FILE_OR_DIR [--model ...] [--reference DIR] [--task reasoning --limit 20]
                  [--prompt-tokens 128] [--gen-tokens 64] [--repeats 3] [--threads N] [--no-int8]
                  [--output edge.json]
@@ -27,9 +28,10 @@ console = Console(stderr=True)
 def _export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="infir export", description="Export a trained model for deployment.")
     p.add_argument("--model", required=True, type=Path, help="Hugging Face model folder (config + safetensors)")
-    p.add_argument("--format", choices=("gguf", "hf"), default="gguf")
+    p.add_argument("--format", choices=("gguf", "hf", "mmproj"), default="gguf",
+                   help="gguf: the language model; mmproj: a LLaVA model's vision side; hf: bf16 safetensors")
     p.add_argument("--quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="GGUF weight type")
-    p.add_argument("--out", required=True, type=Path, help="output .gguf file (gguf) or folder (hf)")
+    p.add_argument("--out", required=True, type=Path, help="output .gguf file (gguf, mmproj) or folder (hf)")
     p.add_argument("--tokenizer-pre", help="llama.cpp pre-tokenizer name (default: detected from the tokenizer)")
     p.add_argument("--name", help="model name stored in the GGUF (default: the model folder's name)")
     return p
@@ -65,6 +67,10 @@ def cmd_export(argv: list[str]) -> int:
     try:
         if args.format == "hf":
             export_hf_bf16(args.model, args.out, log=say)
+        elif args.format == "mmproj":
+            from infir.export.mmproj import export_mmproj
+
+            export_mmproj(args.model, args.out, log=say)
         else:
             if args.out.suffix != ".gguf":
                 raise ExportError(f"--out {args.out}: give a .gguf file name")

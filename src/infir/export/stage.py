@@ -3,6 +3,7 @@ edge benchmark.
 
 Writes into `<run-dir>/export/`:
   model-<quant>.gguf   one per `export.quants` (llama.cpp; tokenizer and chat template inside)
+  mmproj-f16.gguf      the vision tower + projector, when the source is a LLaVA model
   hf/                  bf16 safetensors + tokenizer (when `hf` is in `export.formats`)
   edge.json            the edge benchmark (`infir.export.edge_bench.BenchResult`; rows via
                        `infir.export.report.edge_rows`)
@@ -40,6 +41,12 @@ def resolve_source(ctx: StageContext, cfg: ExportConfig) -> tuple[str, Path]:
     return folder.name, folder
 
 
+def is_llava(model_dir: Path) -> bool:
+    import json
+
+    return json.loads((model_dir / "config.json").read_text()).get("model_type") == "llava"
+
+
 def run(ctx: StageContext) -> dict:
     from infir.eval.config import CHAT_BY_DEFAULT
     from infir.export.edge_bench import BenchSettings, find_variants, run_bench, write_result
@@ -57,10 +64,17 @@ def run(ctx: StageContext) -> dict:
             result = export_gguf(source, out / f"model-{quant}.gguf", quant, name=f"{ctx.recipe.name}-{name}",
                                  tokenizer_pre=cfg.tokenizer_pre, log=say)
             summary["gguf"].append({**result.to_dict(), "path": Path(result.path).name})
+        if is_llava(source):
+            from infir.export.mmproj import export_mmproj
+
+            summary["mmproj"] = {**export_mmproj(source, out / "mmproj-f16.gguf", log=say).to_dict(),
+                                 "path": "mmproj-f16.gguf"}
     if "hf" in cfg.formats:
         hf = export_hf_bf16(source, out / "hf", log=say)
         summary["hf"] = {**hf, "path": "hf"}
-    if cfg.bench.enabled:
+    if cfg.bench.enabled and is_llava(source):
+        summary["edge"] = {"notes": ["the edge benchmark measures causal language models; skipped for LLaVA"]}
+    elif cfg.bench.enabled:
         b = cfg.bench
         settings = BenchSettings(prompt_tokens=b.prompt_tokens, gen_tokens=b.gen_tokens, repeats=b.repeats,
                                  agreement_tokens=b.agreement_tokens, threads=b.threads or ctx.recipe.runtime.threads,
