@@ -3,8 +3,8 @@
 Same checkpoint, same prompts, greedy decoding, same thread count, each variant in its own process.
 Reports generation and prompt-processing tokens/s, peak resident memory, file size, token agreement of
 32 greedy tokens on 3 prompts against the fp32 PyTorch model, the mean log-likelihood of held-out text
-and (optionally) the accuracy change on the held-out reasoning task. Ends with one JSON line; `speedup_vs_pytorch` is generation tokens/s over
-PyTorch fp32's.
+and (optionally) the accuracy change on the held-out reasoning task. Ends with one JSON line;
+`speedup_vs_pytorch` is generation tokens/s over PyTorch fp32's.
 
     python benchmarks/edge_llamacpp_vs_torch.py [--model DIR] [--threads 2] [--task-limit 20]
 
@@ -52,8 +52,18 @@ def main() -> None:
         model_dir = work / "model"
         if not (model_dir / "config.json").is_file():
             t0 = time.perf_counter()
-            build_edge_model(model_dir, steps=args.steps, hidden=256, layers=4, heads=4, kv_heads=4, intermediate=688,
-                             vocab_size=2048, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
+            build_edge_model(
+                model_dir,
+                steps=args.steps,
+                hidden=256,
+                layers=4,
+                heads=4,
+                kv_heads=4,
+                intermediate=688,
+                vocab_size=2048,
+                threads=args.threads,
+                log=lambda m: print(m, file=sys.stderr),
+            )
             print(f"trained the benchmark model in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     ggufs = []
     for quant in ("f16", "q8_0", "q4_0"):
@@ -61,30 +71,45 @@ def main() -> None:
         export_gguf(model_dir, out, quant, log=lambda m: print(m, file=sys.stderr))
         ggufs.append(out)
 
-    settings = BenchSettings(prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, repeats=args.repeats,
-                             agreement_tokens=32, threads=args.threads,
-                             task="reasoning" if args.task_limit else None, task_limit=args.task_limit or None)
-    result = run_bench(find_variants([model_dir, *ggufs], reference=model_dir), settings,
-                       log=lambda m: print(m, file=sys.stderr))
+    settings = BenchSettings(
+        prompt_tokens=args.prompt_tokens,
+        gen_tokens=args.gen_tokens,
+        repeats=args.repeats,
+        agreement_tokens=32,
+        threads=args.threads,
+        task="reasoning" if args.task_limit else None,
+        task_limit=args.task_limit or None,
+    )
+    result = run_bench(
+        find_variants([model_dir, *ggufs], reference=model_dir),
+        settings,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     if args.output:
         write_result(result, args.output)
     by_name = {v["name"]: v for v in result.variants}
-    print(json.dumps({
-        "benchmark": "edge_llamacpp_vs_torch",
-        "model": str(model_dir) if args.model else "tiny shape (256x4, tied), trained here",
-        "threads": settings.threads,
-        "gen_tokens_per_s": {n: v["gen_tokens_per_s"] for n, v in by_name.items()},
-        "prompt_tokens_per_s": {n: v["prompt_tokens_per_s"] for n, v in by_name.items()},
-        "peak_rss_mb": {n: v["peak_rss_mb"] for n, v in by_name.items()},
-        "file_mb": {n: round(v["file_bytes"] / 2**20, 2) for n, v in by_name.items()},
-        "greedy_agreement_32": {n: v["agreement"]["matching_prefix"] for n, v in by_name.items()},
-        "f16_exact": by_name["llamacpp-f16"]["agreement"]["exact"],
-        "heldout_nll": {n: v["heldout_nll"] for n, v in by_name.items()},
-        "heldout_nll_delta_vs_fp32": {n: v["heldout_nll_delta_vs_fp32"] for n, v in by_name.items()},
-        "accuracy": {n: (v.get("accuracy") or {}).get("value") for n, v in by_name.items()},
-        "accuracy_delta_vs_fp32": {n: (v.get("accuracy") or {}).get("delta_vs_fp32") for n, v in by_name.items()},
-        "speedup_vs_pytorch": result.speedup_vs_pytorch,
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "edge_llamacpp_vs_torch",
+                "model": str(model_dir) if args.model else "tiny shape (256x4, tied), trained here",
+                "threads": settings.threads,
+                "gen_tokens_per_s": {n: v["gen_tokens_per_s"] for n, v in by_name.items()},
+                "prompt_tokens_per_s": {n: v["prompt_tokens_per_s"] for n, v in by_name.items()},
+                "peak_rss_mb": {n: v["peak_rss_mb"] for n, v in by_name.items()},
+                "file_mb": {n: round(v["file_bytes"] / 2**20, 2) for n, v in by_name.items()},
+                "greedy_agreement_32": {n: v["agreement"]["matching_prefix"] for n, v in by_name.items()},
+                "f16_exact": by_name["llamacpp-f16"]["agreement"]["exact"],
+                "heldout_nll": {n: v["heldout_nll"] for n, v in by_name.items()},
+                "heldout_nll_delta_vs_fp32": {n: v["heldout_nll_delta_vs_fp32"] for n, v in by_name.items()},
+                "accuracy": {n: (v.get("accuracy") or {}).get("value") for n, v in by_name.items()},
+                "accuracy_delta_vs_fp32": {
+                    n: (v.get("accuracy") or {}).get("delta_vs_fp32") for n, v in by_name.items()
+                },
+                "speedup_vs_pytorch": result.speedup_vs_pytorch,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

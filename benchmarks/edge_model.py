@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+
 def corpus(n_docs: int, seed: int = 0) -> list[str]:
     from infir.data.builtin import iter_builtin
 
@@ -24,10 +25,23 @@ def corpus(n_docs: int, seed: int = 0) -> list[str]:
     return math + code
 
 
-def build_edge_model(out: Path, *, steps: int = 300, hidden: int = 128, layers: int = 4, heads: int = 4,
-                     kv_heads: int = 4, intermediate: int = 352, tie: bool = True, vocab_size: int = 1024,
-                     seq_len: int = 128, batch: int = 8, seed: int = 0, threads: int | None = None,
-                     log=print) -> Path:
+def build_edge_model(
+    out: Path,
+    *,
+    steps: int = 300,
+    hidden: int = 128,
+    layers: int = 4,
+    heads: int = 4,
+    kv_heads: int = 4,
+    intermediate: int = 352,
+    tie: bool = True,
+    vocab_size: int = 1024,
+    seq_len: int = 128,
+    batch: int = 8,
+    seed: int = 0,
+    threads: int | None = None,
+    log=print,
+) -> Path:
     """Train tokenizer + model and save both to `out` (loadable with AutoModelForCausalLM/AutoTokenizer)."""
     from infir.model.llm import ModelConfig, build_model
     from infir.tokenize.config import TokenizerConfig
@@ -38,11 +52,22 @@ def build_edge_model(out: Path, *, steps: int = 300, hidden: int = 128, layers: 
     torch.manual_seed(seed)
     out = Path(out)
     texts = corpus(400, seed)
-    tokenizer = train_tokenizer(texts, TokenizerConfig(vocab_size=vocab_size, max_train_chars=400_000), log=log)
+    tokenizer = train_tokenizer(
+        texts, TokenizerConfig(vocab_size=vocab_size, max_train_chars=400_000), log=log
+    )
     model = build_model(
-        ModelConfig(preset=None, hidden_size=hidden, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
-                    intermediate_size=intermediate, max_position_embeddings=512, tie_embeddings=tie),
-        tokenizer=tokenizer)
+        ModelConfig(
+            preset=None,
+            hidden_size=hidden,
+            num_layers=layers,
+            num_heads=heads,
+            num_kv_heads=kv_heads,
+            intermediate_size=intermediate,
+            max_position_embeddings=512,
+            tie_embeddings=tie,
+        ),
+        tokenizer=tokenizer,
+    )
     eos = tokenizer.eos_token_id
     ids = [t for text in texts for t in tokenizer(text)["input_ids"] + [eos]]
     data = torch.tensor(ids)
@@ -53,7 +78,7 @@ def build_edge_model(out: Path, *, steps: int = 300, hidden: int = 128, layers: 
     t0 = time.perf_counter()
     for step in range(steps):
         starts = torch.randint(0, len(data) - seq_len - 1, (batch,), generator=gen)
-        x = torch.stack([data[s: s + seq_len] for s in starts])
+        x = torch.stack([data[s : s + seq_len] for s in starts])
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -78,8 +103,15 @@ def main() -> None:
     p.add_argument("--intermediate", type=int, default=352)
     p.add_argument("--untied", action="store_true")
     args = p.parse_args()
-    build_edge_model(args.out, steps=args.steps, hidden=args.hidden, layers=args.layers, kv_heads=args.kv_heads,
-                     intermediate=args.intermediate, tie=not args.untied)
+    build_edge_model(
+        args.out,
+        steps=args.steps,
+        hidden=args.hidden,
+        layers=args.layers,
+        kv_heads=args.kv_heads,
+        intermediate=args.intermediate,
+        tie=not args.untied,
+    )
 
 
 if __name__ == "__main__":
@@ -92,18 +124,36 @@ def build_tiny_llava(text_model_dir: Path, out: Path, seed: int = 0) -> Path:
     The vision side is random: enough to check that llama.cpp computes the same image features from the
     exported mmproj file as transformers does from the checkpoint.
     """
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, CLIPVisionConfig, LlavaConfig,
-                              LlavaForConditionalGeneration)
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
 
     torch.manual_seed(seed)
     text = AutoModelForCausalLM.from_pretrained(str(text_model_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(text_model_dir))
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-                              image_size=32, patch_size=8, hidden_act="quick_gelu", projection_dim=64)
-    config = LlavaConfig(vision_config=vision, text_config=text.config,
-                         image_token_id=tokenizer.convert_tokens_to_ids("<|pad|>"), vision_feature_layer=-2,
-                         vision_feature_select_strategy="default", projector_hidden_act="gelu",
-                         tie_word_embeddings=text.config.tie_word_embeddings)
+    vision = CLIPVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        hidden_act="quick_gelu",
+        projection_dim=64,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text.config,
+        image_token_id=tokenizer.convert_tokens_to_ids("<|pad|>"),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+        tie_word_embeddings=text.config.tie_word_embeddings,
+    )
     model = LlavaForConditionalGeneration(config).eval()
     model.model.language_model.load_state_dict(text.model.state_dict())
     if not text.config.tie_word_embeddings:

@@ -30,16 +30,27 @@ edge_model = _edge_model_module()
 PROMPTS = AGREEMENT_PROMPTS  # the prompts the edge benchmark compares greedy continuations on
 
 SHAPES = {
-    "tied": dict(tie=True, kv_heads=4),
-    "untied": dict(tie=False, kv_heads=4),
-    "gqa": dict(tie=True, kv_heads=2),
+    "tied": {"tie": True, "kv_heads": 4},
+    "untied": {"tie": False, "kv_heads": 4},
+    "gqa": {"tie": True, "kv_heads": 2},
 }
 
 
 def _build(path: Path, shape: str) -> Path:
-    return edge_model.build_edge_model(path, steps=300, hidden=64, layers=2, heads=4, intermediate=192,
-                                       vocab_size=512, seq_len=64, batch=8, threads=1, log=lambda *_: None,
-                                       **SHAPES[shape])
+    return edge_model.build_edge_model(
+        path,
+        steps=300,
+        hidden=64,
+        layers=2,
+        heads=4,
+        intermediate=192,
+        vocab_size=512,
+        seq_len=64,
+        batch=8,
+        threads=1,
+        log=lambda *_: None,
+        **SHAPES[shape],
+    )
 
 
 @pytest.fixture(scope="session")

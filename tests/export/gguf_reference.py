@@ -16,8 +16,11 @@ def load(path):
     from gguf import quants
 
     reader = gguf.GGUFReader(str(path))
-    meta = {name: field.contents() for name, field in reader.fields.items()
-            if not name.startswith("tokenizer.ggml.")}
+    meta = {
+        name: field.contents()
+        for name, field in reader.fields.items()
+        if not name.startswith("tokenizer.ggml.")
+    }
     tensors = {}
     for t in reader.tensors:
         data = quants.dequantize(t.data, t.tensor_type) if t.tensor_type.name.startswith("Q") else t.data
@@ -69,7 +72,11 @@ def forward(meta, tensors, ids):
         x = x + attn @ tensors[p + "attn_output.weight"].T
         h = _rms(x, tensors[p + "ffn_norm.weight"], eps)
         gate = h @ tensors[p + "ffn_gate.weight"].T
-        x = x + ((gate / (1 + np.exp(-gate))) * (h @ tensors[p + "ffn_up.weight"].T)) @ tensors[p + "ffn_down.weight"].T
+        x = (
+            x
+            + ((gate / (1 + np.exp(-gate))) * (h @ tensors[p + "ffn_up.weight"].T))
+            @ tensors[p + "ffn_down.weight"].T
+        )
     x = _rms(x, tensors["output_norm.weight"], eps)
     output = tensors.get("output.weight", tensors["token_embd.weight"])  # tied: llama.cpp's fallback
     return x @ output.T

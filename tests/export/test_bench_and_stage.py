@@ -17,11 +17,26 @@ from infir.export.report import EDGE_COLUMNS, edge_rows
 
 
 def test_cli_export_writes_gguf_and_hf(tmp_path, tied_model, capsys):
-    assert main(["--model", str(tied_model), "--format", "gguf", "--quant", "q8_0",
-                 "--out", str(tmp_path / "m.gguf")]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(tied_model),
+                "--format",
+                "gguf",
+                "--quant",
+                "q8_0",
+                "--out",
+                str(tmp_path / "m.gguf"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "m.gguf").stat().st_size > 0
     assert main(["export", "--model", str(tied_model), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
-    assert (tmp_path / "hf" / "model.safetensors").is_file() and (tmp_path / "hf" / "tokenizer.json").is_file()
+    assert (tmp_path / "hf" / "model.safetensors").is_file() and (
+        tmp_path / "hf" / "tokenizer.json"
+    ).is_file()
 
 
 def test_cli_reports_bad_model_folder(tmp_path, capsys):
@@ -39,8 +54,15 @@ def test_variants_from_paths(tmp_path, tied_model, gguf_factory):
 
 
 def test_bench_measures_pytorch_variants(tmp_path, tied_model):
-    settings = BenchSettings(prompt_tokens=32, gen_tokens=8, repeats=1, agreement_tokens=8, threads=1,
-                             task="reasoning", task_limit=3)
+    settings = BenchSettings(
+        prompt_tokens=32,
+        gen_tokens=8,
+        repeats=1,
+        agreement_tokens=8,
+        threads=1,
+        task="reasoning",
+        task_limit=3,
+    )
     result = run_bench(find_variants([tied_model]), settings, log=lambda *_: None)
     fp32, int8 = result.variants
     assert (fp32["name"], int8["name"]) == ("torch-fp32", "torch-int8")
@@ -48,13 +70,21 @@ def test_bench_measures_pytorch_variants(tmp_path, tied_model):
         assert v["prompt_tokens_per_s"] > 0 and v["gen_tokens_per_s"] > 0 and v["peak_rss_mb"] > 50
         assert len(v["continuations"]) == 3 and all(len(c["token_ids"]) == 8 for c in v["continuations"])
         assert v["accuracy"]["task"] == "reasoning" and v["accuracy"]["n"] == 3
-    assert fp32["agreement"] == {"tokens": 8, "matching_prefix": [8, 8, 8], "prompt_ids_match": True, "exact": True}
+    assert fp32["agreement"] == {
+        "tokens": 8,
+        "matching_prefix": [8, 8, 8],
+        "prompt_ids_match": True,
+        "exact": True,
+    }
     assert 0 < fp32["heldout_nll"] < 6 and fp32["heldout_nll_delta_vs_fp32"] == 0
     assert abs(int8["heldout_nll_delta_vs_fp32"]) < 0.2
     assert int8["agreement"]["prompt_ids_match"]
-    assert int8["accuracy"]["delta_vs_fp32"] == pytest.approx(int8["accuracy"]["value"] - fp32["accuracy"]["value"])
+    assert int8["accuracy"]["delta_vs_fp32"] == pytest.approx(
+        int8["accuracy"]["value"] - fp32["accuracy"]["value"]
+    )
     assert result.speedup_vs_pytorch["torch-int8"] == pytest.approx(
-        int8["gen_tokens_per_s"] / fp32["gen_tokens_per_s"], rel=0.01)
+        int8["gen_tokens_per_s"] / fp32["gen_tokens_per_s"], rel=0.01
+    )
 
     path = write_result(result, tmp_path / "edge.json")
     rows = edge_rows(tmp_path)
@@ -67,8 +97,8 @@ def test_bench_measures_pytorch_variants(tmp_path, tied_model):
 
 def _context(run_dir, cfg: ExportConfig):
     from infir.config import RuntimeConfig
-    from infir.run import Stage, StageContext
     from infir.export.stage import run
+    from infir.run import Stage, StageContext
 
     recipe = types.SimpleNamespace(name="t", export=cfg, runtime=RuntimeConfig())
     return StageContext(recipe=recipe, run_dir=run_dir, stage=Stage("export", ("export",), (), run))
@@ -127,9 +157,19 @@ def test_stage_with_benchmark_writes_edge_json(tmp_path, tied_model):
 
     shutil.copytree(tied_model, tmp_path / "pretrain" / "final")
     (tmp_path / "pretrain" / MARKER).write_text("x")
-    cfg = ExportConfig(formats=["gguf"], quants=["f16", "q4_0"],
-                       bench=EdgeBenchConfig(prompt_tokens=32, gen_tokens=8, repeats=1, agreement_tokens=16,
-                                             task="reasoning", task_limit=2, threads=1))
+    cfg = ExportConfig(
+        formats=["gguf"],
+        quants=["f16", "q4_0"],
+        bench=EdgeBenchConfig(
+            prompt_tokens=32,
+            gen_tokens=8,
+            repeats=1,
+            agreement_tokens=16,
+            task="reasoning",
+            task_limit=2,
+            threads=1,
+        ),
+    )
     summary = run(_context(tmp_path, cfg))
     rows = edge_rows(tmp_path / "export")
     names = [r["variant"] for r in rows]

@@ -61,7 +61,8 @@ def test_metadata_describes_model_and_tokenizer(model_factory, gguf_factory):
     assert meta["tokenizer.ggml.merges"][:5] == [" ".join(m) for m in merges[:5]]
     assert len(meta["tokenizer.ggml.merges"]) == len(merges)
     types = meta["tokenizer.ggml.token_type"]
-    assert types[vocab["<|im_end|>"]] == gguf.TokenType.CONTROL and types[vocab["Ġ"]] == gguf.TokenType.NORMAL
+    assert types[vocab["<|im_end|>"]] == gguf.TokenType.CONTROL
+    assert types[vocab["Ġ"]] == gguf.TokenType.NORMAL
     assert meta["tokenizer.ggml.eos_token_id"] == tok.eos_token_id
     assert meta["tokenizer.ggml.padding_token_id"] == tok.pad_token_id
     assert meta["tokenizer.ggml.add_bos_token"] is False
@@ -70,7 +71,12 @@ def test_metadata_describes_model_and_tokenizer(model_factory, gguf_factory):
 
     names = {t.name for t in reader.tensors}
     assert "output.weight" not in names  # tied: llama.cpp reads the output layer from token_embd
-    assert {"token_embd.weight", "output_norm.weight", "blk.1.attn_q.weight", "blk.1.ffn_down.weight"} <= names
+    assert {
+        "token_embd.weight",
+        "output_norm.weight",
+        "blk.1.attn_q.weight",
+        "blk.1.ffn_down.weight",
+    } <= names
 
 
 def test_untied_model_writes_output_tensor(gguf_factory):
@@ -137,13 +143,19 @@ def test_llama3_rope_scaling_writes_frequency_factors(tmp_path, tied_model):
     from infir.export.gguf_export import export_gguf
 
     config = AutoConfig.from_pretrained(str(tied_model))
-    config.rope_parameters = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
-                              "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+    config.rope_parameters = {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 32.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    }
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(tmp_path / "m")
     AutoTokenizer.from_pretrained(str(tied_model)).save_pretrained(tmp_path / "m")
     export_gguf(tmp_path / "m", tmp_path / "m.gguf", "f16", log=lambda *_: None)
-    reader, meta = _fields(tmp_path / "m.gguf")
+    reader, _ = _fields(tmp_path / "m.gguf")
     freqs = next(t for t in reader.tensors if t.name == "rope_freqs.weight")
     factors = np.asarray(freqs.data)
     assert factors.shape == (config.hidden_size // config.num_attention_heads // 2,)

@@ -11,8 +11,11 @@ from tests.export.conftest import PROMPTS, edge_model, requires_llama_cpp
 
 pytestmark = requires_llama_cpp()
 
-MIXED = ("Question: 12+345=? Answer: 357.\n\n  def f(x):\n\treturn x**2  # ünïcödé ✓ 日本語 😀 1,000,000.25\n"
-         "<|im_start|>user\nhi there<|im_end|>\n   trailing spaces   \n\n\n  x  don't I'll \u00a0nbsp ٣٤ Ⅻ")
+MIXED = (
+    "Question: 12+345=? Answer: 357.\n\n  def f(x):\n\treturn x**2  "
+    "# ünïcödé ✓ 日本語 😀 1,000,000.25\n"
+    "<|im_start|>user\nhi there<|im_end|>\n   trailing spaces   \n\n\n  x  don't I'll \u00a0nbsp ٣٤ Ⅻ"
+)
 
 
 def _torch(model_dir):
@@ -61,8 +64,15 @@ def test_quantized_greedy_starts_like_pytorch(model_factory, gguf_factory, quant
     reference, llama = _torch(model_factory("tied")), _llama(gguf_factory("tied", quant))
     runs = []
     for model in (reference, llama):
-        runs.append([{"prompt_ids": model.tokenize(p),
-                      "token_ids": model.greedy(model.tokenize(p), 32, stop_at_eog=False).token_ids} for p in PROMPTS])
+        runs.append(
+            [
+                {
+                    "prompt_ids": model.tokenize(p),
+                    "token_ids": model.greedy(model.tokenize(p), 32, stop_at_eog=False).token_ids,
+                }
+                for p in PROMPTS
+            ]
+        )
     result = agreement(*runs)
     print(f"{quant}: matching greedy prefix {result['matching_prefix']} of 32")
     assert result["prompt_ids_match"] and min(result["matching_prefix"]) >= 1
@@ -79,14 +89,19 @@ def test_backend_answers_eval_tasks_like_pytorch(model_factory, gguf_factory):
     model_dir = model_factory("tied")
     spec = TaskSpec(name="reasoning", limit=4, max_new_tokens=24)
     hf = HFBackend.load(model_dir, "cpu", "float32")
-    ours = LlamaCppBackend.load(gguf_factory("tied", "f16"), AutoTokenizer.from_pretrained(str(model_dir)), n_ctx=512)
+    ours = LlamaCppBackend.load(
+        gguf_factory("tied", "f16"), AutoTokenizer.from_pretrained(str(model_dir)), n_ctx=512
+    )
     a = run_task(hf, spec, batch_size=1, show_progress=False)
     b = run_task(ours, spec, batch_size=1, show_progress=False)
     assert [s["output"] for s in b.samples] == [s["output"] for s in a.samples]
     assert b.metrics == {**a.metrics, "tokens_per_second": b.metrics["tokens_per_second"]}
 
-    requests = [("Question: What is 2 + 2?\nAnswer:", " 4"), ("Question: What is 2 + 2?\nAnswer:", " 5"),
-                ("The answer is", " 12.")]
+    requests = [
+        ("Question: What is 2 + 2?\nAnswer:", " 4"),
+        ("Question: What is 2 + 2?\nAnswer:", " 5"),
+        ("The answer is", " 12."),
+    ]
     ref, got = hf.loglikelihood(requests), ours.loglikelihood(requests)
     for r, g in zip(ref, got):
         assert g.logprob == pytest.approx(r.logprob, abs=0.05) and g.greedy == r.greedy
@@ -112,5 +127,7 @@ def test_chat_template_renders_in_llama_cpp_python(model_factory, gguf_factory):
     llama = _llama(gguf_factory("tied", "q8_0"))
     template = llama.llm.metadata["tokenizer.chat_template"]
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 3 + 4?"}]
-    rendered = Jinja2ChatFormatter(template, eos_token="<|im_end|>", bos_token="<|endoftext|>")(messages=messages)
+    rendered = Jinja2ChatFormatter(template, eos_token="<|im_end|>", bos_token="<|endoftext|>")(
+        messages=messages
+    )
     assert rendered.prompt == tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -37,8 +37,15 @@ def test_mmproj_metadata_and_tensors(llava_files):
     assert meta["clip.vision.block_count"] == 2 and meta["clip.vision.feature_layer"] == [2]
     assert meta["clip.use_gelu"] is False  # CLIP's quick_gelu
     names = {t.name for t in reader.tensors}
-    assert {"v.patch_embd.weight", "v.class_embd", "v.position_embd.weight", "v.pre_ln.weight",
-            "v.blk.1.ffn_up.weight", "mm.0.weight", "mm.2.bias"} <= names
+    assert {
+        "v.patch_embd.weight",
+        "v.class_embd",
+        "v.position_embd.weight",
+        "v.pre_ln.weight",
+        "v.blk.1.ffn_up.weight",
+        "mm.0.weight",
+        "mm.2.bias",
+    } <= names
     assert not any(n.startswith("v.blk.2.") or "post_ln" in n for n in names)
 
 
@@ -67,8 +74,9 @@ def _llama_cpp_image_embeddings(text_gguf, mmproj, image: np.ndarray) -> np.ndar
     ctx = M.mtmd_init_from_file(str(mmproj).encode(), llm.model, params)
     assert ctx, "llama.cpp could not load the mmproj file"
     try:
-        bitmap = M.mtmd_bitmap_init(image.shape[1], image.shape[0],
-                                    (ctypes.c_uint8 * image.size).from_buffer_copy(image.tobytes()))
+        bitmap = M.mtmd_bitmap_init(
+            image.shape[1], image.shape[0], (ctypes.c_uint8 * image.size).from_buffer_copy(image.tobytes())
+        )
         marker = M.mtmd_default_marker()
         text = M.mtmd_input_text()
         text.text, text.text_len, text.add_special, text.parse_special = marker, len(marker), False, True
@@ -124,8 +132,10 @@ def test_llama_cpp_computes_image_features_from_mmproj(llava, llava_files):
     pixels = (image.astype(np.float32) / 255 - np.float32(OPENAI_CLIP_MEAN)) / np.float32(OPENAI_CLIP_STD)
     pixels = torch.tensor(pixels).permute(2, 0, 1)[None]
     ours = _llama_cpp_image_embeddings(*llava_files, image)
-    errors = {order: np.abs(ours - _reference_features(llava, pixels, order == "class-last")).max()
-              for order in ("class-first", "class-last")}
+    errors = {
+        order: np.abs(ours - _reference_features(llava, pixels, order == "class-last")).max()
+        for order in ("class-first", "class-last")
+    }
     print(f"llama.cpp image features vs reference: max abs error {errors}")
     assert min(errors.values()) < 2e-3
 
@@ -143,8 +153,9 @@ def test_cli_and_stage_write_mmproj_for_llava(llava, tmp_path):
     assert main(["--model", str(llava), "--format", "mmproj", "--out", str(tmp_path / "m.gguf")]) == 0
     shutil.copytree(llava, tmp_path / "run" / "sft" / "final")
     (tmp_path / "run" / "sft" / MARKER).write_text("x")
-    recipe = types.SimpleNamespace(name="vl", export=ExportConfig(formats=["gguf"], quants=["q8_0"]),
-                                   runtime=RuntimeConfig())
+    recipe = types.SimpleNamespace(
+        name="vl", export=ExportConfig(formats=["gguf"], quants=["q8_0"]), runtime=RuntimeConfig()
+    )
     summary = run(StageContext(recipe, tmp_path / "run", Stage("export", ("export",), (), run)))
     assert summary["mmproj"]["path"] == "mmproj-f16.gguf"
     assert (tmp_path / "run" / "export" / "mmproj-f16.gguf").is_file()

@@ -17,8 +17,9 @@ def _described(tok: Tokenizer) -> dict:
 
 def test_pre_tokenizer_names():
     ours = Tokenizer(models.BPE())
-    ours.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                  pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    ours.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     assert detect_pre_tokenizer(_described(ours)) == "smollm"
     gpt2 = Tokenizer(models.BPE())
     gpt2.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -79,7 +80,8 @@ def test_int8_dynamic_quantization_shrinks_and_keeps_predictions(tied_model):
     assert linear_weight_bytes(q) * 4 == linear_weight_bytes(model)
     assert isinstance(model.lm_head, torch.nn.Linear)  # the source model is untouched
     ids = AutoTokenizer.from_pretrained(str(tied_model))(
-        "Question: What is 4 + 9?\nAnswer: 4 + 9 = 13. The answer is 13.\n\nQuestion: What is 2 + 2?")["input_ids"]
+        "Question: What is 4 + 9?\nAnswer: 4 + 9 = 13. The answer is 13.\n\nQuestion: What is 2 + 2?"
+    )["input_ids"]
     with torch.inference_mode():
         ref = model(input_ids=torch.tensor([ids])).logits[0]
         got = q(input_ids=torch.tensor([ids])).logits[0]

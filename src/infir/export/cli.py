@@ -27,23 +27,40 @@ console = Console(stderr=True)
 
 def _export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="infir export", description="Export a trained model for deployment.")
-    p.add_argument("--model", required=True, type=Path, help="Hugging Face model folder (config + safetensors)")
-    p.add_argument("--format", choices=("gguf", "hf", "mmproj"), default="gguf",
-                   help="gguf: the language model; mmproj: a LLaVA model's vision side; hf: bf16 safetensors")
+    p.add_argument(
+        "--model", required=True, type=Path, help="Hugging Face model folder (config + safetensors)"
+    )
+    p.add_argument(
+        "--format",
+        choices=("gguf", "hf", "mmproj"),
+        default="gguf",
+        help="gguf: the language model; mmproj: a LLaVA model's vision side; hf: bf16 safetensors",
+    )
     p.add_argument("--quant", choices=("f16", "q8_0", "q4_0"), default="f16", help="GGUF weight type")
     p.add_argument("--out", required=True, type=Path, help="output .gguf file (gguf, mmproj) or folder (hf)")
-    p.add_argument("--tokenizer-pre", help="llama.cpp pre-tokenizer name (default: detected from the tokenizer)")
+    p.add_argument(
+        "--tokenizer-pre", help="llama.cpp pre-tokenizer name (default: detected from the tokenizer)"
+    )
     p.add_argument("--name", help="model name stored in the GGUF (default: the model folder's name)")
     return p
 
 
 def _bench_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infir bench-edge",
-                                description="Speed, memory and accuracy change of edge variants of a model.")
-    p.add_argument("--model", required=True, action="append", type=Path,
-                   help="a .gguf file, a Hugging Face model folder, or a folder of them (repeatable)")
-    p.add_argument("--reference", type=Path,
-                   help="unquantized HF model folder the others are compared with (default: the HF folder given)")
+    p = argparse.ArgumentParser(
+        prog="infir bench-edge", description="Speed, memory and accuracy change of edge variants of a model."
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        type=Path,
+        help="a .gguf file, a Hugging Face model folder, or a folder of them (repeatable)",
+    )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        help="unquantized HF model folder the others are compared with (default: the HF folder given)",
+    )
     p.add_argument("--task", help="eval task for the accuracy change (e.g. reasoning); default: none")
     p.add_argument("--limit", type=int, default=50, help="documents of --task to evaluate")
     p.add_argument("--chat", action="store_true", help="chat prompts for --task")
@@ -74,7 +91,9 @@ def cmd_export(argv: list[str]) -> int:
         else:
             if args.out.suffix != ".gguf":
                 raise ExportError(f"--out {args.out}: give a .gguf file name")
-            export_gguf(args.model, args.out, args.quant, name=args.name, tokenizer_pre=args.tokenizer_pre, log=say)
+            export_gguf(
+                args.model, args.out, args.quant, name=args.name, tokenizer_pre=args.tokenizer_pre, log=say
+            )
     except (ExportError, VocabError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         return 2
@@ -98,9 +117,16 @@ def cmd_bench(argv: list[str]) -> int:
 
     args = _bench_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = BenchSettings(prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens, repeats=args.repeats,
-                             agreement_tokens=args.agreement_tokens, threads=args.threads, task=args.task,
-                             task_limit=args.limit, chat=args.chat)
+    settings = BenchSettings(
+        prompt_tokens=args.prompt_tokens,
+        gen_tokens=args.gen_tokens,
+        repeats=args.repeats,
+        agreement_tokens=args.agreement_tokens,
+        threads=args.threads,
+        task=args.task,
+        task_limit=args.limit,
+        chat=args.chat,
+    )
     try:
         variants = find_variants(args.model, int8=not args.no_int8, reference=args.reference)
     except FileNotFoundError as e:

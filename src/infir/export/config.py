@@ -1,7 +1,8 @@
 """Typed config of the export stage (the `export:` section of a recipe).
 
 export:
-  source: auto                  # trained stage whose final/ to export; auto: last completed of rl, sft, anneal, pretrain
+  source: auto                  # trained stage (or model folder) to export; auto: the last completed
+                                #   of rl, sft, anneal, pretrain
   formats: [gguf, hf]           # gguf: one file per quant; hf: bf16 safetensors
   quants: [f16, q8_0, q4_0]
   bench:

@@ -102,11 +102,15 @@ def find_variants(paths: list[Path], int8: bool = True, reference: Path | None =
             ggufs += sorted(path.glob("*.gguf"))
             found += [p for p in sorted(path.iterdir()) if is_hf_model_dir(p)]
         else:
-            raise FileNotFoundError(f"{path}: not a .gguf file, a Hugging Face model folder, or a folder of them")
+            raise FileNotFoundError(
+                f"{path}: not a .gguf file, a Hugging Face model folder, or a folder of them"
+            )
     candidates = list(dict.fromkeys([reference, *hf_dirs] if reference else hf_dirs or found[:1]))
     if len(candidates) > 1:
-        raise FileNotFoundError(f"bench-edge compares the variants of one model; got several model folders "
-                                f"({', '.join(map(str, candidates))}): pass one, or name it with --reference")
+        raise FileNotFoundError(
+            f"bench-edge compares the variants of one model; got several model folders "
+            f"({', '.join(map(str, candidates))}): pass one, or name it with --reference"
+        )
     reference = candidates[0] if candidates else None
     if reference is not None:
         variants.append(Variant("torch-fp32", "pytorch", str(reference), "fp32"))
@@ -114,8 +118,15 @@ def find_variants(paths: list[Path], int8: bool = True, reference: Path | None =
             variants.append(Variant("torch-int8", "pytorch", str(reference), "int8"))
     for path in ggufs:
         quant = gguf_quant(path)
-        variants.append(Variant(f"llamacpp-{quant}", "llama.cpp", str(path), quant,
-                                tokenizer_dir=str(reference) if reference else None))
+        variants.append(
+            Variant(
+                f"llamacpp-{quant}",
+                "llama.cpp",
+                str(path),
+                quant,
+                tokenizer_dir=str(reference) if reference else None,
+            )
+        )
     if not variants:
         raise FileNotFoundError(f"no model found in {', '.join(map(str, paths))}")
     return variants
@@ -163,8 +174,9 @@ def _heldout_nll(variant: Variant, model, settings: BenchSettings) -> float:
     if variant.runtime == "llama.cpp":  # a second context keeping every position's logits
         from infir.export.llamacpp import LlamaCppModel
 
-        model = LlamaCppModel(variant.path, n_ctx=max(settings.nll_tokens, 64), threads=settings.threads,
-                              logits_all=True)
+        model = LlamaCppModel(
+            variant.path, n_ctx=max(settings.nll_tokens, 64), threads=settings.threads, logits_all=True
+        )
     return round(model.mean_nll(ids), 5)
 
 
@@ -176,8 +188,9 @@ def _load(variant: Variant, settings: BenchSettings):
     from infir.export.llamacpp import LlamaCppModel
 
     # Room for the longest measurement (prompt + generation) whatever n_ctx says.
-    n_ctx = max(settings.n_ctx, settings.prompt_tokens + settings.gen_tokens + 16,
-                settings.agreement_tokens + 256)
+    n_ctx = max(
+        settings.n_ctx, settings.prompt_tokens + settings.gen_tokens + 16, settings.agreement_tokens + 256
+    )
     return LlamaCppModel(variant.path, n_ctx=n_ctx, threads=settings.threads)
 
 
@@ -196,11 +209,18 @@ def _accuracy(variant: Variant, model, settings: BenchSettings) -> dict:
         from infir.export.llamacpp import LlamaCppBackend
 
         if variant.tokenizer_dir is None:
-            return {"error": "accuracy of a GGUF needs the reference model folder (--reference) for its prompts"}
+            return {
+                "error": "accuracy of a GGUF needs the reference model folder (--reference) for its prompts"
+            }
         backend = LlamaCppBackend(model, AutoTokenizer.from_pretrained(variant.tokenizer_dir))
     result = run_task(backend, spec, chat=settings.chat, batch_size=1, show_progress=False)
     metric = build_task(spec).primary_metric
-    return {"task": settings.task, "metric": metric, "value": result.metrics.get(metric), "n": result.metrics["n"]}
+    return {
+        "task": settings.task,
+        "metric": metric,
+        "value": result.metrics.get(metric),
+        "n": result.metrics["n"],
+    }
 
 
 def measure_variant(variant: Variant, settings: BenchSettings) -> dict:
@@ -213,7 +233,9 @@ def measure_variant(variant: Variant, settings: BenchSettings) -> dict:
 
     ids = model.tokenize(_fixed_text())
     if len(ids) < settings.prompt_tokens:
-        raise ValueError(f"the fixed text has {len(ids)} tokens, fewer than prompt_tokens={settings.prompt_tokens}")
+        raise ValueError(
+            f"the fixed text has {len(ids)} tokens, fewer than prompt_tokens={settings.prompt_tokens}"
+        )
     ids = ids[: settings.prompt_tokens]
     model.greedy(ids[:8], 4, stop_at_eog=False)  # warm-up: thread pools, first allocations
     prefill, decode = [], []
@@ -225,8 +247,9 @@ def measure_variant(variant: Variant, settings: BenchSettings) -> dict:
     for prompt in settings.agreement_prompts:
         prompt_ids = model.tokenize(prompt)
         run = model.greedy(prompt_ids, settings.agreement_tokens, stop_at_eog=False)
-        continuations.append({"prompt_ids": prompt_ids, "token_ids": run.token_ids,
-                              "text": model.detokenize(run.token_ids)})
+        continuations.append(
+            {"prompt_ids": prompt_ids, "token_ids": run.token_ids, "text": model.detokenize(run.token_ids)}
+        )
     out = {
         **asdict(variant),
         "file_bytes": _size(Path(variant.path), variant.runtime),
@@ -263,8 +286,12 @@ def agreement(reference: list[dict], other: list[dict]) -> dict:
             n += 1
         prefixes.append(n)
     total = len(reference[0]["token_ids"]) if reference else 0
-    return {"tokens": total, "matching_prefix": prefixes, "prompt_ids_match": prompts_match,
-            "exact": prompts_match and all(p == total for p in prefixes)}
+    return {
+        "tokens": total,
+        "matching_prefix": prefixes,
+        "prompt_ids_match": prompts_match,
+        "exact": prompts_match and all(p == total for p in prefixes),
+    }
 
 
 def run_bench(variants: list[Variant], settings: BenchSettings, log=print) -> BenchResult:
@@ -285,8 +312,11 @@ def run_bench(variants: list[Variant], settings: BenchSettings, log=print) -> Be
         log(f"bench-edge: {variant.name} ({variant.path}) ...")
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             measured = pool.submit(measure_variant, variant, settings).result()
-        log(f"  prompt {measured['prompt_tokens_per_s']} tok/s, generation {measured['gen_tokens_per_s']} tok/s, "
-            f"peak {measured['peak_rss_mb']} MB")
+        log(
+            f"  prompt {measured['prompt_tokens_per_s']} tok/s, "
+            f"generation {measured['gen_tokens_per_s']} tok/s, "
+            f"peak {measured['peak_rss_mb']} MB"
+        )
         result.variants.append(measured)
     _compare(result)
     return result

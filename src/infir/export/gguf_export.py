@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -66,12 +66,18 @@ def load_config(model_dir: Path):
     config = AutoConfig.from_pretrained(str(model_dir))
     text = _text_config(config)
     if text.model_type != "llama":
-        raise ExportError(f"{model_dir}/config.json: model_type {text.model_type!r}; the GGUF exporter writes "
-                          "Llama-family models (model_type 'llama', alone or as a LLaVA text_config)")
+        raise ExportError(
+            f"{model_dir}/config.json: model_type {text.model_type!r}; the GGUF exporter writes "
+            "Llama-family models (model_type 'llama', alone or as a LLaVA text_config)"
+        )
     if getattr(text, "hidden_act", "silu") != "silu":
-        raise ExportError(f"{model_dir}/config.json: hidden_act {text.hidden_act!r}; llama.cpp's llama uses silu")
+        raise ExportError(
+            f"{model_dir}/config.json: hidden_act {text.hidden_act!r}; llama.cpp's llama uses silu"
+        )
     if getattr(text, "attention_bias", False) or getattr(text, "mlp_bias", False):
-        raise ExportError(f"{model_dir}/config.json: attention_bias/mlp_bias are set; not supported by this exporter")
+        raise ExportError(
+            f"{model_dir}/config.json: attention_bias/mlp_bias are set; not supported by this exporter"
+        )
     return config
 
 
@@ -83,18 +89,24 @@ def _safetensors_files(model_dir: Path) -> list[Path]:
     single = model_dir / "model.safetensors"
     if single.is_file():
         return [single]
-    raise ExportError(f"{model_dir}: no model.safetensors (or sharded index); save the model with "
-                      "save_pretrained(safe_serialization=True)")
+    raise ExportError(
+        f"{model_dir}: no model.safetensors (or sharded index); save the model with "
+        "save_pretrained(safe_serialization=True)"
+    )
 
 
 def _text_name(name: str) -> str | None:
     """HF tensor name of the language model, with LLaVA's prefixes removed; None for vision tensors."""
-    for prefix, repl in (("model.language_model.", "model."), ("language_model.model.", "model."),
-                         ("language_model.lm_head.", "lm_head.")):
+    for prefix, repl in (
+        ("model.language_model.", "model."),
+        ("language_model.model.", "model."),
+        ("language_model.lm_head.", "lm_head."),
+    ):
         if name.startswith(prefix):
-            return repl + name[len(prefix):]
-    if name.startswith(("model.vision_tower.", "vision_tower.", "model.multi_modal_projector.",
-                        "multi_modal_projector.")):
+            return repl + name[len(prefix) :]
+    if name.startswith(
+        ("model.vision_tower.", "vision_tower.", "model.multi_modal_projector.", "multi_modal_projector.")
+    ):
         return None
     return name
 
@@ -105,7 +117,7 @@ def iter_text_tensors(model_dir: Path) -> Iterator[tuple[str, np.ndarray]]:
 
     for path in _safetensors_files(model_dir):
         with safe_open(str(path), framework="pt") as f:
-            for name in f.keys():
+            for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 text_name = _text_name(name)
                 if text_name is None or text_name.endswith("rotary_emb.inv_freq"):
                     continue
@@ -171,8 +183,11 @@ def write_hparams(writer, text, name: str, file_type: int) -> None:
 def permute_rope_rows(weight: np.ndarray, n_heads: int) -> np.ndarray:
     """HF's half-split rotary layout -> llama.cpp's interleaved pairs, per head (see module doc)."""
     rows = weight.shape[0]
-    return (weight.reshape(n_heads, 2, rows // n_heads // 2, *weight.shape[1:])
-            .swapaxes(1, 2).reshape(weight.shape))
+    return (
+        weight.reshape(n_heads, 2, rows // n_heads // 2, *weight.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weight.shape)
+    )
 
 
 def pick_type(gguf_name: str, array: np.ndarray, quant: str):
@@ -200,8 +215,15 @@ def encode(array: np.ndarray, qtype) -> np.ndarray:
     return quants.quantize(np.ascontiguousarray(array, dtype=np.float32), qtype)
 
 
-def export_gguf(model_dir: str | Path, out_path: str | Path, quant: str = "f16", *, name: str | None = None,
-                tokenizer_pre: str | None = None, log=print) -> GGUFExport:
+def export_gguf(
+    model_dir: str | Path,
+    out_path: str | Path,
+    quant: str = "f16",
+    *,
+    name: str | None = None,
+    tokenizer_pre: str | None = None,
+    log=print,
+) -> GGUFExport:
     """Write `model_dir` (HF Llama checkpoint + tokenizer) to `out_path` as a GGUF of type `quant`."""
     import gguf
 
@@ -216,8 +238,11 @@ def export_gguf(model_dir: str | Path, out_path: str | Path, quant: str = "f16",
     tokenizer = load_tokenizer_dir(model_dir)
     vocab = build_vocab(tokenizer, text.vocab_size, eos_ids=_stop_ids(model_dir, text), pre=tokenizer_pre)
 
-    file_type = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
-                 "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[quant]
+    file_type = {
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+    }[quant]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     writer = gguf.GGUFWriter(str(tmp), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
@@ -248,27 +273,42 @@ def export_gguf(model_dir: str | Path, out_path: str | Path, quant: str = "f16",
         counts[qtype.name] = counts.get(qtype.name, 0) + 1
         seen.add(gguf_name)
     if rope_parameters(text)["rope_type"] == "llama3":
-        writer.add_tensor("rope_freqs.weight", llama3_rope_factors(text), raw_dtype=gguf.GGMLQuantizationType.F32)
+        writer.add_tensor(
+            "rope_freqs.weight", llama3_rope_factors(text), raw_dtype=gguf.GGMLQuantizationType.F32
+        )
         counts["F32"] = counts.get("F32", 0) + 1
     expected = 2 + 9 * text.num_hidden_layers + (0 if tied else 1)
     if len(seen) != expected:
-        raise ExportError(f"{model_dir}: found {len(seen)} language-model tensors, expected {expected} "
-                          f"({text.num_hidden_layers} blocks, {'tied' if tied else 'untied'} embeddings)")
+        raise ExportError(
+            f"{model_dir}: found {len(seen)} language-model tensors, expected {expected} "
+            f"({text.num_hidden_layers} blocks, {'tied' if tied else 'untied'} embeddings)"
+        )
     if fallbacks:
-        log(f"gguf {quant}: {len(fallbacks)} matrices have rows not a multiple of {BLOCK}; kept in F16 "
-            f"({', '.join(fallbacks[:4])}{', ...' if len(fallbacks) > 4 else ''})")
+        log(
+            f"gguf {quant}: {len(fallbacks)} matrices have rows not a multiple of {BLOCK}; kept in F16 "
+            f"({', '.join(fallbacks[:4])}{', ...' if len(fallbacks) > 4 else ''})"
+        )
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     os.replace(tmp, out_path)
-    result = GGUFExport(path=str(out_path), quant=quant, bytes=out_path.stat().st_size,
-                        seconds=round(time.perf_counter() - t0, 2), tensors=sum(counts.values()),
-                        tensor_types=counts, f16_fallbacks=fallbacks, tokenizer_pre=vocab.pre,
-                        tied_embeddings=tied)
-    log(f"wrote {out_path} ({quant}, {result.bytes / 2**20:.1f} MiB, {result.tensors} tensors, "
-        f"pre-tokenizer {vocab.pre}) in {result.seconds:.1f}s")
+    result = GGUFExport(
+        path=str(out_path),
+        quant=quant,
+        bytes=out_path.stat().st_size,
+        seconds=round(time.perf_counter() - t0, 2),
+        tensors=sum(counts.values()),
+        tensor_types=counts,
+        f16_fallbacks=fallbacks,
+        tokenizer_pre=vocab.pre,
+        tied_embeddings=tied,
+    )
+    log(
+        f"wrote {out_path} ({quant}, {result.bytes / 2**20:.1f} MiB, {result.tensors} tensors, "
+        f"pre-tokenizer {vocab.pre}) in {result.seconds:.1f}s"
+    )
     return result
 
 

@@ -54,8 +54,12 @@ class GGUFVocab:
         # Our tokenizers add no BOS; llama.cpp's BPE default (token 11) would be some random token.
         writer.add_add_bos_token(False)
         writer.add_add_eos_token(False)
-        for ident, add in ((self.bos_id, writer.add_bos_token_id), (self.eos_id, writer.add_eos_token_id),
-                           (self.pad_id, writer.add_pad_token_id), (self.eot_id, writer.add_eot_token_id)):
+        for ident, add in (
+            (self.bos_id, writer.add_bos_token_id),
+            (self.eos_id, writer.add_eos_token_id),
+            (self.pad_id, writer.add_pad_token_id),
+            (self.eot_id, writer.add_eot_token_id),
+        ):
             if ident is not None:
                 add(ident)
         if self.chat_template:
@@ -66,7 +70,9 @@ def _component(node: dict | None) -> list[dict]:
     if node is None:
         return []
     if node.get("type") == "Sequence":
-        return [c for child in node.get("pretokenizers", node.get("normalizers", [])) for c in _component(child)]
+        return [
+            c for child in node.get("pretokenizers", node.get("normalizers", [])) for c in _component(child)
+        ]
     return [node]
 
 
@@ -78,20 +84,31 @@ def _pattern(split: dict) -> str | None:
 def detect_pre_tokenizer(tokenizer_json: dict) -> str:
     """llama.cpp's name for the pre-tokenizer described in `tokenizer.json`, or VocabError."""
     if _component(tokenizer_json.get("normalizer")):
-        raise VocabError(f"the tokenizer has a normalizer ({tokenizer_json['normalizer'].get('type')}); "
-                         "llama.cpp's byte-level BPE applies none, so tokenization would differ")
+        raise VocabError(
+            f"the tokenizer has a normalizer ({tokenizer_json['normalizer'].get('type')}); "
+            "llama.cpp's byte-level BPE applies none, so tokenization would differ"
+        )
     steps = _component(tokenizer_json.get("pre_tokenizer"))
     kinds = [s.get("type") for s in steps]
-    if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") \
-            and steps[1].get("use_regex", True) and not steps[1].get("add_prefix_space", False):
+    if (
+        kinds == ["Digits", "ByteLevel"]
+        and steps[0].get("individual_digits")
+        and steps[1].get("use_regex", True)
+        and not steps[1].get("add_prefix_space", False)
+    ):
         return "smollm"
     if kinds == ["ByteLevel"] and steps[0].get("use_regex", True) and not steps[0].get("add_prefix_space"):
         return "gpt-2"
-    if kinds == ["Split", "ByteLevel"] and _pattern(steps[0]) == LLAMA3_PATTERN \
-            and not steps[1].get("use_regex", True):
+    if (
+        kinds == ["Split", "ByteLevel"]
+        and _pattern(steps[0]) == LLAMA3_PATTERN
+        and not steps[1].get("use_regex", True)
+    ):
         return "llama-bpe"
-    raise VocabError(f"pre-tokenizer {kinds} ({json.dumps(tokenizer_json.get('pre_tokenizer'))[:300]}) has no "
-                     "known llama.cpp equivalent; pass tokenizer_pre=NAME if you know one that splits alike")
+    raise VocabError(
+        f"pre-tokenizer {kinds} ({json.dumps(tokenizer_json.get('pre_tokenizer'))[:300]}) has no "
+        "known llama.cpp equivalent; pass tokenizer_pre=NAME if you know one that splits alike"
+    )
 
 
 def _merges(model: dict) -> list[str]:
@@ -107,8 +124,9 @@ def strip_generation_tags(template: str) -> str:
     return re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", template)
 
 
-def build_vocab(tokenizer, vocab_size: int, eos_ids: list[int] | None = None,
-                pre: str | None = None) -> GGUFVocab:
+def build_vocab(
+    tokenizer, vocab_size: int, eos_ids: list[int] | None = None, pre: str | None = None
+) -> GGUFVocab:
     """The GGUF vocabulary of a transformers fast tokenizer, padded to the model's `vocab_size` rows.
 
     `eos_ids`: the model's generation stop ids (first = eos); defaults to the tokenizer's eos.
@@ -121,13 +139,16 @@ def build_vocab(tokenizer, vocab_size: int, eos_ids: list[int] | None = None,
     if model.get("type") != "BPE":
         raise VocabError(f"tokenizer model is {model.get('type')}; this exporter writes byte-level BPE only")
     if _component(data.get("pre_tokenizer")) and not any(
-            s.get("type") == "ByteLevel" for s in _component(data.get("pre_tokenizer"))):
+        s.get("type") == "ByteLevel" for s in _component(data.get("pre_tokenizer"))
+    ):
         raise VocabError("tokenizer is BPE but not byte-level (no ByteLevel pre-tokenizer)")
     pre = pre or detect_pre_tokenizer(data)
 
     vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
     if max(vocab.values()) >= vocab_size:
-        raise VocabError(f"tokenizer has id {max(vocab.values())} but the model has only {vocab_size} embedding rows")
+        raise VocabError(
+            f"tokenizer has id {max(vocab.values())} but the model has only {vocab_size} embedding rows"
+        )
     added = {t.content: t for t in backend.get_added_tokens_decoder().values()}
     by_id = {i: t for t, i in vocab.items()}
     tokens, types = [], []
@@ -150,9 +171,17 @@ def build_vocab(tokenizer, vocab_size: int, eos_ids: list[int] | None = None,
     # Without a BOS of its own (add_bos is off), point it at end-of-text as Qwen-style tokenizers do.
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else vocab.get("<|endoftext|>", eos)
     template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
-    return GGUFVocab(tokens=tokens, token_types=types, merges=_merges(model), pre=pre, bos_id=bos, eos_id=eos,
-                     pad_id=tokenizer.pad_token_id, eot_id=eot,
-                     chat_template=strip_generation_tags(template) if template else None)
+    return GGUFVocab(
+        tokens=tokens,
+        token_types=types,
+        merges=_merges(model),
+        pre=pre,
+        bos_id=bos,
+        eos_id=eos,
+        pad_id=tokenizer.pad_token_id,
+        eot_id=eot,
+        chat_template=strip_generation_tags(template) if template else None,
+    )
 
 
 def load_tokenizer_dir(path: Path):

@@ -13,14 +13,16 @@ chat template (the same text both runtimes see); llama.cpp tokenizes them with i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-INSTALL_HINT = ("llama-cpp-python is not installed; `pip install 'infir[edge]'` builds it with llama.cpp "
-                "(CPU: a C++ compiler and cmake, about 10 minutes on 2 cores)")
+INSTALL_HINT = (
+    "llama-cpp-python is not installed; `pip install 'infir[edge]'` builds it with llama.cpp "
+    "(CPU: a C++ compiler and cmake, about 10 minutes on 2 cores)"
+)
 
 
 def llama_cpp_available() -> bool:
@@ -57,16 +59,25 @@ class Timed:
 class LlamaCppModel:
     """A GGUF loaded in llama.cpp on the CPU."""
 
-    def __init__(self, path: str | Path, *, n_ctx: int = 2048, threads: int | None = None,
-                 logits_all: bool = False):
+    def __init__(
+        self, path: str | Path, *, n_ctx: int = 2048, threads: int | None = None, logits_all: bool = False
+    ):
         llama_cpp = _llama_cpp()
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such GGUF file")
         self.path = path
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=min(n_ctx, 512),
-                                   n_threads=threads, n_threads_batch=threads, logits_all=logits_all,
-                                   n_gpu_layers=0, verbose=False)
+        self.llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            n_ubatch=min(n_ctx, 512),
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=logits_all,
+            n_gpu_layers=0,
+            verbose=False,
+        )
         self._lib = llama_cpp
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.n_vocab = self.llm.n_vocab()
@@ -89,11 +100,17 @@ class LlamaCppModel:
         ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def greedy(self, prompt_ids: Sequence[int], max_new_tokens: int, *, stop_at_eog: bool = True,
-               should_stop: Callable[[list[int]], bool] | None = None) -> Timed:
+    def greedy(
+        self,
+        prompt_ids: Sequence[int],
+        max_new_tokens: int,
+        *,
+        stop_at_eog: bool = True,
+        should_stop: Callable[[list[int]], bool] | None = None,
+    ) -> Timed:
         """Argmax decoding of up to `max_new_tokens` after `prompt_ids`, timed by phase."""
         if len(prompt_ids) + max_new_tokens > self.n_ctx:
-            prompt_ids = list(prompt_ids)[-(self.n_ctx - max_new_tokens):]
+            prompt_ids = list(prompt_ids)[-(self.n_ctx - max_new_tokens) :]
         self.llm.reset()
         t0 = time.perf_counter()
         self.llm.eval(list(prompt_ids))
@@ -152,12 +169,22 @@ class LlamaCppBackend:
         self.last_stats = _Stats()
 
     @classmethod
-    def load(cls, gguf_path: str | Path, tokenizer, *, n_ctx: int = 2048,
-             threads: int | None = None) -> "LlamaCppBackend":
+    def load(
+        cls, gguf_path: str | Path, tokenizer, *, n_ctx: int = 2048, threads: int | None = None
+    ) -> LlamaCppBackend:
         return cls(LlamaCppModel(gguf_path, n_ctx=n_ctx, threads=threads), tokenizer)
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 256, stop: Sequence[str] = (),
-                 temperature: float = 0.0, num_samples: int = 1, progress=None, **_ignored) -> list:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 256,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        num_samples: int = 1,
+        progress=None,
+        **_ignored,
+    ) -> list:
         from infir.eval.generate import Generation
 
         if temperature != 0 or num_samples != 1:
@@ -176,9 +203,15 @@ class LlamaCppBackend:
             run = self.model.greedy(ids, max_new_tokens, should_stop=hit)
             text = self.model.detokenize(run.token_ids)
             cut = [i for i in (text.find(s) for s in stops) if i >= 0]
-            results.append(Generation(text=text[: min(cut)] if cut else text, finish_reason=run.finish_reason,
-                                      token_ids=run.token_ids, prompt_tokens=len(ids),
-                                      new_tokens=len(run.token_ids)))
+            results.append(
+                Generation(
+                    text=text[: min(cut)] if cut else text,
+                    finish_reason=run.finish_reason,
+                    token_ids=run.token_ids,
+                    prompt_tokens=len(ids),
+                    new_tokens=len(run.token_ids),
+                )
+            )
             stats.new_tokens += len(run.token_ids)
             if progress is not None:
                 progress(1)
@@ -200,12 +233,12 @@ class LlamaCppBackend:
                 context, continuation = context[:-spaces], context[-spaces:] + continuation
             ctx = self._scorer.tokenize(context)
             whole = self._scorer.tokenize(context + continuation)
-            cont = whole[len(ctx):]
+            cont = whole[len(ctx) :]
             if not cont:
                 raise ValueError(f"continuation {continuation!r} encodes to no tokens")
             ctx = ctx or [self._scorer.llm.token_eos()]
             logprobs = self._scorer.prompt_logprobs(ctx + cont[:-1])
-            rows = logprobs[len(ctx) - 1:]
+            rows = logprobs[len(ctx) - 1 :]
             total = float(sum(rows[i, t] for i, t in enumerate(cont)))
             greedy = all(int(rows[i].argmax()) == t for i, t in enumerate(cont))
             results.append(Scored(total, greedy))

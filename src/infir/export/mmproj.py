@@ -38,21 +38,31 @@ def check_llava(model_dir: Path):
 
     config = AutoConfig.from_pretrained(str(model_dir))
     if config.model_type != "llava":
-        raise ExportError(f"{model_dir}/config.json: model_type {config.model_type!r}; an mmproj file is written "
-                          "for LLaVA models (model_type 'llava')")
+        raise ExportError(
+            f"{model_dir}/config.json: model_type {config.model_type!r}; an mmproj file is written "
+            "for LLaVA models (model_type 'llava')"
+        )
     vision = config.vision_config
     if vision.model_type not in ("clip_vision_model", "clip"):
-        raise ExportError(f"{model_dir}/config.json: vision tower {vision.model_type!r}; llama.cpp's `mlp` "
-                          "projector layout is written for CLIP vision towers")
+        raise ExportError(
+            f"{model_dir}/config.json: vision tower {vision.model_type!r}; llama.cpp's `mlp` "
+            "projector layout is written for CLIP vision towers"
+        )
     if getattr(config, "vision_feature_select_strategy", "default") != "default":
-        raise ExportError(f"{model_dir}/config.json: vision_feature_select_strategy "
-                          f"{config.vision_feature_select_strategy!r}; llama.cpp's llava graph drops the class token "
-                          "('default')")
+        raise ExportError(
+            f"{model_dir}/config.json: vision_feature_select_strategy "
+            f"{config.vision_feature_select_strategy!r}; llama.cpp's llava graph drops the class token "
+            "('default')"
+        )
     if getattr(config, "projector_hidden_act", "gelu") != "gelu":
-        raise ExportError(f"{model_dir}/config.json: projector_hidden_act {config.projector_hidden_act!r}; "
-                          "llama.cpp's mlp projector uses gelu")
+        raise ExportError(
+            f"{model_dir}/config.json: projector_hidden_act {config.projector_hidden_act!r}; "
+            "llama.cpp's mlp projector uses gelu"
+        )
     if vision.hidden_act not in ("quick_gelu", "gelu"):
-        raise ExportError(f"{model_dir}/config.json: vision hidden_act {vision.hidden_act!r} (quick_gelu or gelu)")
+        raise ExportError(
+            f"{model_dir}/config.json: vision hidden_act {vision.hidden_act!r} (quick_gelu or gelu)"
+        )
     return config
 
 
@@ -81,9 +91,16 @@ def _vision_name(name: str, keep_layers: int) -> str | None:
     _, _, index, module = rest.split(".", 3)
     if int(index) >= keep_layers:
         return None
-    parts = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.out_proj": "attn_out", "layer_norm1": "ln1", "layer_norm2": "ln2",
-             "mlp.fc1": "ffn_up", "mlp.fc2": "ffn_down"}
+    parts = {
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.out_proj": "attn_out",
+        "layer_norm1": "ln1",
+        "layer_norm2": "ln2",
+        "mlp.fc1": "ffn_up",
+        "mlp.fc2": "ffn_down",
+    }
     module_name, kind = module.rsplit(".", 1)
     if module_name not in parts:
         raise ExportError(f"unexpected CLIP tensor {name!r}")
@@ -126,14 +143,15 @@ def export_mmproj(model_dir: str | Path, out_path: str | Path, *, log=print) -> 
     counts: dict[str, int] = {}
     for path in _safetensors_files(model_dir):
         with safe_open(str(path), framework="pt") as f:
-            for name in f.keys():
+            for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 target = _vision_name(name, keep)
                 if target is None:
                     continue
                 array = f.get_tensor(name).float().numpy()
                 qtype = gguf.GGMLQuantizationType.F16 if array.ndim >= 2 else gguf.GGMLQuantizationType.F32
-                writer.add_tensor(target, array.astype(np.float16 if array.ndim >= 2 else np.float32),
-                                  raw_dtype=qtype)
+                writer.add_tensor(
+                    target, array.astype(np.float16 if array.ndim >= 2 else np.float32), raw_dtype=qtype
+                )
                 counts[qtype.name] = counts.get(qtype.name, 0) + 1
     expected = 5 + 2 * 2 + 16 * keep  # embeddings + pre_ln, two projector linears, 16 tensors per block
     if sum(counts.values()) != expected:
@@ -143,10 +161,18 @@ def export_mmproj(model_dir: str | Path, out_path: str | Path, *, log=print) -> 
     writer.write_tensors_to_file()
     writer.close()
     os.replace(tmp, out_path)
-    result = GGUFExport(path=str(out_path), quant="f16", bytes=out_path.stat().st_size,
-                        seconds=round(time.perf_counter() - t0, 2), tensors=sum(counts.values()), tensor_types=counts)
-    log(f"wrote {out_path} (mmproj, {keep} of {vision.num_hidden_layers} CLIP blocks, "
-        f"{result.bytes / 2**20:.1f} MiB) in {result.seconds:.1f}s")
+    result = GGUFExport(
+        path=str(out_path),
+        quant="f16",
+        bytes=out_path.stat().st_size,
+        seconds=round(time.perf_counter() - t0, 2),
+        tensors=sum(counts.values()),
+        tensor_types=counts,
+    )
+    log(
+        f"wrote {out_path} (mmproj, {keep} of {vision.num_hidden_layers} CLIP blocks, "
+        f"{result.bytes / 2**20:.1f} MiB) in {result.seconds:.1f}s"
+    )
     return result
 
 

@@ -28,8 +28,12 @@ def quantize_dynamic_int8(model):
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
         warnings.filterwarnings("ignore", message=".*quantize_per_channel.*")
-        return quantize_dynamic(model.float().eval(), {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                dtype=torch.qint8, inplace=False)
+        return quantize_dynamic(
+            model.float().eval(),
+            {torch.nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            inplace=False,
+        )
 
 
 def linear_weight_bytes(model) -> int:
@@ -61,4 +65,9 @@ def export_hf_bf16(model_dir: str | Path, out_dir: str | Path, log=print) -> dic
     tokenizer.save_pretrained(out_dir)
     size = sum(p.stat().st_size for p in out_dir.glob("*.safetensors"))
     log(f"wrote {out_dir} (bf16 safetensors, {size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f}s")
-    return {"path": str(out_dir), "dtype": "bfloat16", "bytes": size, "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "path": str(out_dir),
+        "dtype": "bfloat16",
+        "bytes": size,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

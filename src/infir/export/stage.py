@@ -27,8 +27,10 @@ def resolve_source(ctx: StageContext, cfg: ExportConfig) -> tuple[str, Path]:
         for stage in TRAINED_STAGES:
             if ctx.has_output(stage) and (ctx.run_dir / stage / "final").is_dir():
                 return stage, ctx.run_dir / stage / "final"
-        raise FileNotFoundError(f"export: no trained stage with a final checkpoint in {ctx.run_dir} "
-                                f"(looked for {', '.join(s + '/final' for s in TRAINED_STAGES)})")
+        raise FileNotFoundError(
+            f"export: no trained stage with a final checkpoint in {ctx.run_dir} "
+            f"(looked for {', '.join(s + '/final' for s in TRAINED_STAGES)})"
+        )
     if cfg.source in TRAINED_STAGES:
         folder = ctx.output_of(cfg.source) / "final"
         if not folder.is_dir():
@@ -36,8 +38,10 @@ def resolve_source(ctx: StageContext, cfg: ExportConfig) -> tuple[str, Path]:
         return cfg.source, folder
     folder = Path(cfg.source)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"export.source {cfg.source!r}: not a trained stage ({', '.join(TRAINED_STAGES)}) "
-                                "nor a model folder with config.json")
+        raise FileNotFoundError(
+            f"export.source {cfg.source!r}: not a trained stage ({', '.join(TRAINED_STAGES)}) "
+            "nor a model folder with config.json"
+        )
     return folder.name, folder
 
 
@@ -61,14 +65,22 @@ def run(ctx: StageContext) -> dict:
     summary: dict = {"source": name, "source_dir": str(source), "gguf": [], "hf": None}
     if "gguf" in cfg.formats:
         for quant in cfg.quants:
-            result = export_gguf(source, out / f"model-{quant}.gguf", quant, name=f"{ctx.recipe.name}-{name}",
-                                 tokenizer_pre=cfg.tokenizer_pre, log=say)
+            result = export_gguf(
+                source,
+                out / f"model-{quant}.gguf",
+                quant,
+                name=f"{ctx.recipe.name}-{name}",
+                tokenizer_pre=cfg.tokenizer_pre,
+                log=say,
+            )
             summary["gguf"].append({**result.to_dict(), "path": Path(result.path).name})
         if is_llava(source):
             from infir.export.mmproj import export_mmproj
 
-            summary["mmproj"] = {**export_mmproj(source, out / "mmproj-f16.gguf", log=say).to_dict(),
-                                 "path": "mmproj-f16.gguf"}
+            summary["mmproj"] = {
+                **export_mmproj(source, out / "mmproj-f16.gguf", log=say).to_dict(),
+                "path": "mmproj-f16.gguf",
+            }
     if "hf" in cfg.formats:
         hf = export_hf_bf16(source, out / "hf", log=say)
         summary["hf"] = {**hf, "path": "hf"}
@@ -76,10 +88,16 @@ def run(ctx: StageContext) -> dict:
         summary["edge"] = {"notes": ["the edge benchmark measures causal language models; skipped for LLaVA"]}
     elif cfg.bench.enabled:
         b = cfg.bench
-        settings = BenchSettings(prompt_tokens=b.prompt_tokens, gen_tokens=b.gen_tokens, repeats=b.repeats,
-                                 agreement_tokens=b.agreement_tokens, threads=b.threads or ctx.recipe.runtime.threads,
-                                 task=b.task, task_limit=b.task_limit,
-                                 chat=b.chat if b.chat is not None else CHAT_BY_DEFAULT.get(name, False))
+        settings = BenchSettings(
+            prompt_tokens=b.prompt_tokens,
+            gen_tokens=b.gen_tokens,
+            repeats=b.repeats,
+            agreement_tokens=b.agreement_tokens,
+            threads=b.threads or ctx.recipe.runtime.threads,
+            task=b.task,
+            task_limit=b.task_limit,
+            chat=b.chat if b.chat is not None else CHAT_BY_DEFAULT.get(name, False),
+        )
         ggufs = [out / g["path"] for g in summary["gguf"]]
         result = run_bench(find_variants(ggufs, int8=b.int8, reference=source), settings, log=say)
         write_result(result, out / "edge.json")

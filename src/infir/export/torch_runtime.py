@@ -6,8 +6,8 @@ token per step), so the two runtimes are timed doing the same work.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -47,8 +47,14 @@ class TorchModel:
         return float(torch.nn.functional.cross_entropy(logits, torch.tensor(list(ids[1:]))))
 
     @torch.inference_mode()
-    def greedy(self, prompt_ids: Sequence[int], max_new_tokens: int, *, stop_at_eog: bool = True,
-               should_stop: Callable[[list[int]], bool] | None = None) -> Timed:
+    def greedy(
+        self,
+        prompt_ids: Sequence[int],
+        max_new_tokens: int,
+        *,
+        stop_at_eog: bool = True,
+        should_stop: Callable[[list[int]], bool] | None = None,
+    ) -> Timed:
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
@@ -71,8 +77,9 @@ class TorchModel:
             if len(generated) >= max_new_tokens:
                 break
             step = torch.tensor([[token]], dtype=torch.long)
-            out = self.model(input_ids=step, cache=cache, use_cache=True,
-                             position_ids=torch.tensor([[position]]))
+            out = self.model(
+                input_ids=step, cache=cache, use_cache=True, position_ids=torch.tensor([[position]])
+            )
             position += 1
             token = int(out.logits[0, -1].argmax())
         return Timed(generated, len(prompt_ids), t1 - t0, time.perf_counter() - t1, finish)
