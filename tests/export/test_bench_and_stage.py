@@ -180,3 +180,37 @@ def test_stage_with_benchmark_writes_edge_json(tmp_path, tied_model):
         assert set(summary["edge"]["speedup_vs_pytorch"]) == {"torch-int8", "llamacpp-f16", "llamacpp-q4_0"}
     else:
         assert any("llama-cpp-python" in n for n in summary["edge"]["notes"])
+
+
+def test_stage_runs_under_the_run_directory_contract(tmp_path, tied_model):
+    """The stage as the lead's stage table would declare it: config written, marker set, rerun skipped."""
+    import shutil
+
+    from pydantic import Field
+
+    from infir.config import Recipe
+    from infir.run import MARKER, Stage, run_stage, write_json
+    from infir.stages import _lazy
+
+    class RecipeWithExport(Recipe):
+        export: ExportConfig = Field(default_factory=ExportConfig)
+
+    recipe = RecipeWithExport(
+        stages=["pretrain", "export"],
+        export=ExportConfig(formats=["gguf"], quants=["q8_0"], bench=EdgeBenchConfig(enabled=False)),
+    )
+    stage = Stage(
+        "export",
+        ("export",),
+        lambda r: tuple(s for s in ("pretrain", "anneal", "sft", "rl") if s in r.stages),
+        _lazy("infir.export.stage"),
+        help="GGUF (f16/q8_0/q4_0), bf16 safetensors and the edge benchmark",
+    )
+    shutil.copytree(tied_model, tmp_path / "pretrain" / "final")
+    write_json(tmp_path / "pretrain" / MARKER, {"fingerprint": "abc", "finished": 0})
+    summary = run_stage(recipe, stage, tmp_path, log=lambda *_: None)
+    assert summary["gguf"][0]["path"] == "model-q8_0.gguf"
+    assert (tmp_path / "export" / "config.yaml").read_text().startswith("export:")
+    messages = []
+    run_stage(recipe, stage, tmp_path, log=messages.append)
+    assert messages and messages[0].startswith("skipped export")
