@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from infir.config_base import Section
 from infir.curate.config import CurateConfig
 from infir.eval.config import EvalConfig
+from infir.export.config import ExportConfig
 from infir.model.llm import ModelConfig
 from infir.sft.config import SFTConfig
 from infir.synth.config import SynthConfig
@@ -61,6 +62,7 @@ class Recipe(Section):
     synth: SynthConfig = Field(default_factory=SynthConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("stages")

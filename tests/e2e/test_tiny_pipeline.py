@@ -21,8 +21,9 @@ SHRINK = [
     "synth.seeds.0.per_family=10", "sft.data.1.per_family=10", "sft.epochs=1", "sft.global_batch_size=4", "sft.micro_batch_size=4",
     "sft.seq_len=256", "sft.save_every=0",
     "eval.tasks.0.options.n=3", "eval.tasks.0.max_new_tokens=24", "eval.batch_size=8",
+    "export.bench.task_limit=2", "export.bench.repeats=1", "export.bench.gen_tokens=8", "export.bench.prompt_tokens=16",
 ]
-STAGES = ["curate", "tokenize", "pretrain", "anneal", "synth", "sft", "eval", "report"]
+STAGES = ["curate", "tokenize", "pretrain", "anneal", "synth", "sft", "eval", "export", "report"]
 
 
 def infir(*args, cwd):
@@ -96,7 +97,7 @@ def test_rerun_skips_everything_and_a_changed_stage_reruns_downstream(run_dir):
     assert out.returncode == 0, out.stderr[-3000:]
     for s in ("curate", "tokenize", "pretrain", "anneal", "synth"):
         assert f"skipped {s}:" in out.stderr
-    for s in ("sft", "eval", "report"):
+    for s in ("sft", "eval", "export", "report"):
         assert f"skipped {s}:" not in out.stderr
 
 
@@ -107,3 +108,14 @@ def test_synth_writes_verified_messages_that_sft_trains_on(run_dir):
     assert synth  # counts per step
     sft = json.loads((run_dir / "sft" / "summary.json").read_text())
     assert sft["conversations"]["kept"] >= len(rows)
+
+
+def test_export_writes_gguf_files_and_the_edge_benchmark(run_dir):
+    import gguf
+
+    for quant in ("f16", "q8_0", "q4_0"):
+        reader = gguf.GGUFReader(run_dir / "export" / f"model-{quant}.gguf")
+        assert any(t.name == "token_embd.weight" for t in reader.tensors)
+    edge = json.loads((run_dir / "export" / "edge.json").read_text())
+    assert {v["name"] for v in edge["variants"]} >= {"torch-fp32"}
+    assert "Edge deployment" in (run_dir / "report" / "index.html").read_text()

@@ -163,6 +163,12 @@ def write_report(run_dir: Path, title: str | None = None, samples_per_task: int 
                                  f"{html.escape(str(smp.get('output', '')))}</b>\n<span class='{cls}'>"
                                  f"extracted {html.escape(str(smp.get('extracted')))} · "
                                  f"{'correct' if ok else 'wrong'}</span></pre>")
+    from infir.export.report import EDGE_COLUMNS, edge_rows
+
+    edge = edge_rows(run_dir / "export")
+    if edge:
+        parts += ["<h2>Edge deployment</h2>",
+                  _table(list(EDGE_COLUMNS), [[row.get(c) for c in EDGE_COLUMNS] for row in edge])]
     extra = {n: i["summary"] for n, i in data["stages"].items() if n not in ("report",)}
     parts += ["<h2>Stage summaries</h2>", f"<pre>{html.escape(json.dumps(extra, indent=1, default=str)[:20000])}</pre>"]
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>infir report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
