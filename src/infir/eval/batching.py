@@ -43,8 +43,14 @@ class RunningBatch:
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=model.config)
-        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                    use_cache=True, logits_to_keep=1)
+        out = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         return cls(cache, mask, positions[:, -1:] + 1, list(rows)), out.logits[:, -1, :]
 
     def __len__(self) -> int:
@@ -94,7 +100,12 @@ class RunningBatch:
     def step(self, model) -> torch.Tensor:
         """Feed every row its next token; returns the logits for the token after."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
-        out = model(input_ids=self.tokens[:, None], attention_mask=self.mask, position_ids=self.next_pos,
-                    cache=self.cache, use_cache=True)
+        out = model(
+            input_ids=self.tokens[:, None],
+            attention_mask=self.mask,
+            position_ids=self.next_pos,
+            cache=self.cache,
+            use_cache=True,
+        )
         self.next_pos = self.next_pos + 1
         return out.logits[:, -1, :]

@@ -172,17 +172,30 @@ class Generator:
             encoded = [ids[-max(1, limit - max_new_tokens) :] for ids in encoded]
         # Longest first, like lm-evaluation-harness: an out-of-memory shows up on the first batch.
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        run = _Decoding(self, encoded, max_new_tokens, Sampler(temperature, top_p, top_k, seed, self.device),
-                        StopChecker(self.tokenizer, stop), progress)
+        run = _Decoding(
+            self,
+            encoded,
+            max_new_tokens,
+            Sampler(temperature, top_p, top_k, seed, self.device),
+            StopChecker(self.tokenizer, stop),
+            progress,
+        )
         t0 = time.perf_counter()
         run.decode(order, batch_size)
-        stats = GenerationStats(prompts=len(encoded), new_tokens=sum(len(g) for g in run.generated),
-                                seconds=time.perf_counter() - t0)
+        stats = GenerationStats(
+            prompts=len(encoded),
+            new_tokens=sum(len(g) for g in run.generated),
+            seconds=time.perf_counter() - t0,
+        )
         self.last_stats = stats
         return [
-            Generation(text=run.stopper.cut(self.tokenizer.decode(ids, skip_special_tokens=True)),
-                       finish_reason=run.finish[i], token_ids=ids if return_token_ids else None,
-                       prompt_tokens=len(encoded[i]), new_tokens=len(ids))
+            Generation(
+                text=run.stopper.cut(self.tokenizer.decode(ids, skip_special_tokens=True)),
+                finish_reason=run.finish[i],
+                token_ids=ids if return_token_ids else None,
+                prompt_tokens=len(encoded[i]),
+                new_tokens=len(ids),
+            )
             for i, ids in enumerate(run.generated)
         ]
 
@@ -190,8 +203,15 @@ class Generator:
 class _Decoding:
     """One `generate` call: a queue of prompts feeding a running batch of at most `batch_size` rows."""
 
-    def __init__(self, gen: Generator, prompts: list[list[int]], max_new_tokens: int, sampler: Sampler,
-                 stopper: StopChecker, progress: Callable[[int], Any] | None):
+    def __init__(
+        self,
+        gen: Generator,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        sampler: Sampler,
+        stopper: StopChecker,
+        progress: Callable[[int], Any] | None,
+    ):
         self.gen, self.prompts, self.max_new_tokens = gen, prompts, max_new_tokens
         self.sampler, self.stopper, self.progress = sampler, stopper, progress
         self.generated: list[list[int]] = [[] for _ in prompts]
@@ -215,8 +235,9 @@ class _Decoding:
         return keep
 
     def _admit(self, rows: list[int]) -> RunningBatch:
-        batch, logits = RunningBatch.prefill(self.gen.model, [self.prompts[r] for r in rows], rows,
-                                             self.gen.pad_id, self.gen.device)
+        batch, logits = RunningBatch.prefill(
+            self.gen.model, [self.prompts[r] for r in rows], rows, self.gen.pad_id, self.gen.device
+        )
         tokens = self.sampler(logits)
         batch.keep(self._advance(batch.rows, tokens), tokens)
         return batch
