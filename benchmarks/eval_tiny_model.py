@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -102,6 +103,7 @@ def train_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    print(f"saved the benchmark model to {out} (reuse it with --model)", file=sys.stderr, flush=True)
     return out
 
 
