@@ -64,7 +64,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("sft", ("sft", "seed"), _sft_needs, _lazy("infir.sft.stage"), resumable=True,
           help="supervised fine-tuning on conversations, assistant-only loss, packed"),
     Stage("eval", ("eval", "seed"), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.eval.stage"),
-          resumable=True, help="evaluate each trained stage's checkpoint"),
+          resumable=True, keep=("cache",), help="evaluate each trained stage's checkpoint"),
     Stage("export", ("export",), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.export.stage"),
           help="GGUF (f16/q8_0/q4_0) + bf16 safetensors of the last trained checkpoint, and the edge benchmark"),
     Stage("report", ("report",), lambda r: tuple(s for s in r.stages if s != "report"),
