@@ -183,6 +183,9 @@ class DecontamConfig(Section):
     ngram: int = 10
     min_matches: int = 1  # n-grams shared with one benchmark item
     min_item_fraction: float = 0.5  # ... and at least this share of that item's n-grams
+    # Benchmark texts shorter than `ngram` words count when they have this many words, or are a
+    # short problem (words around a formula); shorter answers are stock phrases, not quotes.
+    short_min_words: int = 5
 
 
 class MixtureSpec(Section):

@@ -6,12 +6,14 @@ task's own loader. The index is, per task, a sorted array of 64-bit n-gram hashe
 from, built once on the driver (`build_index`) and saved; each worker loads it and checks a
 document's n-grams with one vectorised `searchsorted`. A document is contaminated when it holds at
 least `min_item_fraction` of one benchmark item's n-grams: quoting a question is caught, sharing a
-stock phrase or formula with some solution is not. Benchmark texts shorter than n words (short
-problems) are matched as a whole.
+stock phrase or formula with some solution is not. Benchmark texts shorter than n words are matched
+as a whole when they are specific enough (short problems such as "Simplify $\\sqrt{242}$."), and
+ignored when they are short answers that clean pages share by chance.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -57,12 +59,31 @@ def registry_task_names() -> list[str]:
     return list(task_names())
 
 
-def _item_grams(text: str, n: int) -> tuple[int, np.ndarray]:
-    """(k, unique k-gram hashes) of one benchmark text: k = n, or its whole length when shorter."""
+_FORMULA = re.compile(r"\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]", re.S)
+_PROSE_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def short_text_is_specific(text: str, n_words: int, min_words: int) -> bool:
+    """Whether a benchmark text shorter than n words still identifies its item when quoted: it has
+    `min_words` words, or it is a short problem, an instruction around a formula ("Simplify
+    $\\sqrt{242}$."). Short answers ("Inositol triphosphate", "\\frac{1}{2}") are stock phrases
+    found in clean pages and are left out."""
+    if n_words >= min_words:
+        return True
+    if n_words < 2:
+        return False
+    prose = _FORMULA.sub(" ", text)
+    return prose != text and _PROSE_WORD.search(prose) is not None
+
+
+def _item_grams(text: str, cfg: DecontamConfig) -> tuple[int, np.ndarray]:
+    """(k, unique k-gram hashes) of one benchmark text: k = n, or its whole length when it is
+    shorter but specific (see `short_text_is_specific`); k = 0 when it cannot be matched."""
+    n = cfg.ngram
     hashes = word_hashes(text)
     if len(hashes) >= n:
         return n, np.unique(ngram_hashes(hashes, n))
-    if len(hashes) >= 2:  # a short problem ("Evaluate $\\log_2 64$.") is matched as a whole
+    if short_text_is_specific(text, len(hashes), cfg.short_min_words):
         return len(hashes), ngram_hashes(hashes, len(hashes))
     return 0, hashes[:0]
 
@@ -77,7 +98,7 @@ def build_index(cfg: DecontamConfig, texts_of: TextSource = registry_texts,
         by_k: dict[int, tuple[list, list]] = {}
         sizes = []
         for item, text in enumerate(_task_texts(task, cfg.data_paths.get(task), texts_of)):
-            k, grams = _item_grams(text, cfg.ngram)
+            k, grams = _item_grams(text, cfg)
             sizes.append(len(grams))
             if k:
                 hashes, items = by_k.setdefault(k, ([], []))
