@@ -66,20 +66,19 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
     if cfg.filters.enabled:
         steps.append(HeuristicFilter(cfg.filters, removed))
     index = str(work / "decontam.npz") if cfg.decontam.enabled else None
-    featurize = Featurize(cfg.dedup, cfg.recall.max_tokens_per_doc, str(work / "scan"), cfg.decontam, index)
+    featurize = Featurize(cfg.dedup, cfg.recall.max_tokens_per_doc if cfg.recall.enabled else None,
+                          str(work / "scan"), cfg.decontam, index)
     writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
     pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
 
 
 def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
-
     from infir.curate.decontam import Decontaminate
     from infir.curate.mixture import DomainCount
     from infir.curate.quality import QualityFilter
     from infir.curate.shard_steps import ApplyDedup, ApplyRecall, ScanReader
-    from infir.curate.steps import ShardStats, output_adapter
+    from infir.curate.steps import ShardStats, gzip_writer
 
     removed = str(out) if cfg.write_removed else None
     work = out / "_work"
@@ -91,7 +90,7 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     if cfg.decontam.enabled:
         steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))
-    writer = JsonlWriter(str(out / "kept"), output_filename="${domain}_${rank}.jsonl.gz", adapter=output_adapter)
+    writer = gzip_writer(str(out / "kept"), "${domain}_${rank}.jsonl.gz")
     return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
 
 

@@ -28,7 +28,7 @@ def _load_scan(scan: Path, n_shards: int):
             sigs.append(data["sigs"])
         lines = (scan / f"{rank:05d}.recall.txt").read_text(encoding="utf-8").split("\n")[:-1]
         info = json.loads((scan / f"{rank:05d}.meta.json").read_text())
-        texts += lines
+        texts += lines or [""] * len(info["docs"])  # no recall text when recall is off
         meta += info["docs"]
         sizes.append(len(info["docs"]))
         for key in featurize_seconds:

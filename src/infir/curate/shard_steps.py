@@ -18,10 +18,10 @@ from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DecontamConfig, DedupConfig
 from infir.curate.dedup import MinHasher, exact_hash
-from infir.curate.hashing import word_hashes
+from infir.curate.hashing import word_hashes_many
 from infir.curate.fasttext_utils import normalize
 from infir.curate.filters.domain_guess import guess_domain
-from infir.curate.steps import CurateStep
+from infir.curate.steps import CurateStep, batched
 
 
 def _atomic_bytes(path: Path, write) -> None:
@@ -32,44 +32,49 @@ def _atomic_bytes(path: Path, write) -> None:
 
 
 class Featurize(PipelineStep):
+    """Computes, a batch of documents at a time, what the global steps need: word hashes once
+    (shared by the MinHash signatures and the benchmark n-gram lookup), exact hashes, recall text."""
+
     name = "🧬 featurize"
     type = "🧬 - FEATURES"
+    batch_size = 256
 
-    def __init__(self, dedup: DedupConfig, recall_tokens: int, scan_dir: str,
+    def __init__(self, dedup: DedupConfig, recall_tokens: int | None, scan_dir: str,
                  decontam: DecontamConfig | None = None, decontam_index: str | None = None):
         super().__init__()
         self.dedup = dedup
-        self.recall_tokens = recall_tokens
+        self.recall_tokens = recall_tokens  # None: recall is off, no recall text
         self.scan_dir = scan_dir
         self.decontam = decontam
         self.decontam_index = decontam_index
         self.seconds = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        from infir.curate.decontam import DecontamIndex, contamination
+        from infir.curate.decontam import DecontamIndex, contamination_of
 
         hasher = MinHasher(self.dedup)
         index = DecontamIndex(self.decontam_index) if self.decontam_index else None
         exact, sigs, texts, meta = [], [], [], []
-        for doc in data:
+        for batch in batched(data, self.batch_size):
             t0 = time.perf_counter()
-            words = word_hashes(doc.text)
-            h, sig = exact_hash(doc.text), hasher.signature(doc.text, words)
+            words = word_hashes_many([doc.text for doc in batch])
+            exact += [exact_hash(doc.text) for doc in batch]
+            sigs.append(hasher.signatures(words))
             t1 = time.perf_counter()
             if index is not None:
-                doc.metadata["_contamination"] = contamination(index, words, self.decontam)
+                for doc, hits in zip(batch, index.matches_many(words)):
+                    doc.metadata["_contamination"] = contamination_of(hits, self.decontam)
             t2 = time.perf_counter()
-            texts.append(normalize(doc.text, self.recall_tokens))
+            if self.recall_tokens:
+                texts += [normalize(doc.text, self.recall_tokens) for doc in batch]
             self.seconds["recall"] += time.perf_counter() - t2
             self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
-            exact.append(h)
-            sigs.append(sig)
-            meta.append({"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc)})
-            yield doc
+            meta += [{"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc)} for doc in batch]
+            yield from batch
         out = Path(self.scan_dir)
         out.mkdir(parents=True, exist_ok=True)
-        sig_array = np.stack(sigs) if sigs else np.zeros((0, hasher.num_perm), dtype=np.uint32)
+        sig_array = np.concatenate(sigs) if sigs else np.zeros((0, hasher.num_perm), dtype=np.uint32)
         _atomic_bytes(out / f"{rank:05d}.npz",
                       lambda f: np.savez(f, exact=np.array(exact, dtype=np.uint64), sigs=sig_array))
         _atomic_bytes(out / f"{rank:05d}.recall.txt", lambda f: f.write("".join(t + "\n" for t in texts).encode()))
@@ -88,12 +93,14 @@ class ScanReader(PipelineStep):
         self.scan_dir = scan_dir
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        import orjson
+
         path = Path(self.scan_dir) / f"{rank:05d}.jsonl"
         if not path.exists():
             return
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:
             for line in f:
-                record = json.loads(line)
+                record = orjson.loads(line)
                 yield Document(text=record["text"], id=record["id"], metadata=record["metadata"])
 
 
