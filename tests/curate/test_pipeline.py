@@ -32,11 +32,9 @@ def _small_cfg(paths: list[str], **kw) -> CurateConfig:
     cfg.recall.seeds["math"].builtin[0].kwargs["docs_per_family"] = 10
     cfg.recall.seeds["math"].builtin[1].kwargs["n"] = 60
     cfg.recall.seeds["code"].builtin[0].kwargs["n"] = 60
-    cfg.recall.negative_seeds["code"].builtin[0].kwargs["max_docs"] = 100
     cfg.recall.rounds = 1
     cfg.decontam.tasks = ["gsm8k"]
     cfg.decontam.data_paths = {"gsm8k": _gsm8k_copy(Path(paths[0]).parent / "gsm8k")}
-    cfg.quality.enabled = False  # the bootstrap scorer is tested on its own; here it would judge forum text
     return cfg
 
 
@@ -77,7 +75,7 @@ def _kept_ids(out: Path) -> set[str]:
 def test_output_contract_and_invariant(curated):
     _, out, summary = curated
     names = [s["name"] for s in summary["steps"]]
-    assert names == ["validate", "langid", "heuristics", "recall", "dedup", "decontam", "mixture"]
+    assert names == ["validate", "langid", "heuristics", "recall", "dedup", "quality", "decontam", "mixture"]
     for s in summary["steps"]:
         assert s["docs_in"] == s["docs_out"] + sum(s["dropped"].values())
     for a, b in zip(summary["steps"], summary["steps"][1:]):

@@ -66,7 +66,10 @@ class BatchLangId:
         """Class probabilities of one document, as py3langid's `_decide` with `norm_probs`."""
         if len(feats):
             idx, counts = np.unique(feats, return_counts=True)
-            scores = np.log1p(counts.astype(np.float32)) @ self.ptc[idx] + self.pc
+            # a weighted row sum, not `@`: per-document BLAS calls spin threads against the other
+            # workers on a busy machine
+            weights = np.log1p(counts.astype(np.float32))
+            scores = (self.ptc[idx] * weights[:, None]).sum(axis=0) + self.pc
         else:  # no feature: uniform, as py3langid
             scores = np.zeros(len(self.classes), dtype=np.float32)
         scores *= 1.0 / math.sqrt(len(data) or 1)

@@ -5,7 +5,7 @@
                                -> features (recall text, exact hash, MinHash signature,
                                   benchmark n-gram matches: one word hashing serves both)
   select (driver, global)      recall classifiers (train, iterate, expand), dedup clustering,
-                               quality model
+                               quality model and scores
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 
@@ -66,8 +66,9 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
     if cfg.filters.enabled:
         steps.append(HeuristicFilter(cfg.filters, removed))
     index = str(work / "decontam.npz") if cfg.decontam.enabled else None
-    featurize = Featurize(cfg.dedup, cfg.recall.max_tokens_per_doc if cfg.recall.enabled else None,
-                          str(work / "scan"), cfg.decontam, index)
+    featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
+                          str(work / "scan"), cfg.decontam, index,
+                          programs=cfg.recall.enabled and cfg.recall.code_requires_program)
     writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
     pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
@@ -86,7 +87,7 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     if cfg.dedup.enabled:
         steps.append(ApplyDedup(str(work / "decisions"), removed))
     if cfg.quality.enabled:
-        steps.append(QualityFilter(cfg.quality, str(work / "quality.bin"), removed))
+        steps.append(QualityFilter(cfg.quality, str(work / "decisions"), removed))
     if cfg.decontam.enabled:
         steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))

@@ -5,6 +5,8 @@ the corpus (and the other domains' seeds); it scores every document; documents s
 `positive_threshold` join the positives and the classifier retrains, `rounds` times. Then
 domain-level expansion: a URL prefix (host + first path segments) with enough pages, a large
 share of them recalled, gets its other pages reconsidered at the lower `expand_threshold`.
+Code must also be a program (it parses, or keeps a source file's layout): documentation pages
+full of examples read like code to any classifier, but are pages about programs.
 A document's domain is the recalled domain with the highest score, else web.
 """
 
@@ -20,7 +22,7 @@ from infir.curate.config import RecallConfig, SeedSource
 from infir.curate.fasttext_utils import label_probabilities, normalize, train_supervised
 
 
-def load_seeds(source: SeedSource, max_tokens: int) -> list[str]:
+def load_seeds(source: SeedSource, cfg: RecallConfig) -> list[str]:
     import json
 
     import fsspec
@@ -38,7 +40,7 @@ def load_seeds(source: SeedSource, max_tokens: int) -> list[str]:
                         raise ValueError(f"seed file {path}, line {lineno}: no JSON object with `text` ({e})") from e
     for src in source.builtin:
         texts += [d["text"] for d in iter_named(src.name, **src.kwargs)]
-    return [normalize(t, max_tokens) for t in texts[: source.limit]]
+    return [normalize(t, cfg.max_tokens_per_doc, cfg.windows) for t in texts[: source.limit]]
 
 
 def url_prefix(url: str | None, depth: int) -> str | None:
@@ -105,11 +107,14 @@ def expand_by_prefix(scores: np.ndarray, urls: list[str | None], cfg: RecallConf
 
 
 def run_recall(corpus: list[str], urls: list[str | None], cfg: RecallConfig, seed: int,
-               guesses: list[str] | None = None, model_dir=None) -> tuple[list[str], dict[str, np.ndarray], dict]:
+               guesses: list[str] | None = None, model_dir=None,
+               programs: list[bool] | None = None) -> tuple[list[str], dict[str, np.ndarray], dict]:
     """Returns per-document domains, per-domain scores and a report of the rounds. `guesses` are
     the heuristic step's rule-based kinds (code / math / technical / prose), used only to keep
-    likely positives out of the negatives."""
-    seeds = {d: load_seeds(cfg.seeds[d], cfg.max_tokens_per_doc) for d in cfg.domains if d in cfg.seeds}
+    likely positives out of the negatives. `programs` marks the documents that are programs
+    (`rules.is_program`): with `code_requires_program`, only they can join the code domain, and
+    documentation full of examples, which the classifier takes for code, stays web."""
+    seeds = {d: load_seeds(cfg.seeds[d], cfg) for d in cfg.domains if d in cfg.seeds}
     missing = [d for d in cfg.domains if not seeds.get(d)]
     if missing:
         raise ValueError(f"recall has no seeds for {missing}: give `recall.seeds.<domain>` paths or builtin sources")
@@ -118,17 +123,23 @@ def run_recall(corpus: list[str], urls: list[str | None], cfg: RecallConfig, see
     report: dict = {"domains": {}}
     for k, domain in enumerate(cfg.domains):
         likely = np.array([g == domain for g in guesses], dtype=bool) if guesses is not None else None
-        negatives = (load_seeds(cfg.negative_seeds[domain], cfg.max_tokens_per_doc)
+        negatives = (load_seeds(cfg.negative_seeds[domain], cfg)
                      if domain in cfg.negative_seeds else [])
         scores[domain], history, model = recall_domain(domain, corpus, seeds, cfg, seed + 1000 * k, likely,
                                                        negatives)
         recalled[domain] = expand_by_prefix(scores[domain], urls, cfg)
+        expanded = int(recalled[domain].sum() - (scores[domain] >= cfg.threshold).sum())
+        not_program = 0
+        if domain == "code" and cfg.code_requires_program and programs is not None:
+            is_program = np.asarray(programs, dtype=bool)
+            not_program = int((recalled[domain] & ~is_program).sum())
+            recalled[domain] &= is_program
         if model_dir is not None:
             model.save_model(str(model_dir / f"recall_{domain}.bin"))
         report["domains"][domain] = {
             "seeds": len(seeds[domain]), "rounds": history,
             "recalled": int(recalled[domain].sum()),
-            "expanded": int(recalled[domain].sum() - (scores[domain] >= cfg.threshold).sum())}
+            "expanded": expanded, "not_programs": not_program}
     domains = []
     for i in range(len(corpus)):
         best, best_score = "web", -1.0

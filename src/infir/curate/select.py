@@ -1,7 +1,7 @@
 """The global pass on the driver: everything that needs all shards at once.
 
-Reads the scan's features, runs recall and dedup clustering, trains (or loads) the quality model,
-and writes one decision file per shard for the finish stage.
+Reads the scan's features, runs recall and dedup clustering, trains (or loads) the quality model
+and scores every document, and writes one decision file per shard for the finish stage.
 Its report is saved last (`_work/select.json`): when present, a rerun skips the pass.
 """
 
@@ -64,7 +64,8 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int) -> dict:
         from infir.curate.recall import run_recall
 
         domains, scores, report["recall"] = run_recall(texts, [m["url"] for m in meta], cfg.recall, seed,
-                                                       guesses=[m["kind"] for m in meta], model_dir=work)
+                                                       guesses=[m["kind"] for m in meta], model_dir=work,
+                                                       programs=[m["program"] for m in meta])
     else:
         domains = [m["kind"] if m["kind"] in ("math", "code") else "web" for m in meta]
         scores, report["recall"] = {}, {"method": "rule-based guess (recall disabled)"}
@@ -79,6 +80,19 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int) -> dict:
     report["dedup"] = {"seconds": time.perf_counter() - t0 + featurize_seconds["dedup"],
                        "clustering_seconds": time.perf_counter() - t0}
 
+    t0 = time.perf_counter()
+    quality = None
+    if cfg.quality.enabled:
+        from infir.curate.quality import score_texts, train_quality_model
+
+        if cfg.quality.model_path:
+            shutil.copyfile(cfg.quality.model_path, work / "quality.bin")
+            report["quality"] = {"model": cfg.quality.model_path}
+        else:
+            report["quality"] = train_quality_model(cfg.quality, cfg.recall, texts, seed, work / "quality.bin")
+        quality = score_texts(work / "quality.bin", texts)
+        report["quality"]["seconds"] = time.perf_counter() - t0
+
     decisions = work / "decisions"
     decisions.mkdir(parents=True, exist_ok=True)
     start = 0
@@ -88,19 +102,10 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int) -> dict:
         payload = {"domain": domains[start:start + size],
                    "scores": {d: [round(float(x), 4) for x in s[start:start + size]] for d, s in scores.items()},
                    "dups": dups}
+        if quality is not None:
+            payload["quality"] = [round(float(x), 4) for x in quality[start:start + size]]
         (decisions / f"{rank:05d}.json").write_text(json.dumps(payload))
         start += size
-
-    t0 = time.perf_counter()
-    if cfg.quality.enabled:
-        from infir.curate.quality import train_quality_model
-
-        if cfg.quality.model_path:
-            shutil.copyfile(cfg.quality.model_path, work / "quality.bin")
-            report["quality"] = {"model": cfg.quality.model_path}
-        else:
-            report["quality"] = train_quality_model(cfg.quality, cfg.recall, seed, work / "quality.bin")
-        report["quality"]["training_seconds"] = time.perf_counter() - t0
 
     report["decontam_match_seconds"] = featurize_seconds["decontam"]
     tmp = done.with_suffix(".tmp")

@@ -1,8 +1,8 @@
 """Steps that carry documents between the parallel stages and the driver.
 
 `Featurize` closes the scan: it keeps, per shard and in order, what the global steps need
-(recall text, exact hash, MinHash signature, URL, rule-based kind). `ScanReader` reopens a scanned
-shard for the finishing stage, and `ApplyRecall` / `ApplyDedup` apply the driver's decisions.
+(classifier text, exact hash, MinHash signature, URL, rule-based kind, whether it is a program).
+`ScanReader` reopens a scanned shard for the finishing stage, and `ApplyRecall` / `ApplyDedup` apply the driver's decisions.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from infir.curate.config import DecontamConfig, DedupConfig
+from infir.curate.config import DecontamConfig, DedupConfig, RecallConfig
 from infir.curate.dedup import MinHasher, exact_hash
 from infir.curate.hashing import word_hashes_many
 from infir.curate.fasttext_utils import normalize
-from infir.curate.filters.domain_guess import guess_domain
+from infir.curate.filters.domain_guess import guess_domain, parses_cached
+from infir.curate.filters.rules import is_program
 from infir.curate.steps import CurateStep, batched
 
 
@@ -39,11 +40,13 @@ class Featurize(PipelineStep):
     type = "🧬 - FEATURES"
     batch_size = 256
 
-    def __init__(self, dedup: DedupConfig, recall_tokens: int | None, scan_dir: str,
-                 decontam: DecontamConfig | None = None, decontam_index: str | None = None):
+    def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, scan_dir: str,
+                 decontam: DecontamConfig | None = None, decontam_index: str | None = None,
+                 programs: bool = False):
         super().__init__()
         self.dedup = dedup
-        self.recall_tokens = recall_tokens  # None: recall is off, no recall text
+        self.recall = recall  # its text settings; None: no classifier needs the text
+        self.programs = programs  # whether recall needs to know which documents are programs
         self.scan_dir = scan_dir
         self.decontam = decontam
         self.decontam_index = decontam_index
@@ -65,12 +68,14 @@ class Featurize(PipelineStep):
                 for doc, hits in zip(batch, index.matches_many(words)):
                     doc.metadata["_contamination"] = contamination_of(hits, self.decontam)
             t2 = time.perf_counter()
-            if self.recall_tokens:
-                texts += [normalize(doc.text, self.recall_tokens) for doc in batch]
+            if self.recall is not None:
+                texts += [normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows) for doc in batch]
             self.seconds["recall"] += time.perf_counter() - t2
             self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
-            meta += [{"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc)} for doc in batch]
+            meta += [{"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc),
+                      "program": self.programs and is_program(doc.text, lambda d=doc: parses_cached(d))}
+                     for doc in batch]
             yield from batch
         out = Path(self.scan_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -99,8 +104,9 @@ class ScanReader(PipelineStep):
         if not path.exists():
             return
         with open(path, "rb") as f:
-            for line in f:
+            for index, line in enumerate(f):
                 record = orjson.loads(line)
+                record["metadata"]["_index"] = index  # the document's row in the driver's decisions
                 yield Document(text=record["text"], id=record["id"], metadata=record["metadata"])
 
 
@@ -120,11 +126,9 @@ class ApplyRecall(CurateStep):
 
     def setup(self, rank: int, world_size: int) -> None:
         self._decisions = load_decisions(self.decisions_dir, rank)
-        self._next = 0
 
     def filter(self, doc: Document) -> bool:
-        i = self._next
-        self._next += 1
+        i = doc.metadata["_index"]
         doc.metadata["domain"] = self._decisions["domain"][i]
         doc.metadata["recall_scores"] = {d: s[i] for d, s in self._decisions["scores"].items()}
         return True
@@ -140,11 +144,9 @@ class ApplyDedup(CurateStep):
 
     def setup(self, rank: int, world_size: int) -> None:
         self._dups = load_decisions(self.decisions_dir, rank)["dups"]
-        self._next = 0
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        entry = self._dups.get(str(self._next))
-        self._next += 1
+        entry = self._dups.get(str(doc.metadata["_index"]))
         if entry is None:
             return True
         doc.metadata["duplicate_of"] = entry[0]

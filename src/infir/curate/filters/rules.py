@@ -92,6 +92,16 @@ def brackets_balance(text: str) -> bool:
     return not stack
 
 
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def is_program(text: str, parses) -> bool:
+    """Whether a text is a program rather than a page about one: Python that parses, or text that
+    keeps a source file's layout (blank lines between blocks; text extracted from HTML pages, code
+    examples included, loses them). `parses` is called only when the layout does not decide."""
+    return len(_BLANK_LINE.findall(text, 0, 20_000)) >= 2 or parses()
+
+
 def looks_like_python(text: str) -> bool:
     return re.search(r"^(?:def |class |import |from [\w.]+ import )", text[:20_000], re.M) is not None
 
