@@ -101,7 +101,8 @@ class CurateStep(BaseFilter):
     batch_size = 1
 
     def __init__(self, removed_dir: str | None = None):
-        super().__init__(exclusion_writer=removed_writer(removed_dir, self.step_name))
+        # datatrove's BaseFilter keeps `batch_size` on the instance: hand it the class's value
+        super().__init__(exclusion_writer=removed_writer(removed_dir, self.step_name), batch_size=type(self).batch_size)
         self.books = {"name": self.step_name, "docs_in": 0, "docs_out": 0, "words_in": 0, "words_out": 0,
                       "dropped": Counter(), "seconds": 0.0}
 
