@@ -59,7 +59,7 @@ _LETTERS = None  # bool per code point of the Basic Multilingual Plane: matches 
 
 
 def letter_count(text: str) -> int:
-    """Characters matching [^\W\d_] (letters), by a table lookup over the UTF-32 code points."""
+    """Letters (characters matching `[^\\W\\d_]`), by a table lookup over the UTF-32 code points."""
     global _LETTERS
     if _LETTERS is None:
         _LETTERS = np.array([c.isalnum() and not c.isdecimal() and c != "_" for c in map(chr, range(1 << 16))])
