@@ -97,7 +97,7 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
 
 def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary."""
-    from infir.curate.select import run_select
+    from infir.curate.select import run_select, start_seeds
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,24 +107,29 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     t_start = time.perf_counter()
     shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
     (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
-    walls = {}
-    prepare = {}
-    if cfg.decontam.enabled:
-        from infir.curate.select import prepare_decontam
+    seeds_job = start_seeds(cfg, work)  # the recall seeds are generated while the scan runs
+    try:
+        walls = {}
+        prepare = {}
+        if cfg.decontam.enabled:
+            from infir.curate.select import prepare_decontam
 
-        with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
-            prepare["decontam"] = prepare_decontam(cfg, work)
-            walls["prepare"] = done()
-    with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
-        pipeline, _ = scan_pipeline(cfg, shards, out)
-        run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
-        walls["scan"] = done()
-    with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
-        select_report = run_select(cfg, work, len(shards), seed) | prepare
-        walls["select"] = done()
-    with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-        run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))
-        walls["finish"] = done()
+            with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
+                prepare["decontam"] = prepare_decontam(cfg, work)
+                walls["prepare"] = done()
+        with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
+            pipeline, _ = scan_pipeline(cfg, shards, out)
+            run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
+            walls["scan"] = done()
+        with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
+            select_report = run_select(cfg, work, len(shards), seed, seeds_job) | prepare
+            walls["select"] = done()
+        with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
+            run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))
+            walls["finish"] = done()
+    finally:
+        if seeds_job is not None:
+            seeds_job.cancel()  # a no-op once collected; stops it when a stage failed
     summary = build_summary(cfg, out, len(shards), select_report, walls, time.perf_counter() - t_start)
     reporter.funnel(summary)
     return summary
