@@ -136,3 +136,16 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
     fresh.tasks = 4
     run_curate(fresh, tmp_path / "fresh")
     assert _kept_ids(tmp_path / "run") == _kept_ids(tmp_path / "fresh")
+
+
+def test_ray_executor_gives_the_same_kept_set(curated, tmp_path):
+    ray = pytest.importorskip("ray", reason="the Ray executor needs ray (pip install 'infir[ray]')")
+    root, out, _ = curated
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cfg = _small_cfg([str(root / "in.jsonl.gz")], executor="ray")
+        summary = run_curate(cfg, tmp_path / "ray")
+    finally:
+        ray.shutdown()
+    assert summary["totals"]["executor"] == "ray"
+    assert _kept_ids(tmp_path / "ray") == _kept_ids(out)

@@ -86,18 +86,24 @@ def start_seeds(cfg: CurateConfig, work: Path) -> Job | None:
         return None
     from infir.curate.recall import load_all_seeds
 
-    return Job(load_all_seeds, cfg.recall, parallel=cfg.workers > 1)
+    return Job(load_all_seeds, cfg.recall, parallel=_fork_jobs(cfg))
+
+
+def _fork_jobs(cfg: CurateConfig) -> bool:
+    """Forked jobs need spare local cores and a driver without a Ray client (its threads do not
+    survive a fork); with Ray, the driver runs them itself."""
+    return cfg.workers > 1 and cfg.executor == "local"
 
 
 def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, seeds_job: Job | None = None) -> dict:
-    """The global pass. Recall per domain and the quality model run in forked children (when
-    `cfg.workers` > 1) while the driver clusters duplicates."""
+    """The global pass. Recall per domain and the quality model run in forked children (local
+    executor, more than one worker) while the driver clusters duplicates."""
     done = work / "select.json"
     if done.exists():
         return json.loads(done.read_text())
     exact, sigs, texts, meta, sizes, featurize_seconds = _load_scan(work / "scan", n_shards)
     report: dict = {"docs": len(texts)}
-    parallel = cfg.workers > 1
+    parallel = _fork_jobs(cfg)
     jobs: list[Job] = []
     try:
         recall_jobs = {}
