@@ -8,6 +8,7 @@ collapse to their digit count. Training runs on one thread with a fixed seed, so
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 _TOKEN = re.compile(r"\n[ \t]+|\n|\\[A-Za-z]+|[^\W\d_]+|_+|\d+|[^\s\w]")
 
 
+_MIN_ROWS_SEEN = 20_000
 _CHARS_PER_TOKEN = 8  # generous: the text cut before tokenizing always holds enough tokens
 
 
@@ -56,8 +58,12 @@ def normalize(text: str, max_tokens: int, windows: int = 1) -> str:
 
 def train_supervised(lines: list[str], *, epoch: int, dim: int, lr: float, word_ngrams: int, seed: int,
                      workdir: Path | None = None):
-    """`lines` are '__label__X text' rows; returns a fastText model."""
+    """`lines` are '__label__X text' rows; returns a fastText model. Small sets get more epochs:
+    the learning rate decays to zero over the run, and a few hundred rows seen five times leave
+    the model near its initial guess."""
     import fasttext
+
+    epoch = max(epoch, min(100, math.ceil(_MIN_ROWS_SEEN / max(len(lines), 1))))
 
     fd, path = tempfile.mkstemp(suffix=".txt", dir=workdir)
     try:

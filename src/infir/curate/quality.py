@@ -86,9 +86,9 @@ def expected_score(dist: dict[str, float]) -> float:
 
 
 def score_texts(model_path: Path, texts: list[str]) -> np.ndarray:
-    import fasttext
+    from fasttext.FastText import _FastText
 
-    model = fasttext.load_model(str(model_path))
+    model = _FastText(model_path=str(model_path))  # load_model's only addition is a deprecation notice
     return np.array([expected_score(distribution(model, t)) for t in texts], dtype=np.float32)
 
 
