@@ -149,3 +149,12 @@ def test_ray_executor_gives_the_same_kept_set(curated, tmp_path):
         ray.shutdown()
     assert summary["totals"]["executor"] == "ray"
     assert _kept_ids(tmp_path / "ray") == _kept_ids(out)
+
+
+def test_benchmark_that_cannot_load_stops_the_run_with_its_name(curated, tmp_path, capsys):
+    root, _, _ = curated
+    # Default config: every registry task, from the hub, which these tests cannot reach.
+    assert cli_main(["--input", str(root / "in.jsonl.gz"), "--output", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "benchmark task 'gsm8k' cannot be loaded" in err and "decontam.data_paths.gsm8k" in err
+    assert not (tmp_path / "o/kept").exists()
