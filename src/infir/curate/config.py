@@ -138,7 +138,7 @@ class RecallConfig(Section):
     windows: int = 4  # ... in this many windows spread over a long document
     max_positives: int = 1500  # per round; recalled positives are sampled down to this
     epoch: int = 5
-    dim: int = 32
+    dim: int = 16
     lr: float = 0.5
     word_ngrams: int = 2
     # Domain-level expansion: a URL prefix with many recalled pages gets its others reconsidered.
@@ -173,7 +173,7 @@ class QualityConfig(Section):
     thresholds: dict[str, float] = Field(default_factory=lambda: {"web": 0.1, "math": 0.1, "code": 0.1})
     bootstrap_docs: int = 2000  # corpus documents sampled for the bootstrap model
     epoch: int = 5
-    dim: int = 32
+    dim: int = 16
 
 
 class DecontamConfig(Section):

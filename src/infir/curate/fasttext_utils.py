@@ -17,7 +17,7 @@ from pathlib import Path
 _TOKEN = re.compile(r"\n[ \t]+|\n|\\[A-Za-z]+|[^\W\d_]+|_+|\d+|[^\s\w]")
 
 
-_MIN_ROWS_SEEN = 20_000
+_MIN_ROWS_SEEN = 10_000
 _CHARS_PER_TOKEN = 8  # generous: the text cut before tokenizing always holds enough tokens
 
 
