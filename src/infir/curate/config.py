@@ -185,7 +185,7 @@ class DecontamConfig(Section):
     min_item_fraction: float = 0.5  # ... and at least this share of that item's n-grams
     # Benchmark texts shorter than `ngram` words count when they have this many words, or are a
     # short problem (words around a formula); shorter answers are stock phrases, not quotes.
-    short_min_words: int = 5
+    short_min_words: int = 8
 
 
 class MixtureSpec(Section):
