@@ -11,7 +11,9 @@ table in its float16, its length-scaled softmax, its alias folding), so the deci
 from __future__ import annotations
 
 import math
+import os
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 
@@ -25,18 +27,46 @@ def encode(text: str) -> bytes:
     return unicodedata.normalize("NFC", text).encode("utf8", errors="surrogatepass")
 
 
+def _model_arrays() -> dict[str, np.ndarray]:
+    """py3langid's model as flat arrays. The model ships LZMA-compressed (a second to unpack in
+    every worker); the unpacked arrays are kept in the user cache and memory-mapped next time."""
+    from importlib.metadata import version
+
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infir" / f"py3langid-{version('py3langid')}"
+    if (cache / "complete").is_file():
+        try:
+            return {f.stem: np.load(f, mmap_mode="r", allow_pickle=False) for f in cache.glob("*.npy")}
+        except (OSError, ValueError):
+            pass  # a broken cache: rebuild it
+    model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    arrays = {"nextmove": np.frombuffer(model.tk_nextmove, dtype=np.uint32).astype(np.int32),
+              "rowbase": np.asarray(model.tk_row, dtype=np.int32) << 8,
+              "output": np.asarray(model.tk_output, dtype=np.int32),
+              "ptc": model.nb_ptc.astype(np.float32),  # exact copy of the float16 table, faster to sum
+              "pc": np.asarray(model.nb_pc), "classes": np.array(model.nb_classes),
+              "alias_pairs": np.array(model._alias_pairs, dtype=np.int64).reshape(-1, 2)}
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for name, array in arrays.items():
+            tmp = cache / f"{name}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                np.save(f, array)
+            tmp.replace(cache / f"{name}.npy")
+        (cache / "complete").touch()
+    except OSError:
+        pass  # a read-only home: unpack every time
+    return arrays
+
+
 class BatchLangId:
     def __init__(self):
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-        model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        self.nextmove = np.frombuffer(model.tk_nextmove, dtype=np.uint32).astype(np.int32)
-        self.rowbase = np.asarray(model.tk_row, dtype=np.int32) << 8
-        self.output = np.asarray(model.tk_output, dtype=np.int32)
-        self.ptc = model.nb_ptc.astype(np.float32)  # exact copy of the float16 table; BLAS needs float32
-        self.pc = model.nb_pc
-        self.classes = list(model.nb_classes)
-        self.alias_pairs = list(model._alias_pairs)
+        arrays = _model_arrays()
+        self.nextmove, self.rowbase, self.output = arrays["nextmove"], arrays["rowbase"], arrays["output"]
+        self.ptc, self.pc = arrays["ptc"], arrays["pc"]
+        self.classes = [str(c) for c in arrays["classes"]]
+        self.alias_pairs = [tuple(int(x) for x in pair) for pair in arrays["alias_pairs"]]
 
     def features(self, encoded: list[bytes]) -> list[np.ndarray]:
         """Feature ids emitted along each document's automaton walk (py3langid's `visit_counts`)."""
