@@ -1,11 +1,13 @@
 """`run_curate`: the InfiR data pipeline as three datatrove stages around one global pass.
 
-  prepare (driver)             decontamination index from the benchmark texts
+  prepare (driver)             decontamination index from the registry's benchmark texts
+                               (meanwhile a forked job generates the recall seeds)
   scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
-                               -> features (recall text, exact hash, MinHash signature,
-                                  benchmark n-gram matches: one word hashing serves both)
-  select (driver, global)      recall classifiers (train, iterate, expand), dedup clustering,
-                               quality model and scores
+                               -> features, a batch of documents at a time (classifier text,
+                                  exact hash, MinHash signature, benchmark n-gram matches:
+                                  one word hashing serves both, whether it is a program)
+  select (driver, global)      recall per domain (train, iterate, expand) and the quality model
+                               in forked jobs, dedup clustering on the driver meanwhile
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 

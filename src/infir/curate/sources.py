@@ -59,7 +59,7 @@ def probe(path: str, kind: str) -> None:
             if kind == "parquet":
                 import pyarrow.parquet as pq
 
-                pq.ParquetFile(stream).metadata
+                pq.read_metadata(stream)
             elif kind == "warc":
                 from warcio.archiveiterator import ArchiveIterator
 

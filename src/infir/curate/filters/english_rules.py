@@ -129,7 +129,7 @@ def _contractions() -> dict[str, list[str]]:
                "were": "were", "wo": "wo", "would": "would"}
     # the apostrophe-less forms that are also plain words stay whole
     plain_words = {"ill", "well", "hell", "shell", "its", "were", "whore", "wholl", "id", "hed", "shed", "wed",
-                   "whos", "whore"}
+                   "whos"}
     for apostrophe in ("'", "’", ""):
         for base, tails in clitics.items():
             for tail in tails:

@@ -146,7 +146,7 @@ class FastEnglishTokenizer(WordTokenizer):
         """Sentence spans: a sentence starts at the first token after a sentence mark that is not
         punctuation itself."""
         self._tables()
-        spans, start, seen_end, pos = [], None, False, 0
+        spans, start, seen_end, pos, end = [], None, False, 0, 0
         for chunk in text.split():
             pos = text.index(chunk, pos)
             for token in self.split_chunk(chunk):
