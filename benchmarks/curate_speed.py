@@ -175,7 +175,7 @@ def main() -> None:
         "datatrove_minhash_on_filtered_s": round(minhash_filtered.wall, 2),
         "infir_pipeline_s": round(ours.wall, 2),
         "infir_stage_s": summary["totals"]["stage_seconds"],
-        "infir_step_s": {s["name"]: s["seconds"] for s in summary["steps"]},
+        "infir_step_s_summed_over_processes": {s["name"]: s["seconds"] for s in summary["steps"]},
         "infir_dedup_only_s": round(dedup.wall, 2),
         "cpu_s": {"datatrove_filters": round(filters.cpu, 1), "datatrove_minhash": round(minhash.cpu, 1),
                   "infir_pipeline": round(ours.cpu, 1), "infir_dedup_only": round(dedup.cpu, 1)},

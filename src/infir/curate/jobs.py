@@ -27,13 +27,14 @@ def _run(fn: Callable, args: tuple, path: str) -> None:
 
 
 class Job:
-    def __init__(self, fn: Callable, *args, parallel: bool = True):
+    def __init__(self, fn: Callable, *args, parallel: bool = True, folder: str | os.PathLike | None = None):
         self.fn, self.args = fn, args
         self.proc = None
         self._done = False
         self._value = None
         if parallel and "fork" in multiprocessing.get_all_start_methods():
-            fd, self.path = tempfile.mkstemp(suffix=".job")
+            # the result file lives in the run's folder: a killed run leaves nothing elsewhere
+            fd, self.path = tempfile.mkstemp(suffix=".job", dir=folder)
             os.close(fd)
             self.proc = multiprocessing.get_context("fork").Process(target=_run, args=(fn, args, self.path),
                                                                    daemon=True)

@@ -86,7 +86,7 @@ def start_seeds(cfg: CurateConfig, work: Path) -> Job | None:
         return None
     from infir.curate.recall import load_all_seeds
 
-    return Job(load_all_seeds, cfg.recall, parallel=_fork_jobs(cfg))
+    return Job(load_all_seeds, cfg.recall, parallel=_fork_jobs(cfg), folder=work)
 
 
 def _fork_jobs(cfg: CurateConfig) -> bool:
@@ -109,12 +109,12 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, seeds_jo
         recall_jobs = {}
         if cfg.recall.enabled and texts:
             seeds = (seeds_job or start_seeds(cfg, work)).result()
-            recall_jobs = {d: Job(_recall_job, d, cfg, texts, meta, seed, work, seeds, parallel=parallel)
-                           for d in cfg.recall.domains}
+            recall_jobs = {d: Job(_recall_job, d, cfg, texts, meta, seed, work, seeds, parallel=parallel,
+                                  folder=work) for d in cfg.recall.domains}
             jobs += recall_jobs.values()
         quality_job = None
         if cfg.quality.enabled and texts:
-            quality_job = Job(_quality_job, cfg, texts, seed, work, parallel=parallel)
+            quality_job = Job(_quality_job, cfg, texts, seed, work, parallel=parallel, folder=work)
             jobs.append(quality_job)
 
         t0 = time.perf_counter()
