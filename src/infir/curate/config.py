@@ -70,7 +70,7 @@ class WebRules(Section):
     gopher_quality: bool = True
     c4: bool = True
     fineweb: bool = True
-    fast_tokenizer: bool = True  # datatrove's rules with our regex word splitter instead of spaCy's
+    fast_tokenizer: bool = True  # datatrove's rules with our spaCy-compatible splitter, without spaCy
 
 
 class DomainRules(Section):
