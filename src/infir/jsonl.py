@@ -12,9 +12,9 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import IO, Any
 
 
 class JsonlError(ValueError):
@@ -25,9 +25,9 @@ class JsonlError(ValueError):
         self.where, self.reason, self.detail = where, reason, detail
 
 
-def open_binary(path: str | Path) -> BinaryIO:
+def open_binary(path: str | Path) -> IO[bytes]:
     path = Path(path)
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")  # type: ignore[return-value]
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
 def parse_object(line: str | bytes, where: str) -> dict:
@@ -76,7 +76,9 @@ def read_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
         yield lineno, value
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict], *, default: Callable[[Any], Any] | None = None) -> int:
+def write_jsonl(
+    path: str | Path, rows: Iterable[dict], *, default: Callable[[Any], Any] | None = None
+) -> int:
     """Write one JSON object a line (UTF-8, not ASCII-escaped) and return how many.
 
     The rows go to a temporary file beside `path` that replaces it at the end, so a reader never sees
