@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable
+
+from infir.jsonl import JsonlError, read_objects
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 
@@ -37,33 +39,30 @@ def read_records(path: Path) -> list[dict]:
     name = path.name
     if name.endswith(".parquet"):
         return _read_parquet(path)
+    if not name.endswith((".json", ".json.gz")):
+        return [record for _, record in read_jsonl(path)]
     opener = gzip.open if name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
-        if name.endswith((".json", ".json.gz")):
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: not valid JSON ({e})") from e
-            if isinstance(data, dict):  # {"data": [...]} or {"test": [...]} style dumps
-                lists = [v for v in data.values() if isinstance(v, list)]
-                if len(lists) != 1:
-                    raise DataError(f"{path}: expected a JSON list of records or an object with one list")
-                data = lists[0]
-            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise DataError(f"{path}: expected a JSON list of objects")
-            return data
-        records = []
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-        return records
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON ({e})") from e
+    if isinstance(data, dict):  # {"data": [...]} or {"test": [...]} style dumps
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise DataError(f"{path}: expected a JSON list of records or an object with one list")
+        data = lists[0]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise DataError(f"{path}: expected a JSON list of objects")
+    return data
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """`(line number, record)` of a JSONL file; a bad line raises a DataError naming it."""
+    try:
+        yield from read_objects(path)
+    except JsonlError as e:
+        raise DataError(str(e)) from e
 
 
 def _read_parquet(path: Path) -> list[dict]:

@@ -6,7 +6,6 @@ output, extracted answer and verdict, one JSON line each, in document order.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from infir.eval.config import TaskSpec
 from infir.eval.registry import get_task
 from infir.eval.task import Task
+from infir.jsonl import write_jsonl
 
 log = logging.getLogger("infir.eval")
 
@@ -140,12 +140,7 @@ def _generate_and_judge(backend, task, spec, docs, prompts, chat, batch_size, wo
 
 
 def write_samples(path: Path, samples: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        for record in samples:
-            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-    tmp.replace(path)
+    write_jsonl(path, samples, default=str)
 
 
 def evaluate_model(

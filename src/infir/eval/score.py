@@ -7,28 +7,15 @@ order, with its verdict (`correct`; code tasks also `passed` and the sandbox's `
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from infir.eval.loading import DataError
+from infir.eval.loading import DataError, read_jsonl
 from infir.eval.registry import get_task
 
 
 def read_samples(path: Path) -> list[dict]:
-    samples = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            record["_line"] = lineno
-            samples.append(record)
-    return samples
+    """Every sample with its line number under `_line`, for messages that point at it."""
+    return [{**record, "_line": lineno} for lineno, record in read_jsonl(path)]
 
 
 def score_samples(

@@ -20,13 +20,14 @@ The result (see `BenchResult`) is written as JSON; `infir.export.report.edge_row
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+
+from infir.run import atomic_write_text
 
 AGREEMENT_PROMPTS = (
     "Question: What is 7 + 5?\nAnswer:",
@@ -339,8 +340,5 @@ def _compare(result: BenchResult) -> None:
 
 
 def write_result(result: BenchResult, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
     return path

@@ -65,20 +65,26 @@ def load_config(model_dir: Path):
         raise ExportError(f"{model_dir}: no config.json (expected a Hugging Face model folder)")
     config = AutoConfig.from_pretrained(str(model_dir))
     text = _text_config(config)
-    if text.model_type != "llama":
-        raise ExportError(
-            f"{model_dir}/config.json: model_type {text.model_type!r}; the GGUF exporter writes "
-            "Llama-family models (model_type 'llama', alone or as a LLaVA text_config)"
-        )
-    if getattr(text, "hidden_act", "silu") != "silu":
-        raise ExportError(
-            f"{model_dir}/config.json: hidden_act {text.hidden_act!r}; llama.cpp's llama uses silu"
-        )
-    if getattr(text, "attention_bias", False) or getattr(text, "mlp_bias", False):
-        raise ExportError(
-            f"{model_dir}/config.json: attention_bias/mlp_bias are set; not supported by this exporter"
-        )
+    act = getattr(text, "hidden_act", "silu")
+    require_config(
+        model_dir,
+        text.model_type == "llama",
+        f"model_type {text.model_type!r}; the GGUF exporter writes Llama-family models "
+        "(model_type 'llama', alone or as a LLaVA text_config)",
+    )
+    require_config(model_dir, act == "silu", f"hidden_act {act!r}; llama.cpp's llama uses silu")
+    require_config(
+        model_dir,
+        not (getattr(text, "attention_bias", False) or getattr(text, "mlp_bias", False)),
+        "attention_bias/mlp_bias are set; not supported by this exporter",
+    )
     return config
+
+
+def require_config(model_dir: Path, ok: bool, problem: str) -> None:
+    """A model the exporter cannot write fails with the problem, naming its config.json."""
+    if not ok:
+        raise ExportError(f"{model_dir}/config.json: {problem}")
 
 
 def _safetensors_files(model_dir: Path) -> list[Path]:

@@ -56,6 +56,29 @@ class Timed:
         return max(0, len(self.token_ids) - 1)
 
 
+def decode_greedily(
+    token: int,
+    next_token: Callable[[int], int],
+    max_new_tokens: int,
+    *,
+    is_end: Callable[[int], bool] | None = None,
+    should_stop: Callable[[list[int]], bool] | None = None,
+) -> tuple[list[int], str]:
+    """The decode loop both runtimes time, from the first generated `token` on: keep it, then ask
+    `next_token` for the one after, until an end-of-generation token (when `is_end` is given),
+    `should_stop`, or `max_new_tokens`. Returns the kept ids and the finish reason."""
+    out: list[int] = []
+    while True:
+        if is_end is not None and is_end(token):
+            return out, "eos"
+        out.append(token)
+        if should_stop is not None and should_stop(out):
+            return out, "stop"
+        if len(out) >= max_new_tokens:
+            return out, "length"
+        token = next_token(token)
+
+
 class LlamaCppModel:
     """A GGUF loaded in llama.cpp on the CPU."""
 
@@ -116,21 +139,18 @@ class LlamaCppModel:
         self.llm.eval(list(prompt_ids))
         token = int(np.argmax(self._last_logits()))
         t1 = time.perf_counter()
-        out: list[int] = []
-        finish = "length"
-        while True:
-            if stop_at_eog and self.is_end_of_generation(token):
-                finish = "eos"
-                break
-            out.append(token)
-            if should_stop is not None and should_stop(out):
-                finish = "stop"
-                break
-            if len(out) >= max_new_tokens:
-                break
-            self.llm.eval([token])
-            token = int(np.argmax(self._last_logits()))
+        out, finish = decode_greedily(
+            token,
+            self._next_token,
+            max_new_tokens,
+            is_end=self.is_end_of_generation if stop_at_eog else None,
+            should_stop=should_stop,
+        )
         return Timed(out, len(prompt_ids), t1 - t0, time.perf_counter() - t1, finish)
+
+    def _next_token(self, token: int) -> int:
+        self.llm.eval([token])
+        return int(np.argmax(self._last_logits()))
 
     def mean_nll(self, ids: Sequence[int]) -> float:
         """Mean negative log-likelihood of ids[1:] given their prefixes (needs `logits_all=True`)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infir.export.gguf_export import ExportError, GGUFExport, _safetensors_files
+from infir.export.gguf_export import ExportError, GGUFExport, _safetensors_files, require_config
 
 
 def _feature_layer(config, n_layers: int) -> int:
@@ -37,32 +37,34 @@ def check_llava(model_dir: Path):
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(str(model_dir))
-    if config.model_type != "llava":
-        raise ExportError(
-            f"{model_dir}/config.json: model_type {config.model_type!r}; an mmproj file is written "
-            "for LLaVA models (model_type 'llava')"
-        )
+    require_config(
+        model_dir,
+        config.model_type == "llava",
+        f"model_type {config.model_type!r}; an mmproj file is written for LLaVA models (model_type 'llava')",
+    )
     vision = config.vision_config
-    if vision.model_type not in ("clip_vision_model", "clip"):
-        raise ExportError(
-            f"{model_dir}/config.json: vision tower {vision.model_type!r}; llama.cpp's `mlp` "
-            "projector layout is written for CLIP vision towers"
-        )
-    if getattr(config, "vision_feature_select_strategy", "default") != "default":
-        raise ExportError(
-            f"{model_dir}/config.json: vision_feature_select_strategy "
-            f"{config.vision_feature_select_strategy!r}; llama.cpp's llava graph drops the class token "
-            "('default')"
-        )
-    if getattr(config, "projector_hidden_act", "gelu") != "gelu":
-        raise ExportError(
-            f"{model_dir}/config.json: projector_hidden_act {config.projector_hidden_act!r}; "
-            "llama.cpp's mlp projector uses gelu"
-        )
-    if vision.hidden_act not in ("quick_gelu", "gelu"):
-        raise ExportError(
-            f"{model_dir}/config.json: vision hidden_act {vision.hidden_act!r} (quick_gelu or gelu)"
-        )
+    require_config(
+        model_dir,
+        vision.model_type in ("clip_vision_model", "clip"),
+        f"vision tower {vision.model_type!r}; llama.cpp's `mlp` projector layout is written for CLIP "
+        "vision towers",
+    )
+    strategy = getattr(config, "vision_feature_select_strategy", "default")
+    require_config(
+        model_dir,
+        strategy == "default",
+        f"vision_feature_select_strategy {strategy!r}; llama.cpp's llava graph drops the class token "
+        "('default')",
+    )
+    act = getattr(config, "projector_hidden_act", "gelu")
+    require_config(
+        model_dir, act == "gelu", f"projector_hidden_act {act!r}; llama.cpp's mlp projector uses gelu"
+    )
+    require_config(
+        model_dir,
+        vision.hidden_act in ("quick_gelu", "gelu"),
+        f"vision hidden_act {vision.hidden_act!r} (quick_gelu or gelu)",
+    )
     return config
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from infir.export.llamacpp import Timed
+from infir.export.llamacpp import Timed, decode_greedily
 
 
 class TorchModel:
@@ -63,23 +63,22 @@ class TorchModel:
         out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         token = int(out.logits[0, -1].argmax())
         t1 = time.perf_counter()
-        generated: list[int] = []
-        finish = "length"
         position = len(prompt_ids)
-        while True:
-            if stop_at_eog and token in self.eos_ids:
-                finish = "eos"
-                break
-            generated.append(token)
-            if should_stop is not None and should_stop(generated):
-                finish = "stop"
-                break
-            if len(generated) >= max_new_tokens:
-                break
+
+        def next_token(token: int) -> int:
+            nonlocal position
             step = torch.tensor([[token]], dtype=torch.long)
             out = self.model(
                 input_ids=step, cache=cache, use_cache=True, position_ids=torch.tensor([[position]])
             )
             position += 1
-            token = int(out.logits[0, -1].argmax())
+            return int(out.logits[0, -1].argmax())
+
+        generated, finish = decode_greedily(
+            token,
+            next_token,
+            max_new_tokens,
+            is_end=(lambda t: t in self.eos_ids) if stop_at_eog else None,
+            should_stop=should_stop,
+        )
         return Timed(generated, len(prompt_ids), t1 - t0, time.perf_counter() - t1, finish)

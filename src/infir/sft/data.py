@@ -6,13 +6,12 @@ record number, or, when the recipe says `on_bad_record: drop`, is dropped and co
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from infir.jsonl import JsonlError, scan
 from infir.sft.config import ConversationSource
 
 ROLES = {"system", "user", "assistant"}
@@ -73,28 +72,14 @@ def normalize(record, where: str, system_prompt: str | None = None) -> list[dict
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[str, object]]:
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        f = opener(path, "rt", encoding="utf-8")
-    except OSError as exc:
+        for lineno, record in scan(path):
+            where = f"{path}:{lineno}"
+            if isinstance(record, JsonlError):
+                record = BadRecord(where, record.reason, record.detail)
+            yield where, record
+    except OSError as exc:  # only opening raises it: `scan` reports a bad stream as a JsonlError
         raise FileNotFoundError(f"cannot read conversations file {path}: {exc}") from exc
-    with f:
-        lineno = 0
-        while True:
-            lineno += 1
-            try:
-                line = f.readline()
-            except UnicodeDecodeError as exc:
-                yield f"{path}:{lineno}", BadRecord(f"{path}:{lineno}", "invalid_utf8", str(exc))
-                return
-            if not line:
-                return
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{lineno}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"{path}:{lineno}", BadRecord(f"{path}:{lineno}", "not_json", str(exc))
 
 
 def _source_records(src: ConversationSource, run_dir: Path | None) -> Iterator[tuple[str, object]]:

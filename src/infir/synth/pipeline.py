@@ -12,13 +12,13 @@ reason; `details/` holds every prompt and every candidate answer with its verdic
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections import Counter
 from pathlib import Path
 
+from infir.jsonl import write_jsonl
 from infir.synth.cache import ResponseCache
 from infir.synth.config import SynthConfig
 from infir.synth.evolve import evolve
@@ -315,17 +315,6 @@ def _request_stats(role) -> dict:
     return stats
 
 
-def _atomic_jsonl(path: Path, rows) -> int:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
-
-
 def _write_output(out_dir: Path, examples, cfg: SynthConfig, difficulty: dict, quality: dict) -> None:
     def rows():
         for item, c in examples:
@@ -351,7 +340,7 @@ def _write_output(out_dir: Path, examples, cfg: SynthConfig, difficulty: dict, q
 
     # The temporary file's name does not match `*.jsonl*`, so SFT never reads a half-written output.
     tmp = out_dir / "details" / "sft.partial"
-    _atomic_jsonl(tmp, rows())
+    write_jsonl(tmp, rows())
     os.replace(tmp, out_dir / OUTPUT_NAME)
 
 
@@ -359,7 +348,7 @@ def _write_details(
     out_dir: Path, prompts: list[Item], candidates: dict[str, list[Candidate]], cfg: SynthConfig
 ) -> None:
     details = out_dir / "details"
-    _atomic_jsonl(
+    write_jsonl(
         details / "prompts.jsonl",
         (
             {
@@ -376,7 +365,7 @@ def _write_details(
         ),
     )
     if cfg.output.write_candidates:
-        _atomic_jsonl(
+        write_jsonl(
             details / "candidates.jsonl",
             (
                 {

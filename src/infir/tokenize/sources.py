@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infir.jsonl import JsonlError, parse_object
+
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
 
 
@@ -87,13 +89,11 @@ class RecordReader:
 
 
 def parse_record(path: Path, lineno: int, payload: Any, default_domain: str) -> Doc:
-    if isinstance(payload, (bytes, str)):
+    if not isinstance(payload, dict):  # a JSONL line; Parquet rows come as dicts
         try:
-            payload = json.loads(payload)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from e
-    if not isinstance(payload, dict):
-        raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(payload).__name__}")
+            payload = parse_object(payload, f"{path}:{lineno}")
+        except JsonlError as e:
+            raise InputError(str(e)) from e
     text = payload.get("text")
     if not isinstance(text, str):
         raise InputError(f"{path}:{lineno}: field 'text' is missing or not a string")
