@@ -1,13 +1,14 @@
 """SFT throughput and padding, packed (best-fit decreasing) against one conversation per row.
 
-The tiny recipe's SFT data (generated step-by-step problems, 4 families), its model shape, the same
-tokenizer and global batch of 16 rows. Unpacked rows are padded to the longest row of their batch
+The tiny recipe's SFT data (with --run-dir: that run's verified synth output; otherwise generated
+step-by-step problems of the three arithmetic families), its model shape (`micro`), the same tokenizer
+and its global batch of 4 rows of 256 tokens. Unpacked rows are padded to the longest row of their batch
 (as TRL does without packing). Reported per mode: padding share, all tokens/s, and useful
 (non-padding) tokens/s — the figure that decides how long an epoch takes — plus epoch time.
 
     python benchmarks/sft_packing.py [--per-family 400] [--steps 30] [--run-dir runs/tiny]
 
-With --run-dir, the tokenizer of that run's tokenize stage is used; otherwise one is trained here.
+With --run-dir, that run's tokenizer and synth data are used; otherwise a tokenizer is trained here.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def tokenizer_for(run_dir: str | None, tmp: Path):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-family", type=int, default=400)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--run-dir", default=None)
     args = ap.parse_args()
@@ -57,12 +58,15 @@ def main() -> None:
     from infir.train.parallel import DistInfo
     from infir.train.trainer import Trainer
 
-    seq, batch = 256, 16
+    seq, batch = 256, 4
     with tempfile.TemporaryDirectory() as tmp:
         tok = tokenizer_for(args.run_dir, Path(tmp))
-        src = ConversationSource(type="generated", per_family=args.per_family, seed=11,
-                                 families=["chain_sum", "basic_arithmetic", "simple_equations", "gsm_symbolic"])
-        convos, _ = load_conversations([src])
+        if args.run_dir:
+            convos, _ = load_conversations([ConversationSource(type="synth")], run_dir=Path(args.run_dir))
+        else:
+            src = ConversationSource(type="generated", per_family=args.per_family, seed=11,
+                                     families=["chain_sum", "basic_arithmetic", "simple_equations"])
+            convos, _ = load_conversations([src])
         examples, _ = encode_all(tok, convos, seq)
         useful_total = sum(len(e.input_ids) for e in examples)
         results = {}
@@ -79,7 +83,7 @@ def main() -> None:
                     counted["useful"] += int((b["input_ids"] != tok.pad_token_id).sum())
 
             torch.manual_seed(0)
-            model = build_model(ModelConfig(preset="tiny"), tokenizer=tok)
+            model = build_model(ModelConfig(preset="micro"), tokenizer=tok)
             cfg = TrainConfig(max_steps=total, global_batch_size=batch, micro_batch_size=batch, seq_len=seq,
                               log_every=1, resume="never", peak_flops=1.0)
             trainer = Trainer(cfg, model, tok, data, Path(tmp) / f"run{packing}", DistInfo(), log=lambda m: None,

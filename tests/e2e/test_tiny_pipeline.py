@@ -18,7 +18,7 @@ SHRINK = [
     "pretrain.seq_len=128", "pretrain.save_every=5", "pretrain.val_every=6",
     "anneal.max_steps=6", "anneal.global_batch_size=4", "anneal.micro_batch_size=4", "anneal.seq_len=128",
     "anneal.save_every=0", "anneal.log_every=1",
-    "synth.seeds.0.per_family=10", "sft.data.1.per_family=10", "sft.epochs=1", "sft.global_batch_size=4", "sft.micro_batch_size=4",
+    "synth.seeds.0.per_family=10", "sft.epochs=1", "sft.global_batch_size=4", "sft.micro_batch_size=4",
     "sft.seq_len=256", "sft.save_every=0",
     "eval.tasks.0.options.n=3", "eval.tasks.0.max_new_tokens=24", "eval.batch_size=8",
     "export.bench.task_limit=2", "export.bench.repeats=1", "export.bench.gen_tokens=8", "export.bench.prompt_tokens=16",

@@ -125,7 +125,9 @@ def test_dedup_and_decontamination_of_seeds(tmp_path):
     from infir.eval.registry import get_task
 
     benchmark = get_task("reasoning").docs()[:3]  # what the tiny recipe evaluates on
-    train = [p.to_dict() for p in reasoning.generate("chain_sum", 5, seed=0, split="train")]
+    # Word problems: they share no template with the benchmark's arithmetic items, whose one-digit
+    # questions differ only in a few tokens (the reason the tiny recipe itself asks for all 10-grams).
+    train = [p.to_dict() for p in reasoning.generate("gsm_symbolic", 5, seed=0, split="train")]
     records = train + train[:2] + benchmark  # two exact copies, three benchmark items
     (tmp_path / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     # The benchmark shows its questions as "Question: ...\nAnswer:", so a bare copy holds 3 of its 5

@@ -75,6 +75,9 @@ def run_task(
             )
     metrics = task.aggregate(verdicts)
     metrics["n"] = len(docs)
+    if task.kind != "multiple_choice" and samples:
+        # A model that never learned to end its turn runs to the length limit; this is how to see it.
+        metrics["stopped"] = sum(s["finish_reason"] != "length" for s in samples) / len(samples)
     seconds = time.perf_counter() - t0
     stats = getattr(backend, "last_stats", None)
     if task.kind != "multiple_choice" and stats is not None and stats.seconds:
