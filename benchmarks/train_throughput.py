@@ -14,6 +14,7 @@ run. Configurations:
 Prints one JSON line at the end with `speedup_vs_hf_trainer` (infir default vs Trainer default) and
 the equal-precision ratios.
 
+    pip install -c constraints.txt -e ".[bench]"   # transformers.Trainer needs accelerate
     python benchmarks/train_throughput.py [--steps 30] [--warmup 5] [--threads 2]
 """
 
@@ -88,7 +89,6 @@ def time_infir(precision: str, compile_: bool, steps: int, warmup: int, data: li
 
 
 def time_hf(bf16: bool, steps: int, warmup: int, data: list[dict]) -> float:
-    from datasets import Dataset  # noqa: F401  (Trainer needs `datasets` importable for some paths)
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     stamps = {}
