@@ -1,0 +1,81 @@
+"""Rollout batches: layout, determinism in (seed, step), reuse across ppo_epochs, state round trip."""
+
+import pytest
+import torch
+
+from tests.rl.helpers import DigitsTask, load, rollout_source
+
+KEYS = {"reward", "reward_std", "accuracy", "format", "completion_tokens", "truncated", "zero_signal_groups",
+        "rollout_s", "gen_tokens_per_s"}
+
+
+@pytest.fixture()
+def model_and_tok(chat_model_dir):
+    torch.set_num_threads(1)
+    return load(chat_model_dir)
+
+
+def test_batch_layout_marks_completion_tokens_only(model_and_tok):
+    model, tok = model_and_tok
+    src = rollout_source(model, tok, DigitsTask(), group_size=4, prompts_per_step=3, max_new_tokens=5)
+    batch = src.batch_at(0)
+    assert batch["input_ids"].shape[0] == 12 and batch["advantages"].shape == (12,)
+    assert KEYS <= batch["metrics"].keys()
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    for row, doc_index in zip(range(12), [i for i in src.prompt_indices(0) for _ in range(4)]):
+        prompt = src.prompt_ids[doc_index]
+        ids, labels = batch["input_ids"][row].tolist(), batch["labels"][row].tolist()
+        assert ids[:len(prompt)] == prompt
+        assert all(x == -100 for x in labels[:len(prompt)])  # the prompt is never a target
+        completion = [x for x in labels[len(prompt):] if x != -100]
+        assert 1 <= len(completion) <= 5  # max_new_tokens, the end-of-turn token included
+        assert ids[len(prompt):len(prompt) + len(completion)] == completion
+        assert all(x == -100 for x in labels[len(prompt) + len(completion):])  # padding
+        if len(completion) < 5:  # it stopped early: only end of turn does that, and it is a target
+            assert completion[-1] in src.eos_ids and im_end in src.eos_ids
+    # the advantages are group-relative: each group of 4 sums to 0
+    assert batch["advantages"].view(3, 4).sum(1).abs().max().item() < 1e-5
+
+
+def test_rollouts_are_a_function_of_seed_and_step(chat_model_dir):
+    torch.set_num_threads(1)
+    a = rollout_source(*load(chat_model_dir), DigitsTask(), seed=3)
+    b = rollout_source(*load(chat_model_dir), DigitsTask(), seed=3)
+    first, again = a.batch_at(2), b.batch_at(2)
+    for key in ("input_ids", "labels", "advantages"):
+        assert torch.equal(first[key], again[key]), key
+    assert first["metrics"]["reward"] == again["metrics"]["reward"]
+    later = a.batch_at(3)
+    assert later["input_ids"].shape != first["input_ids"].shape or not torch.equal(later["input_ids"],
+                                                                                  first["input_ids"])
+    other_seed = rollout_source(*load(chat_model_dir), DigitsTask(), seed=4).batch_at(2)
+    assert other_seed["input_ids"].shape != first["input_ids"].shape or not torch.equal(
+        other_seed["input_ids"], first["input_ids"])
+
+
+def test_prompt_order_covers_every_prompt_each_epoch(model_and_tok):
+    src = rollout_source(*model_and_tok, DigitsTask(), prompts_per_step=4)
+    epoch = [i for r in range(4) for i in src.prompt_indices(r)]  # 16 prompts, 4 per rollout
+    assert sorted(epoch) == list(range(16))
+    assert [i for r in range(4, 8) for i in src.prompt_indices(r)] != epoch  # a new permutation
+
+
+def test_ppo_epochs_reuse_the_rollout_with_old_logprobs_and_checkpoint_it(model_and_tok):
+    model, tok = model_and_tok
+    src = rollout_source(model, tok, DigitsTask(), ppo_epochs=2, ref_model=model)
+    it = iter(src)
+    first = next(it)
+    assert "old_logprobs" in first and "ref_logprobs" in first
+    # the policy is the reference here: their log-probs agree, and cover exactly the target tokens
+    assert torch.allclose(first["old_logprobs"], first["ref_logprobs"])
+    assert ((first["old_logprobs"] != 0) <= (first["labels"][:, 1:] != -100)).all()
+    state = src.state_dict()
+    assert state["step"] == 1 and state["cached"]["index"] == 0  # between the two steps of rollout 0
+    second = next(it)
+    assert second is first
+    assert "cached" not in src.state_dict()  # at a rollout boundary nothing needs keeping
+    fresh = rollout_source(model, tok, DigitsTask(), ppo_epochs=2, ref_model=model)
+    fresh.load_state_dict(state)
+    assert torch.equal(next(iter(fresh))["input_ids"], first["input_ids"])
+    with pytest.raises(ValueError, match="cannot resume exactly"):
+        rollout_source(model, tok, DigitsTask(), seed=9).load_state_dict(state)
