@@ -8,8 +8,8 @@ import torch
 
 from infir.eval.task import Task
 
-TOY_SHAPE = dict(preset=None, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                 max_position_embeddings=256)
+TOY_SHAPE = {"preset": None, "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
+                 "max_position_embeddings": 256}
 
 
 def build_chat_model(path: Path, seed: int = 0) -> Path:

@@ -12,11 +12,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from infir.rl.grpo import GRPOObjective  # noqa: E402
-from infir.train.config import TrainConfig  # noqa: E402
-from infir.train.parallel import DistInfo  # noqa: E402
-from infir.train.trainer import Trainer  # noqa: E402
-from tests.rl.helpers import DigitsTask, load, rollout_source  # noqa: E402
+from infir.rl.grpo import GRPOObjective
+from infir.train.config import TrainConfig
+from infir.train.parallel import DistInfo
+from infir.train.trainer import Trainer
+from tests.rl.helpers import DigitsTask, load, rollout_source
 
 
 def main() -> None:

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from infir.rl.grpo import (GRPOObjective, aggregation_weights, clipped_surrogate, group_advantages, k3_kl,
-                           normaliser, token_logprobs)
+from infir.rl.grpo import (
+    GRPOObjective,
+    aggregation_weights,
+    clipped_surrogate,
+    group_advantages,
+    k3_kl,
+    normaliser,
+    token_logprobs,
+)
 
 
 def test_group_advantages_by_hand():

@@ -1,5 +1,7 @@
 """Rollout batches: layout, determinism in (seed, step), reuse across ppo_epochs, state round trip."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -79,3 +81,46 @@ def test_ppo_epochs_reuse_the_rollout_with_old_logprobs_and_checkpoint_it(model_
     assert torch.equal(next(iter(fresh))["input_ids"], first["input_ids"])
     with pytest.raises(ValueError, match="cannot resume exactly"):
         rollout_source(model, tok, DigitsTask(), seed=9).load_state_dict(state)
+
+
+def test_vllm_engine_pushes_the_policy_weights_and_sends_token_prompts(model_and_tok):
+    """The glue around vLLM, with a stand-in engine (vLLM itself needs a GPU): every rollout first loads
+    the current weights into the worker's model, and prompts go in as token ids, not re-tokenized text."""
+    from infir.eval.generate import Generation
+    from infir.rl.rollout import SamplingSettings, VLLMEngine
+
+    model, _ = model_and_tok
+    loaded, calls = [], []
+
+    class Worker:  # what vLLM passes to a collective_rpc callable
+        model_runner = SimpleNamespace(model=SimpleNamespace(load_weights=lambda weights: loaded.extend(weights)))
+
+    class FakeBackend:
+        llm = SimpleNamespace(collective_rpc=lambda fn, args=(): fn(Worker(), *args),
+                              reset_prefix_cache=lambda: calls.append("reset"))
+
+        def generate(self, prompts, **kw):
+            calls.append((prompts, kw))
+            return [Generation("1", "eos", [5]) for _ in prompts for _ in range(kw["num_samples"])]
+
+    engine = VLLMEngine.__new__(VLLMEngine)
+    engine.backend = FakeBackend()
+    engine.sync(model)
+    names = dict(loaded)
+    assert set(names) == set(model.state_dict()) and "reset" in calls
+    assert all(torch.equal(names[k], v) for k, v in model.state_dict().items())
+    out = engine.generate([[1, 2], [3]], SamplingSettings(group_size=2, max_new_tokens=4), seed=11)
+    prompts, kw = calls[-1]
+    assert prompts == [{"prompt_token_ids": [1, 2]}, {"prompt_token_ids": [3]}]
+    assert kw["num_samples"] == 2 and kw["seed"] == 11 and kw["return_token_ids"] and len(out) == 4
+
+
+def test_rows_end_with_end_of_turn_exactly_when_the_model_stopped_there(model_and_tok):
+    from infir.eval.generate import Generation
+
+    src = rollout_source(*model_and_tok, DigitsTask())
+    im_end = src.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert src._completion(Generation("12", "eos", [7, 8])) == [7, 8, im_end]  # HF generator: stop token dropped
+    assert src._completion(Generation("12", "eos", [7, 8, im_end])) == [7, 8, im_end]  # vLLM keeps it
+    assert src._completion(Generation("12", "length", [7, 8])) == [7, 8]  # cut off: no stop to credit
+    assert src._completion(Generation("", "stop", [9])) == [9]  # a stop string's tokens are what it chose

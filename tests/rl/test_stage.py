@@ -6,23 +6,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from infir.config import Recipe
+from infir.config import Recipe, load_recipe
 from infir.eval.registry import get_task
+from infir.report.rewards import plot_reward_curve
 from infir.rl import stage as rl_stage
-from infir.rl.config import PromptConfig, RLConfig
-from infir.run import MARKER, Stage, run_stage, write_json
+from infir.rl.config import PromptConfig, RLConfig, start_stage
+from infir.run import MARKER, run_stage, write_json
+from infir.stages import STAGES
 from tests.rl.helpers import load
 
-
-class RLRecipe(Recipe):
-    """The root recipe with the `rl` section (the lead wires it into `infir.config.Recipe`)."""
-
-    rl: RLConfig = Field(default_factory=RLConfig)
-
-
-RL_STAGE = Stage("rl", ("rl", "seed"), ("sft",), rl_stage.run, resumable=True)
+RL_STAGE = STAGES["rl"]
 
 
 def _fake_sft_run(run_dir, model_dir):
@@ -34,7 +29,7 @@ def test_rl_stage_trains_from_sft_and_keeps_the_chat_model(chat_model_dir, tmp_p
     torch.set_num_threads(1)
     run_dir = tmp_path / "run"
     _fake_sft_run(run_dir, chat_model_dir)
-    recipe = RLRecipe.model_validate({
+    recipe = Recipe.model_validate({
         "stages": ["sft", "rl", "eval"], "runtime": {"device": "cpu"},
         "eval": {"tasks": [{"name": "reasoning", "options": {"n": 5, "families": ["chain_sum"]}}]},
         "rl": {"prompts": {"families": ["chain_sum"], "per_family": 40}, "group_size": 4, "prompts_per_step": 2,
@@ -57,6 +52,25 @@ def test_rl_stage_trains_from_sft_and_keeps_the_chat_model(chat_model_dir, tmp_p
     assert (run_dir / "rl" / "config.yaml").is_file() and (run_dir / "rl" / MARKER).is_file()
     again = run_stage(recipe, RL_STAGE, run_dir, log=lambda m: None)  # complete and unchanged: skipped
     assert again == json.loads((run_dir / "rl" / "summary.json").read_text())
+    assert plot_reward_curve(rows, tmp_path / "reward.png") and (tmp_path / "reward.png").stat().st_size > 1000
+    assert not plot_reward_curve([{"step": 1, "loss": 2.0}], tmp_path / "none.png")
+
+
+def test_rl_starts_from_sft_or_the_last_training_stage_before_it():
+    assert start_stage("auto", ["pretrain", "anneal", "sft", "rl"]) == "sft"
+    assert start_stage("auto", ["pretrain", "anneal", "rl"]) == "anneal"
+    assert start_stage("auto", ["rl"]) is None
+    assert start_stage("pretrain", ["pretrain", "sft", "rl"]) == "pretrain"
+    assert start_stage("some/checkpoint", ["sft", "rl"]) is None
+    assert RL_STAGE.upstream(Recipe(stages=["tokenize", "pretrain", "rl", "eval"])) == ("pretrain",)
+    assert RL_STAGE.upstream(Recipe(stages=["rl"], rl={"init_from": "org/model"})) == ()
+
+
+def test_the_tiny_recipe_runs_rl_after_sft():
+    recipe = load_recipe("tiny")
+    stages = recipe.stages
+    assert "rl" in stages and stages.index("sft") < stages.index("rl") < stages.index("eval")
+    assert RL_STAGE.upstream(recipe) == ("sft",)
 
 
 def test_prompts_come_from_the_train_split_and_eval_overlaps_are_dropped(chat_model_dir, monkeypatch):
@@ -66,7 +80,7 @@ def test_prompts_come_from_the_train_split_and_eval_overlaps_are_dropped(chat_mo
     assert len(docs) == 30 and not any(is_heldout(d["question"]) for d in docs)
     heldout = [p.to_dict() for p in generate("chain_sum", 4, 7, split="heldout")]
     monkeypatch.setattr(rl_stage, "prompt_docs", lambda *a: docs[:6] + heldout)
-    recipe = RLRecipe.model_validate({
+    recipe = Recipe.model_validate({
         "stages": ["sft", "rl", "eval"],
         "eval": {"tasks": [{"name": "reasoning", "options": {"n": 4, "seed": 7, "families": ["chain_sum"]}}]},
         "rl": {"max_new_tokens": 16, "seq_len": 128}})

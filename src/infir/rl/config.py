@@ -1,7 +1,7 @@
 """The `rl:` section: the shared trainer's fields plus rollouts, rewards and the GRPO objective.
 
 rl:
-  init_from: sft                # a stage of this run, or a checkpoint path / Hub name
+  init_from: auto               # auto: the last training stage before rl; or a stage, a path, a Hub name
   task: reasoning               # Task.reward judges completions (math-verify, the code sandbox, ...)
   prompts: {source: generated, families: [chain_sum], per_family: 2000}   # train split only
   group_size: 8                 # G completions per prompt
@@ -21,9 +21,18 @@ from pydantic import Field, model_validator
 from infir.config_base import Section
 from infir.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 
+# Stages rl can start from, nearest first (`init_from: auto` takes the first one the recipe runs).
+START_STAGES = ("sft", "anneal", "pretrain")
 DEFAULT_FAMILIES = ["chain_sum", "basic_arithmetic", "simple_equations"]
 # "The answer is 42." as the last sentence of the completion: the form the reasoning task reads.
 DEFAULT_FORMAT = r"The answer is -?[\d,]*\.?\d+\.?$"
+
+
+def start_stage(init_from: str | None, stages: list[str]) -> str | None:
+    """The stage of this run whose final checkpoint rl starts from; None for a path or Hub name."""
+    if init_from == "auto":
+        return next((s for s in START_STAGES if s in stages), None)
+    return init_from if init_from in START_STAGES else None
 
 
 class PromptConfig(Section):
@@ -51,7 +60,7 @@ class RewardConfig(Section):
 
 
 class RLConfig(TrainConfig):
-    init_from: str | None = "sft"
+    init_from: str | None = "auto"
     task: str = "reasoning"
     task_options: dict[str, Any] = Field(default_factory=dict)
     prompts: PromptConfig = Field(default_factory=PromptConfig)
@@ -98,7 +107,7 @@ class RLConfig(TrainConfig):
         return data
 
     @model_validator(mode="after")
-    def _check_rl(self) -> "RLConfig":
+    def _check_rl(self) -> RLConfig:
         if self.max_new_tokens >= self.seq_len:
             raise ValueError(f"rl: max_new_tokens ({self.max_new_tokens}) leaves no room for the prompt in "
                              f"seq_len ({self.seq_len})")

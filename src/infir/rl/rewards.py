@@ -10,9 +10,9 @@ Code rewards wait on sandbox processes, so `workers` > 1 judges outputs on a thr
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 from infir.eval.task import Task
 from infir.rl.config import RewardConfig

@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -78,11 +78,12 @@ class VLLMEngine:
     policy's weights before every rollout. The engine is kept in this process so the weights pass by
     reference, and it takes only `gpu_memory_utilization` of the card, leaving the rest to training."""
 
-    def __init__(self, model_path: str, max_model_len: int, gpu_memory_utilization: float = 0.3,
-                 dtype: str = "auto"):
+    def __init__(self, model_path: str, max_model_len: int, gpu_memory_utilization: float = 0.3):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from infir.eval.backends import VLLMBackend
 
+        # Our checkpoints are fp32; vLLM's attention kernels want half precision.
+        dtype = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
         self.backend = VLLMBackend(model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                                    max_model_len=max_model_len)
 

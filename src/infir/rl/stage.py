@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from infir.rl.config import PromptConfig, RLConfig
+from infir.rl.config import PromptConfig, RLConfig, start_stage
 from infir.run import StageContext
 
 FINAL = "final"
@@ -104,9 +104,11 @@ def run(ctx: StageContext) -> dict:
         raise RuntimeError("rl runs in one process (one GPU or the CPU): rollouts decode token by token, "
                            "which sharded weights would turn into a collective per token; use backend: vllm "
                            "for fast rollouts instead of torchrun")
-    model_path = resolve_init(ctx, cfg.init_from) or ctx.recipe.model.name_or_path
+    init = start_stage(cfg.init_from, ctx.recipe.stages) or (None if cfg.init_from == "auto" else cfg.init_from)
+    model_path = resolve_init(ctx, init) or ctx.recipe.model.name_or_path
     if model_path is None:
         raise ValueError("rl: nothing to start from (set rl.init_from to a stage of this run or a checkpoint)")
+    cfg = cfg.model_copy(update={"init_from": str(model_path)})  # load_model reads cfg.init_from
     torch.manual_seed(ctx.recipe.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     policy = load_model(ctx, cfg, tokenizer).to(info.device)
