@@ -2,10 +2,10 @@
 
 Needs a run directory whose `sft` stage has completed (e.g. `infir run tiny --run-dir DIR
 stages=[curate,tokenize,pretrain,anneal,synth,sft]`). Runs the `rl` stage with the recipe's `rl:`
-section (the proposal below when the recipe has none), then evaluates `sft/final` and `rl/final` with
-the recipe's eval tasks and chat prompts, exactly as the eval stage does.
+section, then evaluates `sft/final` and `rl/final` with the recipe's eval tasks and chat prompts,
+exactly as the eval stage does (raise `eval.tasks.0.options.n` for a tighter comparison).
 
-    python benchmarks/rl_tiny.py --run-dir DIR [--threads 1] [--force] [rl.key=value ...]
+    python benchmarks/rl_tiny.py --run-dir DIR [--recipe tiny] [--threads 1] [--force] [key=value ...]
 
 Ends with one JSON line: accuracies, `accuracy_gain_vs_sft` (the peer is the SFT model the run starts
 from), the reward curve's first/last means and the RL stage's wall time.
@@ -18,57 +18,17 @@ import json
 import time
 from pathlib import Path
 
-import yaml
-
-# The `rl:` section proposed for recipes/tiny.yaml (used when the loaded recipe has no `rl` field).
-TINY_RL = yaml.safe_load("""
-init_from: sft
-task: reasoning
-prompts: {source: generated, families: [chain_sum, basic_arithmetic, simple_equations], per_family: 1000, seed: 5}
-group_size: 8
-prompts_per_step: 8
-micro_batch_size: 32
-seq_len: 192
-max_new_tokens: 64
-temperature: 1.0
-max_steps: 60
-optimizer: {lr: 1.0e-4, weight_decay: 0.0}
-reward: {correct: 1.0, format: 0.1}
-save_every: 20
-""")
-
-
-def load_recipe(overrides: list[str]):
-    from pydantic import Field
-
-    from infir.config import Recipe, apply_override, load_recipe, parse_override
-    from infir.rl.config import RLConfig
-
-    recipe = load_recipe("tiny")
-    tree = recipe.model_dump(mode="json")
-    if "rl" not in Recipe.model_fields:
-        class RLRecipe(Recipe):
-            rl: RLConfig = Field(default_factory=RLConfig)
-
-        tree["rl"] = dict(TINY_RL)
-        cls = RLRecipe
-    else:
-        cls = Recipe
-        tree.setdefault("rl", dict(TINY_RL))
-    for item in overrides:
-        apply_override(tree, *parse_override(item))
-    stages = [s for s in tree["stages"] if s not in ("export", "report")]
-    tree["stages"] = stages[:stages.index("sft") + 1] + ["rl"] + [s for s in stages if s == "eval"]
-    return cls.model_validate(tree)
-
 
 def accuracy(results: dict) -> dict:
-    return {task: metrics.get("accuracy", metrics.get("pass@1")) for task, metrics in results.items()}
+    """Every accuracy figure per task (overall and per family)."""
+    return {f"{task}/{key}": value for task, metrics in results.items() for key, value in metrics.items()
+            if key.startswith("accuracy") or key == "pass@1"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", required=True, type=Path)
+    ap.add_argument("--recipe", default="tiny")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--force", action="store_true", help="rerun the rl stage even if complete")
     ap.add_argument("overrides", nargs="*", help="recipe overrides, e.g. rl.max_steps=40")
@@ -76,17 +36,17 @@ def main() -> None:
 
     import torch
 
+    from infir.config import load_recipe
     from infir.eval.stage import evaluate_checkpoint
-    from infir.rl import stage as rl_stage
-    from infir.run import Stage, run_stage
+    from infir.run import run_stage
+    from infir.stages import STAGES
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    recipe = load_recipe(args.overrides)
+    recipe = load_recipe(args.recipe, args.overrides)
     run_dir = args.run_dir
     t0 = time.perf_counter()
-    summary = run_stage(recipe, Stage("rl", ("rl", "seed"), ("sft",), rl_stage.run, resumable=True), run_dir,
-                        force=args.force)
+    summary = run_stage(recipe, STAGES["rl"], run_dir, force=args.force)
     rl_seconds = summary.get("seconds", round(time.perf_counter() - t0, 1))
     out_root = run_dir / "rl-bench-eval"
     results = {}

@@ -109,3 +109,16 @@ def test_config_derives_the_batch_and_checks_it():
     with pytest.raises(ValidationError, match="no room for the prompt"):
         RLConfig(max_new_tokens=512, seq_len=512)
     assert RLConfig.model_validate(RLConfig().model_dump()).global_batch_size == 64  # a dumped config reloads
+
+
+def test_the_report_shows_the_reward_curve(tmp_path):
+    from infir.report.render import write_report
+
+    rows = [{"step": s, "loss": 0.01, "lr": 1e-4, "reward": 0.1 + 0.01 * s, "reward_std": 0.05,
+             "accuracy": 0.01 * s, "tokens_per_s": 900.0} for s in range(1, 21)]
+    (tmp_path / "rl").mkdir()
+    (tmp_path / "rl" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_json(tmp_path / "rl" / "summary.json", {"steps": 20, **rl_stage.reward_curve_summary(rows)})
+    page = write_report(tmp_path).read_text()
+    assert (tmp_path / "report" / "reward.png").is_file() and 'src="reward.png"' in page
+    assert "<td>0.155</td><td>0.255</td>" in page  # reward over the first and last 10 steps
