@@ -46,7 +46,7 @@ def _sft_needs(recipe: "Recipe") -> tuple[str, ...]:
     return tuple(start) + _present(recipe, ("tokenize", "synth"))
 
 
-def _rl_needs(recipe: "Recipe") -> tuple[str, ...]:
+def _rl_needs(recipe: Recipe) -> tuple[str, ...]:
     from infir.rl.config import start_stage
 
     start = start_stage(recipe.rl.init_from, recipe.stages)

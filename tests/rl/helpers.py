@@ -63,7 +63,8 @@ class DigitsTask(Task):
 
 
 def rollout_source(model, tokenizer, task: Task, *, group_size=4, prompts_per_step=4, max_new_tokens=6,
-                   seed=0, ppo_epochs=1, ref_model=None, reward_cfg=None, temperature=1.0):
+                   seed=0, ppo_epochs=1, ref_model=None, reward_cfg=None, temperature=1.0,
+                   drop_zero_signal=False):
     from infir.eval.generate import Generator
     from infir.rl.rewards import Rewarder
     from infir.rl.rollout import RolloutBatches, SamplingSettings
@@ -74,7 +75,8 @@ def rollout_source(model, tokenizer, task: Task, *, group_size=4, prompts_per_st
     settings = SamplingSettings(group_size=group_size, max_new_tokens=max_new_tokens, temperature=temperature,
                                 batch_size=64)
     return RolloutBatches(model, tokenizer, docs, prompts, Rewarder(task, reward_cfg), settings, prompts_per_step,
-                          seed, ppo_epochs=ppo_epochs, ref_model=ref_model, micro_batch_size=8)
+                          seed, ppo_epochs=ppo_epochs, ref_model=ref_model, micro_batch_size=8,
+                          drop_zero_signal=drop_zero_signal)
 
 
 def load(path: Path):

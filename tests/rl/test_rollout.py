@@ -124,3 +124,20 @@ def test_rows_end_with_end_of_turn_exactly_when_the_model_stopped_there(model_an
     assert src._completion(Generation("12", "eos", [7, 8, im_end])) == [7, 8, im_end]  # vLLM keeps it
     assert src._completion(Generation("12", "length", [7, 8])) == [7, 8]  # cut off: no stop to credit
     assert src._completion(Generation("", "stop", [9])) == [9]  # a stop string's tokens are what it chose
+
+
+def test_groups_without_signal_leave_the_batch(model_and_tok):
+    from infir.rl.rollout import RolloutBatches
+
+    assert RolloutBatches._kept_rows(torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5, 0.5]), 2) == [2, 3]
+    assert RolloutBatches._kept_rows(torch.tensor([1.0, 1.0, 0.0, 0.0]), 2) == [0, 1]  # none: a null step
+    full = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4).batch_at(0)
+    kept = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4,
+                          drop_zero_signal=True).batch_at(0)
+    groups = full["advantages"].view(4, 4).abs().sum(1) > 0
+    rows = [r for g in range(4) if groups[g] for r in range(g * 4, g * 4 + 4)] or [0, 1, 2, 3]
+    assert 0 < len(rows) < 16, "the toy rollout should mix informative and uninformative groups"
+    assert kept["metrics"]["trained_rows"] == len(rows) and torch.equal(kept["advantages"], full["advantages"][rows])
+    width = kept["input_ids"].size(1)
+    assert torch.equal(kept["input_ids"], full["input_ids"][rows][:, :width])
+    assert kept["metrics"]["reward"] == full["metrics"]["reward"]  # rewards are logged over every completion

@@ -86,6 +86,9 @@ class RLConfig(TrainConfig):
     clip_eps_high: float | None = Field(None, gt=0)  # DAPO's clip-higher; None: clip_eps
     kl_coef: float = Field(0.0, ge=0)
     ppo_epochs: int = Field(1, ge=1)  # optimizer steps per rollout batch
+    # Groups with one reward for all completions carry no policy gradient: skip their forward/backward
+    # (the token mean then runs over informative completions only, as in DAPO).
+    drop_zero_signal: bool = True
     # Trainer defaults suited to RL: small steps from the SFT model, no decay pulling weights to zero.
     log_every: int = Field(1, ge=1)
     val_batches: int = Field(0, ge=0)

@@ -7,6 +7,10 @@
   rows     prompt + completion (+ the end-of-turn token when the model stopped there), right-padded;
            labels mark the completion tokens only
 
+With `drop_zero_signal`, groups whose completions all got the same reward (advantage 0 everywhere, so
+no policy gradient) leave the batch before any forward pass; a step where every group is such keeps
+one group so the trainer still takes a (null) step. Rewards are logged over all completions.
+
 With `ppo_epochs` > 1 the same rollout feeds that many optimizer steps, with the rollout policy's
 log-probs kept as `old_logprobs`; a checkpoint taken between them stores the rollout itself.
 """
@@ -111,7 +115,7 @@ class RolloutBatches:
     def __init__(self, policy, tokenizer, docs: Sequence[dict], prompt_ids: Sequence[list[int]],
                  rewarder: Rewarder, settings: SamplingSettings, prompts_per_step: int, seed: int,
                  engine=None, advantage: str = "grpo", ppo_epochs: int = 1, ref_model=None,
-                 micro_batch_size: int = 16, autocast=None, log=print):
+                 micro_batch_size: int = 16, autocast=None, log=print, drop_zero_signal: bool = False):
         if not docs or len(docs) != len(prompt_ids):
             raise ValueError(f"RL needs prompts: got {len(docs)} docs and {len(prompt_ids)} encoded prompts")
         self.policy, self.tokenizer, self.docs, self.prompt_ids = policy, tokenizer, list(docs), list(prompt_ids)
@@ -119,6 +123,7 @@ class RolloutBatches:
         self.engine = engine if engine is not None else HFEngine(policy, tokenizer, autocast)
         self.advantage, self.ppo_epochs, self.ref_model = advantage, ppo_epochs, ref_model
         self.micro_batch_size, self.autocast, self.log = micro_batch_size, autocast, log
+        self.drop_zero_signal = drop_zero_signal
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self.eos_ids = eos_token_ids(policy, tokenizer)
@@ -152,14 +157,22 @@ class RolloutBatches:
         advantages = group_advantages(totals, group, scale=self.advantage == "grpo")
         rows = [(self.prompt_ids[i], self._completion(g)) for i, g in zip(
             [i for i in chosen for _ in range(group)], gens)]
-        batch = self._tensors(rows)
-        batch["advantages"] = advantages
+        keep = self._kept_rows(totals, group) if self.drop_zero_signal else list(range(len(rows)))
+        batch = self._tensors([rows[r] for r in keep])
+        batch["advantages"] = advantages[keep]
         if self.ref_model is not None:
             batch["ref_logprobs"] = sequence_logprobs(self.ref_model, batch, self.micro_batch_size, self.autocast)
         if self.ppo_epochs > 1:
             batch["old_logprobs"] = sequence_logprobs(self.policy, batch, self.micro_batch_size, self.autocast)
         batch["metrics"] = self._metrics(totals, rewards, gens, group, gen_seconds, time.perf_counter() - t0)
+        batch["metrics"]["trained_rows"] = len(keep)
         return batch
+
+    @staticmethod
+    def _kept_rows(totals: torch.Tensor, group: int) -> list[int]:
+        grouped = totals.view(-1, group)
+        signal = (grouped.max(1).values != grouped.min(1).values).nonzero().flatten().tolist() or [0]
+        return [g * group + k for g in signal for k in range(group)]
 
     def _completion(self, gen: Generation) -> list[int]:
         ids = list(gen.token_ids or [])
