@@ -19,6 +19,7 @@ from infir.curate.config import CurateConfig
 from infir.eval.config import EvalConfig
 from infir.export.config import ExportConfig
 from infir.model.llm import ModelConfig
+from infir.rl.config import RLConfig
 from infir.sft.config import SFTConfig
 from infir.synth.config import SynthConfig
 from infir.tokenize.config import TokenizeConfig, TokenizerConfig
@@ -61,6 +62,7 @@ class Recipe(Section):
     anneal: TrainConfig = Field(default_factory=_anneal_default)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

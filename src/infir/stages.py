@@ -46,6 +46,13 @@ def _sft_needs(recipe: "Recipe") -> tuple[str, ...]:
     return tuple(start) + _present(recipe, ("tokenize", "synth"))
 
 
+def _rl_needs(recipe: Recipe) -> tuple[str, ...]:
+    from infir.rl.config import start_stage
+
+    start = start_stage(recipe.rl.init_from, recipe.stages)
+    return (start,) if start else ()
+
+
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("curate", ("curate", "seed"), (), _lazy("infir.curate.stage"), resumable=True,
           input_files=_curate_inputs, help="filter, recall, dedup, score and decontaminate raw corpora"),
@@ -63,6 +70,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           help="synthesize verified SFT data: evolve seeds, sample a teacher, verify, score, select"),
     Stage("sft", ("sft", "seed"), _sft_needs, _lazy("infir.sft.stage"), resumable=True,
           help="supervised fine-tuning on conversations, assistant-only loss, packed"),
+    Stage("rl", ("rl", "seed"), _rl_needs, _lazy("infir.rl.stage"), resumable=True,
+          help="GRPO with verifiable rewards (task checker + format) from the SFT model"),
     Stage("eval", ("eval", "seed"), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.eval.stage"),
           resumable=True, keep=("cache",), help="evaluate each trained stage's checkpoint"),
     Stage("export", ("export",), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.export.stage"),

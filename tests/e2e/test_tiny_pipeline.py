@@ -20,10 +20,12 @@ SHRINK = [
     "anneal.save_every=0", "anneal.log_every=1",
     "synth.seeds.0.per_family=10", "sft.epochs=1", "sft.global_batch_size=4", "sft.micro_batch_size=4",
     "sft.seq_len=256", "sft.save_every=0",
+    "rl.max_steps=2", "rl.prompts.per_family=8", "rl.group_size=2", "rl.prompts_per_step=2", "rl.micro_batch_size=4",
+    "rl.seq_len=128", "rl.max_new_tokens=16", "rl.save_every=0",
     "eval.tasks.0.options.n=3", "eval.tasks.0.max_new_tokens=24", "eval.batch_size=8",
     "export.bench.task_limit=2", "export.bench.repeats=1", "export.bench.gen_tokens=8", "export.bench.prompt_tokens=16",
 ]
-STAGES = ["curate", "tokenize", "pretrain", "anneal", "synth", "sft", "eval", "export", "report"]
+STAGES = ["curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "eval", "export", "report"]
 
 
 def infir(*args, cwd):
@@ -62,7 +64,7 @@ def test_training_stages_save_loadable_checkpoints_and_metrics(run_dir):
         assert summary["steps"] == steps
         lines = [json.loads(x) for x in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
         assert {"step", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "mfu"} <= lines[0].keys()
-    for stage in ("pretrain", "anneal", "sft"):
+    for stage in ("pretrain", "anneal", "sft", "rl"):
         model = AutoModelForCausalLM.from_pretrained(run_dir / stage / "final")
         tok = AutoTokenizer.from_pretrained(run_dir / stage / "final")
         assert model.config.vocab_size >= len(tok)
@@ -75,7 +77,7 @@ def test_training_stages_save_loadable_checkpoints_and_metrics(run_dir):
 
 def test_eval_has_results_for_each_trained_stage(run_dir):
     results = json.loads((run_dir / "eval" / "summary.json").read_text())["results"]
-    assert set(results) == {"pretrain", "anneal", "sft"}
+    assert set(results) == {"pretrain", "anneal", "sft", "rl"}
     for stage in results:
         assert 0.0 <= results[stage]["reasoning"]["accuracy"] <= 1.0
         assert (run_dir / "eval" / stage / "reasoning.samples.jsonl").is_file()
@@ -83,7 +85,7 @@ def test_eval_has_results_for_each_trained_stage(run_dir):
 
 def test_report_has_the_plots(run_dir):
     html = (run_dir / "report" / "index.html").read_text()
-    for png in ("funnel.png", "loss.png", "eval.png"):
+    for png in ("funnel.png", "loss.png", "reward.png", "eval.png"):
         assert (run_dir / "report" / png).stat().st_size > 1000
         assert png in html
 
@@ -97,7 +99,7 @@ def test_rerun_skips_everything_and_a_changed_stage_reruns_downstream(run_dir):
     assert out.returncode == 0, out.stderr[-3000:]
     for s in ("curate", "tokenize", "pretrain", "anneal", "synth"):
         assert f"skipped {s}:" in out.stderr
-    for s in ("sft", "eval", "export", "report"):
+    for s in ("sft", "rl", "eval", "export", "report"):
         assert f"skipped {s}:" not in out.stderr
 
 

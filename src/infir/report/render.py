@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from infir.report.collect import TRAINING, collect
+from infir.report.rewards import plot_reward_curve
 
 
 def _plt():
@@ -48,6 +49,8 @@ def plot_losses(metrics: dict[str, list[dict]], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(8, 4.2))
     offset = 0
     for stage in TRAINING:
+        if stage == "rl":  # a policy-gradient surrogate, not nats/token: it has its own reward curve
+            continue
         rows = [r for r in metrics.get(stage, []) if "loss" in r]
         if not rows:
             continue
@@ -145,6 +148,13 @@ def write_report(run_dir: Path, title: str | None = None, samples_per_task: int 
                              s.get("tokens_per_s"), s.get("mfu")])
         parts += ["<h2>Training</h2>", '<img src="loss.png" alt="loss curves">',
                   _table(["stage", "steps", "tokens", "final loss", "val loss", "tokens/s", "MFU"], rows)]
+    if plot_reward_curve(data["metrics"].get("rl", []), out / "reward.png"):
+        rl = data["stages"].get("rl", {}).get("summary", {})
+        parts += ["<h2>Reinforcement learning</h2>", '<img src="reward.png" alt="RL reward curve">',
+                  _table(["steps", "reward (first)", "reward (last)", "rollout accuracy (first)",
+                          "rollout accuracy (last)", "tokens/s"],
+                         [[rl.get(k) for k in ("steps", "reward_first", "reward_last", "accuracy_first",
+                                               "accuracy_last", "tokens_per_s")]])]
     if data["eval"]:
         plot_eval(data["eval"], out / "eval.png")
         rows = []

@@ -6,6 +6,11 @@ holding this rank's share of the global batch, with `state_dict()`/`load_state_d
 config; the trainer owns precision, accumulation, clipping, the schedule, logging, checkpoints and
 exact resume. Loss is the sum of token losses over the whole global batch divided by its number of
 target tokens, so 1 or N ranks and any accumulation give the same update.
+
+The loss is an `objective` (default: next-token cross-entropy): `count(batch)` gives the normaliser of a
+rank's share of the global batch, `loss_sum(logits, micro)` the summed loss of a micro-batch, and an
+optional `pop_metrics()` extra values to log for the step. RL plugs its policy-gradient loss in here;
+values a batch carries under `"metrics"` (e.g. rollout rewards) are logged with the step too.
 """
 
 from __future__ import annotations
@@ -45,6 +50,16 @@ def count_targets(labels: torch.Tensor) -> int:
     return int((labels[:, 1:] != -100).sum())
 
 
+class TokenCrossEntropy:
+    """The default objective: next-token cross-entropy, averaged over the global batch's target tokens."""
+
+    def count(self, batch: dict) -> float:
+        return float(count_targets(batch["labels"]))
+
+    def loss_sum(self, logits: torch.Tensor, micro: dict) -> torch.Tensor:
+        return token_loss_sum(logits, micro["labels"].to(logits.device))
+
+
 @dataclass
 class FitResult:
     steps: int
@@ -61,10 +76,11 @@ class FitResult:
 class Trainer:
     def __init__(self, cfg: TrainConfig, model, tokenizer, data, out_dir: Path, info: DistInfo,
                  val_data: Iterable[dict] | None = None, log: Callable[[str], None] = print,
-                 on_step: Callable[[int, dict], None] | None = None):
+                 on_step: Callable[[int, dict], None] | None = None, objective=None):
         cfg = cfg.model_copy(update={"precision": resolve_precision(cfg.precision, info.device)})
         self.cfg, self.tokenizer, self.data, self.info = cfg, tokenizer, data, info
         self.out_dir, self.val_data, self.log, self.on_step = Path(out_dir), val_data, log, on_step
+        self.objective = objective if objective is not None else TokenCrossEntropy()
         self.ckpt_root = self.out_dir / "checkpoints"
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.device = info.device
@@ -151,11 +167,10 @@ class Trainer:
         return loggers
 
     # -- one optimizer step ------------------------------------------------------------------
-    def _forward_loss_sum(self, micro: dict) -> torch.Tensor:
+    def _logits(self, micro: dict) -> torch.Tensor:
         inputs = {k: v.to(self.device, non_blocking=True) for k, v in micro.items() if k in MODEL_KEYS}
         with self.autocast:
-            out = self.model(**inputs, use_cache=False)
-        return token_loss_sum(out.logits, micro["labels"].to(self.device))
+            return self.model(**inputs, use_cache=False).logits
 
     def _split(self, batch: dict) -> list[dict]:
         n = batch["input_ids"].size(0)
@@ -164,7 +179,7 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict:
         self.model.train()
-        targets = all_reduce_sum(torch.tensor(float(count_targets(batch["labels"]))), self.info).item()
+        targets = all_reduce_sum(torch.tensor(float(self.objective.count(batch))), self.info).item()
         denom = max(targets, 1.0)
         loss_sum = torch.zeros((), device=self.device)
         micros = self._split(batch)
@@ -172,7 +187,7 @@ class Trainer:
             sync = i == len(micros) - 1
             if self.info.distributed and hasattr(self.model, "set_requires_gradient_sync"):
                 self.model.set_requires_gradient_sync(sync)
-            part = self._forward_loss_sum(micro)
+            part = self.objective.loss_sum(self._logits(micro), micro)
             (part / denom * self.info.world_size).backward()  # FSDP averages gradients over ranks
             loss_sum += part.detach()
         grad_norm = self._clip()
@@ -181,7 +196,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss = all_reduce_sum(loss_sum, self.info).item() / denom
         tokens = int(all_reduce_sum(torch.tensor(float(batch["input_ids"].numel())), self.info).item())
-        return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "targets": int(targets)}
+        metrics = dict(batch.get("metrics", {}))
+        if hasattr(self.objective, "pop_metrics"):
+            metrics.update(self.objective.pop_metrics())
+        return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "targets": int(targets),
+                "metrics": metrics}
 
     def _clip(self) -> float:
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -202,7 +221,7 @@ class Trainer:
             if i >= self.cfg.val_batches:
                 break
             for micro in self._split(batch):
-                total += self._forward_loss_sum(micro)
+                total += token_loss_sum(self._logits(micro), micro["labels"].to(self.device))
                 count += count_targets(micro["labels"])
         total = all_reduce_sum(total, self.info)
         count = all_reduce_sum(torch.tensor(count), self.info).item()
@@ -260,7 +279,7 @@ class Trainer:
                     record = {"step": self.step, "loss": round(stats["loss"], 6), "lr": stats["lr"],
                               "grad_norm": round(stats["grad_norm"], 6), "tokens": self.tokens_seen,
                               "tokens_per_s": round(tps, 1),
-                              "mfu": round(tps * self.flops_per_token / self.peak, 5)}
+                              "mfu": round(tps * self.flops_per_token / self.peak, 5), **stats["metrics"]}
                     window_t, window_tokens = time.perf_counter(), 0
                 if validate_now:
                     record["val_loss"] = self.validate()
