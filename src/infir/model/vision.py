@@ -15,7 +15,8 @@ from infir.config_base import Section
 
 # Shapes we name in recipes. `so400m-patch14-384` is google/siglip-so400m-patch14-384's vision tower.
 PRESETS: dict[str, dict] = {
-    "tiny": dict(hidden_size=128, intermediate_size=512, num_layers=3, num_heads=4, image_size=96, patch_size=16),
+    # 96 px in 4 x 4 patches of 24 px: 16 image tokens, cheap enough to train on a CPU in minutes.
+    "tiny": dict(hidden_size=128, intermediate_size=512, num_layers=3, num_heads=4, image_size=96, patch_size=24),
     "so400m-patch14-384": dict(hidden_size=1152, intermediate_size=4304, num_layers=27, num_heads=16,
                                image_size=384, patch_size=14),
 }
@@ -42,14 +43,14 @@ class VisionConfig(Section):
     feature_layer: int = -1
 
     @model_validator(mode="after")
-    def _check(self) -> "VisionConfig":
+    def _check(self) -> VisionConfig:
         if self.name_or_path is None:
             s = self.shape()
             if s["hidden_size"] % s["num_heads"]:
                 raise ValueError(f"vision: hidden_size {s['hidden_size']} is not divisible by num_heads "
                                  f"{s['num_heads']}")
-            if s["image_size"] % s["patch_size"]:
-                raise ValueError(f"vision: image_size {s['image_size']} is not a multiple of patch_size "
+            if s["image_size"] < s["patch_size"]:  # so400m: 384 px / 14 px patches -> 27 x 27, edge dropped
+                raise ValueError(f"vision: image_size {s['image_size']} is smaller than patch_size "
                                  f"{s['patch_size']}")
         if self.feature_layer == 0:
             raise ValueError("vision.feature_layer 0 is the patch embedding, not a layer; use -1 or -2")

@@ -81,7 +81,7 @@ class ImagePreparer:
     def __init__(self, image_processor, aspect: Aspect = "resize"):
         self.image_processor, self.aspect = image_processor, aspect
         mean = getattr(image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
-        self.fill = tuple(int(round(255 * m)) for m in mean)
+        self.fill = tuple(round(255 * m) for m in mean)
 
     def __call__(self, images: list) -> torch.Tensor:
         opened = [open_image(im) for im in images]

@@ -26,9 +26,37 @@ from infir.model.vision import VisionConfig
 from infir.model.vlm import MODULE_PREFIXES
 from infir.tokenize.config import TokenizerConfig
 from infir.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
-from infir.vl.filter import FilterConfig
 
 Part = Literal["vision", "projector", "language"]
+# Which QA of each generator is the image's caption (the text an image-text pair holds).
+CAPTION_KINDS = {"shapes": "caption", "charts": "chart_table", "text": "ocr", "gui": "gui_describe"}
+
+
+class DualEncoderConfig(Section):
+    """The tiny SigLIP trained when `filter.model` is not given (its vision shape is `vl.vision`'s)."""
+
+    text_hidden_size: int = Field(128, ge=8)
+    text_layers: int = Field(2, ge=1)
+    text_heads: int = Field(4, ge=1)
+    max_text_tokens: int = Field(32, ge=4)
+    pairs_per_generator: int = Field(1000, ge=8)
+    generators: list[str] = Field(default_factory=lambda: list(CAPTION_KINDS))
+    steps: int = Field(150, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(20, ge=0)
+
+
+class FilterConfig(Section):
+    enabled: bool = True
+    # A SigLIP/CLIP dual encoder (hub name or path); None: train `dual_encoder` on generated pairs.
+    model: str | None = None
+    threshold: float = 0.5  # pairs scoring below are dropped
+    score: Literal["auto", "sigmoid", "cosine"] = "auto"  # auto: sigmoid when the model has a logit bias
+    batch_size: int = Field(64, ge=1)
+    heldout_pairs: int = Field(200, ge=0)  # held-out pairs (and as many shuffled) to measure the filter on
+    dual_encoder: DualEncoderConfig = Field(default_factory=DualEncoderConfig)
+
 
 
 class VLSource(Section):
@@ -55,13 +83,14 @@ class VLSource(Section):
     image_field: str | None = None
     # any
     limit: int | None = Field(None, ge=1)
-    # Drop the images and keep the text: teaches a fresh LM the language of the answers, blind
-    # (the tiny recipe's warm-up; a real LM already speaks).
-    text_only: bool = False
+    # Replace each image by its text view (what a caption or screen reader would say): a fresh LM learns
+    # to answer the questions from text before it sees images (the tiny recipe's warm-up; a real LM
+    # has learned reading comprehension in its own training).
+    image_as_text: bool = False
     filter: bool = False  # score (image, caption) pairs and drop those under vl.filter.threshold
 
     @model_validator(mode="after")
-    def _check(self) -> "VLSource":
+    def _check(self) -> VLSource:
         needs = {"generated": "generator", "llava_json": "path", "hf": "name"}[self.type]
         if getattr(self, needs) is None:
             raise ValueError(f"a {self.type} source needs `{needs}`")
@@ -74,10 +103,10 @@ class VLSource(Section):
             if unknown:
                 raise ValueError(f"generator {self.generator!r} writes no {unknown}; it writes "
                                  f"{list(GENERATORS[self.generator].kinds)}")
-        elif self.corrupt_fraction:
-            raise ValueError("corrupt_fraction applies to generated sources only")
-        if self.text_only and self.filter:
-            raise ValueError("a text_only source has no image-text pairs to filter")
+        elif self.corrupt_fraction or self.image_as_text:
+            raise ValueError("corrupt_fraction and image_as_text apply to generated sources only")
+        if self.image_as_text and self.filter:
+            raise ValueError("an image_as_text source has no image-text pairs to filter")
         return self
 
 
@@ -100,7 +129,7 @@ class CurriculumStage(Section):
         return name
 
     @model_validator(mode="after")
-    def _check(self) -> "CurriculumStage":
+    def _check(self) -> CurriculumStage:
         if not self.trains:
             raise ValueError(f"stage {self.name}: `trains` is empty; nothing would learn")
         if not self.data:
@@ -128,7 +157,7 @@ def _default_stages() -> list[CurriculumStage]:
         return CurriculumStage(name=name, trains=trains, data=data,
                                train=TrainConfig(seq_len=512, optimizer=OptimizerConfig(lr=lr)))
 
-    gen = lambda g, kinds=None: VLSource(type="generated", generator=g, kinds=kinds)  # noqa: E731
+    gen = lambda g, kinds=None: VLSource(type="generated", generator=g, kinds=kinds)
     return [
         stage("alignment", ["projector"], [gen("shapes", ["caption", "count", "color", "shape", "position"])], 1e-3),
         stage("perception", ["vision", "projector"], [gen("text"), gen("charts", ["chart_table"]),
@@ -179,7 +208,7 @@ class VLConfig(Section):
     on_bad_record: Literal["fail", "drop"] = "fail"
 
     @model_validator(mode="after")
-    def _check(self) -> "VLConfig":
+    def _check(self) -> VLConfig:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"vl.stages: names must be distinct, got {names}")

@@ -12,13 +12,18 @@ from __future__ import annotations
 import random
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Iterator
 
 from infir.sft.data import LoadReport
-from infir.vl.config import CurriculumStage, VLSource
-from infir.vl.data import VLConversation, from_generated, load_hf_conversations, load_llava_json, without_images
-from infir.vl.filter import CAPTION_KINDS
+from infir.vl.config import CAPTION_KINDS, CurriculumStage, VLSource
+from infir.vl.data import (
+    VLConversation,
+    from_generated,
+    image_as_text,
+    load_hf_conversations,
+    load_llava_json,
+)
 
 
 class ImagePool:
@@ -47,19 +52,19 @@ def source_seed(recipe_seed: int, src: VLSource) -> int:
 
 
 def generated_conversations(src: VLSource, seed: int, pool: ImagePool) -> list[VLConversation]:
-    images = pool.get(src.generator, src.n, seed, draw=not src.text_only)
+    images = pool.get(src.generator, src.n, seed, draw=not src.image_as_text)
     caption_kind = CAPTION_KINDS.get(src.generator)
     rng = random.Random(seed)
     corrupted = _corrupt_captions(images, caption_kind, src.corrupt_fraction, rng) if src.corrupt_fraction else set()
     out = []
     for i, image in enumerate(images):
-        conv = from_generated(image, src.kinds, src.max_turns, rng, first_kind=caption_kind)
+        conv = from_generated(image, src.kinds, src.max_turns, rng, keep_kind=caption_kind)
         if conv is None:
             continue
         if caption_kind is not None:
             conv.meta["caption"] = next(qa.answer for qa in image.qas if qa.kind == caption_kind)
         conv.meta["corrupted"] = i in corrupted
-        out.append(conv)
+        out.append(image_as_text(conv, image.view) if src.image_as_text else conv)
     return out
 
 
@@ -103,8 +108,6 @@ def stage_conversations(stage: CurriculumStage, recipe_seed: int, pool: ImagePoo
                 raise ValueError(f"stage {stage.name}: source {label} asks for the filter, but none is built")
             convs, entry["filter"] = filter_pairs(scorer, convs, threshold, batch_size)
             log(f"  {label}: filter kept {entry['filter']['kept']} of {entry['filter']['scored']} pairs")
-        if src.text_only:
-            convs = [without_images(c) for c in convs]
         entry["conversations"] = len(convs)
         entry["turns"] = dict(Counter(k for c in convs for k in c.meta.get("kinds", [])))
         stats[label] = entry
@@ -113,11 +116,12 @@ def stage_conversations(stage: CurriculumStage, recipe_seed: int, pool: ImagePoo
 
 
 def tokenizer_texts(stages: list[CurriculumStage], seed: int, per_generator: int = 2000) -> Iterator[str]:
-    """Text of every question kind the curriculum's generators write (the tiny tokenizer's corpus)."""
+    """Every text the curriculum's generators write, views included (the tiny tokenizer's corpus)."""
     from infir.vl.generators import generate
 
     names = sorted({src.generator for s in stages for src in s.data if src.type == "generated"})
     for name in names:
         for image in generate(name, per_generator, seed + 7, draw=False):
+            yield image.view
             for qa in image.qas:
                 yield qa.question + "\n" + qa.answer

@@ -17,9 +17,10 @@ from __future__ import annotations
 import io
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from infir.model.vlm import IMAGE_TOKEN
 from infir.sft.data import BadRecord, LoadReport, normalize
@@ -66,7 +67,7 @@ def open_image(item: Any, where: str = ""):
     elif isinstance(item, dict) and (item.get("bytes") or item.get("path")):
         return open_image(item.get("bytes") or item["path"], where)
     else:
-        raise ValueError(f"{where}: not an image: {type(item).__name__}")
+        raise TypeError(f"{where}: not an image: {type(item).__name__}")
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
@@ -239,26 +240,29 @@ def _image_counts(ds, field: str) -> list[int]:
 
 
 def from_generated(image, kinds: list[str] | None, max_turns: int, rng: random.Random,
-                   first_kind: str | None = None) -> VLConversation | None:
+                   keep_kind: str | None = None) -> VLConversation | None:
     """A multi-turn conversation about one generated image: several questions share its image tokens.
 
-    A question of `first_kind` (the caption), when selected, always comes first; the rest are shuffled.
+    Up to `max_turns` questions in random order; one of `keep_kind` (the caption the filter judges),
+    when selected, is always among them. The order is random so that no question kind owns the first
+    turn: a model must read the question to know what to answer.
     """
     qas = image.of_kinds(kinds)
     if not qas:
         return None
     rng.shuffle(qas)
-    qas.sort(key=lambda qa: qa.kind != first_kind)  # stable: keeps the shuffled order otherwise
+    qas.sort(key=lambda qa: qa.kind != keep_kind)  # stable: the kept kind first, the rest shuffled
+    chosen = qas[:max_turns]
+    rng.shuffle(chosen)
     messages = []
-    for i, qa in enumerate(qas[:max_turns]):
+    for i, qa in enumerate(chosen):
         messages.append({"role": "user", "content": (IMAGE_TOKEN + "\n" if i == 0 else "") + qa.question})
         messages.append({"role": "assistant", "content": qa.answer})
     return VLConversation([image.image], messages, f"{image.generator}:{image.key}",
-                          {"generator": image.generator, "kinds": [qa.kind for qa in qas[:max_turns]]})
+                          {"generator": image.generator, "kinds": [qa.kind for qa in chosen]})
 
 
-def without_images(conv: VLConversation) -> VLConversation:
-    """The same conversation with its images and their markers removed (blind text)."""
-    messages = [dict(m, content=m["content"].replace(IMAGE_TOKEN + "\n", "").replace(IMAGE_TOKEN, ""))
-                for m in conv.messages]
-    return VLConversation([], messages, conv.source, dict(conv.meta, text_only=True))
+def image_as_text(conv: VLConversation, view: str) -> VLConversation:
+    """The same conversation with its (single) image replaced by the text view of it."""
+    messages = [dict(m, content=m["content"].replace(IMAGE_TOKEN, view)) for m in conv.messages]
+    return VLConversation([], messages, conv.source, dict(conv.meta, image_as_text=True))

@@ -80,7 +80,7 @@ def action_correct(predicted: dict | None, target: dict) -> bool:
 def choice_letter(text: str, letters: str) -> str | None:
     """The option letter a multiple-choice answer picks: "(B)", "B.", "B", "The answer is B"."""
     text = text.strip()
-    for pattern in (rf"\(([{letters}])\)", rf"(?:answer is|answer:)\s*\(?([{letters}])\b", rf"^([{letters}])\b"):
+    for pattern in (rf"\(([{letters}])\)", rf"(?:answer is|answer:)\s*\(?([{letters}])\b", rf"^([{letters}])(?:[.):]|$)"):
         m = re.search(pattern, text, flags=re.IGNORECASE if "answer" in pattern else 0)
         if m:
             return m.group(1).upper()

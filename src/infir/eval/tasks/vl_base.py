@@ -9,7 +9,8 @@ Scoring (`evaluate`, `aggregate`) is plain text in, verdict out, like every othe
 from __future__ import annotations
 
 import random
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 from infir.eval.task import Task
 from infir.model.vlm import IMAGE_TOKEN

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from infir.eval.answers import normalize_number
 from infir.eval.loading import DataError
@@ -72,12 +72,20 @@ class MMMU(VLTask):
             present = [k for k in range(1, 8) if r.get(f"image_{k}") is not None]
             unreferenced = [k for k in present if k not in order]
             prompt = IMAGE_TOKEN * len(unreferenced) + ("\n" if unreferenced else "")
-            prompt += _IMAGE_REF.sub(lambda m: IMAGE_TOKEN if int(m.group(1)) in present else m.group(0), text)
-            images = [r[f"image_{k}"] for k in unreferenced] + [r[f"image_{k}"] for k in order if k in present]
+            prompt += _IMAGE_REF.sub(lambda m, present=present: IMAGE_TOKEN if int(m.group(1)) in present
+                                     else m.group(0), text)
+            images = [self._image(r[f"image_{k}"]) for k in unreferenced + [k for k in order if k in present]]
             docs.append({"id": r["id"], "prompt": prompt, "question": r["question"], "images": images,
                          "answer": str(r["answer"]).strip(), "options": options, "multiple_choice": mc,
                          "subject": r.get("subfield") or r.get("subject")})
         return docs
+
+    def _image(self, value):
+        # Hub rows hold image bytes; a local JSON/JSONL dump may hold paths relative to its file.
+        if isinstance(value, str) and self.data_path is not None and not Path(value).is_absolute():
+            base = Path(str(self.data_path))
+            return (base if base.is_dir() else base.parent) / value
+        return value
 
     def chat_user_message(self, doc: dict) -> str:
         return doc["prompt"]  # markers already sit where the images are referenced

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from infir.data.reasoning import extract_answer
 from infir.eval.answers import normalize_number

@@ -38,14 +38,14 @@ def generate(name: str, n: int, seed: int, split: Split = "train", size: int = 9
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
     gen = get_generator(name)
     share = heldout_fraction if split == "heldout" else 1 - heldout_fraction
-    max_tries = int(20 * n / share) + 1000
+    patience = int(200 / share)
     out = []
-    for spec in iter_specs(gen, seed, split, heldout_fraction, max_tries):
+    for spec in iter_specs(gen, seed, split, heldout_fraction, patience):
         out.append(gen.render(spec, size, draw))
         if len(out) == n:
             return out
-    raise ValueError(f"generator {name!r}: only {len(out)} distinct {split} images exist in {max_tries} tries "
-                     f"(asked for {n}); lower n")
+    raise ValueError(f"generator {name!r}: found only {len(out)} distinct {split} images (asked for {n}; "
+                     f"{patience} draws in a row brought nothing new); lower n")
 
 
 __all__ = ["GENERATORS", "QA", "GeneratedImage", "Generator", "generate", "get_generator", "is_heldout"]

@@ -64,6 +64,10 @@ def draw_bars(labels: list[str], values: list[int], colors: list[str], size: int
     return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
 
 
+def view(s: dict) -> str:
+    return "Bar chart: " + join_words([f"{label} is {v}" for label, v in zip(s["labels"], s["values"])]) + "."
+
+
 def questions(s: dict) -> list[QA]:
     labels, values, rng = s["labels"], s["values"], random.Random(s["ask"])
     table = join_words([f"{label} is {v}" for label, v in zip(labels, values)])
@@ -86,4 +90,4 @@ def draw_chart(s: dict, size: int):
     return draw_bars(s["labels"], s["values"], s["colors"], size)
 
 
-GENERATOR = Generator("charts", KINDS, spec, questions, draw_chart)
+GENERATOR = Generator("charts", KINDS, spec, questions, draw_chart, view)

@@ -1,7 +1,8 @@
 """What every image generator shares: the sample record, held-out splitting, fonts and colours.
 
-A generator is three functions: `spec(rng) -> dict` draws the content of one image (cheap, no
-pixels), `questions(spec)` writes its questions and answers, and `draw(spec, size)` paints it. The split is decided on the spec's `key` (its
+A generator is four functions: `spec(rng) -> dict` draws the content of one image (cheap, no
+pixels), `questions(spec)` writes its questions and answers, `draw(spec, size)` paints it and
+`view(spec)` says in words what it shows. The split is decided on the spec's `key` (its
 content without incidental jitter) by hash, before anything is drawn, so train and held-out images
 never share content, for any seed or size, and held-out images cost nothing to skip.
 """
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 Split = Literal["train", "heldout"]
 
@@ -35,6 +37,7 @@ class GeneratedImage:
     image: object  # PIL.Image.Image
     qas: list[QA]
     spec: dict = field(default_factory=dict)
+    view: str = ""
 
     def of_kinds(self, kinds: list[str] | None) -> list[QA]:
         return [qa for qa in self.qas if kinds is None or qa.kind in kinds]
@@ -47,10 +50,13 @@ class Generator:
     spec: Callable[[random.Random], dict]  # the content of one image, drawn from `rng`
     questions: Callable[[dict], list[QA]]  # what is asked about it (no pixels needed)
     draw: Callable[[dict, int], object]  # the PIL image at `size` pixels
+    # The image's content in words, as a caption or a screen reader would give it: everything its
+    # questions need. A language model first learns to answer from this text (see VLSource.image_as_text).
+    view: Callable[[dict], str]
 
     def render(self, spec: dict, size: int, draw: bool = True) -> GeneratedImage:
         image = self.draw(spec, size) if draw else None
-        return GeneratedImage(self.name, spec["key"], image, self.questions(spec), spec)
+        return GeneratedImage(self.name, spec["key"], image, self.questions(spec), spec, self.view(spec))
 
 
 def is_heldout(key: str, fraction: float) -> bool:
@@ -58,15 +64,20 @@ def is_heldout(key: str, fraction: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
-def iter_specs(gen: Generator, seed: int, split: Split, heldout_fraction: float, max_tries: int):
-    """Specs of `split`, distinct by key, in a deterministic order."""
+def iter_specs(gen: Generator, seed: int, split: Split, heldout_fraction: float, patience: int):
+    """Specs of `split`, distinct by key, in a deterministic order; ends after `patience` draws in a
+    row bring nothing new (the generator has run out of distinct content for this split)."""
     seen: set[str] = set()
-    for i in range(max_tries):
+    i = since_new = 0
+    while since_new < patience:
         spec = gen.spec(random.Random(f"{gen.name}:{seed}:{i}"))
+        i += 1
+        since_new += 1
         key = spec["key"]
         if key in seen or is_heldout(key, heldout_fraction) != (split == "heldout"):
             continue
         seen.add(key)
+        since_new = 0
         yield spec
 
 
@@ -83,7 +94,7 @@ FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
 FONT_NAMES = tuple(f.rsplit(".", 1)[0] for f in FONT_FILES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def font_dir() -> Path:
     import matplotlib
 

@@ -18,25 +18,27 @@ from infir.vl.generators.words import APPS, BUTTONS, FIELDS, WORDS
 
 KINDS = ("gui_describe", "gui_title", "gui_read", "click", "type", "scroll")
 ACTION_KINDS = ("click", "type", "scroll")
-TITLE_H = 0.16
+# The screen is four bands of a quarter height: the title bar, then three rows of slots (two per
+# row) or of list items. With the tiny tower's 4 x 4 patches every element covers whole patches.
+TITLE_H = 0.25
 ROWS, COLS = 3, 2
 SLOT_NAMES = {(0, 0): "top left", (0, 1): "top right", (1, 0): "middle left", (1, 1): "middle right",
               (2, 0): "bottom left", (2, 1): "bottom right"}
-LIST_ROWS = 4
+LIST_ROWS = 3
 
 
 def slot_box(row: int, col: int) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) of a form slot, as fractions of the screen."""
     h = (1 - TITLE_H) / ROWS
-    return (col / COLS + 0.05, TITLE_H + row * h + 0.05, (col + 1) / COLS - 0.05, TITLE_H + (row + 1) * h - 0.05)
+    return (col / COLS + 0.03, TITLE_H + row * h + 0.03, (col + 1) / COLS - 0.03, TITLE_H + (row + 1) * h - 0.03)
 
 
 def list_row_box(i: int) -> tuple[float, float, float, float]:
-    h = (0.96 - TITLE_H) / LIST_ROWS
-    return (0.04, TITLE_H + 0.03 + i * h, 0.86, TITLE_H + 0.03 + (i + 1) * h - 0.02)
+    h = (1 - TITLE_H) / LIST_ROWS
+    return (0.03, TITLE_H + i * h + 0.03, 0.72, TITLE_H + (i + 1) * h - 0.03)
 
 
-SCROLLBAR = (0.9, TITLE_H + 0.03, 0.96, 0.97)
+SCROLLBAR = (0.8, TITLE_H + 0.03, 0.95, 0.97)
 
 
 def spec(rng: random.Random) -> dict:
@@ -127,6 +129,16 @@ def describe(s: dict) -> str:
     return f"The {s['app']} app with {' and '.join(parts)}."
 
 
+def view(s: dict) -> str:
+    """The screen as an accessibility tree would list it: app, then each element and where it is."""
+    if s["kind"] == "list":
+        rows = ", ".join(f"row {i + 1} {item}" for i, item in enumerate(s["items"]))
+        return f"Screen: {s['app']} app; list: {rows}; the list is at the {s['thumb']}."
+    parts = [f"{e['color'] + ' ' if e['type'] == 'button' else ''}{e['type']} {e['label']} at the "
+             f"{SLOT_NAMES[(e['row'], e['col'])]}" for e in s["elements"]]
+    return f"Screen: {s['app']} app; " + "; ".join(parts) + "."
+
+
 def questions(s: dict) -> list[QA]:
     rng = random.Random(s["ask"])
     qas = [QA("gui_describe", "Describe the screen.", describe(s)), QA("gui_title", "What app is this?", s["app"])]
@@ -165,4 +177,4 @@ def questions(s: dict) -> list[QA]:
     return qas
 
 
-GENERATOR = Generator("gui", KINDS, spec, questions, render_screen)
+GENERATOR = Generator("gui", KINDS, spec, questions, render_screen, view)

@@ -42,11 +42,11 @@ def solve(s: dict) -> tuple[str, str, int]:
         read = f"The width is {w} and the height is {h}."
         if s["ask"] == "area":
             answer = w * h
-            return ("What is the area of the rectangle?", f"{read} The area is {w} * {h} = {answer}. "
-                    f"{ANSWER_PREFIX} {answer}.", answer)
+            solution = f"{read} The area is {w} * {h} = {answer}. {ANSWER_PREFIX} {answer}."
+            return "What is the area of the rectangle?", solution, answer
         answer = 2 * (w + h)
-        return ("What is the perimeter of the rectangle?", f"{read} {w} + {h} = {w + h}. The perimeter is "
-                f"2 * {w + h} = {answer}. {ANSWER_PREFIX} {answer}.", answer)
+        solution = f"{read} {w} + {h} = {w + h}. The perimeter is 2 * {w + h} = {answer}. {ANSWER_PREFIX} {answer}."
+        return "What is the perimeter of the rectangle?", solution, answer
     la, lb = s["labels"][s["a"]], s["labels"][s["b"]]
     va, vb = s["values"][s["a"]], s["values"][s["b"]]
     read = f"{la} is {va} and {lb} is {vb}."
@@ -80,6 +80,12 @@ def draw_rectangle(s: dict, size: int):
     return img
 
 
+def view(s: dict) -> str:
+    if s["figure"] == "rect":
+        return f"A rectangle with width {s['w']} and height {s['h']}."
+    return "Bar chart: " + ", ".join(f"{label} is {v}" for label, v in zip(s["labels"], s["values"])) + "."
+
+
 def questions(s: dict) -> list[QA]:
     question, solution, answer = solve(s)
     return [QA("math", question, solution, {"final": str(answer)})]
@@ -89,4 +95,4 @@ def draw_figure(s: dict, size: int):
     return draw_rectangle(s, size) if s["figure"] == "rect" else draw_bars(s["labels"], s["values"], s["colors"], size)
 
 
-GENERATOR = Generator("math", KINDS, spec, questions, draw_figure)
+GENERATOR = Generator("math", KINDS, spec, questions, draw_figure, view)

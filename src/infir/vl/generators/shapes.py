@@ -51,6 +51,11 @@ def caption(objects: list[dict]) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def view(s: dict) -> str:
+    parts = [f"{article(o['color'])} {o['color']} {o['shape']} at the {CELL_NAMES[o['cell']]}" for o in s["objects"]]
+    return "Shapes: " + join_words(parts) + "."
+
+
 def questions(s: dict) -> list[QA]:
     objects, rng = s["objects"], random.Random(s["ask"])
     qas = [QA("caption", "Describe the image.", caption(objects))]
@@ -83,4 +88,4 @@ def draw_scene(s: dict, size: int):
     return img
 
 
-GENERATOR = Generator("shapes", KINDS, spec, questions, draw_scene)
+GENERATOR = Generator("shapes", KINDS, spec, questions, draw_scene, view)

@@ -64,8 +64,12 @@ def render_text(s: dict, size: int):
     return img
 
 
+def view(s: dict) -> str:
+    return f"Text: {s['text']}"
+
+
 def questions(s: dict) -> list[QA]:
     return [QA("ocr", s["question"], s["text"])]
 
 
-GENERATOR = Generator("text", KINDS, spec, questions, render_text)
+GENERATOR = Generator("text", KINDS, spec, questions, render_text, view)
