@@ -83,18 +83,34 @@ def test_text_is_drawn_inside_the_canvas_in_its_colour():
 def test_gui_clicks_point_at_the_centre_of_their_target():
     from infir.vl.scoring import action_correct, parse_action
 
-    seen = set()
-    for g in generate("gui", 60, 0, draw=False):
+    seen, refs = set(), set()
+    for g in generate("gui", 80, 0, draw=False):
         for qa in g.qas:
             if qa.kind in ("click", "type", "scroll"):
                 seen.add(qa.kind)
+                refs.add(qa.meta["ref"])
                 assert action_correct(parse_action(qa.answer), qa.meta), qa
             if qa.kind == "click" and g.spec["kind"] == "form":
-                label = qa.question.split()[2] if qa.question.startswith("Click the") else qa.question[4:-1]
-                element = next(e for e in g.spec["elements"] if e["label"] == label)
+                words = qa.question.rstrip(".").split()
+                if qa.meta["ref"] == "color":  # "Click the red button."
+                    element = next(e for e in g.spec["elements"] if e.get("color") == words[2])
+                else:  # "Click the Save button." / "Tap Save." / "Click the Name field."
+                    element = next(e for e in g.spec["elements"] if e["label"] in words)
                 x0, y0, x1, y1 = slot_box(element["row"], element["col"])
                 assert qa.meta["box"] == [round(v * 1000) for v in (x0, y0, x1, y1)]
-    assert seen == {"click", "type", "scroll"}
+    assert seen == {"click", "type", "scroll"} and refs == {"label", "color", "text", "scrollbar"}
+
+
+def test_views_say_what_the_questions_need():
+    for g in generate("gui", 30, 0, draw=False):
+        for qa in g.qas:
+            if qa.kind == "click" and qa.meta["ref"] == "label":
+                target = qa.answer.split(" is ")[0]
+                assert target in g.view
+    for g in generate("text", 10, 0, draw=False):
+        assert g.view.endswith(g.qas[0].answer)
+    for g in generate("charts", 10, 0, draw=False):
+        assert all(f"{label} is {v}" in g.view for label, v in zip(g.spec["labels"], g.spec["values"]))
 
 
 def test_math_solutions_end_in_the_right_answer():

@@ -15,8 +15,8 @@ from infir.config_base import Section
 
 # Shapes we name in recipes. `so400m-patch14-384` is google/siglip-so400m-patch14-384's vision tower.
 PRESETS: dict[str, dict] = {
-    # 96 px in 4 x 4 patches of 24 px: 16 image tokens, cheap enough to train on a CPU in minutes.
-    "tiny": dict(hidden_size=128, intermediate_size=512, num_layers=3, num_heads=4, image_size=96, patch_size=24),
+    # 96 px in 3 x 3 patches of 32 px: 9 image tokens, each one cell of the generated scenes and screens.
+    "tiny": dict(hidden_size=128, intermediate_size=512, num_layers=3, num_heads=4, image_size=96, patch_size=32),
     "so400m-patch14-384": dict(hidden_size=1152, intermediate_size=4304, num_layers=27, num_heads=16,
                                image_size=384, patch_size=14),
 }

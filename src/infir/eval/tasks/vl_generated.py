@@ -78,11 +78,12 @@ class GUIActions(GeneratedVLTask):
         predicted = parse_action(output)
         target = {k: doc[k] for k in ("action", "box", "text", "direction") if k in doc}
         return {"correct": action_correct(predicted, target), "extracted": predicted, "action": doc["action"],
-                "parsed": predicted is not None}
+                "ref": doc.get("ref"), "parsed": predicted is not None}
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         metrics = super().aggregate(verdicts)
         metrics.update(self.by_kind(verdicts, "action"))
+        metrics.update({f"{k.replace('accuracy_', 'accuracy_by_')}": v for k, v in self.by_kind(verdicts, "ref").items()})
         metrics["parsed"] = sum(v["parsed"] for v in verdicts) / len(verdicts) if verdicts else 0.0
         return metrics
 

@@ -6,7 +6,10 @@ convention). A short thought names where the target is before the action, as age
 Layouts are coarse on purpose (a 2x3 grid of slots, or a four-row list) so that a small model can
 learn to ground them; the held-out key is the whole layout, so held-out screens are new layouts.
 
-Perception questions on the same screens (the app's name, a button's label) serve the perception stage.
+Instructions name their target by its label ("Tap Save.": the model must read), by its colour ("Click
+the red button.", when unique) or, for scrolling, leave it to the scroll bar; `ref` records which, and
+the GUI task reports accuracy per kind of reference. Perception questions on the same screens (the
+app's name, a button's label) serve the perception stage.
 """
 
 from __future__ import annotations
@@ -18,33 +21,34 @@ from infir.vl.generators.words import APPS, BUTTONS, FIELDS, WORDS
 
 KINDS = ("gui_describe", "gui_title", "gui_read", "click", "type", "scroll")
 ACTION_KINDS = ("click", "type", "scroll")
-# The screen is four bands of a quarter height: the title bar, then three rows of slots (two per
-# row) or of list items. With the tiny tower's 4 x 4 patches every element covers whole patches.
-TITLE_H = 0.25
-ROWS, COLS = 3, 2
-SLOT_NAMES = {(0, 0): "top left", (0, 1): "top right", (1, 0): "middle left", (1, 1): "middle right",
-              (2, 0): "bottom left", (2, 1): "bottom right"}
-LIST_ROWS = 3
+# The screen is a 3 x 3 grid: the title bar is the top row, and each of the six slots below holds one
+# element (or the two rows below hold list items and the scroll bar). With the tiny tower's 3 x 3
+# patches every element is exactly one patch, so grounding an element is finding one patch.
+TITLE_H = 1 / 3
+ROWS, COLS = 2, 3
+SLOT_NAMES = {(0, 0): "middle left", (0, 1): "middle", (0, 2): "middle right",
+              (1, 0): "bottom left", (1, 1): "bottom", (1, 2): "bottom right"}
+LIST_ROWS = 2
 
 
 def slot_box(row: int, col: int) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) of a form slot, as fractions of the screen."""
     h = (1 - TITLE_H) / ROWS
-    return (col / COLS + 0.03, TITLE_H + row * h + 0.03, (col + 1) / COLS - 0.03, TITLE_H + (row + 1) * h - 0.03)
+    return (col / COLS + 0.02, TITLE_H + row * h + 0.06, (col + 1) / COLS - 0.02, TITLE_H + (row + 1) * h - 0.06)
 
 
 def list_row_box(i: int) -> tuple[float, float, float, float]:
     h = (1 - TITLE_H) / LIST_ROWS
-    return (0.03, TITLE_H + i * h + 0.03, 0.72, TITLE_H + (i + 1) * h - 0.03)
+    return (0.02, TITLE_H + i * h + 0.04, 0.65, TITLE_H + (i + 1) * h - 0.04)
 
 
-SCROLLBAR = (0.8, TITLE_H + 0.03, 0.95, 0.97)
+SCROLLBAR = (0.78, TITLE_H + 0.03, 0.92, 0.97)
 
 
 def spec(rng: random.Random) -> dict:
     app = rng.choice(APPS)
     title_color = rng.choice(list(COLORS))
-    if rng.random() < 0.7:
+    if rng.random() < 0.6:
         slots = rng.sample([(r, c) for r in range(ROWS) for c in range(COLS)], rng.randint(2, 5))
         elements = []
         labels = rng.sample(BUTTONS, len(slots))
@@ -83,7 +87,7 @@ def render_screen(s: dict, size: int):
     img = Image.new("RGB", (size, size), (248, 248, 248))
     draw = ImageDraw.Draw(img)
     draw.rectangle([0, 0, size, TITLE_H * size], fill=COLORS[s["title_color"]])
-    label_font = font("DejaVuSans-Bold", scaled(size, 10))
+    label_font = font("DejaVuSans-Bold", scaled(size, 9))
     _centered_text(draw, [0, 0, size, TITLE_H * size], s["app"], label_font, (255, 255, 255))
     radius = scaled(size, 3)
     if s["kind"] == "form":
@@ -94,7 +98,7 @@ def render_screen(s: dict, size: int):
                 _centered_text(draw, box, e["label"], label_font, (255, 255, 255))
             else:
                 draw.rectangle(box, fill=(255, 255, 255), outline=(120, 120, 120), width=scaled(size, 1))
-                _centered_text(draw, box, e["label"], font("DejaVuSans", scaled(size, 9)), (140, 140, 140))
+                _centered_text(draw, box, e["label"], font("DejaVuSans", scaled(size, 8)), (140, 140, 140))
     else:
         item_font = font("DejaVuSans", scaled(size, 10))
         for i, item in enumerate(s["items"]):
@@ -152,28 +156,32 @@ def questions(s: dict) -> list[QA]:
         for e in rng.sample(buttons, min(2, len(buttons))):
             box = slot_box(e["row"], e["col"])
             where = SLOT_NAMES[(e["row"], e["col"])]
-            instruction = rng.choice((f"Click the {e['label']} button.", f"Tap {e['label']}."))
-            qas.append(QA("click", instruction, f"{e['label']} is at the {where}. {_click(box)}",
-                          {"action": "click", "box": _box1000(box)}))
+            if e in by_color and rng.random() < 0.5:  # referred to by its colour, as people often do
+                qas.append(QA("click", f"Click the {e['color']} button.", f"The {e['color']} button is at the "
+                              f"{where}. {_click(box)}", {"action": "click", "box": _box1000(box), "ref": "color"}))
+            else:
+                instruction = rng.choice((f"Click the {e['label']} button.", f"Tap {e['label']}."))
+                qas.append(QA("click", instruction, f"{e['label']} is at the {where}. {_click(box)}",
+                              {"action": "click", "box": _box1000(box), "ref": "label"}))
         if fields:
             e = rng.choice(fields)
             box = slot_box(e["row"], e["col"])
             where = SLOT_NAMES[(e["row"], e["col"])]
             if rng.random() < 0.5:
                 qas.append(QA("click", f"Click the {e['label']} field.", f"{e['label']} is at the {where}. "
-                              f"{_click(box)}", {"action": "click", "box": _box1000(box)}))
+                              f"{_click(box)}", {"action": "click", "box": _box1000(box), "ref": "label"}))
             else:
                 qas.append(QA("type", f'Type "{s["typed"]}" in the {e["label"]} field.',
                               f'The {e["label"]} field takes the text. type("{s["typed"]}")',
-                              {"action": "type", "text": s["typed"]}))
+                              {"action": "type", "text": s["typed"], "ref": "text"}))
     else:
         i = rng.randrange(LIST_ROWS)
         box = list_row_box(i)
         qas.append(QA("click", f"Open {s['items'][i]}.", f"{s['items'][i]} is row {i + 1} of the list. "
-                      f"{_click(box)}", {"action": "click", "box": _box1000(box)}))
+                      f"{_click(box)}", {"action": "click", "box": _box1000(box), "ref": "label"}))
         direction = "down" if s["thumb"] == "top" else "up"
         qas.append(QA("scroll", "Scroll to see more items.", f"The list is at the {s['thumb']}. scroll({direction})",
-                      {"action": "scroll", "direction": direction}))
+                      {"action": "scroll", "direction": direction, "ref": "scrollbar"}))
     return qas
 
 

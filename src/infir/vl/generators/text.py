@@ -10,15 +10,15 @@ from __future__ import annotations
 import random
 
 from infir.vl.generators.common import FONT_NAMES, QA, Generator, contrast_pair, font, scaled
-from infir.vl.generators.words import WORDS
+from infir.vl.generators.words import OCR_WORDS
 
 KINDS = ("ocr",)
 QUESTIONS = ("What does the text say?", "Read the text in the image.", "What is written here?")
 
 
 def spec(rng: random.Random) -> dict:
-    n_words = rng.choices((1, 2, 3), weights=(6, 3, 1))[0]
-    text = " ".join(rng.choice(WORDS) for _ in range(n_words))
+    n_words = rng.choices((1, 2, 3), weights=(7, 2, 1))[0]
+    text = " ".join(rng.choice(OCR_WORDS) for _ in range(n_words))
     name = rng.choice(FONT_NAMES)
     bg, fg = contrast_pair(rng)
     return {"key": f"{text}|{name}", "text": text, "font": name, "px": rng.uniform(13, 22),

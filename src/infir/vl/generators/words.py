@@ -8,8 +8,12 @@ lock map milk mint moon nest news oak park pear pen pink plum pond rain red ring
 rose salt sand ship shoe silk snow sock song star sun swan tea tent tree wall wave wind wolf wood
 """.split())
 
+# Rendered text draws from half of them: a vocabulary a tiny model can learn to read in minutes.
+OCR_WORDS = WORDS[::2]
+
 # GUI button labels, app titles and field names: short, distinct words.
+# (at most four letters: a label fits a third of a 96-pixel screen)
 BUTTONS = ("OK", "Save", "Send", "Menu", "Help", "Back", "Next", "Edit", "Copy", "Play", "Stop", "Undo",
-           "Share", "Open", "Close", "Delete")
-FIELDS = ("Name", "Email", "Search", "Phone", "City", "Title")
+           "Open", "Find", "Home", "Exit")
+FIELDS = ("Name", "City", "Date", "Note", "Tag", "Zip")
 APPS = ("Mail", "Notes", "Music", "Photos", "Maps", "Files", "Chat", "Shop")
