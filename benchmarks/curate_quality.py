@@ -3,8 +3,8 @@
     python benchmarks/curate_quality.py [--workers 2] [--out DIR]
 
 Recall seeds are the config defaults (generated math, third-party Python sources): nothing from
-the evaluated corpus. Decontamination uses the evaluation Task registry when it is installed,
-else the benchmark files of ../shared directly (GSM8K test, MATH-500, MMLU-STEM, HumanEval).
+the evaluated corpus. Decontamination goes through the evaluation Task registry (see
+`curate_common.decontam_setup` for the tasks and why the full MATH test set is left out).
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from curate_common import local_benchmark_texts, read_jsonl, read_outputs, registry_available, shared_dir  # noqa: E402
+from curate_common import decontam_setup, pair_recall, read_jsonl, read_outputs, shared_dir  # noqa: E402
 
 from infir.curate.config import CurateConfig, SourceConfig  # noqa: E402
 from infir.curate.pipeline import run_curate  # noqa: E402
-
-LOCAL_TASKS = ["gsm8k", "math500", "mmlu_stem", "humaneval"]
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -58,13 +56,9 @@ def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
     result["clean_removed_reasons"] = dict(Counter(
         removed[i]["metadata"]["reason"] for i, l in labels.items()
         if l["kind"] == "clean" and i in removed and not (removed_by(i) == "dedup" and i in has_dup)).most_common(12))
-    pairs = defaultdict(list)
-    for i, l in labels.items():
-        if l["kind"] in ("dup_exact", "dup_near"):
-            pairs[l["kind"]].append(i not in kept or l["dup_of"] not in kept)
-    result["dup_pairs_resolved"] = round(float(np.mean(pairs["dup_exact"] + pairs["dup_near"])), 4)
-    result["dup_exact_resolved"] = round(float(np.mean(pairs["dup_exact"])), 4)
-    result["dup_near_resolved"] = round(float(np.mean(pairs["dup_near"])), 4)
+    pairs = pair_recall(labels, set(kept))
+    result["dup_pairs_resolved"], result["dup_exact_resolved"], result["dup_near_resolved"] = (
+        pairs["pairs"], pairs["exact"], pairs["near"])
     nodup = [i for i, l in labels.items() if l["kind"] == "clean" and i not in has_dup]
     result["clean_nodup_removed_by_dedup"] = round(float(np.mean([removed_by(i) == "dedup" for i in nodup])), 4)
     contaminated = [i for i, l in labels.items() if l["kind"] == "contaminated"]
@@ -97,14 +91,13 @@ def main() -> None:
     corpus = shared / "corpus/refcorpus.jsonl.gz"
     labels = {r["id"]: r for r in read_jsonl(shared / "corpus/refcorpus.labels.jsonl.gz")}
     cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=args.workers)
-    use_registry = registry_available()
-    if not use_registry:
-        cfg.decontam.tasks = LOCAL_TASKS
+    cfg.decontam.tasks, cfg.decontam.data_paths, excluded = decontam_setup(shared)
     out = args.out or Path(tempfile.mkdtemp(prefix="curate-quality-"))
-    summary = run_curate(cfg, out, seed=0, decontam_texts=None if use_registry else local_benchmark_texts(shared))
+    summary = run_curate(cfg, out, seed=0)
     kept, removed = read_outputs(out)
     result = evaluate(labels, kept, removed)
-    result["decontam_source"] = "evaluation registry" if use_registry else f"local files: {LOCAL_TASKS}"
+    result["decontam_tasks"] = cfg.decontam.tasks
+    result["decontam_excluded"] = excluded
     result["decontam_index"] = summary["select"].get("decontam", {}).get("index")
     result["seconds"] = summary["totals"]["seconds"]
     result["output"] = str(out)

@@ -6,7 +6,7 @@ strings, batch size and token budget. Each side is timed on its generation call 
 outputs are compared text for text.
 
     python benchmarks/eval_generate_vs_lm_eval.py [--model DIR] [--n 200] [--batch-size 16] \
-        [--max-new-tokens 128]
+        [--max-new-tokens 256]
 
 Needs `pip install -e '.[bench]'` (lm-eval) and ../shared (GSM8K, tokenizer). Without --model it trains
 the small model of `eval_tiny_model.py` first (a few minutes on CPU).
@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--model", type=Path, help="checkpoint folder (default: train the small benchmark model)")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--shared", type=Path, default=SHARED)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads, the same for both sides")
     args = p.parse_args()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -35,16 +36,22 @@ def build_tokenizer(shared: Path = SHARED):
 
 
 def training_text(shared: Path, n: int, seed: int = 0) -> list[str]:
+    """GSM8K train worksheets plus the tiny corpus's generated worksheets (same layout, easier to learn)."""
+    from infir.data.builtin import iter_builtin
+
     rows = [json.loads(line) for line in (shared / "benchmarks" / "gsm8k" / "train.jsonl").open()]
     random.Random(seed).shuffle(rows)
     blocks = [f"Question: {r['question']}\nAnswer: {r['answer']}" for r in rows[:n]]
     # Worksheets of four problems, blank-line separated, as the tiny pretraining corpus lays them out.
-    return ["\n\n".join(blocks[i : i + 4]) for i in range(0, len(blocks), 4)]
+    texts = ["\n\n".join(blocks[i : i + 4]) for i in range(0, len(blocks), 4)]
+    texts += [doc["text"] for doc in iter_builtin("reasoning_gym", docs_per_family=n // 32, seed=seed)]
+    random.Random(seed).shuffle(texts)
+    return texts
 
 
 def train_tiny_model(
     out: Path,
-    steps: int = 600,
+    steps: int = 1000,
     seq_len: int = 128,
     batch: int = 8,
     seed: int = 0,
@@ -96,13 +103,14 @@ def train_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    print(f"saved the benchmark model to {out} (reuse it with --model)", file=sys.stderr, flush=True)
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--init-from", type=Path, help="continue training this checkpoint")
     args = p.parse_args()
     train_tiny_model(args.out, args.steps, init_from=args.init_from)

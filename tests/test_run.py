@@ -92,3 +92,19 @@ def test_a_killed_resumable_stage_restarts_clean_when_its_config_changed(tmp_pat
     run_stage(load_recipe("tiny", ["pretrain.max_steps=9"]), _stage("r", calls, resumable=True), tmp_path,
               log=lambda m: None)
     assert not (tmp_path / "r" / "checkpoint.txt").exists()
+
+
+def test_kept_subpaths_survive_a_rerun(tmp_path):
+    calls = []
+
+    def fn(ctx):
+        calls.append(1)
+        (ctx.stage_dir / "cache").mkdir(exist_ok=True)
+        (ctx.stage_dir / "cache" / f"entry{len(calls)}").write_text("x")
+        (ctx.stage_dir / "scratch.txt").write_text("x")
+        return {}
+
+    stage = Stage("e", ("pretrain",), (), fn, keep=("cache",))
+    run_stage(load_recipe("tiny"), stage, tmp_path, log=lambda m: None)
+    run_stage(load_recipe("tiny", ["pretrain.max_steps=3"]), stage, tmp_path, log=lambda m: None)
+    assert sorted(p.name for p in (tmp_path / "e" / "cache").iterdir()) == ["entry1", "entry2"]

@@ -4,6 +4,9 @@
   infir <stage> [RECIPE] [--run-dir DIR] [--force] [--dry-run] [key=value ...]
   infir curate --input PATH... --output DIR ...         (direct form, no run dir)
   infir eval --model PATH --tasks a,b ... | infir eval score ...
+  infir synth --seeds FILE --teacher-url URL --model NAME --output DIR ...
+  infir export --model DIR --format gguf|hf|mmproj [--quant f16|q8_0|q4_0] --out PATH
+  infir bench-edge --model FILE_OR_DIR [--model ...] [--task reasoning --limit N]
   infir report RUN_DIR
   infir recipes
 
@@ -25,6 +28,8 @@ console = Console(stderr=True)
 DIRECT_FORMS = {
     "curate": ("--input", "infir.curate.cli"),
     "eval": ("--model", "infir.eval.cli"),
+    "synth": ("--seeds", "infir.synth.cli"),
+    "export": ("--model", "infir.export.cli"),
 }
 
 
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from infir.stages import STAGES
 
-    commands = ["run", *STAGES, "recipes"]
+    commands = ["run", *STAGES, "bench-edge", "recipes"]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         print("\nstages: " + ", ".join(f"{n} ({s.help})" for n, s in STAGES.items()))
@@ -167,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return importlib.import_module(DIRECT_FORMS[cmd][1]).main(rest)
+    if cmd == "bench-edge":
+        import importlib
+
+        return importlib.import_module("infir.export.cli").main(["bench-edge", *rest])
     if cmd == "run":
         return cmd_run(rest)
     if cmd == "report":

@@ -17,8 +17,10 @@ from pydantic import Field, ValidationError, field_validator
 from infir.config_base import Section
 from infir.curate.config import CurateConfig
 from infir.eval.config import EvalConfig
+from infir.export.config import ExportConfig
 from infir.model.llm import ModelConfig
 from infir.sft.config import SFTConfig
+from infir.synth.config import SynthConfig
 from infir.tokenize.config import TokenizeConfig, TokenizerConfig
 from infir.train.config import ScheduleConfig, TrainConfig
 
@@ -57,8 +59,10 @@ class Recipe(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainConfig = Field(default_factory=TrainConfig)
     anneal: TrainConfig = Field(default_factory=_anneal_default)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("stages")

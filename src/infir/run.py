@@ -63,6 +63,8 @@ class Stage:
     # Local input files outside the run dir (raw corpora, seed files): their size and mtime join the
     # fingerprint, so an edited input reruns the stage.
     input_files: Callable[["Recipe"], list[str]] | None = None
+    # Sub-paths that survive a rerun (caches keyed by their own content, e.g. eval results per checkpoint).
+    keep: tuple[str, ...] = ()
 
     def upstream(self, recipe: "Recipe") -> tuple[str, ...]:
         return self.needs(recipe) if callable(self.needs) else self.needs
@@ -153,6 +155,16 @@ def is_complete(recipe: "Recipe", stage: Stage, run_dir: Path) -> bool:
     return read_json(marker).get("fingerprint") == fingerprint(recipe, stage, run_dir)
 
 
+def _wipe(stage_dir: Path, keep: tuple[str, ...]) -> None:
+    for child in stage_dir.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False, log=print) -> dict:
     """Run one stage with the skip / rerun / resume contract above; returns its summary."""
     stage_dir = run_dir / stage.name
@@ -166,7 +178,7 @@ def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False
     if marker.exists():
         marker.unlink()
     if stage_dir.exists() and (force or not stage.resumable or not same_work):
-        shutil.rmtree(stage_dir)
+        _wipe(stage_dir, stage.keep)
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_json(started, {"fingerprint": current, "started": time.time()})
     atomic_write_text(stage_dir / "config.yaml", yaml.safe_dump(stage_config(recipe, stage), sort_keys=False))

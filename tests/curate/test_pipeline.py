@@ -32,11 +32,9 @@ def _small_cfg(paths: list[str], **kw) -> CurateConfig:
     cfg.recall.seeds["math"].builtin[0].kwargs["docs_per_family"] = 10
     cfg.recall.seeds["math"].builtin[1].kwargs["n"] = 60
     cfg.recall.seeds["code"].builtin[0].kwargs["n"] = 60
-    cfg.recall.negative_seeds["code"].builtin[0].kwargs["max_docs"] = 100
     cfg.recall.rounds = 1
     cfg.decontam.tasks = ["gsm8k"]
     cfg.decontam.data_paths = {"gsm8k": _gsm8k_copy(Path(paths[0]).parent / "gsm8k")}
-    cfg.quality.enabled = False  # the bootstrap scorer is tested on its own; here it would judge forum text
     return cfg
 
 
@@ -77,7 +75,7 @@ def _kept_ids(out: Path) -> set[str]:
 def test_output_contract_and_invariant(curated):
     _, out, summary = curated
     names = [s["name"] for s in summary["steps"]]
-    assert names == ["validate", "langid", "heuristics", "recall", "dedup", "decontam", "mixture"]
+    assert names == ["validate", "langid", "heuristics", "recall", "dedup", "quality", "decontam", "mixture"]
     for s in summary["steps"]:
         assert s["docs_in"] == s["docs_out"] + sum(s["dropped"].values())
     for a, b in zip(summary["steps"], summary["steps"][1:]):
@@ -138,3 +136,25 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
     fresh.tasks = 4
     run_curate(fresh, tmp_path / "fresh")
     assert _kept_ids(tmp_path / "run") == _kept_ids(tmp_path / "fresh")
+
+
+def test_ray_executor_gives_the_same_kept_set(curated, tmp_path):
+    ray = pytest.importorskip("ray", reason="the Ray executor needs ray (pip install 'infir[ray]')")
+    root, out, _ = curated
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cfg = _small_cfg([str(root / "in.jsonl.gz")], executor="ray")
+        summary = run_curate(cfg, tmp_path / "ray")
+    finally:
+        ray.shutdown()
+    assert summary["totals"]["executor"] == "ray"
+    assert _kept_ids(tmp_path / "ray") == _kept_ids(out)
+
+
+def test_benchmark_that_cannot_load_stops_the_run_with_its_name(curated, tmp_path, capsys):
+    root, _, _ = curated
+    # Default config: every registry task, from the hub, which these tests cannot reach.
+    assert cli_main(["--input", str(root / "in.jsonl.gz"), "--output", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "benchmark task 'gsm8k' cannot be loaded" in err and "decontam.data_paths.gsm8k" in err
+    assert not (tmp_path / "o/kept").exists()

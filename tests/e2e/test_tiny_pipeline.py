@@ -18,11 +18,12 @@ SHRINK = [
     "pretrain.seq_len=128", "pretrain.save_every=5", "pretrain.val_every=6",
     "anneal.max_steps=6", "anneal.global_batch_size=4", "anneal.micro_batch_size=4", "anneal.seq_len=128",
     "anneal.save_every=0", "anneal.log_every=1",
-    "sft.data.0.per_family=10", "sft.epochs=1", "sft.global_batch_size=4", "sft.micro_batch_size=4",
+    "synth.seeds.0.per_family=10", "sft.data.1.per_family=10", "sft.epochs=1", "sft.global_batch_size=4", "sft.micro_batch_size=4",
     "sft.seq_len=256", "sft.save_every=0",
     "eval.tasks.0.options.n=3", "eval.tasks.0.max_new_tokens=24", "eval.batch_size=8",
+    "export.bench.task_limit=2", "export.bench.repeats=1", "export.bench.gen_tokens=8", "export.bench.prompt_tokens=16",
 ]
-STAGES = ["curate", "tokenize", "pretrain", "anneal", "sft", "eval", "report"]
+STAGES = ["curate", "tokenize", "pretrain", "anneal", "synth", "sft", "eval", "export", "report"]
 
 
 def infir(*args, cwd):
@@ -94,7 +95,27 @@ def test_rerun_skips_everything_and_a_changed_stage_reruns_downstream(run_dir):
     out = infir("run", "tiny", "--run-dir", str(run_dir), *[s for s in SHRINK if not s.startswith("sft.epochs")],
                 "sft.epochs=2", cwd=run_dir.parent)
     assert out.returncode == 0, out.stderr[-3000:]
-    for s in ("curate", "tokenize", "pretrain", "anneal"):
+    for s in ("curate", "tokenize", "pretrain", "anneal", "synth"):
         assert f"skipped {s}:" in out.stderr
-    for s in ("sft", "eval", "report"):
+    for s in ("sft", "eval", "export", "report"):
         assert f"skipped {s}:" not in out.stderr
+
+
+def test_synth_writes_verified_messages_that_sft_trains_on(run_dir):
+    synth = json.loads((run_dir / "synth" / "summary.json").read_text())
+    rows = [json.loads(x) for x in (run_dir / "synth" / "sft.jsonl").read_text().splitlines()]
+    assert rows and all(r["messages"][-1]["role"] == "assistant" for r in rows)
+    assert synth  # counts per step
+    sft = json.loads((run_dir / "sft" / "summary.json").read_text())
+    assert sft["conversations"]["kept"] >= len(rows)
+
+
+def test_export_writes_gguf_files_and_the_edge_benchmark(run_dir):
+    import gguf
+
+    for quant in ("f16", "q8_0", "q4_0"):
+        reader = gguf.GGUFReader(run_dir / "export" / f"model-{quant}.gguf")
+        assert any(t.name == "token_embd.weight" for t in reader.tensors)
+    edge = json.loads((run_dir / "export" / "edge.json").read_text())
+    assert {v["name"] for v in edge["variants"]} >= {"torch-fp32"}
+    assert "Edge deployment" in (run_dir / "report" / "index.html").read_text()

@@ -91,3 +91,20 @@ def test_loglikelihood_matches_a_direct_forward(gen):
             logprobs = torch.log_softmax(gen.model(ids).logits[0].float(), -1)
         expected = sum(logprobs[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
         assert s.logprob == pytest.approx(expected, abs=1e-4)
+
+
+def test_continuous_batching_matches_one_prompt_at_a_time(gen):
+    from infir.data.reasoning import generate as problems
+
+    prompts = [f"Question: {p.question}\nAnswer:" for p in problems("chain_sum", 14, seed=5)]
+    prompts += ["Q", "Answer: 1"]  # very short prompts join batches whose caches are much wider
+    free = gen.generate(prompts, max_new_tokens=20, batch_size=1)
+    stop = sorted({o.text[3:5] for o in free if len(o.text) > 6})[:4]  # rows stop at different steps
+    outs = gen.generate(prompts, max_new_tokens=20, batch_size=4, stop=stop, return_token_ids=True)
+    assert {o.finish_reason for o in outs} >= {"stop", "length"}
+    for prompt, out in zip(prompts, outs):
+        ref = _reference(gen, prompt, 20)
+        assert out.token_ids == ref[: len(out.token_ids)]
+        text = gen.tokenizer.decode(ref, skip_special_tokens=True)
+        cut = min([i for i in (text.find(s) for s in stop) if i >= 0], default=len(text))
+        assert out.text == text[:cut]

@@ -132,7 +132,14 @@ def test_loading_by_hub_name_asks_datasets_for_the_right_dataset(monkeypatch):
     assert calls[-1] == ("HuggingFaceH4/MATH-500", None, "test")
     calls.clear()
     assert len(get_task("math").docs()) == 7  # one config per subject
-    assert {c[1] for c in calls} == {"algebra", "counting_and_probability", "geometry", "intermediate_algebra",
-                                     "number_theory", "prealgebra", "precalculus"}
+    assert {c[1] for c in calls} == {
+        "algebra",
+        "counting_and_probability",
+        "geometry",
+        "intermediate_algebra",
+        "number_theory",
+        "prealgebra",
+        "precalculus",
+    }
     with pytest.raises(DataError, match="no such file or folder"):
         get_task("gsm8k", data_path="data/gsm8k/test.jsonl").docs()  # a path, not a hub name

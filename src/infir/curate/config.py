@@ -70,7 +70,7 @@ class WebRules(Section):
     gopher_quality: bool = True
     c4: bool = True
     fineweb: bool = True
-    fast_tokenizer: bool = True  # datatrove's rules with our regex word splitter instead of spaCy's
+    fast_tokenizer: bool = True  # datatrove's rules with our spaCy-compatible splitter, without spaCy
 
 
 class DomainRules(Section):
@@ -116,7 +116,7 @@ class SeedSource(Section):
 
 def _math_seeds() -> SeedSource:
     return SeedSource(builtin=[SourceConfig(type="builtin", name="reasoning_gym",
-                                            kwargs={"docs_per_family": 60, "seed": 1234}),
+                                            kwargs={"docs_per_family": 30, "seed": 1234}),
                                SourceConfig(type="builtin", name="curate:math_text", kwargs={"n": 600})])
 
 
@@ -124,25 +124,21 @@ def _code_seeds() -> SeedSource:
     return SeedSource(builtin=[SourceConfig(type="builtin", name="curate:python_code", kwargs={"n": 600})])
 
 
-def _code_negatives() -> SeedSource:
-    # Documentation full of examples is the hardest non-code: Python's own help topics and docstrings.
-    return SeedSource(builtin=[SourceConfig(type="builtin", name="python_docs", kwargs={"max_docs": 1500})],
-                      limit=1500)
-
-
 class RecallConfig(Section):
     enabled: bool = True
     domains: list[str] = Field(default_factory=lambda: ["math", "code"])
     seeds: dict[str, SeedSource] = Field(default_factory=lambda: {"math": _math_seeds(), "code": _code_seeds()})
-    negative_seeds: dict[str, SeedSource] = Field(default_factory=lambda: {"code": _code_negatives()})
-    rounds: int = 2  # rounds after the first: recalled docs join the positives, the model retrains
+    # Extra negatives per domain, besides random corpus documents and the other domains' seeds.
+    negative_seeds: dict[str, SeedSource] = Field(default_factory=dict)
+    rounds: int = 1  # rounds after the first: recalled docs join the positives, the model retrains
     threshold: float = 0.5  # score above which a document belongs to the domain
     positive_threshold: float = 0.9  # score above which a recalled document joins the positives
     negatives_per_positive: float = 1.5
-    max_tokens_per_doc: int = 256  # the classifier reads the start of each document
+    max_tokens_per_doc: int = 256  # the classifier reads this many tokens of each document,
+    windows: int = 4  # ... in this many windows spread over a long document
     max_positives: int = 1500  # per round; recalled positives are sampled down to this
     epoch: int = 5
-    dim: int = 32
+    dim: int = 16
     lr: float = 0.5
     word_ngrams: int = 2
     # Domain-level expansion: a URL prefix with many recalled pages gets its others reconsidered.
@@ -150,6 +146,8 @@ class RecallConfig(Section):
     expand_min_fraction: float = 0.5
     expand_threshold: float = 0.2
     url_prefix_depth: int = 1  # host + this many path segments
+    # Code is programs: a page recalled as code must parse (Python) or keep a source file's layout.
+    code_requires_program: bool = True
 
 
 class DedupConfig(Section):
@@ -166,14 +164,16 @@ class DedupConfig(Section):
 class QualityConfig(Section):
     enabled: bool = True
     # JSONL of {"text", "score"} (e.g. LLM annotations, as FineWeb-Edu); without it the step
-    # trains on a bootstrap set: recall seeds and kept documents as good, scrambled text as bad.
+    # bootstraps a coherence model: corpus documents against their shuffled tokens.
     labels_path: str | None = None
     model_path: str | None = None  # a trained model to reuse instead of training
-    # The bootstrap scorer only separates ordered text from word salad: keep its thresholds low.
-    thresholds: dict[str, float] = Field(default_factory=lambda: {"web": 0.02, "math": 0.01, "code": 0.01})
-    epoch: int = 10
-    dim: int = 32
-    max_tokens_per_doc: int = 400
+    # Documents scoring under their domain's threshold are dropped. The defaults suit the
+    # bootstrap model (word salad scores near 0, ordered text near 1); with labels on a 0-5
+    # scale, 0.6 keeps what annotators scored 3 or more.
+    thresholds: dict[str, float] = Field(default_factory=lambda: {"web": 0.1, "math": 0.1, "code": 0.1})
+    bootstrap_docs: int = 2000  # corpus documents sampled for the bootstrap model
+    epoch: int = 5
+    dim: int = 16
 
 
 class DecontamConfig(Section):
@@ -183,6 +183,9 @@ class DecontamConfig(Section):
     ngram: int = 10
     min_matches: int = 1  # n-grams shared with one benchmark item
     min_item_fraction: float = 0.5  # ... and at least this share of that item's n-grams
+    # Benchmark texts shorter than `ngram` words count when they have this many words, or are a
+    # short problem (words around a formula); shorter answers are stock phrases, not quotes.
+    short_min_words: int = 8
 
 
 class MixtureSpec(Section):

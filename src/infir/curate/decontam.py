@@ -6,12 +6,14 @@ task's own loader. The index is, per task, a sorted array of 64-bit n-gram hashe
 from, built once on the driver (`build_index`) and saved; each worker loads it and checks a
 document's n-grams with one vectorised `searchsorted`. A document is contaminated when it holds at
 least `min_item_fraction` of one benchmark item's n-grams: quoting a question is caught, sharing a
-stock phrase or formula with some solution is not. Benchmark texts shorter than n words (short
-problems) are matched as a whole.
+stock phrase or formula with some solution is not. Benchmark texts shorter than n words are matched
+as a whole when they are specific enough (short problems such as "Simplify $\\sqrt{242}$."), and
+ignored when they are short answers that clean pages share by chance.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -19,7 +21,7 @@ import numpy as np
 from datatrove.data import Document
 
 from infir.curate.config import DecontamConfig
-from infir.curate.hashing import ngram_hashes, word_hashes
+from infir.curate.hashing import finish_ngrams, ngram_accumulators, ngram_hashes, word_hashes_many
 from infir.curate.steps import CurateStep
 
 TextSource = Callable[[str, str | None], Iterator[str]]
@@ -57,12 +59,31 @@ def registry_task_names() -> list[str]:
     return list(task_names())
 
 
-def _item_grams(text: str, n: int) -> tuple[int, np.ndarray]:
-    """(k, unique k-gram hashes) of one benchmark text: k = n, or its whole length when shorter."""
-    hashes = word_hashes(text)
+_FORMULA = re.compile(r"\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]", re.S)
+_PROSE_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def short_text_is_specific(text: str, n_words: int, min_words: int) -> bool:
+    """Whether a benchmark text shorter than n words still identifies its item when quoted: it has
+    `min_words` words, or it is a short problem, an instruction around a formula ("Simplify
+    $\\sqrt{242}$."). Short answers ("Inositol triphosphate", "\\frac{1}{2}") are stock phrases
+    found in clean pages and are left out."""
+    if n_words >= min_words:
+        return True
+    if n_words < 2:
+        return False
+    prose = _FORMULA.sub(" ", text)
+    return prose != text and _PROSE_WORD.search(prose) is not None
+
+
+def _item_grams(text: str, hashes: np.ndarray, cfg: DecontamConfig) -> tuple[int, np.ndarray]:
+    """(k, unique k-gram hashes) of one benchmark text from its word hashes: k = n, or its whole
+    length when it is shorter but specific (see `short_text_is_specific`); k = 0 when it cannot
+    be matched."""
+    n = cfg.ngram
     if len(hashes) >= n:
         return n, np.unique(ngram_hashes(hashes, n))
-    if len(hashes) >= 2:  # a short problem ("Evaluate $\\log_2 64$.") is matched as a whole
+    if short_text_is_specific(text, len(hashes), cfg.short_min_words):
         return len(hashes), ngram_hashes(hashes, len(hashes))
     return 0, hashes[:0]
 
@@ -76,8 +97,10 @@ def build_index(cfg: DecontamConfig, texts_of: TextSource = registry_texts,
     for task in tasks:
         by_k: dict[int, tuple[list, list]] = {}
         sizes = []
-        for item, text in enumerate(_task_texts(task, cfg.data_paths.get(task), texts_of)):
-            k, grams = _item_grams(text, cfg.ngram)
+        texts = _task_texts(task, cfg.data_paths.get(task), texts_of)
+        words = [w for start in range(0, len(texts), 1024) for w in word_hashes_many(texts[start:start + 1024])]
+        for item, (text, hashes) in enumerate(zip(texts, words)):
+            k, grams = _item_grams(text, hashes, cfg)
             sizes.append(len(grams))
             if k:
                 hashes, items = by_k.setdefault(k, ([], []))
@@ -100,7 +123,10 @@ def save_index(index: dict[str, np.ndarray], path: Path) -> None:
 
 
 class DecontamIndex:
-    """The saved index, merged over tasks: one sorted table per n-gram length."""
+    """The saved index, merged over tasks: one sorted table per n-gram length, plus a presence
+    mask on the low hash bits so that most of a document's n-grams skip the binary search."""
+
+    _MASK_BITS = 22
 
     def __init__(self, path: str):
         with np.load(path) as data:
@@ -118,36 +144,65 @@ class DecontamIndex:
                     hashes.append(arrays[key])
                     items.append(arrays[key[:-1] + "i"] + offsets[t])
         self.tables = {}
+        mask = np.uint64((1 << self._MASK_BITS) - 1)
         for k, (hashes, items) in sorted(tables.items()):
             h, i = np.concatenate(hashes), np.concatenate(items)
             order = np.argsort(h, kind="stable")
-            self.tables[k] = (h[order], i[order])
+            present = np.zeros(1 << self._MASK_BITS, dtype=bool)
+            present[(h & mask).astype(np.intp)] = True
+            self.tables[k] = (h[order], i[order], present)
+        self._mask = mask
 
     def matches(self, words: np.ndarray) -> dict[str, tuple[int, float]]:
-        """{task: (n-grams shared with its most-shared item, share of that item's n-grams)}."""
-        best: dict[str, tuple[int, float]] = {}
-        for k, (table, items) in self.tables.items():
-            if len(words) < k:
+        return self.matches_many([words])[0]
+
+    def matches_many(self, words_of_docs: list[np.ndarray]) -> list[dict[str, tuple[int, float]]]:
+        """Per document, {task: (n-grams shared with its most-shared item, share of that item's
+        n-grams)}. The n-grams of all documents are hashed and looked up together."""
+        best: list[dict[str, tuple[int, float]]] = [{} for _ in words_of_docs]
+        lengths = [len(w) for w in words_of_docs]
+        if not self.tables or not any(lengths):
+            return best
+        words = np.concatenate(words_of_docs)
+        doc_of = np.repeat(np.arange(len(lengths)), lengths)
+        doc_end = np.repeat(np.cumsum(lengths), lengths)  # one past each word's last sibling
+        hit_doc, hit_gram, hit_item = [], [], []
+        for k, acc in ngram_accumulators(words, [max(self.tables)]):
+            if k not in self.tables:
                 continue
-            grams = np.sort(ngram_hashes(words, k))
-            pos = np.searchsorted(table, grams).clip(max=len(table) - 1)
-            found = table[pos] == grams
-            if not found.any():
+            table, items, present = self.tables[k]
+            grams = finish_ngrams(acc)
+            candidates = np.flatnonzero(present[(grams & self._mask).astype(np.intp)])
+            candidates = candidates[candidates + k <= doc_end[candidates]]  # n-grams inside one document
+            if not len(candidates):
                 continue
-            hit = np.unique(grams[found])  # a phrase repeated in the document counts once
-            counts = np.bincount(items[np.searchsorted(table, hit)])
-            for item in np.flatnonzero(counts):
-                task = self.tasks[self.task_of_item[item]]
-                share = float(counts[item] / max(self.sizes[item], 1))
-                if share > best.get(task, (0, 0.0))[1]:
-                    best[task] = (int(counts[item]), round(share, 4))
+            pos = np.searchsorted(table, grams[candidates]).clip(max=len(table) - 1)
+            found = table[pos] == grams[candidates]
+            hit_doc.append(doc_of[candidates[found]])
+            hit_gram.append(grams[candidates[found]])
+            hit_item.append(items[pos[found]])
+        if not hit_doc:
+            return best
+        docs, grams, item_of = np.concatenate(hit_doc), np.concatenate(hit_gram), np.concatenate(hit_item)
+        # a phrase repeated in a document counts once; then n-grams per (document, item)
+        _, first = np.unique(np.stack([docs.astype(np.uint64), grams]), axis=1, return_index=True)
+        pairs, counts = np.unique(np.stack([docs[first], item_of[first]]), axis=1, return_counts=True)
+        for doc, item, count in zip(pairs[0].tolist(), pairs[1].tolist(), counts.tolist()):
+            task = self.tasks[self.task_of_item[item]]
+            share = round(float(count / max(self.sizes[item], 1)), 4)
+            if share > best[doc].get(task, (0, 0.0))[1]:
+                best[doc][task] = (int(count), share)
         return best
 
 
-def contamination(index: DecontamIndex, words: np.ndarray, cfg: DecontamConfig) -> dict:
+def contamination_of(hits: dict[str, tuple[int, float]], cfg: DecontamConfig) -> dict:
     """The tasks a document is contaminated with, as {task: {"ngrams", "item_share"}}."""
-    return {t: {"ngrams": h[0], "item_share": h[1]} for t, h in index.matches(words).items()
+    return {t: {"ngrams": h[0], "item_share": h[1]} for t, h in hits.items()
             if h[1] >= cfg.min_item_fraction and h[0] >= cfg.min_matches}
+
+
+def contamination(index: DecontamIndex, words: np.ndarray, cfg: DecontamConfig) -> dict:
+    return contamination_of(index.matches(words), cfg)
 
 
 class Decontaminate(CurateStep):

@@ -8,8 +8,8 @@ Signatures are computed in the parallel scan (`Featurize` step), clustering once
   collisions of banding. Union-find joins the pairs into clusters; the earliest document (in
   shard order, which is input order) is kept and the others point to it.
 
-All of it is numpy: one (shingles x hashes) product per document for signatures, a sort per band
-for buckets.
+All of it is numpy: one (shingles x hashes) product for the shingles of many documents at once,
+a sort per band for buckets.
 """
 
 from __future__ import annotations
@@ -24,24 +24,56 @@ _PRIME_SHIFT = np.uint64(32)
 
 
 class MinHasher:
+    _ROWS = 4096  # shingles hashed at once, into one reused (rows x hashes) block: fresh large
+    # temporaries cost more in page faults than the arithmetic
+
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
         self.num_perm = cfg.bands * cfg.rows
         rng = np.random.default_rng(cfg.seed)
         self.a = (rng.integers(1, 2**63, self.num_perm, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
         self.b = rng.integers(0, 2**63, self.num_perm, dtype=np.uint64)
+        self._block = np.empty((self._ROWS, self.num_perm), dtype=np.uint64)
 
     def signature(self, text: str, words: np.ndarray | None = None) -> np.ndarray:
-        words = word_hashes(text) if words is None else words
-        shingles = np.unique(ngram_hashes(words, self.cfg.ngram))
-        if len(shingles) == 0:
-            return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
-        sig = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for start in range(0, len(shingles), 4096):  # bounded memory for very long documents
-                chunk = shingles[start:start + 4096, None]
-                np.minimum(sig, (chunk * self.a + self.b).min(axis=0), out=sig)
+        return self.signatures([word_hashes(text) if words is None else words])[0]
+
+    def signatures(self, words_of_docs: list[np.ndarray]) -> np.ndarray:
+        """(docs x num_perm) uint32 signatures: per permutation h -> a*h + b (mod 2**64), the minimum
+        over a document's shingles, top 32 bits. Shingles of many documents go through one product,
+        and `minimum.reduceat` splits the minima by document. A repeated shingle cannot change a
+        minimum, so shingles are not made unique first (a sort that costs more than the repeats)."""
+        shingles = [ngram_hashes(w, self.cfg.ngram) for w in words_of_docs]
+        sig = np.full((len(shingles), self.num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
+        group: list[int] = []
+        rows = 0
+        for i, s in enumerate(shingles):
+            if len(s) > self._ROWS:  # one long document: its own blocks
+                for start in range(0, len(s), self._ROWS):
+                    np.minimum(sig[i], self._permuted(s[start:start + self._ROWS]).min(axis=0), out=sig[i])
+                continue
+            if rows + len(s) > self._ROWS:
+                self._fill(sig, group, shingles)
+                group, rows = [], 0
+            if len(s):
+                group.append(i)
+                rows += len(s)
+        self._fill(sig, group, shingles)
         return (sig >> _PRIME_SHIFT).astype(np.uint32)
+
+    def _permuted(self, shingles: np.ndarray) -> np.ndarray:
+        block = self._block[:len(shingles)]
+        with np.errstate(over="ignore"):
+            np.multiply(shingles[:, None], self.a, out=block)
+            np.add(block, self.b, out=block)
+        return block
+
+    def _fill(self, sig: np.ndarray, group: list[int], shingles: list[np.ndarray]) -> None:
+        if not group:
+            return
+        block = self._permuted(np.concatenate([shingles[i] for i in group]))
+        starts = np.cumsum([0] + [len(shingles[i]) for i in group[:-1]])
+        sig[group] = np.minimum.reduceat(block, starts, axis=0)
 
 
 def exact_hash(text: str) -> int:

@@ -8,6 +8,7 @@ collapse to their digit count. Training runs on one thread with a fixed seed, so
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -16,24 +17,53 @@ from pathlib import Path
 _TOKEN = re.compile(r"\n[ \t]+|\n|\\[A-Za-z]+|[^\W\d_]+|_+|\d+|[^\s\w]")
 
 
-def normalize(text: str, max_tokens: int) -> str:
-    out = []
-    for tok in _TOKEN.findall(text[: max_tokens * 8]):
-        if tok[0] == "\n":
-            out.append("<ind>" if len(tok) > 1 else "<nl>")
-        elif tok[0].isdigit():
-            out.append(f"<d{min(len(tok), 4)}>")
-        else:
-            out.append(tok.lower())
-        if len(out) >= max_tokens:
-            break
+_MIN_ROWS_SEEN = 10_000
+_CHARS_PER_TOKEN = 8  # generous: the text cut before tokenizing always holds enough tokens
+
+
+_SPECIAL_START = frozenset("\n0123456789")
+
+
+def _special(tok: str) -> str:
+    if tok[0] == "\n":
+        return "<ind>" if len(tok) > 1 else "<nl>"
+    return f"<d{min(len(tok), 4)}>"
+
+
+def _tokens(text: str, max_tokens: int, out: list[str]) -> None:
+    # the regex does the scanning in C; Python only touches line breaks and numbers
+    out += [_special(tok) if tok[0] in _SPECIAL_START else tok
+            for tok in _TOKEN.findall(text.lower())[:max_tokens]]
+
+
+def normalize(text: str, max_tokens: int, windows: int = 1) -> str:
+    """At most `max_tokens` tokens of the text. With `windows` > 1, a long document is read in
+    that many evenly spaced windows (separated by `<cut>`), not only from its start: a module
+    that opens with a long docstring, a problem that opens with a diagram, is judged on its body too."""
+    span = max_tokens * _CHARS_PER_TOKEN
+    out: list[str] = []
+    if windows <= 1 or len(text) <= span:
+        _tokens(text[:span], max_tokens, out)
+        return " ".join(out)
+    per_window = max_tokens // windows
+    step = (len(text) - span // windows) / (windows - 1)
+    for w in range(windows):
+        start = int(w * step)
+        if w:
+            out.append("<cut>")
+            start = text.find("\n", start, start + 200) + 1 or start  # start on a line
+        _tokens(text[start:start + span // windows], per_window, out)
     return " ".join(out)
 
 
 def train_supervised(lines: list[str], *, epoch: int, dim: int, lr: float, word_ngrams: int, seed: int,
                      workdir: Path | None = None):
-    """`lines` are '__label__X text' rows; returns a fastText model."""
+    """`lines` are '__label__X text' rows; returns a fastText model. Small sets get more epochs:
+    the learning rate decays to zero over the run, and a few hundred rows seen five times leave
+    the model near its initial guess."""
     import fasttext
+
+    epoch = max(epoch, min(100, math.ceil(_MIN_ROWS_SEEN / max(len(lines), 1))))
 
     fd, path = tempfile.mkstemp(suffix=".txt", dir=workdir)
     try:

@@ -1,11 +1,13 @@
 """`run_curate`: the InfiR data pipeline as three datatrove stages around one global pass.
 
-  prepare (driver)             decontamination index from the benchmark texts
+  prepare (driver)             decontamination index from the registry's benchmark texts
+                               (meanwhile a forked job generates the recall seeds)
   scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
-                               -> features (recall text, exact hash, MinHash signature,
-                                  benchmark n-gram matches: one word hashing serves both)
-  select (driver, global)      recall classifiers (train, iterate, expand), dedup clustering,
-                               quality model
+                               -> features, a batch of documents at a time (classifier text,
+                                  exact hash, MinHash signature, benchmark n-gram matches:
+                                  one word hashing serves both, whether it is a program)
+  select (driver, global)      recall per domain (train, iterate, expand) and the quality model
+                               in forked jobs, dedup clustering on the driver meanwhile
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 
@@ -66,20 +68,20 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
     if cfg.filters.enabled:
         steps.append(HeuristicFilter(cfg.filters, removed))
     index = str(work / "decontam.npz") if cfg.decontam.enabled else None
-    featurize = Featurize(cfg.dedup, cfg.recall.max_tokens_per_doc, str(work / "scan"), cfg.decontam, index)
+    featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
+                          str(work / "scan"), cfg.decontam, index,
+                          programs=cfg.recall.enabled and cfg.recall.code_requires_program)
     writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
     pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
 
 
 def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
-
     from infir.curate.decontam import Decontaminate
     from infir.curate.mixture import DomainCount
     from infir.curate.quality import QualityFilter
     from infir.curate.shard_steps import ApplyDedup, ApplyRecall, ScanReader
-    from infir.curate.steps import ShardStats, output_adapter
+    from infir.curate.steps import ShardStats, gzip_writer
 
     removed = str(out) if cfg.write_removed else None
     work = out / "_work"
@@ -87,17 +89,17 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     if cfg.dedup.enabled:
         steps.append(ApplyDedup(str(work / "decisions"), removed))
     if cfg.quality.enabled:
-        steps.append(QualityFilter(cfg.quality, str(work / "quality.bin"), removed))
+        steps.append(QualityFilter(cfg.quality, str(work / "decisions"), removed))
     if cfg.decontam.enabled:
         steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))
-    writer = JsonlWriter(str(out / "kept"), output_filename="${domain}_${rank}.jsonl.gz", adapter=output_adapter)
+    writer = gzip_writer(str(out / "kept"), "${domain}_${rank}.jsonl.gz")
     return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
 
 
 def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary."""
-    from infir.curate.select import run_select
+    from infir.curate.select import run_select, start_seeds
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,24 +109,29 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     t_start = time.perf_counter()
     shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
     (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
-    walls = {}
-    prepare = {}
-    if cfg.decontam.enabled:
-        from infir.curate.select import prepare_decontam
+    seeds_job = start_seeds(cfg, work)  # the recall seeds are generated while the scan runs
+    try:
+        walls = {}
+        prepare = {}
+        if cfg.decontam.enabled:
+            from infir.curate.select import prepare_decontam
 
-        with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
-            prepare["decontam"] = prepare_decontam(cfg, work)
-            walls["prepare"] = done()
-    with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
-        pipeline, _ = scan_pipeline(cfg, shards, out)
-        run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
-        walls["scan"] = done()
-    with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
-        select_report = run_select(cfg, work, len(shards), seed) | prepare
-        walls["select"] = done()
-    with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-        run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))
-        walls["finish"] = done()
+            with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
+                prepare["decontam"] = prepare_decontam(cfg, work)
+                walls["prepare"] = done()
+        with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
+            pipeline, _ = scan_pipeline(cfg, shards, out)
+            run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
+            walls["scan"] = done()
+        with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
+            select_report = run_select(cfg, work, len(shards), seed, seeds_job) | prepare
+            walls["select"] = done()
+        with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
+            run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))
+            walls["finish"] = done()
+    finally:
+        if seeds_job is not None:
+            seeds_job.cancel()  # a no-op once collected; stops it when a stage failed
     summary = build_summary(cfg, out, len(shards), select_report, walls, time.perf_counter() - t_start)
     reporter.funnel(summary)
     return summary

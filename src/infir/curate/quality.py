@@ -2,10 +2,16 @@
 
 Labels are a JSONL of {"text", "score"} (LLM annotations on a 0-5 scale, as FineWeb-Edu does, or
 any integer scale): the classifier learns one class per integer score and a document's quality is
-its expected score scaled to [0, 1]. Without labels the step bootstraps a coherence scorer from
-what every install has: the recall seeds and Python's documentation as score 1, the same texts
-with their words shuffled as score 0, so it only learns that word order makes sense. Documents
-scoring under their domain's threshold are dropped.
+its expected score scaled to [0, 1].
+
+Without labels the step bootstraps a coherence model from the corpus itself: a sample of its
+documents (as the classifiers read them) against the same documents with their tokens shuffled.
+It learns what ordered text, code and math look like in this corpus's own styles, and flags
+documents that read like word salad (spun or scrambled text the rules let through). It is no
+judge of educational value; that needs labels. Its default thresholds are set for it.
+
+The model is trained and every document scored once on the driver, from the classifier texts the
+scan made; the finishing stage applies the per-domain thresholds.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 from datatrove.data import Document
 
 from infir.curate.config import QualityConfig, RecallConfig
@@ -39,30 +46,35 @@ def read_labels(path: str) -> list[tuple[str, int]]:
     return rows
 
 
-def bootstrap_labels(recall: RecallConfig, seed: int, limit: int = 600) -> list[tuple[str, int]]:
-    from infir.curate.seeds import iter_named
+def shuffled(text: str, rng: random.Random) -> str:
+    tokens = text.split()
+    rng.shuffle(tokens)
+    return " ".join(tokens)
 
+
+def bootstrap_rows(texts: list[str], cfg: QualityConfig, seed: int) -> list[str]:
+    """Ordered documents as 1, the same documents shuffled as 0 (texts already normalised)."""
     rng = random.Random(seed)
-    good = [d["text"] for d in iter_named("python_docs", max_docs=limit, seed=seed)]
-    for source in recall.seeds.values():
-        for src in source.builtin:
-            good += [d["text"] for _, d in zip(range(limit // 2), iter_named(src.name, **src.kwargs))]
-    rows = [(t, 1) for t in good]
-    for text in good:
-        words = text.split()
-        rng.shuffle(words)
-        rows.append((" ".join(words), 0))
-    return rows
+    sample = rng.sample(texts, min(cfg.bootstrap_docs, len(texts)))
+    return [f"__label__1 {t}" for t in sample] + [f"__label__0 {shuffled(t, rng)}" for t in sample]
 
 
-def train_quality_model(cfg: QualityConfig, recall: RecallConfig, seed: int, out_path: Path) -> dict:
-    rows = read_labels(cfg.labels_path) if cfg.labels_path else bootstrap_labels(recall, seed)
-    lines = [f"__label__{score} {normalize(text, cfg.max_tokens_per_doc)}" for text, score in rows]
-    random.Random(seed).shuffle(lines)
-    model = train_supervised(lines, epoch=cfg.epoch, dim=cfg.dim, lr=0.5, word_ngrams=2, seed=seed)
+def train_quality_model(cfg: QualityConfig, recall: RecallConfig, texts: list[str], seed: int,
+                        out_path: Path) -> dict:
+    """Trains on the labels file, or bootstraps from `texts` (the corpus's classifier texts)."""
+    if cfg.labels_path:
+        labelled = read_labels(cfg.labels_path)
+        rows = [f"__label__{score} {normalize(text, recall.max_tokens_per_doc, recall.windows)}"
+                for text, score in labelled]
+        report = {"labels": cfg.labels_path, "examples": len(rows), "scores": sorted({s for _, s in labelled})}
+    else:
+        rows = bootstrap_rows(texts, cfg, seed)
+        report = {"labels": "bootstrap: corpus documents against their shuffled tokens", "examples": len(rows),
+                  "scores": [0, 1]}
+    random.Random(seed).shuffle(rows)
+    model = train_supervised(rows, epoch=cfg.epoch, dim=cfg.dim, lr=0.5, word_ngrams=2, seed=seed)
     model.save_model(str(out_path))
-    scores = sorted({score for _, score in rows})
-    return {"examples": len(rows), "scores": scores, "labels": cfg.labels_path or "bootstrap (shuffled-word negatives)"}
+    return report
 
 
 def expected_score(dist: dict[str, float]) -> float:
@@ -73,25 +85,32 @@ def expected_score(dist: dict[str, float]) -> float:
     return sum(int(k) * p for k, p in dist.items()) / total / top
 
 
+def score_texts(model_path: Path, texts: list[str]) -> np.ndarray:
+    from fasttext.FastText import _FastText
+
+    model = _FastText(model_path=str(model_path))  # load_model's only addition is a deprecation notice
+    return np.array([expected_score(distribution(model, t)) for t in texts], dtype=np.float32)
+
+
 class QualityFilter(CurateStep):
+    """Applies the per-domain thresholds to the scores the driver computed."""
+
     name = "🏅 quality"
     step_name = "quality"
 
-    def __init__(self, cfg: QualityConfig, model_path: str, removed_dir: str | None = None):
+    def __init__(self, cfg: QualityConfig, decisions_dir: str, removed_dir: str | None = None):
         super().__init__(removed_dir)
         self.cfg = cfg
-        self.model_path = model_path
-        self._model = None
+        self.decisions_dir = decisions_dir
 
     def setup(self, rank: int, world_size: int) -> None:
-        if self._model is None:
-            import fasttext
+        from infir.curate.shard_steps import load_decisions
 
-            self._model = fasttext.load_model(self.model_path)
+        self._scores = load_decisions(self.decisions_dir, rank)["quality"]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        score = expected_score(distribution(self._model, normalize(doc.text, self.cfg.max_tokens_per_doc)))
-        doc.metadata["quality"] = round(score, 4)
+        score = self._scores[doc.metadata["_index"]]
+        doc.metadata["quality"] = score
         domain = doc.metadata.get("domain", "web")
         if score < self.cfg.thresholds.get(domain, 0.0):
             return False, f"low_quality:{domain}"

@@ -5,6 +5,8 @@ the corpus (and the other domains' seeds); it scores every document; documents s
 `positive_threshold` join the positives and the classifier retrains, `rounds` times. Then
 domain-level expansion: a URL prefix (host + first path segments) with enough pages, a large
 share of them recalled, gets its other pages reconsidered at the lower `expand_threshold`.
+Code must also be a program (it parses, or keeps a source file's layout): documentation pages
+full of examples read like code to any classifier, but are pages about programs.
 A document's domain is the recalled domain with the highest score, else web.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -20,7 +23,7 @@ from infir.curate.config import RecallConfig, SeedSource
 from infir.curate.fasttext_utils import label_probabilities, normalize, train_supervised
 
 
-def load_seeds(source: SeedSource, max_tokens: int) -> list[str]:
+def load_seeds(source: SeedSource, cfg: RecallConfig) -> list[str]:
     import json
 
     import fsspec
@@ -38,7 +41,7 @@ def load_seeds(source: SeedSource, max_tokens: int) -> list[str]:
                         raise ValueError(f"seed file {path}, line {lineno}: no JSON object with `text` ({e})") from e
     for src in source.builtin:
         texts += [d["text"] for d in iter_named(src.name, **src.kwargs)]
-    return [normalize(t, max_tokens) for t in texts[: source.limit]]
+    return [normalize(t, cfg.max_tokens_per_doc, cfg.windows) for t in texts[: source.limit]]
 
 
 def url_prefix(url: str | None, depth: int) -> str | None:
@@ -104,36 +107,63 @@ def expand_by_prefix(scores: np.ndarray, urls: list[str | None], cfg: RecallConf
     return out
 
 
-def run_recall(corpus: list[str], urls: list[str | None], cfg: RecallConfig, seed: int,
-               guesses: list[str] | None = None, model_dir=None) -> tuple[list[str], dict[str, np.ndarray], dict]:
-    """Returns per-document domains, per-domain scores and a report of the rounds. `guesses` are
-    the heuristic step's rule-based kinds (code / math / technical / prose), used only to keep
-    likely positives out of the negatives."""
-    seeds = {d: load_seeds(cfg.seeds[d], cfg.max_tokens_per_doc) for d in cfg.domains if d in cfg.seeds}
+def load_all_seeds(cfg: RecallConfig) -> dict[str, dict[str, list[str]]]:
+    """{"positive": {domain: texts}, "negative": {domain: texts}}, normalised for the classifiers."""
+    seeds = {d: load_seeds(cfg.seeds[d], cfg) for d in cfg.domains if d in cfg.seeds}
     missing = [d for d in cfg.domains if not seeds.get(d)]
     if missing:
         raise ValueError(f"recall has no seeds for {missing}: give `recall.seeds.<domain>` paths or builtin sources")
-    scores: dict[str, np.ndarray] = {}
-    recalled: dict[str, np.ndarray] = {}
-    report: dict = {"domains": {}}
-    for k, domain in enumerate(cfg.domains):
-        likely = np.array([g == domain for g in guesses], dtype=bool) if guesses is not None else None
-        negatives = (load_seeds(cfg.negative_seeds[domain], cfg.max_tokens_per_doc)
-                     if domain in cfg.negative_seeds else [])
-        scores[domain], history, model = recall_domain(domain, corpus, seeds, cfg, seed + 1000 * k, likely,
-                                                       negatives)
-        recalled[domain] = expand_by_prefix(scores[domain], urls, cfg)
-        if model_dir is not None:
-            model.save_model(str(model_dir / f"recall_{domain}.bin"))
-        report["domains"][domain] = {
-            "seeds": len(seeds[domain]), "rounds": history,
-            "recalled": int(recalled[domain].sum()),
-            "expanded": int(recalled[domain].sum() - (scores[domain] >= cfg.threshold).sum())}
+    negatives = {d: load_seeds(cfg.negative_seeds[d], cfg) for d in cfg.domains if d in cfg.negative_seeds}
+    return {"positive": seeds, "negative": negatives}
+
+
+def recall_one(domain: str, corpus: list[str], urls: list[str | None], cfg: RecallConfig, seed: int,
+               guesses: list[str] | None = None, model_dir=None, programs: list[bool] | None = None,
+               seeds: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One domain's recall: (scores, recalled mask, report). Independent of the other domains'
+    runs (their seeds are its negatives), so domains can run in parallel processes. `seeds` is
+    `load_all_seeds(cfg)`, loaded here when not given."""
+    seeds = seeds or load_all_seeds(cfg)
+    k = cfg.domains.index(domain)
+    likely = np.array([g == domain for g in guesses], dtype=bool) if guesses is not None else None
+    scores, history, model = recall_domain(domain, corpus, seeds["positive"], cfg, seed + 1000 * k, likely,
+                                           seeds["negative"].get(domain, []))
+    recalled = expand_by_prefix(scores, urls, cfg)
+    expanded = int(recalled.sum() - (scores >= cfg.threshold).sum())
+    not_program = 0
+    if domain == "code" and cfg.code_requires_program and programs is not None:
+        is_program = np.asarray(programs, dtype=bool)
+        not_program = int((recalled & ~is_program).sum())
+        recalled &= is_program
+    if model_dir is not None:
+        model.save_model(str(Path(model_dir) / f"recall_{domain}.bin"))
+    return scores, recalled, {"seeds": len(seeds["positive"][domain]), "rounds": history, "recalled": int(recalled.sum()),
+                              "expanded": expanded, "not_programs": not_program}
+
+
+def assign_domains(scores: dict[str, np.ndarray], recalled: dict[str, np.ndarray], n: int) -> list[str]:
+    """A document's domain is the recalled domain with the highest score, else web."""
     domains = []
-    for i in range(len(corpus)):
+    for i in range(n):
         best, best_score = "web", -1.0
-        for d in cfg.domains:
+        for d in scores:
             if recalled[d][i] and scores[d][i] > best_score:
                 best, best_score = d, float(scores[d][i])
         domains.append(best)
-    return domains, scores, report
+    return domains
+
+
+def run_recall(corpus: list[str], urls: list[str | None], cfg: RecallConfig, seed: int,
+               guesses: list[str] | None = None, model_dir=None,
+               programs: list[bool] | None = None) -> tuple[list[str], dict[str, np.ndarray], dict]:
+    """Returns per-document domains, per-domain scores and a report of the rounds. `guesses` are
+    the heuristic step's rule-based kinds (code / math / technical / prose), used only to keep
+    likely positives out of the negatives. `programs` marks the documents that are programs
+    (`rules.is_program`): with `code_requires_program`, only they can join the code domain, and
+    documentation full of examples, which the classifier takes for code, stays web."""
+    scores, recalled, report = {}, {}, {"domains": {}}
+    seeds = load_all_seeds(cfg)
+    for domain in cfg.domains:
+        scores[domain], recalled[domain], report["domains"][domain] = recall_one(
+            domain, corpus, urls, cfg, seed, guesses, model_dir, programs, seeds)
+    return assign_domains(scores, recalled, len(corpus)), scores, report

@@ -3,23 +3,26 @@
 Seeds for the recall classifiers must never come from the corpus being curated, so they are made
 here from what an install has:
 - `curate:math_text`: worked problems in the style of math pages, with LaTeX written out
-  exactly (equations, derivatives, integrals, sums, probability, geometry) and reasoning-gym problems from
-  its algebra, number-theory and geometry families;
+  exactly (equations, derivatives, integrals, sums, probability, geometry), figures drawn in
+  Asymptote as competition pages do, and reasoning-gym problems from its algebra, number-theory
+  and geometry families;
 - `curate:python_code`: Python sources of the installed third-party packages (site-packages),
   which are not Python's standard library.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sysconfig
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
-_RG_FAMILIES = ["polynomial_equations", "simple_integration", "gcd", "lcm",
-                "prime_factorization", "complex_arithmetic", "fraction_simplification", "simple_geometry",
-                "advanced_geometry", "decimal_arithmetic", "power_function", "count_primes", "dice"]
+# reasoning-gym's sympy-backed families (polynomial equations, integration, advanced geometry)
+# take a second each; the LaTeX problems below cover the same ground.
+_RG_FAMILIES = ["gcd", "lcm", "prime_factorization", "complex_arithmetic", "fraction_simplification",
+                "simple_geometry", "decimal_arithmetic", "power_function", "count_primes", "dice"]
 
 
 def _poly(coeffs: list[int], var: str = "x") -> str:
@@ -79,7 +82,64 @@ def _latex_problem(rng: random.Random) -> str:
             f"and $x + y = \\boxed{{{_frac((2 * y + 1).numerator, (2 * y + 1).denominator)}}}$.")
 
 
-def math_text(n: int = 500, seed: int = 0) -> Iterator[dict]:
+def _asy_preamble(rng: random.Random) -> list[str]:
+    lines = [rng.choice(["unitsize(1 cm);", "unitsize(0.5 cm);", "size(150);", "size(6cm);", "size(120);"])]
+    if rng.random() < 0.4:
+        lines.insert(0, rng.choice(["import olympiad;", "import geometry;", "import graph;"]))
+    if rng.random() < 0.3:
+        lines.append("defaultpen(linewidth(0.7));")
+    return lines
+
+
+def _figure_problem(rng: random.Random) -> str:
+    """A geometry or graphing problem whose page draws its figure in Asymptote, as competition
+    pages do, with the worked solution after it."""
+    kind = rng.randrange(3)
+    if kind == 0:  # right triangle with labelled legs
+        k = rng.randint(1, 4)
+        p, q = rng.choice([(3, 4), (5, 12), (8, 15), (6, 8), (7, 24)])
+        p, q = p * k, q * k
+        hyp = round((p * p + q * q) ** 0.5)
+        names = rng.sample("ABCDEFPQRXYZ", 3)
+        fig = _asy_preamble(rng) + [
+            f"pair {', '.join(names)};", f"{names[0]} = (0,0);", f"{names[1]} = ({p},0);", f"{names[2]} = (0,{q});",
+            f"draw({names[0]}--{names[1]}--{names[2]}--cycle);",
+            f"draw(rightanglemark({names[1]},{names[0]},{names[2]},{rng.choice([10, 15, 20])}));",
+            f'label("${names[0]}$", {names[0]}, SW);', f'label("${names[1]}$", {names[1]}, SE);',
+            f'label("${names[2]}$", {names[2]}, N);', f'label("${p}$", ({names[0]} + {names[1]})/2, S);',
+            f'label("${q}$", ({names[0]} + {names[2]})/2, W);']
+        question = (f"In the diagram, $\\triangle {''.join(names)}$ is right-angled at ${names[0]}$. What is the "
+                    f"length of ${names[1]}{names[2]}$?")
+        solution = (f"By the Pythagorean theorem, ${names[1]}{names[2]} = \\sqrt{{{p}^2 + {q}^2}} = "
+                    f"\\sqrt{{{p * p + q * q}}} = \\boxed{{{hyp}}}$.")
+    elif kind == 1:  # circle with an inscribed angle
+        angle = rng.choice([30, 40, 50, 60, 70, 80])
+        fig = _asy_preamble(rng) + [
+            "pair O, A, B, C;", "O = (0,0);", f"A = dir({rng.randint(100, 170)});", "B = dir(-30);",
+            f"C = dir({rng.randint(190, 260)});", "draw(Circle(O,1));", "draw(A--B--C--A);", "draw(O--B);",
+            "dot(O);", 'label("$O$", O, NE);', 'label("$A$", A, NW);', 'label("$B$", B, E);', 'label("$C$", C, SW);']
+        question = (f"Points $A$, $B$ and $C$ lie on the circle centered at $O$, as shown, and "
+                    f"$\\angle ACB = {angle}^\\circ$. Find $\\angle AOB$ in degrees.")
+        solution = (f"An inscribed angle is half of the central angle on the same arc, so "
+                    f"$\\angle AOB = 2 \\cdot {angle}^\\circ = \\boxed{{{2 * angle}}}$.")
+    else:  # the graph of a line
+        m, b = rng.randint(-3, 3) or 1, rng.randint(-4, 4)
+        lo, hi = -rng.randint(3, 6), rng.randint(3, 6)
+        fig = ["import graph;", rng.choice(["size(7cm);", "size(200);"]),
+               f"real f(real x) {{ return {m}*x + ({b}); }}", f"xaxis(\"$x$\", {lo}, {hi}, Ticks(Step=1), Arrows(6));",
+               f"yaxis(\"$y$\", {lo}, {hi}, Ticks(Step=1), Arrows(6));",
+               f"draw(graph(f, {max(lo, (lo - b) / m if m > 0 else (hi - b) / m):.2f}, "
+               f"{min(hi, (hi - b) / m if m > 0 else (lo - b) / m):.2f}), red);"]
+        question = (f"The graph of $y = {_poly([m, b])}$ is shown below. At what value of $x$ does it cross "
+                    f"the $x$-axis?")
+        solution = f"Setting $y = 0$ gives ${_poly([m, 0])} = {-b}$, so $x = \\boxed{{{_frac(-b, m)}}}$."
+    figure = "[asy]\n" + "\n".join(fig) + "\n[/asy]"
+    if rng.random() < 0.5:
+        return f"{question}\n\n{figure}\n\nSolution: {solution}"
+    return f"{question}\n\nSolution: We draw the figure: {figure} {solution}"
+
+
+def math_text(n: int = 500, seed: int = 0, figure_share: float = 0.2) -> Iterator[dict]:
     """Worked math problems: LaTeX ones and reasoning-gym ones, three or four per page."""
     import reasoning_gym
 
@@ -93,7 +153,8 @@ def math_text(n: int = 500, seed: int = 0) -> Iterator[dict]:
             continue
     rng.shuffle(gym)
     for d in range(n):
-        parts = [_latex_problem(rng) for _ in range(rng.randint(1, 3))]
+        parts = [_figure_problem(rng) if rng.random() < figure_share else _latex_problem(rng)
+                 for _ in range(rng.randint(1, 3))]
         if gym:
             parts.append(gym[d % len(gym)])
         rng.shuffle(parts)
@@ -101,12 +162,20 @@ def math_text(n: int = 500, seed: int = 0) -> Iterator[dict]:
                "metadata": {"domain": "math", "source": "curate:math_text"}}
 
 
+def _site_package_sources() -> set[Path]:
+    roots = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    found = set()
+    for root in roots:
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if "test" not in d.lower() and d != "__pycache__"]
+            found.update(Path(folder, name) for name in names if name.endswith(".py") and "test" not in name.lower())
+    return found
+
+
 def python_code(n: int = 500, seed: int = 0, max_chars: int = 12_000) -> Iterator[dict]:
-    """Python files of installed third-party packages, never the standard library."""
-    roots = {Path(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}
-    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
-    files = sorted({p for root in roots if root.is_dir() for p in root.rglob("*.py")
-                    if "test" not in p.as_posix().lower() and stdlib not in p.resolve().parents})
+    """Python files of installed third-party packages (site-packages holds no standard library),
+    test folders left out."""
+    files = sorted(_site_package_sources())
     random.Random(seed).shuffle(files)
     count = 0
     for path in files:

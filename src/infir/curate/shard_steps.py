@@ -1,8 +1,8 @@
 """Steps that carry documents between the parallel stages and the driver.
 
 `Featurize` closes the scan: it keeps, per shard and in order, what the global steps need
-(recall text, exact hash, MinHash signature, URL, rule-based kind). `ScanReader` reopens a scanned
-shard for the finishing stage, and `ApplyRecall` / `ApplyDedup` apply the driver's decisions.
+(classifier text, exact hash, MinHash signature, URL, rule-based kind, whether it is a program).
+`ScanReader` reopens a scanned shard for the finishing stage, and `ApplyRecall` / `ApplyDedup` apply the driver's decisions.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from infir.curate.config import DecontamConfig, DedupConfig
+from infir.curate.config import DecontamConfig, DedupConfig, RecallConfig
 from infir.curate.dedup import MinHasher, exact_hash
-from infir.curate.hashing import word_hashes
+from infir.curate.hashing import word_hashes_many
 from infir.curate.fasttext_utils import normalize
-from infir.curate.filters.domain_guess import guess_domain
-from infir.curate.steps import CurateStep
+from infir.curate.filters.domain_guess import guess_domain, parses_cached
+from infir.curate.filters.rules import is_program
+from infir.curate.steps import CurateStep, batched
 
 
 def _atomic_bytes(path: Path, write) -> None:
@@ -32,44 +33,53 @@ def _atomic_bytes(path: Path, write) -> None:
 
 
 class Featurize(PipelineStep):
+    """Computes, a batch of documents at a time, what the global steps need: word hashes once
+    (shared by the MinHash signatures and the benchmark n-gram lookup), exact hashes, recall text."""
+
     name = "🧬 featurize"
     type = "🧬 - FEATURES"
+    batch_size = 256
 
-    def __init__(self, dedup: DedupConfig, recall_tokens: int, scan_dir: str,
-                 decontam: DecontamConfig | None = None, decontam_index: str | None = None):
+    def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, scan_dir: str,
+                 decontam: DecontamConfig | None = None, decontam_index: str | None = None,
+                 programs: bool = False):
         super().__init__()
         self.dedup = dedup
-        self.recall_tokens = recall_tokens
+        self.recall = recall  # its text settings; None: no classifier needs the text
+        self.programs = programs  # whether recall needs to know which documents are programs
         self.scan_dir = scan_dir
         self.decontam = decontam
         self.decontam_index = decontam_index
         self.seconds = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        from infir.curate.decontam import DecontamIndex, contamination
+        from infir.curate.decontam import DecontamIndex, contamination_of
 
         hasher = MinHasher(self.dedup)
         index = DecontamIndex(self.decontam_index) if self.decontam_index else None
         exact, sigs, texts, meta = [], [], [], []
-        for doc in data:
+        for batch in batched(data, self.batch_size):
             t0 = time.perf_counter()
-            words = word_hashes(doc.text)
-            h, sig = exact_hash(doc.text), hasher.signature(doc.text, words)
+            words = word_hashes_many([doc.text for doc in batch])
+            exact += [exact_hash(doc.text) for doc in batch]
+            sigs.append(hasher.signatures(words))
             t1 = time.perf_counter()
             if index is not None:
-                doc.metadata["_contamination"] = contamination(index, words, self.decontam)
+                for doc, hits in zip(batch, index.matches_many(words)):
+                    doc.metadata["_contamination"] = contamination_of(hits, self.decontam)
             t2 = time.perf_counter()
-            texts.append(normalize(doc.text, self.recall_tokens))
+            if self.recall is not None:
+                texts += [normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows) for doc in batch]
             self.seconds["recall"] += time.perf_counter() - t2
             self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
-            exact.append(h)
-            sigs.append(sig)
-            meta.append({"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc)})
-            yield doc
+            meta += [{"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc),
+                      "program": self.programs and is_program(doc.text, lambda d=doc: parses_cached(d))}
+                     for doc in batch]
+            yield from batch
         out = Path(self.scan_dir)
         out.mkdir(parents=True, exist_ok=True)
-        sig_array = np.stack(sigs) if sigs else np.zeros((0, hasher.num_perm), dtype=np.uint32)
+        sig_array = np.concatenate(sigs) if sigs else np.zeros((0, hasher.num_perm), dtype=np.uint32)
         _atomic_bytes(out / f"{rank:05d}.npz",
                       lambda f: np.savez(f, exact=np.array(exact, dtype=np.uint64), sigs=sig_array))
         _atomic_bytes(out / f"{rank:05d}.recall.txt", lambda f: f.write("".join(t + "\n" for t in texts).encode()))
@@ -88,12 +98,15 @@ class ScanReader(PipelineStep):
         self.scan_dir = scan_dir
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        import orjson
+
         path = Path(self.scan_dir) / f"{rank:05d}.jsonl"
         if not path.exists():
             return
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                record = json.loads(line)
+        with open(path, "rb") as f:
+            for index, line in enumerate(f):
+                record = orjson.loads(line)
+                record["metadata"]["_index"] = index  # the document's row in the driver's decisions
                 yield Document(text=record["text"], id=record["id"], metadata=record["metadata"])
 
 
@@ -113,11 +126,9 @@ class ApplyRecall(CurateStep):
 
     def setup(self, rank: int, world_size: int) -> None:
         self._decisions = load_decisions(self.decisions_dir, rank)
-        self._next = 0
 
     def filter(self, doc: Document) -> bool:
-        i = self._next
-        self._next += 1
+        i = doc.metadata["_index"]
         doc.metadata["domain"] = self._decisions["domain"][i]
         doc.metadata["recall_scores"] = {d: s[i] for d, s in self._decisions["scores"].items()}
         return True
@@ -133,11 +144,9 @@ class ApplyDedup(CurateStep):
 
     def setup(self, rank: int, world_size: int) -> None:
         self._dups = load_decisions(self.decisions_dir, rank)["dups"]
-        self._next = 0
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        entry = self._dups.get(str(self._next))
-        self._next += 1
+        entry = self._dups.get(str(doc.metadata["_index"]))
         if entry is None:
             return True
         doc.metadata["duplicate_of"] = entry[0]

@@ -16,6 +16,7 @@ import json
 import math
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 from datatrove.data import Document
@@ -58,7 +59,7 @@ def probe(path: str, kind: str) -> None:
             if kind == "parquet":
                 import pyarrow.parquet as pq
 
-                pq.ParquetFile(stream).metadata
+                pq.read_metadata(stream)
             elif kind == "warc":
                 from warcio.archiveiterator import ArchiveIterator
 
@@ -216,12 +217,9 @@ class ShardReader(PipelineStep):
             yield Document(text=text, id=doc_id.strip("<>"), metadata={"url": url, "_where": where})
 
     def _hf(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
-        from datasets import load_dataset
-        from datasets.distributed import split_dataset_by_node
-
-        dataset = load_dataset(source.name, source.subset, split=source.split, streaming=True)
-        dataset = split_dataset_by_node(dataset, rank=shard.part, world_size=shard.parts)
-        for index, record in enumerate(dataset):
+        """A dataset by hub name (streamed), a local folder of data files (parquet, jsonl, csv;
+        `load_dataset` reads it offline), or a folder written by `Dataset.save_to_disk`."""
+        for index, record in enumerate(_hf_records(source, shard)):
             if source.limit is not None and index * shard.parts >= source.limit:
                 return
             yield self._from_record(dict(record), source, f"{source.name}:{shard.part}:{index}")
@@ -234,3 +232,20 @@ class ShardReader(PipelineStep):
                 return
             if self._mine(index, shard):
                 yield self._from_record(record, source, f"{source.name}:{index}")
+
+
+def _hf_records(source: SourceConfig, shard: Shard):
+    import datasets
+    from datasets.distributed import split_dataset_by_node
+
+    local = Path(source.name).expanduser()
+    try:
+        if (local / "state.json").is_file() or (local / "dataset_dict.json").is_file():
+            saved = datasets.load_from_disk(str(local))
+            if isinstance(saved, datasets.DatasetDict):
+                saved = saved[source.split]
+            return saved.shard(num_shards=shard.parts, index=shard.part, contiguous=False)
+        streamed = datasets.load_dataset(source.name, source.subset, split=source.split, streaming=True)
+        return split_dataset_by_node(streamed, rank=shard.part, world_size=shard.parts)
+    except Exception as e:  # noqa: BLE001 - a dataset that cannot be opened fails with its name
+        raise CurateInputError(f"cannot read the dataset {source.name}: {type(e).__name__}: {e}") from e

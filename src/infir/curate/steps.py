@@ -8,6 +8,7 @@ them up; with them, every step satisfies docs in = docs out + dropped by constru
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter
@@ -18,6 +19,13 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.jsonl import JsonlWriter
+
+
+def batched(items, size: int) -> Iterator[list]:
+    """Lists of `size` items (the last may be shorter); itertools.batched is Python >= 3.12."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def word_count(doc: Document) -> int:
@@ -54,55 +62,83 @@ def scan_adapter(_writer, doc: Document) -> dict:
     return scan_record(doc)
 
 
+def _register_fast_gzip() -> str:
+    """gzip at level 3 for our outputs: fsspec's gzip writes at level 9, three times slower for
+    files a few percent smaller. Registered at import, so every worker (fork, spawn, Ray) has it."""
+    import gzip
+
+    from fsspec.compression import compr, register_compression
+
+    if FAST_GZIP not in compr:
+        register_compression(FAST_GZIP, lambda f, mode="rb", **kw: gzip.GzipFile(fileobj=f, mode=mode, compresslevel=3),
+                             [])
+    return FAST_GZIP
+
+
+FAST_GZIP = "infir-gzip3"
+_register_fast_gzip()
+
+
+def gzip_writer(folder: str, filename: str) -> JsonlWriter:
+    """A `.jsonl.gz` writer of output records."""
+    return JsonlWriter(folder, output_filename=filename, adapter=output_adapter, compression=FAST_GZIP)
+
+
 def removed_writer(output_dir: str | None, step: str) -> JsonlWriter | None:
     if output_dir is None:
         return None
-    return JsonlWriter(f"{output_dir}/removed/{step}", output_filename="${rank}.jsonl.gz",
-                       adapter=output_adapter, compression="gzip")
+    return gzip_writer(f"{output_dir}/removed/{step}", "${rank}.jsonl.gz")
 
 
 class CurateStep(BaseFilter):
-    """`filter(doc)` returns True to keep, or (False, reason); it may rewrite the document."""
+    """`filter(doc)` returns True to keep, or (False, reason); it may rewrite the document.
+    Steps that work faster on many documents at once (one numpy pass for a whole batch) set
+    `batch_size` and override `filter_batch` instead."""
 
     type = "🧪 - INFIR"
     step_name = "step"
     tokens_per_word = 1.3
+    batch_size = 1
 
     def __init__(self, removed_dir: str | None = None):
-        super().__init__(exclusion_writer=removed_writer(removed_dir, self.step_name))
+        # datatrove's BaseFilter keeps `batch_size` on the instance: hand it the class's value
+        super().__init__(exclusion_writer=removed_writer(removed_dir, self.step_name), batch_size=type(self).batch_size)
         self.books = {"name": self.step_name, "docs_in": 0, "docs_out": 0, "words_in": 0, "words_out": 0,
                       "dropped": Counter(), "seconds": 0.0}
 
     def setup(self, rank: int, world_size: int) -> None:
         """Per-task preparation (load a model, read decisions) done inside the worker."""
 
+    def filter_batch(self, docs: list[Document]) -> list[bool | tuple[bool, str]]:
+        return [self.filter(doc) for doc in docs]
+
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         t0 = time.perf_counter()
         self.setup(rank, world_size)
         self.books["seconds"] += time.perf_counter() - t0
         writer = self.exclusion_writer
+        books = self.books
         try:
-            for doc in data:
-                words_in = word_count(doc)
+            for batch in batched(data, self.batch_size):
+                words_in = [word_count(doc) for doc in batch]
                 t0 = time.perf_counter()
-                result = self.filter(doc)
-                self.books["seconds"] += time.perf_counter() - t0
-                self.books["docs_in"] += 1
-                self.books["words_in"] += words_in
-                keep, reason = (result, None) if not isinstance(result, tuple) else result
-                if keep:
-                    self.books["docs_out"] += 1
-                    self.books["words_out"] += word_count(doc)
-                    self.stat_update("forwarded")
-                    yield doc
-                    continue
-                reason = reason or "dropped"
-                self.books["dropped"][reason] += 1
-                self.stat_update("dropped", f"dropped_{reason}")
-                doc.metadata["removed_by"] = self.step_name
-                doc.metadata["reason"] = reason
-                if writer is not None:
-                    writer.write(doc, rank)
+                results = self.filter_batch(batch)
+                books["seconds"] += time.perf_counter() - t0
+                books["docs_in"] += len(batch)
+                books["words_in"] += sum(words_in)
+                for doc, result in zip(batch, results):
+                    keep, reason = (result, None) if not isinstance(result, tuple) else result
+                    if keep:
+                        books["docs_out"] += 1
+                        books["words_out"] += word_count(doc)
+                        yield doc
+                        continue
+                    reason = reason or "dropped"
+                    books["dropped"][reason] += 1
+                    doc.metadata["removed_by"] = self.step_name
+                    doc.metadata["reason"] = reason
+                    if writer is not None:
+                        writer.write(doc, rank)
         finally:
             if writer is not None:
                 writer.close()

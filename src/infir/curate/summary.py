@@ -39,7 +39,7 @@ def build_summary(cfg: CurateConfig, out: Path, n_shards: int, select: dict, wal
         if name in steps and name in select:
             steps[name]["seconds"] += select[name]["seconds"]
     if "quality" in steps and "quality" in select:
-        steps["quality"]["seconds"] += select["quality"]["training_seconds"]
+        steps["quality"]["seconds"] += select["quality"]["seconds"]
     if "decontam" in steps and "decontam" in select:
         steps["decontam"]["seconds"] += select["decontam"]["index_seconds"] + select.get("decontam_match_seconds", 0)
     tpw = cfg.mixture.tokens_per_word

@@ -4,11 +4,13 @@
     outs = gen.generate(prompts, max_new_tokens=128, stop=["\\n\\n"], batch_size=16)
     outs[0].text, outs[0].finish_reason, outs[0].token_ids
 
-Why our own loop instead of `model.generate`: on a small model the per-step bookkeeping of `generate`
-costs as much as the forward pass, and a batch keeps computing rows that already stopped. Here prompts
-are sorted by length (little padding), the prefill computes logits for the last position only, and rows
-that hit EOS, a stop string or their token budget leave the batch (their KV cache rows are dropped), so
-the remaining rows run faster and the loop ends as soon as the last row finishes.
+Why our own loop instead of `model.generate`: a `generate` batch keeps computing rows that already
+stopped until its longest row ends, and on a small model every decoding step costs about the same
+whatever the number of rows (reading the weights dominates). Here prompts are sorted by length (little
+padding), the prefill computes logits for the last position only, rows that hit EOS, a stop string or
+their token budget leave the batch at once, and waiting prompts take the freed slots (continuous
+batching, see `batching.py`), so the batch stays full and the number of steps approaches
+total tokens / batch size.
 
 Reused by synthesis (teacher sampling) and RL (rollouts): `return_token_ids=True` gives the generated ids.
 """
@@ -16,12 +18,14 @@ Reused by synthesis (teacher sampling) and RL (rollouts): `return_token_ids=True
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
+from infir.eval.batching import RunningBatch, mergeable
 from infir.eval.sampling import Sampler
 
 
@@ -63,6 +67,11 @@ def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
     """Model and tokenizer from a local folder or a hub name, ready for inference."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    local = Path(path).expanduser()
+    if not local.exists() and (str(path).startswith((".", "/", "~")) or str(path).count("/") > 1):
+        raise FileNotFoundError(f"model {path}: no such folder (and not a hub name)")
+    if local.is_dir() and not (local / "config.json").exists():
+        raise FileNotFoundError(f"model {path}: folder has no config.json (not a saved Hugging Face model)")
     dev = pick_device(device)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=pick_dtype(dtype, dev))
@@ -163,100 +172,98 @@ class Generator:
             encoded = [ids[-max(1, limit - max_new_tokens) :] for ids in encoded]
         # Longest first, like lm-evaluation-harness: an out-of-memory shows up on the first batch.
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        sampler = Sampler(temperature, top_p, top_k, seed, self.device)
-        stopper = StopChecker(self.tokenizer, stop)
-        results: list[Generation | None] = [None] * len(encoded)
-        stats = GenerationStats(prompts=len(encoded))
+        run = _Decoding(
+            self,
+            encoded,
+            max_new_tokens,
+            Sampler(temperature, top_p, top_k, seed, self.device),
+            StopChecker(self.tokenizer, stop),
+            progress,
+        )
         t0 = time.perf_counter()
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            for i, gen in zip(
-                batch,
-                self._generate_batch(
-                    [encoded[i] for i in batch], max_new_tokens, sampler, stopper, return_token_ids
-                ),
-            ):
-                results[i] = gen
-                stats.new_tokens += gen.new_tokens
-            if progress is not None:
-                progress(len(batch))
-        stats.seconds = time.perf_counter() - t0
+        run.decode(order, batch_size)
+        stats = GenerationStats(
+            prompts=len(encoded),
+            new_tokens=sum(len(g) for g in run.generated),
+            seconds=time.perf_counter() - t0,
+        )
         self.last_stats = stats
-        return results  # type: ignore[return-value]
+        return [
+            Generation(
+                text=run.stopper.cut(self.tokenizer.decode(ids, skip_special_tokens=True)),
+                finish_reason=run.finish[i],
+                token_ids=ids if return_token_ids else None,
+                prompt_tokens=len(encoded[i]),
+                new_tokens=len(ids),
+            )
+            for i, ids in enumerate(run.generated)
+        ]
 
-    @torch.inference_mode()
-    def _generate_batch(
+
+class _Decoding:
+    """One `generate` call: a queue of prompts feeding a running batch of at most `batch_size` rows."""
+
+    def __init__(
         self,
+        gen: Generator,
         prompts: list[list[int]],
         max_new_tokens: int,
         sampler: Sampler,
         stopper: StopChecker,
-        return_token_ids: bool,
-    ) -> list[Generation]:
-        from transformers import DynamicCache
+        progress: Callable[[int], Any] | None,
+    ):
+        self.gen, self.prompts, self.max_new_tokens = gen, prompts, max_new_tokens
+        self.sampler, self.stopper, self.progress = sampler, stopper, progress
+        self.generated: list[list[int]] = [[] for _ in prompts]
+        self.finish = ["length"] * len(prompts)
 
-        n = len(prompts)
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for row, ids in enumerate(prompts):  # left padding keeps every row's last token in the last column
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            mask[row, width - len(ids) :] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        logits = out.logits[:, -1, :]
-        next_pos = positions[:, -1:] + 1
-        active = list(range(n))  # original row of each row still in the batch
-        generated: list[list[int]] = [[] for _ in range(n)]
-        finish = ["length"] * n
-        for _ in range(max_new_tokens):
-            tokens = sampler(logits)
-            keep = []
-            for j, (row, tok) in enumerate(zip(active, tokens.tolist())):
-                if tok in self.eos_ids:
-                    finish[row] = "eos"
-                    continue
-                generated[row].append(tok)
-                if stopper.hit(generated[row]):
-                    finish[row] = "stop"
-                elif len(generated[row]) < max_new_tokens:
+    def _advance(self, rows: list[int], tokens: torch.Tensor) -> list[int]:
+        """Record one sampled token per row; the positions of the rows that go on."""
+        keep = []
+        for j, (row, tok) in enumerate(zip(rows, tokens.tolist())):
+            if tok in self.gen.eos_ids:
+                self.finish[row] = "eos"
+            else:
+                self.generated[row].append(tok)
+                if self.stopper.hit(self.generated[row]):
+                    self.finish[row] = "stop"
+                elif len(self.generated[row]) < self.max_new_tokens:
                     keep.append(j)
-            if not keep:
-                break
-            if len(keep) < len(active):  # finished rows leave the batch, KV cache included
-                index = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(index)
-                mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
-                active = [active[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            out = self.model(
-                input_ids=tokens[:, None],
-                attention_mask=mask,
-                position_ids=next_pos,
-                cache=cache,
-                use_cache=True,
-            )
-            logits = out.logits[:, -1, :]
-            next_pos = next_pos + 1
-        results = []
-        for row in range(n):
-            text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-            results.append(
-                Generation(
-                    text=stopper.cut(text),
-                    finish_reason=finish[row],
-                    token_ids=generated[row] if return_token_ids else None,
-                    prompt_tokens=len(prompts[row]),
-                    new_tokens=len(generated[row]),
-                )
-            )
-        return results
+                    continue
+            if self.progress is not None:
+                self.progress(1)
+        return keep
+
+    def _admit(self, rows: list[int]) -> RunningBatch:
+        batch, logits = RunningBatch.prefill(
+            self.gen.model, [self.prompts[r] for r in rows], rows, self.gen.pad_id, self.gen.device
+        )
+        tokens = self.sampler(logits)
+        batch.keep(self._advance(batch.rows, tokens), tokens)
+        return batch
+
+    @torch.inference_mode()
+    def decode(self, order: list[int], batch_size: int) -> None:
+        queue = deque(order)
+        batch: RunningBatch | None = None
+        # Prompts join a running batch once a quarter of its slots is free (fewer, larger prefills),
+        # where the cache layout allows it; otherwise batches run to completion one after another.
+        refill_at = max(1, batch_size // 4)
+        continuous = True
+        while queue or batch is not None:
+            free = batch_size - (len(batch) if batch is not None else 0)
+            if queue and (batch is None or (continuous and free >= refill_at)):
+                new = self._admit([queue.popleft() for _ in range(min(free, len(queue)))])
+                if batch is None:
+                    batch = new
+                    continuous = mergeable(batch.cache)
+                elif len(new):
+                    batch.extend(new)
+                if not len(batch):
+                    batch = None
+                continue
+            logits = batch.step(self.gen.model)
+            tokens = self.sampler(logits)
+            batch.keep(self._advance(batch.rows, tokens), tokens)
+            if not len(batch):
+                batch = None

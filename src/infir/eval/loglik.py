@@ -59,6 +59,16 @@ def _plan(encoded: Sequence[tuple[list[int], list[int]]], prefix_id: int, max_le
     return rows
 
 
+def _batches(rows: list[_Row], batch_size: int, vocab_size: int, logits_bytes: int = 1 << 30):
+    """Rows (longest first) in batches of at most `batch_size`, with full logits under `logits_bytes`."""
+    start = 0
+    while start < len(rows):
+        width = len(rows[start].tokens)  # the first row of a batch is its widest
+        fit = max(1, logits_bytes // (width * vocab_size * 4))
+        yield rows[start : start + min(batch_size, fit)]
+        start += min(batch_size, fit)
+
+
 @torch.inference_mode()
 def loglikelihood(
     model,
@@ -75,8 +85,7 @@ def loglikelihood(
     encoded = [encode_pair(tokenizer, c, x, add_special_tokens) for c, x in requests]
     rows = sorted(_plan(encoded, prefix_id, max_length), key=lambda r: -len(r.tokens))
     results: list[Scored | None] = [None] * len(requests)
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
+    for batch in _batches(rows, batch_size, model.config.vocab_size):
         width = len(batch[0].tokens)
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -14,7 +14,8 @@ from infir.config_base import Section
 
 # Shapes we name in recipes. `llama-3.2-1b` is the architecture InfiR continues from.
 PRESETS: dict[str, dict] = {
-    "tiny": dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=4, intermediate_size=688,
+    # MLP width a multiple of 32 so llama.cpp's q8_0/q4_0 blocks quantize every matrix
+    "tiny": dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=4, intermediate_size=704,
                  tie_embeddings=True, rope_theta=10000.0, max_position_embeddings=1024),
     "llama-3.2-1b": dict(hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8, intermediate_size=8192,
                          tie_embeddings=True, rope_theta=500000.0, max_position_embeddings=131072),

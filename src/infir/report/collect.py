@@ -56,7 +56,9 @@ def funnel(stages: dict) -> list[dict]:
         for step in steps:
             rows.append({"step": step.get("name"), "docs": step.get("docs_out"), "tokens": step.get("tokens_out"),
                          "dropped": step.get("dropped", {})})
-    tok = stages.get("tokenize", {}).get("summary", {})
-    if tok:
-        rows.append({"step": "tokenized", "docs": tok.get("docs"), "tokens": tok.get("tokens")})
+    domains = stages.get("tokenize", {}).get("summary", {}).get("domains", {})
+    if domains:
+        rows.append({"step": "tokenized", "docs": sum(d.get("docs", 0) for d in domains.values()),
+                     "tokens": sum(d.get("tokens", 0) for d in domains.values()),
+                     "by_domain": {k: d.get("tokens", 0) for k, d in domains.items()}})
     return rows

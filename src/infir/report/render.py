@@ -19,18 +19,22 @@ def _plt():
 
 
 def plot_funnel(funnel: list[dict], path: Path) -> bool:
+    """Documents and tokens after each curation step (tokens are estimates until tokenized)."""
     rows = [r for r in funnel if r.get("docs") is not None]
     if not rows:
         return False
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.4), sharey=True)
     names = [r["step"] for r in rows][::-1]
-    docs = [r["docs"] for r in rows][::-1]
-    ax.barh(names, docs, color="#4c78a8")
-    for y, d in enumerate(docs):
-        ax.text(d, y, f" {d:,}", va="center", fontsize=8)
-    ax.set_xlabel("documents")
-    ax.set_title("Data funnel")
+    for ax, key, color, label in ((axes[0], "docs", "#4c78a8", "documents"),
+                                  (axes[1], "tokens", "#f58518", "tokens")):
+        values = [r.get(key) or 0 for r in rows][::-1]
+        ax.barh(names, values, color=color)
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:,}", va="center", fontsize=8)
+        ax.set_xlabel(label)
+        ax.margins(x=0.25)
+    fig.suptitle("Data funnel")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -159,6 +163,12 @@ def write_report(run_dir: Path, title: str | None = None, samples_per_task: int 
                                  f"{html.escape(str(smp.get('output', '')))}</b>\n<span class='{cls}'>"
                                  f"extracted {html.escape(str(smp.get('extracted')))} · "
                                  f"{'correct' if ok else 'wrong'}</span></pre>")
+    from infir.export.report import EDGE_COLUMNS, edge_rows
+
+    edge = edge_rows(run_dir / "export")
+    if edge:
+        parts += ["<h2>Edge deployment</h2>",
+                  _table(list(EDGE_COLUMNS), [[row.get(c) for c in EDGE_COLUMNS] for row in edge])]
     extra = {n: i["summary"] for n, i in data["stages"].items() if n not in ("report",)}
     parts += ["<h2>Stage summaries</h2>", f"<pre>{html.escape(json.dumps(extra, indent=1, default=str)[:20000])}</pre>"]
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>infir report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"

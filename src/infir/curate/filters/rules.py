@@ -11,7 +11,8 @@ Each function returns None to keep or the reason to drop.
 from __future__ import annotations
 
 import re
-from collections import Counter
+
+import numpy as np
 
 from infir.curate.config import CodeRules, DomainRules
 
@@ -37,19 +38,42 @@ def dup_line_fraction(lines: list[str]) -> float:
 
 
 def top_bigram_char_fraction(words: list[str], text_len: int) -> float:
+    """Characters covered by the most frequent word bigram (ties: the first seen, as Counter),
+    counted on hashes of the words in numpy rather than on tuples of strings."""
     if len(words) < 2 or not text_len:
         return 0.0
-    (first, second), count = Counter(zip(words, words[1:])).most_common(1)[0]
-    return (len(first) + len(second) + 1) * count / text_len
+    hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words))
+    with np.errstate(over="ignore"):
+        bigrams = hashes[:-1] * np.int64(1_000_003) ^ hashes[1:]
+    _, first, counts = np.unique(bigrams, return_index=True, return_counts=True)
+    top = counts.max()
+    i = int(first[counts == top].min())
+    return (len(words[i]) + len(words[i + 1]) + 1) * int(top) / text_len
 
 
 def non_space_count(text: str) -> int:
     return sum(map(len, text.split()))
 
 
-def letter_fraction(text: str) -> float:
-    non_space = non_space_count(text)
-    return len(_NON_LETTERS.sub("", text)) / non_space if non_space else 0.0
+_LETTERS = None  # bool per code point of the Basic Multilingual Plane: matches [^\W\d_]
+
+
+def letter_count(text: str) -> int:
+    """Letters (characters matching `[^\\W\\d_]`), by a table lookup over the UTF-32 code points."""
+    global _LETTERS
+    if _LETTERS is None:
+        _LETTERS = np.array([c.isalnum() and not c.isdecimal() and c != "_" for c in map(chr, range(1 << 16))])
+    codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    bmp = codes < (1 << 16)
+    count = int(_LETTERS[codes[bmp]].sum())
+    if not bmp.all():  # rare astral characters (emoji, historic scripts): the regex decides
+        count += len(_NON_LETTERS.sub("", "".join(map(chr, codes[~bmp].tolist()))))
+    return count
+
+
+def letter_fraction(text: str, non_space: int | None = None) -> float:
+    non_space = non_space_count(text) if non_space is None else non_space
+    return letter_count(text) / non_space if non_space else 0.0
 
 
 def data_line_fraction(nonblank_count: int, text: str) -> float:
@@ -70,9 +94,10 @@ def junk_reason(text: str, rules: DomainRules) -> str | None:
         return "repeated_lines"
     if top_bigram_char_fraction(words, len(text)) > rules.max_top_2gram_frac:
         return "repeated_phrase"
-    if letter_fraction(text) < rules.min_alpha_char_frac:
+    non_space = sum(map(len, words))
+    if letter_fraction(text, non_space) < rules.min_alpha_char_frac:
         return "symbols"
-    if sum(map(len, words)) / len(words) > rules.max_mean_word_len:
+    if non_space / len(words) > rules.max_mean_word_len:
         return "long_words"
     if rules.min_stop_words and len(STOP_WORDS.intersection(text[:20_000].lower().split())) < rules.min_stop_words:
         return "no_stop_words"
@@ -90,6 +115,16 @@ def brackets_balance(text: str) -> bool:
             if not stack or stack.pop() != pairs[ch]:
                 return False
     return not stack
+
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def is_program(text: str, parses) -> bool:
+    """Whether a text is a program rather than a page about one: Python that parses, or text that
+    keeps a source file's layout (blank lines between blocks; text extracted from HTML pages, code
+    examples included, loses them). `parses` is called only when the layout does not decide."""
+    return len(_BLANK_LINE.findall(text, 0, 20_000)) >= 2 or parses()
 
 
 def looks_like_python(text: str) -> bool:
