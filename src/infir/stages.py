@@ -46,6 +46,12 @@ def _sft_needs(recipe: "Recipe") -> tuple[str, ...]:
     return tuple(start) + _present(recipe, ("tokenize", "synth"))
 
 
+def _vl_needs(recipe: "Recipe") -> tuple[str, ...]:
+    # The language model comes from SFT (`language_model: auto`), else a fresh one on the run's tokenizer.
+    lm = ("sft",) if recipe.vl.language_model == "auto" else ()
+    return _present(recipe, lm + ("tokenize",))
+
+
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("curate", ("curate", "seed"), (), _lazy("infir.curate.stage"), resumable=True,
           input_files=_curate_inputs, help="filter, recall, dedup, score and decontaminate raw corpora"),
@@ -63,6 +69,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           help="synthesize verified SFT data: evolve seeds, sample a teacher, verify, score, select"),
     Stage("sft", ("sft", "seed"), _sft_needs, _lazy("infir.sft.stage"), resumable=True,
           help="supervised fine-tuning on conversations, assistant-only loss, packed"),
+    Stage("vl", ("vl", "seed"), _vl_needs, _lazy("infir.vl.stage"), resumable=True,
+          help="image-text filter, then the four-stage vision-language curriculum (alignment to reasoning)"),
     Stage("eval", ("eval", "seed"), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.eval.stage"),
           resumable=True, keep=("cache",), help="evaluate each trained stage's checkpoint"),
     Stage("export", ("export",), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.export.stage"),

@@ -2,20 +2,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from infir.config import EMBEDDED_RECIPES, Recipe
 from infir.vl.config import CurriculumStage, VLConfig, VLSource
 
 
-class VLRecipe(Recipe):
-    """The root recipe with the `vl` section the stage table wires in."""
-
-    vl: VLConfig = Field(default_factory=VLConfig)
-
-
-def _load(name: str) -> VLRecipe:
-    return VLRecipe.model_validate(yaml.safe_load((EMBEDDED_RECIPES / f"{name}.yaml").read_text()))
+def _load(name: str) -> Recipe:
+    return Recipe.model_validate(yaml.safe_load((EMBEDDED_RECIPES / f"{name}.yaml").read_text()))
 
 
 @pytest.mark.parametrize("name", ["tiny-vl", "infir-vl-1.6b"])

@@ -6,16 +6,11 @@ import os
 import pytest
 import torch
 import yaml
-from pydantic import Field
 
 from infir.config import EMBEDDED_RECIPES, Recipe
-from infir.run import Stage, StageContext
-from infir.vl.config import VLConfig
+from infir.run import StageContext, is_complete, run_stage
+from infir.stages import STAGES
 from infir.vl.stage import run
-
-
-class VLRecipe(Recipe):
-    vl: VLConfig = Field(default_factory=VLConfig)
 
 
 TOY = """
@@ -54,9 +49,8 @@ def _ctx(tmp_path, text=TOY, overrides=()):
         for k in key[:-1]:
             node = node[int(k)] if isinstance(node, list) else node[k]
         node[key[-1]] = value
-    recipe = VLRecipe.model_validate(tree)
-    stage = Stage("vl", ("vl", "seed"), (), run, resumable=True)
-    ctx = StageContext(recipe=recipe, run_dir=tmp_path, stage=stage)
+    recipe = Recipe.model_validate(tree)
+    ctx = StageContext(recipe=recipe, run_dir=tmp_path, stage=STAGES["vl"])
     ctx.stage_dir.mkdir(parents=True, exist_ok=True)
     return ctx
 
@@ -65,8 +59,10 @@ def test_vl_stage_runs_the_curriculum_and_resumes(tmp_path, capsys):
     torch.set_num_threads(1)
     # Threshold 0 keeps every pair: the 4-step dual encoder here only proves the plumbing.
     ctx = _ctx(tmp_path, overrides=[(("vl", "filter", "threshold"), 0.0)])
-    summary = run(ctx)
+    summary = run_stage(ctx.recipe, STAGES["vl"], tmp_path)  # through the framework: config, summary, marker
     out = ctx.stage_dir
+    assert {"config.yaml", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert is_complete(ctx.recipe, STAGES["vl"], tmp_path)
     for name in ("1-alignment", "2-reasoning"):
         assert (out / name / "final" / "config.json").is_file()
         assert (out / name / "metrics.jsonl").read_text().strip()
@@ -107,11 +103,11 @@ def test_a_stage_with_the_filter_but_no_filter_fails_at_validation():
     tree["vl"]["filter"]["enabled"] = False
     tree["vl"]["vision"]["name_or_path"] = None
     with pytest.raises(ValueError, match="filter"):
-        VLRecipe.model_validate(tree)
+        Recipe.model_validate(tree)
 
 
 def test_tiny_vl_recipe_keeps_the_cpu_budget_shape():
-    recipe = VLRecipe.model_validate(yaml.safe_load((EMBEDDED_RECIPES / "tiny-vl.yaml").read_text()))
+    recipe = Recipe.model_validate(yaml.safe_load((EMBEDDED_RECIPES / "tiny-vl.yaml").read_text()))
     vl = recipe.vl
     assert vl.vision.shape()["image_size"] // vl.vision.shape()["patch_size"] <= 8  # <= 64 image tokens
     assert recipe.runtime.device == "cpu"
