@@ -112,6 +112,10 @@ class Trainer:
         state = {}
         for shard in sorted(latest.glob("*.safetensors")):
             state.update(load_file(shard))
+        if state.keys().isdisjoint(self.raw_model.state_dict()):
+            # Saved under the model's checkpoint key names (transformers renames e.g. LLaVA's
+            # `model.language_model.*` to `language_model.model.*` on save): let it map them back.
+            state = type(self.raw_model).from_pretrained(latest, dtype=torch.float32).state_dict()
         missing, unexpected = self.raw_model.load_state_dict(state, strict=False)
         tied = {"lm_head.weight"} if getattr(self.raw_model.config, "tie_word_embeddings", False) else set()
         if set(missing) - tied or unexpected:

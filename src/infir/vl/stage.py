@@ -197,6 +197,17 @@ def skill_table(stages: list[dict]) -> list[dict]:
     return rows
 
 
+def merge_metrics(stage_dir: Path, folders: list[str]) -> None:
+    """<stage_dir>/metrics.jsonl: every curriculum stage's training log, each line naming its stage."""
+    lines = []
+    for name in folders:
+        path = stage_dir / name / "metrics.jsonl"
+        if path.is_file():
+            lines += [json.dumps({"curriculum_stage": name, **json.loads(line)})
+                      for line in path.read_text().splitlines() if line.strip()]
+    (stage_dir / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
 def run(ctx: StageContext) -> dict:
     import torch
 
@@ -238,6 +249,8 @@ def run(ctx: StageContext) -> dict:
         if final.is_symlink() or final.exists():
             final.unlink()
         os.symlink(os.path.relpath(previous, ctx.stage_dir), final)
+    if info.is_main:
+        merge_metrics(ctx.stage_dir, [f"{i + 1}-{s.name}" for i, s in enumerate(cfg.stages)])
     table = skill_table(stages)
     log("skill after each stage:\n" + json.dumps(table, indent=1))
     return {"table": table, "filter": filter_stats, "stages": stages, "image_size": image_size,
