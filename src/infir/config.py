@@ -24,6 +24,7 @@ from infir.sft.config import SFTConfig
 from infir.synth.config import SynthConfig
 from infir.tokenize.config import TokenizeConfig, TokenizerConfig
 from infir.train.config import ScheduleConfig, TrainConfig
+from infir.vl.config import VLConfig
 
 # The order stages run in; a recipe names a subsequence of it.
 STAGE_ORDER = ("curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "vl", "eval", "export", "report")
@@ -63,6 +64,7 @@ class Recipe(Section):
     synth: SynthConfig = Field(default_factory=SynthConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
+    vl: VLConfig = Field(default_factory=VLConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

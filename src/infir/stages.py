@@ -53,6 +53,12 @@ def _rl_needs(recipe: Recipe) -> tuple[str, ...]:
     return (start,) if start else ()
 
 
+def _vl_needs(recipe: "Recipe") -> tuple[str, ...]:
+    # The language model comes from SFT (`language_model: auto`), else a fresh one on the run's tokenizer.
+    lm = ("sft",) if recipe.vl.language_model == "auto" else ()
+    return _present(recipe, lm + ("tokenize",))
+
+
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("curate", ("curate", "seed"), (), _lazy("infir.curate.stage"), resumable=True,
           input_files=_curate_inputs, help="filter, recall, dedup, score and decontaminate raw corpora"),
@@ -72,6 +78,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           help="supervised fine-tuning on conversations, assistant-only loss, packed"),
     Stage("rl", ("rl", "seed"), _rl_needs, _lazy("infir.rl.stage"), resumable=True,
           help="GRPO with verifiable rewards (task checker + format) from the SFT model"),
+    Stage("vl", ("vl", "seed"), _vl_needs, _lazy("infir.vl.stage"), resumable=True,
+          help="image-text filter, then the four-stage vision-language curriculum (alignment to reasoning)"),
     Stage("eval", ("eval", "seed"), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.eval.stage"),
           resumable=True, keep=("cache",), help="evaluate each trained stage's checkpoint"),
     Stage("export", ("export",), lambda r: _present(r, TRAINING_STAGES), _lazy("infir.export.stage"),

@@ -179,6 +179,11 @@ def write_report(run_dir: Path, title: str | None = None, samples_per_task: int 
     if edge:
         parts += ["<h2>Edge deployment</h2>",
                   _table(list(EDGE_COLUMNS), [[row.get(c) for c in EDGE_COLUMNS] for row in edge])]
+    from infir.vl.report import skill_columns_and_rows
+
+    vl_columns, vl_rows = skill_columns_and_rows(run_dir / "vl")
+    if vl_rows:
+        parts += ["<h2>Vision-language skills after each curriculum stage</h2>", _table(vl_columns, vl_rows)]
     extra = {n: i["summary"] for n, i in data["stages"].items() if n not in ("report",)}
     parts += ["<h2>Stage summaries</h2>", f"<pre>{html.escape(json.dumps(extra, indent=1, default=str)[:20000])}</pre>"]
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>infir report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"

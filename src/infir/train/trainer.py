@@ -36,6 +36,9 @@ from infir.train.parallel import (DistInfo, all_reduce_sum, apply_fsdp, barrier,
 from infir.train.schedule import lr_factor
 
 MODEL_KEYS = ("input_ids", "position_ids", "pixel_values", "image_sizes")
+# Batch keys indexed by image rather than by row; `image_rows` names each image's row so that a
+# micro-batch takes the images of its own rows (a row may hold several images, or none).
+PER_IMAGE_KEYS = ("pixel_values", "image_sizes", "image_rows")
 
 
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -125,6 +128,10 @@ class Trainer:
         state = {}
         for shard in sorted(latest.glob("*.safetensors")):
             state.update(load_file(shard))
+        if state.keys().isdisjoint(self.raw_model.state_dict()):
+            # Saved under the model's checkpoint key names (transformers renames e.g. LLaVA's
+            # `model.language_model.*` to `language_model.model.*` on save): let it map them back.
+            state = type(self.raw_model).from_pretrained(latest, dtype=torch.float32).state_dict()
         missing, unexpected = self.raw_model.load_state_dict(state, strict=False)
         tied = {"lm_head.weight"} if getattr(self.raw_model.config, "tie_word_embeddings", False) else set()
         if set(missing) - tied or unexpected:
@@ -175,7 +182,17 @@ class Trainer:
     def _split(self, batch: dict) -> list[dict]:
         n = batch["input_ids"].size(0)
         mb = self.cfg.micro_batch_size
-        return [{k: v[i:i + mb] for k, v in batch.items() if torch.is_tensor(v)} for i in range(0, n, mb)]
+        image_rows = batch.get("image_rows")
+        if image_rows is None:  # one image per row, if any: slice like everything else
+            return [{k: v[i:i + mb] for k, v in batch.items() if torch.is_tensor(v)} for i in range(0, n, mb)]
+        micros = []
+        for i in range(0, n, mb):
+            micro = {k: v[i:i + mb] for k, v in batch.items() if torch.is_tensor(v) and k not in PER_IMAGE_KEYS}
+            mine = (image_rows >= i) & (image_rows < i + mb)  # the images of this micro-batch's rows
+            if mine.any():
+                micro.update({k: batch[k][mine] for k in PER_IMAGE_KEYS if k in batch and k != "image_rows"})
+            micros.append(micro)
+        return micros
 
     def train_step(self, batch: dict) -> dict:
         self.model.train()

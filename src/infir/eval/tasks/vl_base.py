@@ -1,0 +1,84 @@
+"""What vision-language tasks share: documents carry images, prompts are chat turns with `<image>` markers.
+
+A VL task's docs hold `images` (PIL images, paths or byte records) next to the question and the
+answer. Text-only backends cannot see images, so `build_prompt` refuses with a clear message; the VL
+evaluator (`infir.vl.evaluate`) renders `vl_messages(doc)` with the model's processor instead.
+Scoring (`evaluate`, `aggregate`) is plain text in, verdict out, like every other task.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import ClassVar
+
+from infir.eval.task import Task
+from infir.model.vlm import IMAGE_TOKEN
+
+
+class VLTask(Task):
+    modality: ClassVar[str] = "image"
+    default_max_new_tokens = 32
+    fewshot_split = None
+
+    def images(self, doc: dict) -> list:
+        return list(doc["images"])
+
+    def doc_to_text(self, doc: dict) -> str:
+        return doc["question"]
+
+    def doc_to_target(self, doc: dict) -> str:
+        return str(doc["answer"])
+
+    def reference_output(self, doc: dict) -> str:
+        return str(doc["answer"])
+
+    def chat_user_message(self, doc: dict) -> str:
+        return IMAGE_TOKEN * len(self.images(doc)) + "\n" + self.doc_to_text(doc)
+
+    def vl_messages(self, doc: dict) -> list[dict]:
+        return [{"role": "user", "content": self.chat_user_message(doc)}]
+
+    def build_prompt(self, doc: dict, num_fewshot: int = 0, chat: bool = False, tokenizer=None) -> str:
+        raise ValueError(f"task {self.name!r} shows images: evaluate it in the vl stage (vl.eval.tasks) or with "
+                         "infir.vl.evaluate, not with a text-only backend")
+
+
+class GeneratedVLTask(VLTask):
+    """Held-out images of the tiny curriculum's generators; one question per image."""
+
+    generators: ClassVar[tuple[str, ...]] = ()
+    kinds: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, data_path=None, *, n: int = 100, seed: int = 0, size: int = 96,
+                 heldout_fraction: float = 0.2, **kw):
+        super().__init__(data_path, **kw)
+        self.n, self.seed, self.size, self.heldout_fraction = n, seed, size, heldout_fraction
+
+    @property
+    def source(self) -> str:
+        return f"generated:{','.join(self.generators)}:heldout"
+
+    def docs(self, limit: int | None = None) -> list[dict]:
+        if self._docs is None:
+            from infir.vl.generators import generate
+
+            self._docs = []
+            for name in self.generators:
+                for image in generate(name, self.n, self.seed, "heldout", self.size, self.heldout_fraction):
+                    qas = image.of_kinds(list(self.kinds))
+                    if not qas:
+                        continue
+                    qa = random.Random(image.key).choice(qas)  # the same question for an image, any run
+                    self._docs.append({"images": [image.image], "question": qa.question, "answer": qa.answer,
+                                       "kind": qa.kind, "generator": name, "key": image.key, **qa.meta,
+                                       "spec": image.spec})
+        return self._docs if limit is None else self._docs[:limit]
+
+    @staticmethod
+    def by_kind(verdicts: Sequence[dict], field: str = "kind", metric: str = "correct") -> dict[str, float]:
+        out = {}
+        for value in sorted({v[field] for v in verdicts if v.get(field) is not None}):
+            mine = [v for v in verdicts if v.get(field) == value]
+            out[f"accuracy_{value}"] = sum(bool(v[metric]) for v in mine) / len(mine)
+        return out

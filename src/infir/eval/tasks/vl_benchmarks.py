@@ -1,0 +1,165 @@
+"""Real-scale VL benchmarks in their published formats: MMMU and ScreenSpot.
+
+MMMU (`MMMU/MMMU`, one config per subject, split `validation`): fields `id`, `question`, `options`
+(a list, or its Python repr as the hub stores it), `answer` (a letter, or free text for open
+questions), `question_type` ("multiple-choice" | "open"), `image_1` ... `image_7`. `<image k>` in the
+question or options marks where image k goes; images are passed in that order.
+
+ScreenSpot: the hub's `rootsautomation/ScreenSpot` rows (`image`, `bbox` = [x1, y1, x2, y2] as
+fractions of the screen, `instruction`, `data_type`, `data_source`), or SeeClick's original JSON
+(`img_filename`, `bbox` = [x, y, w, h] in pixels, images in `image_folder`). A prediction is right
+when its `click(x, y)` (x, y in [0, 1000]) falls inside the target box.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from infir.eval.answers import normalize_number
+from infir.eval.loading import DataError
+from infir.eval.registry import register
+from infir.eval.tasks.vl_base import VLTask
+from infir.model.vlm import IMAGE_TOKEN
+from infir.vl.scoring import action_correct, choice_letter, normalize_answer, parse_action
+
+_IMAGE_REF = re.compile(r"<image (\d+)>")
+LETTERS = "ABCDEFGHI"
+
+
+@register
+class MMMU(VLTask):
+    name = "vl_mmmu"
+    hf_path = "MMMU/MMMU"
+    eval_split = "validation"
+    required_fields = ("id", "question", "options", "answer")
+    default_max_new_tokens = 16
+
+    def __init__(self, data_path=None, *, subjects: Sequence[str] = ("Math",), **kw):
+        super().__init__(data_path, **kw)
+        self.subjects = [subjects] if isinstance(subjects, str) else list(subjects)
+
+    def load_records(self, split: str, required: bool = True) -> list[dict] | None:
+        if self.data_path is not None:  # a local dump holds whatever subjects it holds
+            return super().load_records(split, required)
+        records = []
+        for subject in self.subjects:
+            self.hf_config = subject
+            records += super().load_records(split, required) or []
+        return records
+
+    def prepare(self, records: list[dict]) -> list[dict]:
+        docs = []
+        for i, r in enumerate(records):
+            options = r["options"]
+            if isinstance(options, str):
+                try:
+                    options = ast.literal_eval(options)
+                except (ValueError, SyntaxError) as exc:
+                    raise DataError(f"{self.source}: record {i} ({r.get('id')}): options are not a list: "
+                                    f"{options[:60]!r}") from exc
+            options = [str(o) for o in options]
+            mc = r.get("question_type", "multiple-choice") == "multiple-choice" and bool(options)
+            text = r["question"]
+            if mc:
+                text += "\n" + "\n".join(f"{LETTERS[k]}. {o}" for k, o in enumerate(options))
+                text += "\nAnswer with the option's letter from the given choices directly."
+            else:
+                text += "\nAnswer the question using a single word or phrase."
+            order = [int(k) for k in _IMAGE_REF.findall(text)]
+            present = [k for k in range(1, 8) if r.get(f"image_{k}") is not None]
+            unreferenced = [k for k in present if k not in order]
+            prompt = IMAGE_TOKEN * len(unreferenced) + ("\n" if unreferenced else "")
+            prompt += _IMAGE_REF.sub(lambda m, present=present: IMAGE_TOKEN if int(m.group(1)) in present
+                                     else m.group(0), text)
+            images = [self._image(r[f"image_{k}"]) for k in unreferenced + [k for k in order if k in present]]
+            docs.append({"id": r["id"], "prompt": prompt, "question": r["question"], "images": images,
+                         "answer": str(r["answer"]).strip(), "options": options, "multiple_choice": mc,
+                         "subject": r.get("subfield") or r.get("subject")})
+        return docs
+
+    def _image(self, value):
+        # Hub rows hold image bytes; a local JSON/JSONL dump may hold paths relative to its file.
+        if isinstance(value, str) and self.data_path is not None and not Path(value).is_absolute():
+            base = Path(str(self.data_path))
+            return (base if base.is_dir() else base.parent) / value
+        return value
+
+    def chat_user_message(self, doc: dict) -> str:
+        return doc["prompt"]  # markers already sit where the images are referenced
+
+    def evaluate(self, doc: dict, output: str) -> dict:
+        if doc["multiple_choice"]:
+            letter = choice_letter(output, LETTERS[: len(doc["options"])])
+            return {"correct": letter == doc["answer"].upper(), "extracted": letter}
+        a, b = normalize_number(output.strip()), normalize_number(doc["answer"])
+        ok = a == b if a is not None and b is not None else normalize_answer(output) == normalize_answer(doc["answer"])
+        return {"correct": ok, "extracted": output.strip()}
+
+
+@register
+class ScreenSpot(VLTask):
+    name = "vl_screenspot"
+    hf_path = "rootsautomation/ScreenSpot"
+    eval_split = "test"
+    required_fields = ("bbox", "instruction")
+    default_max_new_tokens = 32
+
+    def __init__(self, data_path=None, *, image_folder: str | None = None, **kw):
+        super().__init__(data_path, **kw)
+        self.image_folder = image_folder
+
+    def _image_root(self) -> Path:
+        if self.image_folder is not None:
+            return Path(self.image_folder)
+        base = Path(str(self.data_path))
+        base = base if base.is_dir() else base.parent
+        return base / "images" if (base / "images").is_dir() else base
+
+    def prepare(self, records: list[dict]) -> list[dict]:
+        from infir.vl.data import open_image
+
+        docs = []
+        for i, r in enumerate(records):
+            where = f"{self.source}: record {i}"
+            if "img_filename" in r:  # SeeClick JSON: pixel [x, y, w, h]
+                path = self._image_root() / r["img_filename"]
+                if not path.is_file():
+                    raise DataError(f"{where}: image {path} not found (set image_folder)")
+                width, height = open_image(path, where).size
+                x, y, w, h = r["bbox"]
+                box, image = [x / width, y / height, (x + w) / width, (y + h) / height], path
+            else:
+                if r.get("image") is None:
+                    raise DataError(f"{where}: no `image` field and no `img_filename`")
+                image, box = r["image"], [float(v) for v in r["bbox"]]
+                if max(box) > 1:  # pixel corners
+                    width, height = open_image(image, where).size
+                    box = [box[0] / width, box[1] / height, box[2] / width, box[3] / height]
+            if len(box) != 4 or box[0] > box[2] or box[1] > box[3]:
+                raise DataError(f"{where}: bbox {r['bbox']} is not a box")
+            docs.append({"images": [image], "question": r["instruction"], "answer": None,
+                         "box": [round(v * 1000, 1) for v in box], "data_type": r.get("data_type"),
+                         "data_source": r.get("data_source")})
+        return docs
+
+    def reference_output(self, doc: dict) -> str:
+        x0, y0, x1, y1 = doc["box"]
+        return f"click({round((x0 + x1) / 2)}, {round((y0 + y1) / 2)})"
+
+    def doc_to_target(self, doc: dict) -> str:
+        return self.reference_output(doc)
+
+    def evaluate(self, doc: dict, output: str) -> dict:
+        predicted = parse_action(output)
+        return {"correct": action_correct(predicted, {"action": "click", "box": doc["box"]}), "extracted": predicted,
+                "data_type": doc.get("data_type")}
+
+    def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
+        metrics = super().aggregate(verdicts)
+        for kind in sorted({v["data_type"] for v in verdicts if v.get("data_type")}):
+            mine = [v for v in verdicts if v.get("data_type") == kind]
+            metrics[f"accuracy_{kind}"] = sum(v["correct"] for v in mine) / len(mine)
+        return metrics

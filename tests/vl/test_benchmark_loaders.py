@@ -1,0 +1,82 @@
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from infir.eval.loading import DataError
+from infir.eval.registry import get_task
+from infir.vl.data import open_image
+
+
+def _png(color, size=(50, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_mmmu_parquet_in_hub_format(tmp_path):
+    rows = [
+        {"id": "validation_Math_1", "question": "Which shape is shown in <image 1>?",
+         "options": "['circle', 'square', 'triangle']", "answer": "B", "question_type": "multiple-choice",
+         "image_1": {"bytes": _png("red"), "path": None}, "image_2": None, "subfield": "Geometry"},
+        {"id": "validation_Math_2", "question": "Compare <image 2> with <image 1>. How many sides?",
+         "options": "[]", "answer": "4", "question_type": "open",
+         "image_1": {"bytes": _png("red"), "path": None}, "image_2": {"bytes": _png("blue"), "path": None},
+         "subfield": "Geometry"},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "validation.parquet")
+    task = get_task("vl_mmmu", data_path=str(tmp_path))
+    docs = task.docs()
+    assert len(docs) == 2
+    first, second = docs
+    assert first["prompt"].count("<image>") == 1 and "A. circle\nB. square\nC. triangle" in first["prompt"]
+    assert second["prompt"].index("<image>") < second["prompt"].index("with")
+    assert [open_image(im).getpixel((0, 0)) for im in second["images"]] == [(0, 0, 255), (255, 0, 0)]
+    assert task.evaluate(first, "B")["correct"] and task.evaluate(first, "(B) square")["correct"]
+    assert not task.evaluate(first, "A")["correct"]
+    assert task.evaluate(second, "4")["correct"] and task.evaluate(second, "4.0")["correct"]
+    assert not task.evaluate(second, "5")["correct"]
+    assert task.vl_messages(first)[0]["content"] == first["prompt"]
+
+
+def test_mmmu_bad_options_name_the_record(tmp_path):
+    rows = [{"id": "x1", "question": "q", "options": "[unclosed", "answer": "A", "image_1": None}]
+    (tmp_path / "validation.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(DataError, match="x1"):
+        get_task("vl_mmmu", data_path=str(tmp_path)).docs()
+
+
+def test_screenspot_seeclick_json_with_pixel_boxes(tmp_path):
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (200, 100), "white").save(tmp_path / "images" / "mobile_1.png")
+    records = [{"img_filename": "mobile_1.png", "bbox": [20, 10, 40, 30], "instruction": "open settings",
+                "data_type": "icon", "data_source": "android"}]
+    path = tmp_path / "screenspot_mobile.json"
+    path.write_text(json.dumps(records))
+    task = get_task("vl_screenspot", data_path=str(path))
+    doc = task.docs()[0]
+    assert doc["box"] == [100.0, 100.0, 300.0, 400.0]  # [x, y, w, h] px -> corners in [0, 1000]
+    assert task.evaluate(doc, "click(200, 250)")["correct"]
+    assert not task.evaluate(doc, "click(500, 250)")["correct"]
+    assert task.evaluate(doc, task.reference_output(doc))["correct"]
+    assert task.aggregate([task.evaluate(doc, "click(200, 250)")])["accuracy_icon"] == 1.0
+
+
+def test_screenspot_hub_rows_with_normalised_boxes(tmp_path):
+    rows = [{"file_name": "web_1.png", "bbox": [0.5, 0.5, 0.75, 0.6], "instruction": "search",
+             "data_type": "text", "data_source": "shop", "image": {"bytes": _png("white"), "path": None}}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test.parquet")
+    task = get_task("vl_screenspot", data_path=str(tmp_path))
+    doc = task.docs()[0]
+    assert doc["box"] == [500.0, 500.0, 750.0, 600.0]
+    assert task.evaluate(doc, "The search box. click(600, 550)")["correct"]
+
+
+def test_screenspot_missing_image_names_the_record(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps([{"img_filename": "nope.png", "bbox": [0, 0, 1, 1], "instruction": "x"}]))
+    with pytest.raises(DataError, match="record 0.*nope.png"):
+        get_task("vl_screenspot", data_path=str(path)).docs()

@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from infir.config import EMBEDDED_RECIPES, Recipe
+from infir.vl.config import CurriculumStage, VLConfig, VLSource
+
+
+def _load(name: str) -> Recipe:
+    return Recipe.model_validate(yaml.safe_load((EMBEDDED_RECIPES / f"{name}.yaml").read_text()))
+
+
+@pytest.mark.parametrize("name", ["tiny-vl", "infir-vl-1.6b"])
+def test_shipped_vl_recipes_validate(name):
+    recipe = _load(name)
+    assert "vl" in recipe.stages
+    names = [s.name for s in recipe.vl.stages]
+    assert names[-4:] == ["alignment", "perception", "instruction", "reasoning"]
+    trains = {s.name: set(s.trains) for s in recipe.vl.stages}
+    assert trains["alignment"] == {"projector"}
+    assert trains["perception"] == {"vision", "projector"}
+    assert trains["instruction"] == trains["reasoning"] == {"vision", "projector", "language"}
+    assert any(src.filter for s in recipe.vl.stages for src in s.data)
+
+
+def test_real_recipe_is_so400m_at_384_with_a_1b_language_model():
+    vl = _load("infir-vl-1.6b").vl
+    assert vl.vision.name_or_path == "google/siglip-so400m-patch14-384"
+    assert vl.filter.model == "google/siglip-so400m-patch14-384" and vl.filter.threshold == 0.5
+    assert vl.language_model
+
+
+def test_trains_sets_module_lr_and_refuses_contradictions():
+    stage = CurriculumStage(name="alignment", trains=["projector"],
+                            data=[VLSource(type="generated", generator="shapes")])
+    lrs = stage.train_config().optimizer.module_lr
+    assert lrs == {"model.vision_tower": 0.0, "model.language_model": 0.0, "lm_head": 0.0}
+    stage = CurriculumStage(name="s", trains=["vision", "projector", "language"],
+                            data=[VLSource(type="generated", generator="shapes")],
+                            train={"optimizer": {"lr": 1e-3, "module_lr": {"model.vision_tower": 1e-4}}})
+    assert stage.train_config().optimizer.module_lr == {"model.vision_tower": 1e-4}
+    with pytest.raises(ValidationError, match="freezes it"):
+        CurriculumStage(name="s", trains=["projector"], data=[VLSource(type="generated", generator="shapes")],
+                        train={"optimizer": {"module_lr": {"model.vision_tower.encoder": 1e-4}}})
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"type": "generated"}, "needs `generator`"),
+    ({"type": "generated", "generator": "clouds"}, "unknown generator"),
+    ({"type": "generated", "generator": "shapes", "kinds": ["ocr"]}, "writes no"),
+    ({"type": "llava_json"}, "needs `path`"),
+    ({"type": "llava_json", "path": "x.json", "corrupt_fraction": 0.1}, "generated sources only"),
+    ({"type": "llava_json", "path": "x.json", "image_as_text": True}, "generated sources only"),
+    ({"type": "generated", "generator": "shapes", "image_as_text": True, "filter": True}, "no image-text"),
+])
+def test_sources_are_checked(bad, match):
+    with pytest.raises(ValidationError, match=match):
+        VLSource(**bad)
+
+
+def test_vl_config_cross_checks():
+    with pytest.raises(ValidationError, match="distinct"):
+        VLConfig(stages=[CurriculumStage(name="a", trains=["projector"],
+                                         data=[VLSource(type="generated", generator="shapes")])] * 2)
+    with pytest.raises(ValidationError, match="text task"):
+        VLConfig(eval={"tasks": ["reasoning"]})
+    with pytest.raises(ValidationError, match="filter"):
+        VLConfig(filter={"enabled": False}, vision={"name_or_path": "filter"})
+    with pytest.raises(ValidationError, match="folder"):
+        CurriculumStage(name="a/b", trains=["projector"], data=[VLSource(type="generated", generator="shapes")])
+
+
+def test_default_curriculum_is_the_papers_order():
+    cfg = VLConfig()
+    assert [s.name for s in cfg.stages] == ["alignment", "perception", "instruction", "reasoning"]
+    assert Path(EMBEDDED_RECIPES / "tiny-vl.yaml").is_file()

@@ -1,0 +1,21 @@
+"""The vl skill table reaches the run report."""
+
+import json
+
+from infir.vl.report import skill_columns_and_rows
+
+
+def test_skill_table_rows_and_report_section(tmp_path):
+    table = [{"stage": "alignment", "vl_ocr": 0.0, "vl_vqa": 0.4, "vl_vqa_chance": 0.25},
+             {"stage": "perception", "vl_ocr": 0.3, "vl_vqa": 0.5, "vl_vqa_chance": 0.25, "vl_custom": 1.0}]
+    (tmp_path / "vl").mkdir()
+    (tmp_path / "vl" / "summary.json").write_text(json.dumps({"table": table}))
+    columns, rows = skill_columns_and_rows(tmp_path / "vl")
+    assert columns == ["stage", "vl_vqa", "vl_vqa_chance", "vl_ocr", "vl_custom"]
+    assert rows == [["alignment", 0.4, 0.25, 0.0, None], ["perception", 0.5, 0.25, 0.3, 1.0]]
+    assert skill_columns_and_rows(tmp_path / "absent") == ([], [])
+
+    from infir.report.render import write_report
+
+    page = write_report(tmp_path).read_text()
+    assert "Vision-language skills" in page and "<td>perception</td>" in page
