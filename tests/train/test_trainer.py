@@ -47,6 +47,15 @@ def test_loss_falls_and_metrics_have_the_fields(tmp_path):
     assert result.val_loss is not None and result.tokens == 30 * 8 * 32
 
 
+def test_logged_loss_is_the_mean_since_the_previous_log_line(tmp_path):
+    _, every = fit(tmp_path, "every")
+    _, windows = fit(tmp_path, "windows", log_every=4)
+    assert sorted(windows) == [4, 8, 12]
+    for end in windows:
+        mean = sum(every[s] for s in range(end - 3, end + 1)) / 4
+        assert windows[end] == pytest.approx(mean, rel=1e-5)
+
+
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     _, big = fit(tmp_path, "big", micro_batch_size=8)
     _, acc = fit(tmp_path, "acc", micro_batch_size=2)

@@ -274,7 +274,9 @@ class Trainer:
     def fit(self) -> FitResult:
         cfg = self.cfg
         t_start = time.perf_counter()
-        window_t, window_tokens = time.perf_counter(), 0
+        # The logged loss is the mean over the steps since the last log line (as transformers' Trainer
+        # logs it): with small batches one step's loss says more about its batch than about the model.
+        window_t, window_tokens, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
         last: dict[str, Any] = {}
         total_tokens_run = 0
         data_iter = iter(self.data)
@@ -285,6 +287,8 @@ class Trainer:
                 self.step += 1
                 self.tokens_seen += stats["tokens"]
                 window_tokens += stats["tokens"]
+                window_loss += stats["loss"]
+                window_steps += 1
                 total_tokens_run += stats["tokens"]
                 if not math.isfinite(stats["loss"]):
                     raise FloatingPointError(f"loss became {stats['loss']} at step {self.step}")
@@ -293,11 +297,11 @@ class Trainer:
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or validate_now:
                     elapsed = time.perf_counter() - window_t
                     tps = window_tokens / elapsed if elapsed > 0 else 0.0
-                    record = {"step": self.step, "loss": round(stats["loss"], 6), "lr": stats["lr"],
+                    record = {"step": self.step, "loss": round(window_loss / window_steps, 6), "lr": stats["lr"],
                               "grad_norm": round(stats["grad_norm"], 6), "tokens": self.tokens_seen,
                               "tokens_per_s": round(tps, 1),
                               "mfu": round(tps * self.flops_per_token / self.peak, 5), **stats["metrics"]}
-                    window_t, window_tokens = time.perf_counter(), 0
+                    window_t, window_tokens, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
                 if validate_now:
                     record["val_loss"] = self.validate()
                 if record and self.info.is_main:
