@@ -25,7 +25,12 @@ def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
 def collect(run_dir: Path, samples_per_task: int = 3) -> dict:
     run_dir = Path(run_dir)
     out: dict = {"run_dir": str(run_dir), "stages": {}, "metrics": {}, "funnel": [], "eval": {}, "samples": {}}
-    for stage_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+    from infir.config import STAGE_ORDER
+
+    def pipeline_order(p: Path) -> tuple[int, str]:
+        return (STAGE_ORDER.index(p.name) if p.name in STAGE_ORDER else len(STAGE_ORDER), p.name)
+
+    for stage_dir in sorted((p for p in run_dir.iterdir() if p.is_dir()), key=pipeline_order):
         summary = stage_dir / "summary.json"
         if summary.exists():
             out["stages"][stage_dir.name] = {"summary": read_json(summary),
