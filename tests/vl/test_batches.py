@@ -56,10 +56,6 @@ def test_packed_rows_give_each_conversation_its_own_logits_and_images(vl_tokeniz
     assert checked > batch["input_ids"].size(0)  # rows really hold several conversations
 
 
-def _loss_sum(trainer, micro):
-    return trainer.objective.loss_sum(trainer._logits(micro), micro)
-
-
 def test_micro_batches_take_the_images_of_their_rows(vl_tokenizer, tmp_path):
     model, processor = make_vlm(vl_tokenizer, init_std=0.2)
     _, data = _batches(model, processor, _conversations(12))
@@ -76,8 +72,11 @@ def test_micro_batches_take_the_images_of_their_rows(vl_tokenizer, tmp_path):
         images += mine.shape[0]
     assert images == batch["pixel_values"].shape[0]
     with torch.no_grad():
-        whole = _loss_sum(trainer, {k: v for k, v in batch.items() if k != "image_rows"})
-        parts = sum(_loss_sum(trainer, m) for m in micros)
+        def loss_sum(micro):
+            return trainer.objective.loss_sum(trainer._logits(micro), micro)
+
+        whole = loss_sum({k: v for k, v in batch.items() if k != "image_rows"})
+        parts = sum(loss_sum(m) for m in micros)
     assert torch.allclose(whole, parts, rtol=1e-4)
 
 
@@ -92,7 +91,7 @@ def test_rows_without_images_and_text_only_batches(vl_tokenizer, tmp_path):
     micros = trainer._split(batch)
     assert sum("pixel_values" in m for m in micros) == 3
     for m in micros:
-        _loss_sum(trainer, m)  # text-only micro-batches run without pixel values
+        trainer.objective.loss_sum(trainer._logits(m), m)  # text-only micro-batches run without pixel values
     _, text_only = _batches(model, processor, convs[3:], batch=2)
     assert "pixel_values" not in text_only.batch_at(0)
 

@@ -108,7 +108,7 @@ def test_views_say_what_the_questions_need():
                 target = qa.answer.split(" is ")[0]
                 assert target in g.view
     for g in generate("text", 10, 0, draw=False):
-        assert g.view.endswith(g.qas[0].answer)
+        assert g.view.endswith(f'"{g.qas[0].answer}"')  # quoted: the answer's words tokenize the same
     for g in generate("charts", 10, 0, draw=False):
         assert all(f"{label} is {v}" in g.view for label, v in zip(g.spec["labels"], g.spec["values"]))
 

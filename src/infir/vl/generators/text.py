@@ -65,7 +65,9 @@ def render_text(s: dict, size: int):
 
 
 def view(s: dict) -> str:
-    return f"Text: {s['text']}"
+    # Quoted, so the words tokenize as the answer does (`Text: home` would give ` home`, not `home`): the
+    # language warm-up then teaches a plain token copy, the skill that forms first in a small LM.
+    return f'Text: "{s["text"]}"'
 
 
 def questions(s: dict) -> list[QA]:
