@@ -119,3 +119,14 @@ def test_objective_uses_old_logprobs_and_reports_clipping():
     metrics = obj.pop_metrics()
     assert metrics["clip_frac"] == pytest.approx(1 / 3, abs=1e-6)
     assert obj.pop_metrics()["clip_frac"] == 0.0  # popped: the next step starts from zero
+
+
+def test_objective_takes_log_probs_at_the_sampling_temperature():
+    torch.manual_seed(2)
+    logits = torch.randn(2, 3, 6)
+    batch = _batch()
+    at_half = token_logprobs(logits / 0.5, batch["labels"])
+    old = at_half - torch.tensor([[0.5, 0.0], [0.0, 0.0]])  # clips only if the ratio is taken at T = 0.5
+    obj = GRPOObjective(clip_low=0.2, clip_high=0.2, temperature=0.5)
+    assert obj.loss_sum(logits, {**batch, "old_logprobs": old}).item() == pytest.approx(-1.2 - 1.0 + 0.5, rel=1e-5)
+    assert obj.pop_metrics()["clip_frac"] == pytest.approx(1 / 3, abs=1e-6)

@@ -103,8 +103,11 @@ class GRPOObjective:
     """
 
     def __init__(self, clip_low: float = 0.2, clip_high: float = 0.2, kl_coef: float = 0.0,
-                 aggregation: Aggregation = "token", max_new_tokens: int = 1):
+                 aggregation: Aggregation = "token", max_new_tokens: int = 1, temperature: float = 1.0):
         self.clip_low, self.clip_high, self.kl_coef = clip_low, clip_high, kl_coef
+        # Completions were sampled from softmax(logits / T): the policy gradient and the ratios are
+        # taken under that same distribution, or the update optimises a policy nobody sampled from.
+        self.temperature = temperature
         self.aggregation, self.max_new_tokens = aggregation, max_new_tokens
         self._sums: dict[str, float] = {}
 
@@ -115,7 +118,7 @@ class GRPOObjective:
         device = logits.device
         labels = micro["labels"].to(device)
         mask = labels[:, 1:] != -100
-        logp = token_logprobs(logits, labels)
+        logp = token_logprobs(logits / self.temperature if self.temperature != 1.0 else logits, labels)
         old = micro["old_logprobs"].to(device) if "old_logprobs" in micro else logp.detach()
         per_token, is_clipped = clipped_surrogate(logp, old, micro["advantages"].to(device),
                                                   self.clip_low, self.clip_high)
@@ -148,7 +151,8 @@ class GRPOObjective:
 
 
 @torch.no_grad()
-def sequence_logprobs(model, batch: dict, micro_batch_size: int, autocast=None) -> torch.Tensor:
+def sequence_logprobs(model, batch: dict, micro_batch_size: int, autocast=None,
+                      temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probs of the batch's labels under `model` (no gradient), on the CPU.
 
     Used for the reference model's log-probs and for the rollout policy's when a rollout batch is
@@ -164,6 +168,8 @@ def sequence_logprobs(model, batch: dict, micro_batch_size: int, autocast=None) 
             pos = batch["position_ids"][i:i + micro_batch_size].to(device)
             with autocast if autocast is not None else contextlib.nullcontext():
                 logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+            if temperature != 1.0:
+                logits = logits / temperature
             parts.append(token_logprobs(logits, batch["labels"][i:i + micro_batch_size].to(device)).cpu())
     finally:
         model.train(was_training)

@@ -161,9 +161,11 @@ class RolloutBatches:
         batch = self._tensors([rows[r] for r in keep])
         batch["advantages"] = advantages[keep]
         if self.ref_model is not None:
-            batch["ref_logprobs"] = sequence_logprobs(self.ref_model, batch, self.micro_batch_size, self.autocast)
+            batch["ref_logprobs"] = sequence_logprobs(self.ref_model, batch, self.micro_batch_size, self.autocast,
+                                              self.settings.temperature)
         if self.ppo_epochs > 1:
-            batch["old_logprobs"] = sequence_logprobs(self.policy, batch, self.micro_batch_size, self.autocast)
+            batch["old_logprobs"] = sequence_logprobs(self.policy, batch, self.micro_batch_size, self.autocast,
+                                              self.settings.temperature)
         batch["metrics"] = self._metrics(totals, rewards, gens, group, gen_seconds, time.perf_counter() - t0)
         batch["metrics"]["trained_rows"] = len(keep)
         return batch

@@ -129,7 +129,8 @@ def run(ctx: StageContext) -> dict:
                             advantage=cfg.advantage, ppo_epochs=cfg.ppo_epochs, ref_model=ref_model,
                             micro_batch_size=cfg.micro_batch_size, autocast=autocast,
                             drop_zero_signal=cfg.drop_zero_signal)
-    objective = GRPOObjective(cfg.clip_eps, cfg.clip_high, cfg.kl_coef, cfg.loss_aggregation, cfg.max_new_tokens)
+    objective = GRPOObjective(cfg.clip_eps, cfg.clip_high, cfg.kl_coef, cfg.loss_aggregation, cfg.max_new_tokens,
+                              temperature=cfg.temperature)
     trainer = Trainer(cfg, policy, tokenizer, source,
                       ctx.stage_dir, info, log=print, objective=objective)
     result = trainer.fit()
