@@ -22,6 +22,13 @@ TRAINED_STAGES = ("pretrain", "anneal", "sft", "rl")
 CHAT_BY_DEFAULT = {"pretrain": False, "anneal": False, "sft": True, "rl": True}
 
 
+def names_as_specs(value: Any) -> Any:
+    """A task list may name tasks bare (`- gsm8k`) next to full specs; bare names become `{name: ...}`."""
+    if isinstance(value, (list, tuple)):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
 class TaskSpec(Section):
     name: str
     limit: int | None = Field(default=None, ge=1)
@@ -73,9 +80,7 @@ class EvalConfig(Section):
     @field_validator("tasks", mode="before")
     @classmethod
     def _names_as_specs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
+        return names_as_specs(value)
 
     @field_validator("stages")
     @classmethod

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Callable, Iterable
+from typing import Iterator, TypeVar
 
 from infir.jsonl import JsonlError, scan
 from infir.sft.config import ConversationSource
+
+T = TypeVar("T")
 
 ROLES = {"system", "user", "assistant"}
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
@@ -110,20 +113,30 @@ def load_conversations(sources: list[ConversationSource], on_bad_record: str = "
     report = LoadReport()
     conversations = []
     for src in sources:
-        taken = 0
-        for where, record in _source_records(src, run_dir):
-            if src.limit is not None and taken >= src.limit:
-                break
-            try:
-                if isinstance(record, BadRecord):
-                    raise record
-                messages = normalize(record, where, src.system_prompt)
-            except BadRecord as bad:
-                if on_bad_record == "fail":
-                    raise
-                report.dropped[bad.reason] += 1
-                continue
-            conversations.append(messages)
-            report.kept += 1
-            taken += 1
+        conversations += keep_good(_source_records(src, run_dir),
+                                   lambda record, where, src=src: normalize(record, where, src.system_prompt),
+                                   on_bad_record, report, src.limit)
     return conversations, report
+
+
+def keep_good(records: Iterable[tuple[str, object]], convert: Callable[[object, str], T], on_bad_record: str,
+              report: LoadReport, limit: int | None = None) -> list[T]:
+    """`convert(record, where)` of each (where, record) pair, up to `limit` good ones. A bad record (a
+    `BadRecord` from the reader or from `convert`) stops the load, or with on_bad_record="drop" is
+    counted under its reason in `report`."""
+    out: list[T] = []
+    for where, record in records:
+        if limit is not None and len(out) >= limit:
+            break
+        try:
+            if isinstance(record, BadRecord):
+                raise record
+            item = convert(record, where)
+        except BadRecord as bad:
+            if on_bad_record == "fail":
+                raise
+            report.dropped[bad.reason] += 1
+            continue
+        out.append(item)
+        report.kept += 1
+    return out

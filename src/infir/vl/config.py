@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from infir.config_base import Section
-from infir.eval.config import TaskSpec
+from infir.eval.config import TaskSpec, names_as_specs
 from infir.model.llm import ModelConfig
 from infir.model.projector import ProjectorConfig
 from infir.model.vision import VisionConfig
@@ -178,9 +178,7 @@ class VLEvalConfig(Section):
     @field_validator("tasks", mode="before")
     @classmethod
     def _names_as_specs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
+        return names_as_specs(value)
 
     @field_validator("tasks")
     @classmethod

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from infir.model.vlm import IMAGE_TOKEN
-from infir.sft.data import BadRecord, LoadReport, normalize
+from infir.sft.data import BadRecord, LoadReport, keep_good, normalize
 
 
 @dataclass
@@ -164,25 +164,15 @@ def load_llava_json(path: str | Path, image_folder: str | Path | None = None, li
     path = Path(path)
     root = Path(image_folder) if image_folder is not None else path.parent
     report = report if report is not None else LoadReport()
-    out = []
-    for where, record in _json_records(path):
-        if limit is not None and len(out) >= limit:
-            break
-        try:
-            if isinstance(record, BadRecord):
-                raise record
-            conv = from_record(record, where, root)
-            missing = [p for p in conv.images if isinstance(p, Path) and not p.is_file()] if check_images else []
-            if missing:
-                raise BadRecord(where, "missing_image", str(missing[0]))
-        except BadRecord as bad:
-            if on_bad_record == "fail":
-                raise
-            report.dropped[bad.reason] += 1
-            continue
-        out.append(conv)
-        report.kept += 1
-    return out
+
+    def convert(record, where: str) -> VLConversation:
+        conv = from_record(record, where, root)
+        missing = [p for p in conv.images if isinstance(p, Path) and not p.is_file()] if check_images else []
+        if missing:
+            raise BadRecord(where, "missing_image", str(missing[0]))
+        return conv
+
+    return keep_good(_json_records(path), convert, on_bad_record, report, limit)
 
 
 def load_hf_conversations(name: str, subset: str | None = None, split: str = "train", limit: int | None = None,
@@ -203,25 +193,18 @@ def load_hf_conversations(name: str, subset: str | None = None, split: str = "tr
     text_only = ds.remove_columns(fields) if fields else ds
     counts = _image_counts(ds, fields[0]) if fields else None
     report = report if report is not None else LoadReport()
-    out = []
-    for i, row in enumerate(text_only):
-        if limit is not None and len(out) >= limit:
-            break
-        where = f"{name}[{split}]#{i}"
-        try:
-            conv = from_record(dict(row), where)
-            if fields:
-                n = counts[i]
-                conv = VLConversation([LazyImage(ds, i, fields[0], k) for k in range(n)],
-                                      with_images(conv.messages, n, where), where)
-        except BadRecord as bad:
-            if on_bad_record == "fail":
-                raise
-            report.dropped[bad.reason] += 1
-            continue
-        out.append(conv)
-        report.kept += 1
-    return out
+
+    def convert(indexed, where: str) -> VLConversation:
+        i, row = indexed
+        conv = from_record(dict(row), where)
+        if fields:
+            n = counts[i]
+            conv = VLConversation([LazyImage(ds, i, fields[0], k) for k in range(n)],
+                                  with_images(conv.messages, n, where), where)
+        return conv
+
+    rows = ((f"{name}[{split}]#{i}", (i, row)) for i, row in enumerate(text_only))
+    return keep_good(rows, convert, on_bad_record, report, limit)
 
 
 def _image_counts(ds, field: str) -> list[int]:
