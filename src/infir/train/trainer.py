@@ -43,9 +43,10 @@ PER_IMAGE_KEYS = ("pixel_values", "image_sizes", "image_rows")
 
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum of next-token cross-entropies; labels follow the HF convention (shifted here)."""
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:]
-    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+    # Shift the labels, not the logits: slicing [B, T, V] logits copies them (tens of MB per micro-batch);
+    # the last position gets the ignore label instead.
+    shift_labels = F.pad(labels[:, 1:], (0, 1), value=-100)
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), shift_labels.reshape(-1),
                            ignore_index=-100, reduction="sum")
 
 
