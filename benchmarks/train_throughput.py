@@ -1,21 +1,27 @@
-"""Training throughput on CPU: infir's trainer against transformers' `Trainer`, same run.
+"""Training throughput on CPU: infir's trainer against transformers' `Trainer`, same run, same steps.
 
 Same model (a 7.4M-parameter Llama: hidden 256, 4 layers, vocab 8192), same batch (micro-batch 8,
-sequence 256), same data and thread count. Measured: tokens/s over the timed steps (after warm-up
-steps that include compilation), and MFU against the fp32 and bf16 matmul peaks measured in this
-run. Configurations:
+sequence 256), same data and thread count. Configurations:
 
   hf_fp32       transformers.Trainer, default TrainingArguments (fp32)
   hf_bf16       transformers.Trainer with bf16=True (CPU autocast)
   infir_fp32    infir's trainer, precision fp32
   infir_bf16    infir's trainer, bf16 autocast
-  infir_default infir's CPU default (`precision: auto`, compile per `--compile`)
+  infir_bf16_compile  (with --compile) bf16 autocast + torch.compile
 
-Prints one JSON line at the end with `speedup_vs_hf_trainer` (infir default vs Trainer default) and
-the equal-precision ratios.
+The machine is shared, and its load drifts by more than the differences measured here, so the
+training loops do not run one after another: each runs in its own thread and they take turns, one
+optimizer step each (round robin), so every configuration sees the same load. A step's time runs
+from the moment its loop gets the turn to the end of its step (data loading, forward, backward,
+clipping, optimizer, logging included; the waits for the other loops excluded). Tokens/s are
+over the timed steps after `--warmup` steps (which include compilation). MFU is against the fp32
+and bf16 matmul peaks measured in this run, in a turn of their own in the same rotation (median).
+
+Prints one JSON line at the end with `speedup_vs_hf_trainer` (infir's CPU default vs the Trainer's
+default) and the equal-precision ratios, each with the quartiles of its per-round step-time ratios.
 
     pip install -c constraints.txt -e ".[bench]"   # transformers.Trainer needs accelerate
-    python benchmarks/train_throughput.py [--steps 30] [--warmup 5] [--threads 2]
+    python benchmarks/train_throughput.py [--steps 60] [--warmup 5] [--threads 2] [--compile]
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,35 +75,79 @@ class ListData:
         self.i = s["i"]
 
 
-def time_infir(precision: str, compile_: bool, steps: int, warmup: int, data: list[dict]) -> float:
+class TakeTurns:
+    """Round-robin turns between training loops running in threads: one optimizer step per turn.
+
+    Each loop calls `start(name)` before it builds its trainer and `step_done(name)` at the end of
+    every step; `step_done` records the busy time of the turn, hands the turn on and waits for the
+    next. A loop that has done its steps (or failed) leaves the rotation.
+    """
+
+    def __init__(self, names: list[str], steps: int):
+        self.names, self.steps = list(names), steps
+        self.cond = threading.Condition()
+        self.turn = self.names[0]
+        self.left: set[str] = set()
+        self.t0: dict[str, float] = {}
+        self.busy: dict[str, list[float]] = {n: [] for n in names}
+
+    def _next(self, name: str) -> str:
+        i = self.names.index(name)
+        for k in range(1, len(self.names) + 1):
+            cand = self.names[(i + k) % len(self.names)]
+            if cand not in self.left:
+                return cand
+        return name
+
+    def _wait_turn(self, name: str) -> None:
+        self.cond.wait_for(lambda: self.turn == name)
+        self.t0[name] = time.perf_counter()
+
+    def start(self, name: str) -> None:
+        with self.cond:
+            self._wait_turn(name)
+
+    def step_done(self, name: str) -> None:
+        now = time.perf_counter()
+        with self.cond:
+            self.busy[name].append(now - self.t0[name])
+            if len(self.busy[name]) >= self.steps:
+                self.left.add(name)
+            self.turn = self._next(name)
+            self.cond.notify_all()
+            if name not in self.left:
+                self._wait_turn(name)
+
+    def leave(self, name: str) -> None:
+        with self.cond:
+            self.left.add(name)
+            if self.turn == name:
+                self.turn = self._next(name)
+            self.cond.notify_all()
+
+
+def run_infir(turns: TakeTurns, name: str, precision: str, compile_: bool, data: list[dict]) -> None:
     from infir.train.config import TrainConfig
     from infir.train.parallel import DistInfo
     from infir.train.trainer import Trainer
 
-    cfg = TrainConfig(max_steps=steps + warmup, global_batch_size=MICRO, micro_batch_size=MICRO, seq_len=SEQ,
-                      precision=precision, compile=compile_, log_every=10_000, resume="never", peak_flops=1.0)
-    stamps = {}
-
-    def on_step(step, record):  # called on logged steps only: log every step via a tiny log_every
-        stamps[step] = time.perf_counter()
-
-    cfg = cfg.model_copy(update={"log_every": 1})
+    # log_every=1: the on_step hook (which takes turns) runs after every step; progress bars off on both sides.
+    cfg = TrainConfig(max_steps=turns.steps, global_batch_size=MICRO, micro_batch_size=MICRO, seq_len=SEQ,
+                      precision=precision, compile=compile_, log_every=1, progress=False, resume="never",
+                      peak_flops=1.0)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, make_model(), None, ListData(data), Path(tmp), DistInfo(), log=lambda m: None,
-                          on_step=on_step)
+                          on_step=lambda step, record: turns.step_done(name))
         trainer.save = lambda: None  # checkpoint writes are not training throughput
         trainer.fit()
-    return steps * MICRO * SEQ / (stamps[steps + warmup] - stamps[warmup])
 
 
-def time_hf(bf16: bool, steps: int, warmup: int, data: list[dict]) -> float:
+def run_hf(turns: TakeTurns, name: str, bf16: bool, data: list[dict]) -> None:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    stamps = {}
-
-    class Stamp(TrainerCallback):
+    class TakeTurn(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            stamps[state.global_step] = time.perf_counter()
+            turns.step_done(name)
 
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
@@ -106,17 +158,54 @@ def time_hf(bf16: bool, steps: int, warmup: int, data: list[dict]) -> float:
             return {"input_ids": b["input_ids"][i % MICRO], "labels": b["labels"][i % MICRO]}
 
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=MICRO, max_steps=steps + warmup,
+        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=MICRO, max_steps=turns.steps,
                                  report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True, bf16=bf16,
                                  dataloader_num_workers=0, disable_tqdm=True)
-        trainer = Trainer(model=make_model(), args=args, train_dataset=Rows(), callbacks=[Stamp()])
+        trainer = Trainer(model=make_model(), args=args, train_dataset=Rows(), callbacks=[TakeTurn()])
         trainer.train()
-    return steps * MICRO * SEQ / (stamps[steps + warmup] - stamps[warmup])
+
+
+def run_matmul_peaks(turns: TakeTurns, name: str, peaks: dict[str, list[float]]) -> None:
+    """A turn of its own in the rotation: the fp32 and bf16 matmul peaks under the same load as training."""
+    from infir.train.flops import measured_matmul_peak
+
+    for i in range(turns.steps):
+        for prec in ("fp32", "bf16"):
+            peaks[prec].append(measured_matmul_peak.__wrapped__("cpu", prec, size=1024, seconds=0.15))
+        turns.step_done(name)
+
+
+def run_in_turns(loops: dict, steps: int, threads: int) -> TakeTurns:
+    turns = TakeTurns(list(loops), steps)
+    errors: dict[str, BaseException] = {}
+
+    def body(name, fn):
+        torch.set_num_threads(threads)  # per thread: the OpenMP team size is thread-local
+        try:
+            turns.start(name)
+            fn(turns, name)
+        except BaseException as exc:  # report after the others finish
+            errors[name] = exc
+        finally:
+            turns.leave(name)
+
+    workers = [threading.Thread(target=body, args=(n, fn), name=n) for n, fn in loops.items()]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        name, exc = next(iter(errors.items()))
+        raise RuntimeError(f"{name} failed") from exc
+    short = {n: len(b) for n, b in turns.busy.items() if len(b) < steps}
+    if short:
+        raise RuntimeError(f"loops stopped early: {short} of {steps} steps")
+    return turns
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=60, help="timed steps per configuration")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="also time infir with torch.compile")
@@ -127,35 +216,53 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     from infir.train.config import resolve_precision
-    from infir.train.flops import flops_per_token, measured_matmul_peak
+    from infir.train.flops import flops_per_token
 
     data = batches(8)
     default_precision = resolve_precision("auto", torch.device("cpu"))
-    peaks = {"fp32": measured_matmul_peak("cpu", "fp32", size=1024, seconds=1.0),
-             "bf16": measured_matmul_peak("cpu", "bf16", size=1024, seconds=1.0)}
     fpt = flops_per_token(make_model(), SEQ)
-    results = {}
-    runs = [("hf_fp32", lambda: time_hf(False, args.steps, args.warmup, data)),
-            ("infir_fp32", lambda: time_infir("fp32", False, args.steps, args.warmup, data)),
-            ("hf_bf16", lambda: time_hf(True, args.steps, args.warmup, data)),
-            ("infir_bf16", lambda: time_infir("bf16", False, args.steps, args.warmup, data))]
+    peak_samples: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    loops = {"matmul_peak": lambda t, n: run_matmul_peaks(t, n, peak_samples),
+             "hf_fp32": lambda t, n: run_hf(t, n, False, data),
+             "infir_fp32": lambda t, n: run_infir(t, n, "fp32", False, data),
+             "hf_bf16": lambda t, n: run_hf(t, n, True, data),
+             "infir_bf16": lambda t, n: run_infir(t, n, "bf16", False, data)}
     if args.compile:
-        runs.append(("infir_bf16_compile", lambda: time_infir("bf16", True, args.steps, args.warmup, data)))
-    for name, fn in runs:
-        tps = fn()
+        loops["infir_bf16_compile"] = lambda t, n: run_infir(t, n, "bf16", True, data)
+    load_before = os.getloadavg()[0]
+    turns = run_in_turns(loops, args.warmup + args.steps, args.threads)
+    timed = {n: b[args.warmup:] for n, b in turns.busy.items() if n != "matmul_peak"}
+    peaks = {prec: statistics.median(v[2 * args.warmup:]) for prec, v in peak_samples.items()}
+    results = {}
+    for name, times in timed.items():
+        tps = args.steps * MICRO * SEQ / sum(times)
         prec = "bf16" if "bf16" in name else "fp32"
-        results[name] = {"tokens_per_s": round(tps, 1), "mfu": round(tps * fpt / peaks[prec], 4)}
-        print(f"{name:20s} {tps:10.1f} tokens/s  MFU {results[name]['mfu']:.3f} (vs {prec} matmul peak)", flush=True)
+        results[name] = {"tokens_per_s": round(tps, 1), "mfu": round(tps * fpt / peaks[prec], 4),
+                         "median_step_ms": round(1000 * statistics.median(times), 1)}
+        print(f"{name:20s} {tps:10.1f} tokens/s  median step {results[name]['median_step_ms']:7.1f} ms  "
+              f"MFU {results[name]['mfu']:.3f} (vs {prec} matmul peak)", flush=True)
+
+    def ratio(ours: str, theirs: str) -> tuple[float, float]:
+        """Throughput ratio over all timed steps, and the quartiles of the per-round step-time ratios."""
+        per_round = [t / o for o, t in zip(timed[ours], timed[theirs])]
+        q1, med, q3 = statistics.quantiles(per_round, n=4)
+        return (round(results[ours]["tokens_per_s"] / results[theirs]["tokens_per_s"], 3),
+                [round(q1, 3), round(med, 3), round(q3, 3)])
+
     default_key = f"infir_{default_precision}" + ("_compile" if args.compile and default_precision == "bf16" else "")
+    speedup, speedup_q = ratio(default_key, "hf_fp32")
+    fp32, fp32_q = ratio("infir_fp32", "hf_fp32")
+    bf16, bf16_q = ratio("infir_bf16", "hf_bf16")
     line = {
-        "benchmark": "train_throughput", "threads": args.threads, "steps": args.steps,
+        "benchmark": "train_throughput", "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
+        "timing": "round robin, one step per turn",
         "model": {"hidden": HIDDEN, "layers": LAYERS, "vocab": VOCAB, "seq": SEQ, "micro_batch": MICRO},
         "matmul_peak_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
         "flops_per_token": fpt, "results": results, "infir_default": default_key,
-        "speedup_vs_hf_trainer": round(results[default_key]["tokens_per_s"] / results["hf_fp32"]["tokens_per_s"], 3),
-        "fp32_ratio_vs_hf_trainer": round(results["infir_fp32"]["tokens_per_s"] / results["hf_fp32"]["tokens_per_s"], 3),
-        "bf16_ratio_vs_hf_trainer": round(results["infir_bf16"]["tokens_per_s"] / results["hf_bf16"]["tokens_per_s"], 3),
-        "load_average": os.getloadavg()[0],
+        "speedup_vs_hf_trainer": speedup, "speedup_vs_hf_trainer_round_quartiles": speedup_q,
+        "fp32_ratio_vs_hf_trainer": fp32, "fp32_ratio_vs_hf_trainer_round_quartiles": fp32_q,
+        "bf16_ratio_vs_hf_trainer": bf16, "bf16_ratio_vs_hf_trainer_round_quartiles": bf16_q,
+        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
     }
     print(json.dumps(line))
 

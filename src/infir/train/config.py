@@ -65,6 +65,7 @@ class TrainConfig(Section):
     activation_checkpointing: bool = False
     deterministic: bool = False
     log_every: int = Field(10, ge=1)
+    progress: bool = True  # a live progress bar on the main rank (off for log files and benchmarks)
     val_every: int = Field(0, ge=0)  # 0: validate only at the end
     val_batches: int = Field(4, ge=0)
     save_every: int = Field(0, ge=0)  # 0: only the final checkpoint

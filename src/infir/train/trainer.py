@@ -281,7 +281,7 @@ class Trainer:
         last: dict[str, Any] = {}
         total_tokens_run = 0
         data_iter = iter(self.data)
-        with _progress(self.info.is_main, cfg.max_steps, self.step) as advance:
+        with _progress(self.info.is_main and cfg.progress, cfg.max_steps, self.step) as advance:
             while self.step < cfg.max_steps:
                 batch = next(data_iter)
                 stats = self.train_step(batch)
