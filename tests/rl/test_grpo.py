@@ -34,6 +34,15 @@ def test_dr_grpo_keeps_the_scale_and_equal_groups_carry_no_signal():
         group_advantages(rewards, 4)
 
 
+def test_negative_weight_scales_only_below_average_completions():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0])  # mean .25: advantages .75, -.25, -.25, -.25 (unscaled)
+    half = group_advantages(rewards, 4, scale=False, negative_weight=0.5)
+    assert half.tolist() == pytest.approx([0.75, -0.125, -0.125, -0.125])
+    positive_only = group_advantages(rewards, 4, negative_weight=0.0)
+    assert positive_only[0].item() == pytest.approx(group_advantages(rewards, 4)[0].item())
+    assert positive_only[1:].tolist() == [0.0, 0.0, 0.0]
+
+
 def test_token_logprobs_read_the_shifted_labels():
     logits = torch.zeros(1, 3, 4)
     logits[0, 0, 2] = math.log(3.0)  # p(2) = 3 / 6 at position 0

@@ -141,3 +141,41 @@ def test_groups_without_signal_leave_the_batch(model_and_tok):
     width = kept["input_ids"].size(1)
     assert torch.equal(kept["input_ids"], full["input_ids"][rows][:, :width])
     assert kept["metrics"]["reward"] == full["metrics"]["reward"]  # rewards are logged over every completion
+
+
+def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_and_tok):
+    from infir.eval.generate import Generation
+    from infir.eval.registry import get_task
+    from infir.rl.rewards import Rewarder
+    from infir.rl.rollout import RolloutBatches, SamplingSettings
+
+    model, tok = model_and_tok
+    doc = {"family": "chain_sum", "question": "8 + 6 + 7 =", "answer": "21",
+           "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21."}
+    outputs = ["8 + 6 = 14. 14 + 7 = 21. The answer is 21.", "8 + 6 = 14. 14 + 7 = 22. The answer is 22."]
+    completions = [tok(o, add_special_tokens=False)["input_ids"] for o in outputs]
+
+    class Scripted:
+        def sync(self, model):
+            pass
+
+        def generate(self, prompts, settings, seed):
+            return [Generation(text=o, finish_reason="eos", token_ids=list(c), prompt_tokens=len(prompts[0]),
+                               new_tokens=len(c)) for o, c in zip(outputs, completions)]
+
+    task = get_task("reasoning")
+    prompt = tok(task.build_prompt(doc, chat=True, tokenizer=tok), add_special_tokens=False)["input_ids"]
+    source = RolloutBatches(model, tok, [doc], [prompt], Rewarder(task), SamplingSettings(group_size=2, max_new_tokens=40),
+                            prompts_per_step=1, seed=0, engine=Scripted(), advantage="process")
+    batch = source.batch_at(0)
+    adv, labels = batch["advantages"], batch["labels"]
+    assert adv.shape == (2, labels.size(1) - 1)
+    scored = labels[:, 1:] != -100
+    assert (adv[~scored] == 0).all(), "prompt and padding positions carry no advantage"
+    start = len(prompt) - 1
+    # step rewards [1, 1, 1] and [1, 0]: mean 4/5, std sqrt(1/5); the first completion's tokens are all
+    # pushed up (its end of turn too); the second's second step is pushed down, its first step nets
+    # 1/5 - 4/5 < 0, and nothing after its wrong step is trained
+    right, wrong = adv[0, start:start + len(completions[0]) + 1], adv[1, start:start + len(completions[1]) + 1]
+    assert (right > 0).all()
+    assert (wrong[:3] < 0).all() and (wrong[-5:] == 0).all()

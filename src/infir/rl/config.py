@@ -51,10 +51,13 @@ class PromptConfig(Section):
 
 
 class RewardConfig(Section):
-    """Reward = correct * Task.reward(doc, output) + format * [output matches `format_pattern`]."""
+    """Reward = correct * Task.reward(doc, output) + format * [output matches `format_pattern`]
+    + steps * (share of the doc's reference solution steps that the output writes first, in order;
+    0 for docs without a `solution`). See `infir.rl.steps`."""
 
     correct: float = 1.0
     format: float = 0.0
+    steps: float = 0.0
     format_pattern: str = DEFAULT_FORMAT  # searched in the stripped output (re.search, multiline off)
     workers: int = Field(1, ge=1)  # threads judging outputs (code rewards wait on sandbox processes)
 
@@ -80,11 +83,18 @@ class RLConfig(TrainConfig):
     backend: Literal["hf", "vllm"] = "hf"
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, lt=1)  # the rest stays for training
     # GRPO
-    advantage: Literal["grpo", "dr_grpo"] = "grpo"  # dr_grpo: r - mean(group), no division by the std
+    # grpo: (r - mean(group)) / std; dr_grpo: r - mean(group), no division by the std; process: per-step
+    # rewards against the doc's reference solution, per-token advantages (DeepSeekMath's process
+    # supervision; see `infir.rl.steps`), for prompts whose docs carry a worked `solution`.
+    advantage: Literal["grpo", "dr_grpo", "process"] = "grpo"
     loss_aggregation: Literal["token", "sequence", "constant"] = "token"
     clip_eps: float = Field(0.2, gt=0, lt=1)
     clip_eps_high: float | None = Field(None, gt=0)  # DAPO's clip-higher; None: clip_eps
     kl_coef: float = Field(0.0, ge=0)
+    # Scale of the below-average completions' (negative) advantages: 1 is GRPO; 0 only pulls the policy
+    # towards its above-average samples. On a small model the push-down of whole wrong completions also
+    # unlearns the right tokens in them (copied operands, the answer sentence).
+    negative_weight: float = Field(1.0, ge=0, le=1)
     ppo_epochs: int = Field(1, ge=1)  # optimizer steps per rollout batch
     # Groups with one reward for all completions carry no policy gradient: skip their forward/backward
     # (the token mean then runs over informative completions only, as in DAPO).

@@ -30,11 +30,14 @@ import torch.nn.functional as F
 Aggregation = Literal["token", "sequence", "constant"]
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4,
+                     negative_weight: float = 1.0) -> torch.Tensor:
     """Advantages of rewards laid out group after group ([g0 s0, g0 s1, ..., g1 s0, ...]).
 
     The std is the sample std (n - 1), as TRL and the GRPO reference code compute it; a group whose
     rewards are all equal gets zero advantages (no signal), not a division by zero.
+    `negative_weight` scales the advantages of below-average completions: 1 is GRPO, 0 keeps only the
+    push towards above-average ones (filtered imitation of the policy's own best samples).
     """
     if rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
@@ -42,7 +45,41 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
     centred = grouped - grouped.mean(dim=1, keepdim=True)
     if scale:
         centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+    if negative_weight != 1.0:
+        centred = torch.where(centred < 0, centred * negative_weight, centred)
     return centred.reshape(-1)
+
+
+def process_advantages(step_rewards: list[list[tuple[int, float]]], group_size: int,
+                       eps: float = 1e-4) -> list[list[float]]:
+    """Per-token advantages from per-step rewards (DeepSeekMath's process supervision, Shao et al. 2024).
+
+    `step_rewards[i]` lists (index of the token ending the step, reward) for completion i, groups laid
+    out one after another. Each reward is normalised by the mean and std of all step rewards of its
+    group; a token's advantage is the sum of the normalised rewards of the steps ending at or after it
+    (tokens after the last step get 0). Returns one list of advantages per completion, one per token
+    up to its last step's end.
+    """
+    if len(step_rewards) % group_size:
+        raise ValueError(f"{len(step_rewards)} completions do not split into groups of {group_size}")
+    out = []
+    for g in range(0, len(step_rewards), group_size):
+        group = step_rewards[g:g + group_size]
+        flat = torch.tensor([r for steps in group for _, r in steps], dtype=torch.float64)
+        mean = float(flat.mean()) if flat.numel() else 0.0
+        std = float(flat.std()) if flat.numel() > 1 else 0.0
+        for steps in group:
+            length = steps[-1][0] + 1 if steps else 0
+            adv = [0.0] * length
+            running = 0.0
+            # walk the steps backwards: a token collects the normalised rewards of its step and all later ones
+            bounds = [-1] + [end for end, _ in steps]
+            for k in range(len(steps) - 1, -1, -1):
+                running += (steps[k][1] - mean) / (std + eps) if std > 0 else 0.0
+                for t in range(bounds[k] + 1, bounds[k + 1] + 1):
+                    adv[t] = running
+            out.append(adv)
+    return out
 
 
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -64,10 +101,11 @@ def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: to
                       clip_low: float, clip_high: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token -min(ratio A, clip(ratio) A) and where the clipped branch is the active one.
 
-    `advantages` is one value per row (broadcast over its tokens). A clipped token has no gradient:
-    the ratio already moved past the trust region in the direction its advantage pushes.
+    `advantages` is one value per row (broadcast over its tokens) or one per token (the shape of
+    `logp`, process advantages). A clipped token has no gradient: the ratio already moved past the
+    trust region in the direction its advantage pushes.
     """
-    adv = advantages[:, None].to(logp.dtype)
+    adv = (advantages[:, None] if advantages.dim() == 1 else advantages).to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
     unclipped = ratio * adv
     clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * adv

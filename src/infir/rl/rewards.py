@@ -1,6 +1,7 @@
 """Verifiable rewards: the task's own checker plus an optional format reward.
 
     reward = correct * Task.reward(doc, output) + format * [re.search(format_pattern, output.strip())]
+             + steps * (share of the reference solution's steps the output writes first, see `steps.py`)
 
 `Task.reward` is what evaluation trusts: exact numbers for the generated problems, math-verify for
 MATH-style answers, the code sandbox for HumanEval/MBPP, reasoning-gym's own scorer for `rg:` tasks.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from infir.eval.task import Task
 from infir.rl.config import RewardConfig
+from infir.rl.steps import reference_prefix_share
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class Reward:
     total: float
     correct: float  # Task.reward, before weighting (1.0 = judged fully correct)
     formatted: bool
+    reference_steps: int = 0  # steps of the doc's worked solution (0: it has none)
+    steps_matched: int = 0  # how many of them the output wrote first, in order
 
 
 class Rewarder:
@@ -39,8 +43,13 @@ class Rewarder:
     def score(self, doc: dict, output: str) -> Reward:
         correct = float(self.task.reward(doc, output))  # judged even at weight 0: accuracy is logged
         formatted = self.formatted(output)
+        # Counted even at weight 0: the share of reference steps followed is logged.
+        steps, matched = reference_prefix_share(str(doc.get("solution") or ""), output)
         total = self.cfg.correct * correct + (self.cfg.format if formatted else 0.0)
-        return Reward(total=total, correct=correct, formatted=formatted)
+        if self.cfg.steps and steps:
+            total += self.cfg.steps * matched / steps
+        return Reward(total=total, correct=correct, formatted=formatted, reference_steps=steps,
+                      steps_matched=matched)
 
     def score_many(self, docs: Sequence[dict], outputs: Sequence[str]) -> list[Reward]:
         if len(docs) != len(outputs):

@@ -3,7 +3,7 @@
   prompts  `prompts_per_step` documents, in an order that is a pure function of (seed, rollout index)
   samples  `group_size` completions each from the current policy (HF generator or vLLM), seeded by
            (seed, rollout index), so a resumed run draws the very same completions
-  rewards  `Rewarder` (Task.reward + format), then group-relative advantages
+  rewards  `Rewarder` (Task.reward + format + reference steps), then group-relative advantages
   rows     prompt + completion (+ the end-of-turn token when the model stopped there), right-padded;
            labels mark the completion tokens only
 
@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from infir.eval.generate import Generation, Generator, eos_token_ids
-from infir.rl.grpo import group_advantages, sequence_logprobs
+from infir.rl.grpo import group_advantages, process_advantages, sequence_logprobs
 from infir.rl.rewards import Rewarder
+from infir.rl.steps import step_rewards
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class RolloutBatches:
     def __init__(self, policy, tokenizer, docs: Sequence[dict], prompt_ids: Sequence[list[int]],
                  rewarder: Rewarder, settings: SamplingSettings, prompts_per_step: int, seed: int,
                  engine=None, advantage: str = "grpo", ppo_epochs: int = 1, ref_model=None,
-                 micro_batch_size: int = 16, autocast=None, log=print, drop_zero_signal: bool = False):
+                 micro_batch_size: int = 16, autocast=None, log=print, drop_zero_signal: bool = False,
+                 negative_weight: float = 1.0):
         if not docs or len(docs) != len(prompt_ids):
             raise ValueError(f"RL needs prompts: got {len(docs)} docs and {len(prompt_ids)} encoded prompts")
         self.policy, self.tokenizer, self.docs, self.prompt_ids = policy, tokenizer, list(docs), list(prompt_ids)
@@ -123,7 +125,7 @@ class RolloutBatches:
         self.engine = engine if engine is not None else HFEngine(policy, tokenizer, autocast)
         self.advantage, self.ppo_epochs, self.ref_model = advantage, ppo_epochs, ref_model
         self.micro_batch_size, self.autocast, self.log = micro_batch_size, autocast, log
-        self.drop_zero_signal = drop_zero_signal
+        self.drop_zero_signal, self.negative_weight = drop_zero_signal, negative_weight
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self.eos_ids = eos_token_ids(policy, tokenizer)
@@ -154,12 +156,23 @@ class RolloutBatches:
         docs = [self.docs[i] for i in chosen for _ in range(group)]
         rewards = self.rewarder.score_many(docs, [g.text for g in gens])
         totals = torch.tensor([r.total for r in rewards])
-        advantages = group_advantages(totals, group, scale=self.advantage == "grpo")
         rows = [(self.prompt_ids[i], self._completion(g)) for i, g in zip(
             [i for i in chosen for _ in range(group)], gens)]
-        keep = self._kept_rows(totals, group) if self.drop_zero_signal else list(range(len(rows)))
+        if self.advantage == "process":
+            advantages = self._process_advantages(docs, rows, rewards, group)
+            # a group carries signal when some token of some completion has a non-zero advantage
+            signal = [any(any(a) for a in advantages[g:g + group]) for g in range(0, len(rows), group)]
+            keep = self._rows_of(signal, group) if self.drop_zero_signal else list(range(len(rows)))
+        else:
+            advantages = group_advantages(totals, group, scale=self.advantage == "grpo",
+                                          negative_weight=self.negative_weight)
+            keep = self._kept_rows(totals, group) if self.drop_zero_signal else list(range(len(rows)))
         batch = self._tensors([rows[r] for r in keep])
-        batch["advantages"] = advantages[keep]
+        if self.advantage == "process":
+            batch["advantages"] = self._token_layout([rows[r] for r in keep], [advantages[r] for r in keep],
+                                                     batch["labels"].size(1))
+        else:
+            batch["advantages"] = advantages[keep]
         if self.ref_model is not None:
             batch["ref_logprobs"] = sequence_logprobs(self.ref_model, batch, self.micro_batch_size, self.autocast,
                                               self.settings.temperature)
@@ -173,8 +186,31 @@ class RolloutBatches:
     @staticmethod
     def _kept_rows(totals: torch.Tensor, group: int) -> list[int]:
         grouped = totals.view(-1, group)
-        signal = (grouped.max(1).values != grouped.min(1).values).nonzero().flatten().tolist() or [0]
-        return [g * group + k for g in signal for k in range(group)]
+        return RolloutBatches._rows_of((grouped.max(1).values != grouped.min(1).values).tolist(), group)
+
+    @staticmethod
+    def _rows_of(signal: list[bool], group: int) -> list[int]:
+        """Rows of the groups that carry signal; the first group alone when none does (a null step)."""
+        groups = [g for g, s in enumerate(signal) if s] or [0]
+        return [g * group + k for g in groups for k in range(group)]
+
+    def _process_advantages(self, docs, rows, rewards, group) -> list[list[float]]:
+        """Per-token advantages of each completion from its steps against the doc's reference solution."""
+        steps = [step_rewards(str(doc.get("solution") or ""),
+                              [self.tokenizer.decode([t], skip_special_tokens=True) for t in completion],
+                              reward.correct >= 1.0)
+                 for doc, (_, completion), reward in zip(docs, rows, rewards)]
+        adv = process_advantages(steps, group)
+        return [[a * (self.negative_weight if a < 0 else 1.0) for a in row] for row in adv]
+
+    @staticmethod
+    def _token_layout(rows, advantages, width: int) -> torch.Tensor:
+        """Completion-token advantages placed where `token_logprobs` scores those tokens (B, width - 1)."""
+        out = torch.zeros(len(rows), width - 1)
+        for r, ((prompt, _), adv) in enumerate(zip(rows, advantages)):
+            if adv:
+                out[r, len(prompt) - 1:len(prompt) - 1 + len(adv)] = torch.tensor(adv)
+        return out
 
     def _completion(self, gen: Generation) -> list[int]:
         ids = list(gen.token_ids or [])
@@ -204,6 +240,8 @@ class RolloutBatches:
             "reward_std": round(float(totals.std()) if totals.numel() > 1 else 0.0, 6),
             "accuracy": round(sum(r.correct >= 1.0 for r in rewards) / len(rewards), 6),
             "format": round(sum(r.formatted for r in rewards) / len(rewards), 6),
+            "steps_followed": round(sum(r.steps_matched for r in rewards)
+                                    / max(1, sum(r.reference_steps for r in rewards)), 6),
             "completion_tokens": round(new_tokens / len(gens), 2),
             "truncated": round(sum(g.finish_reason == "length" for g in gens) / len(gens), 6),
             "zero_signal_groups": round(float((grouped.max(1).values == grouped.min(1).values).float().mean()), 6),

@@ -128,7 +128,7 @@ def run(ctx: StageContext) -> dict:
                             engine=_engine(cfg, model_path, policy, tokenizer, autocast),
                             advantage=cfg.advantage, ppo_epochs=cfg.ppo_epochs, ref_model=ref_model,
                             micro_batch_size=cfg.micro_batch_size, autocast=autocast,
-                            drop_zero_signal=cfg.drop_zero_signal)
+                            drop_zero_signal=cfg.drop_zero_signal, negative_weight=cfg.negative_weight)
     objective = GRPOObjective(cfg.clip_eps, cfg.clip_high, cfg.kl_coef, cfg.loss_aggregation, cfg.max_new_tokens,
                               temperature=cfg.temperature)
     trainer = Trainer(cfg, policy, tokenizer, source,
