@@ -190,7 +190,8 @@ def skill_table(stages: list[dict]) -> list[dict]:
         row = {"stage": s["stage"]}
         for task, metrics in (s.get("eval") or {}).items():
             row[task] = metrics.get(PRIMARY.get(task, "accuracy"))
-            if task == "vl_ocr":
+            if task == "vl_ocr":  # exact match with answers shuffled across images: the no-reading level
+                row["vl_ocr_shuffled"] = metrics.get("exact_match_shuffled")
                 row["vl_ocr_cer"] = metrics.get("cer")
             if task == "vl_vqa":
                 row["vl_vqa_chance"] = metrics.get("chance")
