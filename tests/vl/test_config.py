@@ -54,6 +54,9 @@ def test_trains_sets_module_lr_and_refuses_contradictions():
     ({"type": "llava_json", "path": "x.json", "corrupt_fraction": 0.1}, "generated sources only"),
     ({"type": "llava_json", "path": "x.json", "image_as_text": True}, "generated sources only"),
     ({"type": "generated", "generator": "shapes", "image_as_text": True, "filter": True}, "no image-text"),
+    ({"type": "generated", "generator": "text", "options": {"vocabulary": 500}}, "vocabulary"),
+    ({"type": "generated", "generator": "shapes", "options": {"vocabulary": 5}}, "takes no options"),
+    ({"type": "llava_json", "path": "x.json", "options": {"vocabulary": 5}}, "generated sources only"),
 ])
 def test_sources_are_checked(bad, match):
     with pytest.raises(ValidationError, match=match):
@@ -76,3 +79,27 @@ def test_default_curriculum_is_the_papers_order():
     cfg = VLConfig()
     assert [s.name for s in cfg.stages] == ["alignment", "perception", "instruction", "reasoning"]
     assert Path(EMBEDDED_RECIPES / "tiny-vl.yaml").is_file()
+
+
+def test_text_style_reaches_training_images_evaluation_and_the_dual_encoder():
+    from infir.eval.registry import get_task
+    from infir.vl.config import DualEncoderConfig
+    from infir.vl.curriculum import ImagePool, generated_conversations
+
+    style = {"vocabulary": 4, "max_words": 1, "renderings": 5}
+    src = VLSource(type="generated", generator="text", n=8, options=style)
+    pool = ImagePool(32, 0.2)
+    convs = generated_conversations(src, 0, pool)
+    answers = {c.messages[1]["content"] for c in convs}
+    assert len(convs) == 8 and answers <= {"acid", "baby", "band", "bear"}  # OCR_WORDS[:4]
+    # the same generator without options is another set of images, not the cached easy ones
+    full = generated_conversations(VLSource(type="generated", generator="text", n=8), 0, pool)
+    assert {c.meta["generator"] for c in full} == {"text"} and [c.images[0] for c in full] != [c.images[0] for c in convs]
+    task = get_task("vl_ocr", n=6, size=32, generator_options={"text": style})
+    assert {d["answer"] for d in task.docs()} <= {"acid", "baby", "band", "bear"}
+    with pytest.raises(ValueError, match="draws from"):
+        get_task("vl_ocr", n=6, generator_options={"gui": {}})
+    with pytest.raises(ValidationError, match="not among generators"):
+        DualEncoderConfig(generators=["shapes"], generator_options={"text": style})
+    with pytest.raises(ValidationError, match="max_words"):
+        DualEncoderConfig(generator_options={"text": {"max_words": 9}})

@@ -130,3 +130,48 @@ def test_asking_for_more_distinct_images_than_exist_fails_clearly():
     # Charts have 9^3 + 9^4 distinct value tables; 1% of them cannot give 5000 held-out charts.
     with pytest.raises(ValueError, match="distinct"):
         generate("charts", 5000, 0, split="heldout", heldout_fraction=0.01, draw=False)
+
+
+def test_text_style_sets_vocabulary_words_size_and_rotation():
+    from infir.vl.generators.words import OCR_WORDS
+
+    style = {"vocabulary": 10, "max_words": 1, "px": [24, 28], "max_angle": 4, "fonts": ["DejaVuSans-Bold"]}
+    keys = [f"{w}|DejaVuSans-Bold" for w in OCR_WORDS[:10]]  # one word per image: ten contents in all
+    n_train = sum(not is_heldout(k, 0.2) for k in keys)
+    assert 0 < n_train < 10
+    images = generate("text", n_train, 0, options=style, size=96)
+    assert sorted(g.key for g in images) == sorted(k for k in keys if not is_heldout(k, 0.2))
+    assert all(24 <= g.spec["px"] <= 28 and abs(g.spec["angle"]) <= 4 for g in images)
+    with pytest.raises(ValueError, match=f"found only {n_train} distinct"):
+        generate("text", n_train + 1, 0, options=style, draw=False)
+    # The defaults stay the full task: several words per text, small type, all fonts.
+    default = generate("text", 60, 0, draw=False)
+    assert max(len(g.spec["text"].split()) for g in default) == 3 and min(g.spec["px"] for g in default) < 16
+    assert len({g.spec["font"] for g in default}) > 5 and max(abs(g.spec["angle"]) for g in default) > 10
+
+
+def test_text_renderings_multiply_distinct_images_and_centring_holds_the_text_still():
+    style = {"vocabulary": 2, "max_words": 1, "fonts": ["DejaVuSans"], "position_jitter": 0, "renderings": 10}
+    images = generate("text", 12, 0, options=style, size=96)  # 2 words x 1 font, yet 12 distinct images
+    assert len({g.key for g in images}) == 12 and {g.spec["text"] for g in images} == {"acid", "baby"}
+    assert all(g.spec["x"] == g.spec["y"] == 0.5 for g in images)
+    held = generate("text", 3, 0, "heldout", options=style)
+    assert not {g.key for g in held} & {g.key for g in images}
+    ink_columns = [np.nonzero((np.abs(np.asarray(g.image).astype(int) - np.array(g.spec["bg"])).sum(-1) > 100).any(0))[0]
+                   for g in images]
+    centres = [(c.min() + c.max()) / 2 for c in ink_columns]
+    assert all(abs(c - 47.5) < 6 for c in centres), centres
+
+
+@pytest.mark.parametrize("bad, message", [({"vocabulary": 1}, "vocabulary"), ({"max_words": 4}, "max_words"),
+                                          ({"px": [20, 10]}, "px"), ({"fonts": ["Comic"]}, "fonts"),
+                                          ({"renderings": 0}, "renderings"), ({"position_jitter": 2}, "jitter"),
+                                          ({"size": 3}, "unexpected keyword")])
+def test_text_style_rejects_bad_settings_by_name(bad, message):
+    with pytest.raises(ValueError, match=message):
+        generate("text", 2, 0, options=bad, draw=False)
+
+
+def test_generators_without_options_refuse_them():
+    with pytest.raises(ValueError, match="takes no options"):
+        generate("shapes", 2, 0, options={"vocabulary": 3})

@@ -19,3 +19,13 @@ def test_skill_table_rows_and_report_section(tmp_path):
 
     page = write_report(tmp_path).read_text()
     assert "Vision-language skills" in page and "<td>perception</td>" in page
+
+
+def test_skill_table_shows_ocr_next_to_its_no_reading_level():
+    from infir.vl.stage import skill_table
+
+    stages = [{"stage": "perception", "eval": {"vl_ocr": {"exact_match": 0.4, "exact_match_shuffled": 0.15,
+                                                          "cer": 0.5, "n": 200},
+                                               "vl_vqa": {"accuracy": 0.5, "chance": 0.26, "n": 400}}}]
+    assert skill_table(stages) == [{"stage": "perception", "vl_ocr": 0.4, "vl_ocr_shuffled": 0.15, "vl_ocr_cer": 0.5,
+                                    "vl_vqa": 0.5, "vl_vqa_chance": 0.26}]

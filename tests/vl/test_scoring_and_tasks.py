@@ -80,6 +80,13 @@ def test_vqa_reports_chance_per_kind_and_ocr_reports_cer():
     doc = ocr.docs()[0]
     m = ocr.aggregate([ocr.evaluate(doc, doc["answer"][:-1])])
     assert m["exact_match"] == 0.0 and m["cer"] == pytest.approx(1 / len(doc["answer"]))
+    # A model that answers the same word for every image matches by chance as often as that word is the
+    # reference: shuffling its answers across the images changes nothing.
+    docs = [{"answer": a} for a in ("box", "box", "cat", "dog")]
+    constant = ocr.aggregate([ocr.evaluate(d, "box") for d in docs])
+    assert constant["exact_match"] == constant["exact_match_shuffled"] == 0.5
+    reader = ocr.aggregate([ocr.evaluate(d, d["answer"]) for d in docs])
+    assert reader["exact_match"] == 1.0 and reader["exact_match_shuffled"] == pytest.approx((4 + 1 + 1) / 16)
 
 
 def test_vl_tasks_refuse_text_only_prompts():

@@ -41,10 +41,23 @@ class DualEncoderConfig(Section):
     max_text_tokens: int = Field(32, ge=4)
     pairs_per_generator: int = Field(1000, ge=8)
     generators: list[str] = Field(default_factory=lambda: list(CAPTION_KINDS))
+    # Per generator, difficulty settings of its pairs (e.g. the curriculum's `text` style, so the tower's
+    # contrastive pretraining sees the words it will learn to read); empty: full difficulty.
+    generator_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     steps: int = Field(150, ge=1)
     batch_size: int = Field(32, ge=2)
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(20, ge=0)
+
+    @model_validator(mode="after")
+    def _check_options(self) -> DualEncoderConfig:
+        from infir.vl.generators import GENERATORS
+
+        for name, options in self.generator_options.items():
+            if name not in self.generators:
+                raise ValueError(f"dual_encoder.generator_options: {name!r} is not among generators {self.generators}")
+            GENERATORS[name].make_options(options)
+        return self
 
 
 class FilterConfig(Section):
@@ -70,6 +83,9 @@ class VLSource(Section):
     n: int = Field(1000, ge=1)  # images
     max_turns: int = Field(4, ge=1)  # questions per image, asked in one conversation
     seed: int | None = None  # None: derived from the recipe seed, the stage and the source position
+    # The generator's difficulty settings (only `text` has any: see infir.vl.generators.text.TextStyle);
+    # empty: its defaults, the full task. Evaluate with the same ones (vl_ocr's `generator_options`).
+    options: dict[str, Any] = Field(default_factory=dict)
     # Share of images whose caption is swapped with another image's: simulated web noise for the filter.
     corrupt_fraction: float = Field(0.0, ge=0, lt=1)
     # llava_json
@@ -103,8 +119,9 @@ class VLSource(Section):
             if unknown:
                 raise ValueError(f"generator {self.generator!r} writes no {unknown}; it writes "
                                  f"{list(GENERATORS[self.generator].kinds)}")
-        elif self.corrupt_fraction or self.image_as_text:
-            raise ValueError("corrupt_fraction and image_as_text apply to generated sources only")
+            GENERATORS[self.generator].make_options(self.options)  # a bad setting fails here, naming it
+        elif self.corrupt_fraction or self.image_as_text or self.options:
+            raise ValueError("corrupt_fraction, image_as_text and options apply to generated sources only")
         if self.image_as_text and self.filter:
             raise ValueError("an image_as_text source has no image-text pairs to filter")
         return self

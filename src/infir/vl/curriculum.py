@@ -34,13 +34,13 @@ class ImagePool:
         self.size, self.heldout_fraction = size, heldout_fraction
         self._pools: dict[tuple, list] = {}
 
-    def get(self, name: str, n: int, seed: int, draw: bool = True) -> list:
+    def get(self, name: str, n: int, seed: int, draw: bool = True, options: dict | None = None) -> list:
         from infir.vl.generators import generate
 
-        key = (name, seed, draw)
+        key = (name, seed, draw, repr(sorted((options or {}).items())))
         have = self._pools.get(key, [])
         if len(have) < n:
-            have = generate(name, n, seed, "train", self.size, self.heldout_fraction, draw)
+            have = generate(name, n, seed, "train", self.size, self.heldout_fraction, draw, options)
             self._pools[key] = have
         # Copies: corrupting captions for one source must not change the images other sources share.
         return [replace(g, qas=list(g.qas)) for g in have[:n]]
@@ -52,7 +52,7 @@ def source_seed(recipe_seed: int, src: VLSource) -> int:
 
 
 def generated_conversations(src: VLSource, seed: int, pool: ImagePool) -> list[VLConversation]:
-    images = pool.get(src.generator, src.n, seed, draw=not src.image_as_text)
+    images = pool.get(src.generator, src.n, seed, draw=not src.image_as_text, options=src.options)
     caption_kind = CAPTION_KINDS.get(src.generator)
     rng = random.Random(seed)
     corrupted = _corrupt_captions(images, caption_kind, src.corrupt_fraction, rng) if src.corrupt_fraction else set()

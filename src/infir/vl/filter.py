@@ -83,14 +83,16 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-8)
 
 
-def caption_pairs(generator_names: list[str], n: int, seed: int, split: str, size: int) -> tuple[list, list[str]]:
+def caption_pairs(generator_names: list[str], n: int, seed: int, split: str, size: int,
+                  generator_options: dict[str, dict] | None = None) -> tuple[list, list[str]]:
     from infir.vl.generators import generate
 
+    generator_options = generator_options or {}
     images, texts = [], []
     for name in generator_names:
         if name not in CAPTION_KINDS:
             raise ValueError(f"filter: generator {name!r} has no caption kind; use {sorted(CAPTION_KINDS)}")
-        for g in generate(name, n, seed, split, size):
+        for g in generate(name, n, seed, split, size, options=generator_options.get(name)):
             images.append(g.image)
             texts.append(next(qa.answer for qa in g.qas if qa.kind == CAPTION_KINDS[name]))
     return images, texts
@@ -133,7 +135,8 @@ def train_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer, image_p
     from infir.train.schedule import lr_factor
 
     torch.manual_seed(seed)
-    images, texts = caption_pairs(cfg.generators, cfg.pairs_per_generator, seed, "train", size)
+    images, texts = caption_pairs(cfg.generators, cfg.pairs_per_generator, seed, "train", size,
+                                  cfg.generator_options)
     model = build_dual_encoder(cfg, vision_config, tokenizer)
     scorer = SimilarityScorer(model, tokenizer, image_processor, cfg.max_text_tokens, "sigmoid")
     ids = scorer.encode_texts(texts)["input_ids"]

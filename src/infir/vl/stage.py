@@ -120,7 +120,8 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
     if fc.heldout_pairs:
         generators = fc.dual_encoder.generators if fc.model is None else ["shapes"]
         per = max(1, fc.heldout_pairs // len(generators))
-        images, texts = caption_pairs(generators, per, ctx.recipe.seed, "heldout", image_size)
+        options = fc.dual_encoder.generator_options if fc.model is None else None
+        images, texts = caption_pairs(generators, per, ctx.recipe.seed, "heldout", image_size, options)
         stats["heldout"] = measure(scorer, images, texts, fc.threshold, fc.batch_size, ctx.recipe.seed)
         log(f"filter on held-out pairs vs shuffled captions: {stats['heldout']}")
     stats["seconds"] = round(time.time() - t0, 1)
@@ -189,7 +190,8 @@ def skill_table(stages: list[dict]) -> list[dict]:
         row = {"stage": s["stage"]}
         for task, metrics in (s.get("eval") or {}).items():
             row[task] = metrics.get(PRIMARY.get(task, "accuracy"))
-            if task == "vl_ocr":
+            if task == "vl_ocr":  # exact match with answers shuffled across images: the no-reading level
+                row["vl_ocr_shuffled"] = metrics.get("exact_match_shuffled")
                 row["vl_ocr_cer"] = metrics.get("cer")
             if task == "vl_vqa":
                 row["vl_vqa_chance"] = metrics.get("chance")

@@ -51,9 +51,15 @@ class GeneratedVLTask(VLTask):
     kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, data_path=None, *, n: int = 100, seed: int = 0, size: int = 96,
-                 heldout_fraction: float = 0.2, **kw):
+                 heldout_fraction: float = 0.2, generator_options: dict | None = None, **kw):
         super().__init__(data_path, **kw)
         self.n, self.seed, self.size, self.heldout_fraction = n, seed, size, heldout_fraction
+        # Per generator, the difficulty settings the curriculum trained with (e.g. {"text": {"vocabulary": 12}}).
+        self.generator_options = dict(generator_options or {})
+        unknown = sorted(set(self.generator_options) - set(self.generators))
+        if unknown:
+            raise ValueError(f"task {self.name!r}: generator_options for {unknown}, but it draws from "
+                             f"{list(self.generators)}")
 
     @property
     def source(self) -> str:
@@ -65,7 +71,8 @@ class GeneratedVLTask(VLTask):
 
             self._docs = []
             for name in self.generators:
-                for image in generate(name, self.n, self.seed, "heldout", self.size, self.heldout_fraction):
+                for image in generate(name, self.n, self.seed, "heldout", self.size, self.heldout_fraction,
+                                      options=self.generator_options.get(name)):
                     qas = image.of_kinds(list(self.kinds))
                     if not qas:
                         continue

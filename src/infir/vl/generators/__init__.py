@@ -27,20 +27,22 @@ def get_generator(name: str) -> Generator:
 
 
 def generate(name: str, n: int, seed: int, split: Split = "train", size: int = 96,
-             heldout_fraction: float = 0.2, draw: bool = True) -> list[GeneratedImage]:
+             heldout_fraction: float = 0.2, draw: bool = True, options: dict | None = None) -> list[GeneratedImage]:
     """`n` images of `split` with distinct content keys, deterministic in every argument.
 
-    `draw=False` skips the pixels (`image` is None) when only the questions are needed.
+    `draw=False` skips the pixels (`image` is None) when only the questions are needed. `options` set
+    the generator's difficulty (e.g. `text`: vocabulary, words, font sizes, rotation); None: its defaults.
     """
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     if not 0 < heldout_fraction < 1:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
     gen = get_generator(name)
+    settings = gen.make_options(options)
     share = heldout_fraction if split == "heldout" else 1 - heldout_fraction
     patience = int(200 / share)
     out = []
-    for spec in iter_specs(gen, seed, split, heldout_fraction, patience):
+    for spec in iter_specs(gen, seed, split, heldout_fraction, patience, settings):
         out.append(gen.render(spec, size, draw))
         if len(out) == n:
             return out

@@ -1,8 +1,8 @@
 """What every image generator shares: the sample record, held-out splitting, fonts and colours.
 
 A generator is four functions: `spec(rng) -> dict` draws the content of one image (cheap, no
-pixels), `questions(spec)` writes its questions and answers, `draw(spec, size)` paints it and
-`view(spec)` says in words what it shows. The split is decided on the spec's `key` (its
+pixels; a generator with `options` takes them: `spec(rng, options)`), `questions(spec)` writes its
+questions and answers, `draw(spec, size)` paints it and `view(spec)` says in words what it shows. The split is decided on the spec's `key` (its
 content without incidental jitter) by hash, before anything is drawn, so train and held-out images
 never share content, for any seed or size, and held-out images cost nothing to skip.
 """
@@ -53,6 +53,22 @@ class Generator:
     # The image's content in words, as a caption or a screen reader would give it: everything its
     # questions need. A language model first learns to answer from this text (see VLSource.image_as_text).
     view: Callable[[dict], str]
+    # A frozen dataclass of the generator's settings (how hard its images are), or None when it has none.
+    options: type | None = None
+
+    def make_options(self, options: dict | None):
+        """The generator's settings from a plain mapping (None or {}: its defaults, full difficulty)."""
+        if self.options is None:
+            if options:
+                raise ValueError(f"generator {self.name!r} takes no options, got {sorted(options)}")
+            return None
+        try:
+            return self.options(**(options or {}))
+        except TypeError as exc:
+            raise ValueError(f"generator {self.name!r} options: {exc}") from None
+
+    def draw_spec(self, rng: random.Random, options=None) -> dict:
+        return self.spec(rng) if self.options is None else self.spec(rng, options or self.options())
 
     def render(self, spec: dict, size: int, draw: bool = True) -> GeneratedImage:
         image = self.draw(spec, size) if draw else None
@@ -64,13 +80,13 @@ def is_heldout(key: str, fraction: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
-def iter_specs(gen: Generator, seed: int, split: Split, heldout_fraction: float, patience: int):
+def iter_specs(gen: Generator, seed: int, split: Split, heldout_fraction: float, patience: int, options=None):
     """Specs of `split`, distinct by key, in a deterministic order; ends after `patience` draws in a
     row bring nothing new (the generator has run out of distinct content for this split)."""
     seen: set[str] = set()
     i = since_new = 0
     while since_new < patience:
-        spec = gen.spec(random.Random(f"{gen.name}:{seed}:{i}"))
+        spec = gen.draw_spec(random.Random(f"{gen.name}:{seed}:{i}"), options)
         i += 1
         since_new += 1
         key = spec["key"]
