@@ -108,3 +108,28 @@ def test_continuous_batching_matches_one_prompt_at_a_time(gen):
         text = gen.tokenizer.decode(ref, skip_special_tokens=True)
         cut = min([i for i in (text.find(s) for s in stop) if i >= 0], default=len(text))
         assert out.text == text[:cut]
+
+
+class _LegacyCacheModel(torch.nn.Module):
+    """A causal LM whose forward takes the KV cache as `past_key_values` (transformers before the
+    rename to `cache`) and swallows unknown keywords, as those versions' models do."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+        self.generation_config = inner.generation_config
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                use_cache=None, logits_to_keep=0, **ignored):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          cache=past_key_values, use_cache=use_cache, logits_to_keep=logits_to_keep)
+
+
+def test_a_model_taking_past_key_values_decodes_with_its_cache(gen):
+    from infir.eval.batching import cache_kwarg
+
+    legacy = Generator(_LegacyCacheModel(gen.model), gen.tokenizer)
+    assert cache_kwarg(gen.model) == "cache" and cache_kwarg(legacy.model) == "past_key_values"
+    want = gen.generate(PROMPTS, max_new_tokens=16, batch_size=2, return_token_ids=True)
+    got = legacy.generate(PROMPTS, max_new_tokens=16, batch_size=2, return_token_ids=True)
+    assert [o.token_ids for o in got] == [o.token_ids for o in want]

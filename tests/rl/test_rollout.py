@@ -131,12 +131,16 @@ def test_groups_without_signal_leave_the_batch(model_and_tok):
 
     assert RolloutBatches._kept_rows(torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5, 0.5]), 2) == [2, 3]
     assert RolloutBatches._kept_rows(torch.tensor([1.0, 1.0, 0.0, 0.0]), 2) == [0, 1]  # none: a null step
-    full = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4).batch_at(0)
-    kept = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4,
+    # The first rollout (over a few seeds) that mixes informative and uninformative groups.
+    for seed in range(20):
+        full = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4, seed=seed).batch_at(0)
+        groups = full["advantages"].view(4, 4).abs().sum(1) > 0
+        rows = [r for g in range(4) if groups[g] for r in range(g * 4, g * 4 + 4)] or [0, 1, 2, 3]
+        if 0 < len(rows) < 16:
+            break
+    assert 0 < len(rows) < 16, "no toy rollout mixed informative and uninformative groups"
+    kept = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4, seed=seed,
                           drop_zero_signal=True).batch_at(0)
-    groups = full["advantages"].view(4, 4).abs().sum(1) > 0
-    rows = [r for g in range(4) if groups[g] for r in range(g * 4, g * 4 + 4)] or [0, 1, 2, 3]
-    assert 0 < len(rows) < 16, "the toy rollout should mix informative and uninformative groups"
     assert kept["metrics"]["trained_rows"] == len(rows) and torch.equal(kept["advantages"], full["advantages"][rows])
     width = kept["input_ids"].size(1)
     assert torch.equal(kept["input_ids"], full["input_ids"][rows][:, :width])

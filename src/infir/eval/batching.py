@@ -9,8 +9,22 @@ columns that no remaining row attends to are cropped away.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
+
+
+def cache_kwarg(model) -> str:
+    """The forward argument that takes the KV cache: transformers renamed `past_key_values` to `cache`
+    during 5.x (the old name stays a deprecated alias for a while), and an older model silently takes
+    an unknown `cache=` as a keyword it ignores, decoding every step without its context."""
+    forward = getattr(model, "forward", None)
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def mergeable(cache) -> bool:
@@ -47,9 +61,9 @@ class RunningBatch:
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
-            cache=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{cache_kwarg(model): cache},
         )
         return cls(cache, mask, positions[:, -1:] + 1, list(rows)), out.logits[:, -1, :]
 
@@ -104,8 +118,8 @@ class RunningBatch:
             input_ids=self.tokens[:, None],
             attention_mask=self.mask,
             position_ids=self.next_pos,
-            cache=self.cache,
             use_cache=True,
+            **{cache_kwarg(model): self.cache},
         )
         self.next_pos = self.next_pos + 1
         return out.logits[:, -1, :]
