@@ -50,14 +50,14 @@ class Sampler:
 
         Inverse-CDF sampling: one uniform per row against the running sum. `torch.multinomial` draws
         an exponential variate for every vocabulary entry of every row, which was ~30% of a decoding
-        step of the tiny model on CPU; this costs one cumulative sum. The sum runs in float64 so its
-        last entry is the row's total to ~1e-16, and a draw never lands on a zero-probability
-        (top-k / top-p masked) entry: such an entry does not raise the running sum.
+        step of the tiny model on CPU; this costs one cumulative sum. A zero-probability (top-k /
+        top-p masked) entry does not raise the running sum, so no draw lands on it; the one way to
+        (u * total rounding up to the total, odds ~1e-7) falls back to the likeliest entry.
         """
-        cdf = probs.double().cumsum(dim=-1)
-        u = torch.rand((probs.shape[0], 1), generator=self.generator, device=probs.device, dtype=torch.float64)
+        cdf = probs.float().cumsum(dim=-1)
+        u = torch.rand((probs.shape[0], 1), generator=self.generator, device=probs.device, dtype=cdf.dtype)
         idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=probs.shape[-1] - 1)
-        # u * total can round up to the total itself (odds ~1e-16): fall back to the likeliest entry
-        # rather than the last one, which may be masked.
-        hit = probs.gather(-1, idx) > 0
-        return torch.where(hit, idx, probs.argmax(dim=-1, keepdim=True)).squeeze(-1)
+        miss = probs.gather(-1, idx) <= 0
+        if miss.any():
+            idx = torch.where(miss, probs.argmax(dim=-1, keepdim=True), idx)
+        return idx.squeeze(-1)
