@@ -9,6 +9,7 @@ columns that no remaining row attends to are cropped away.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -19,10 +20,14 @@ def cache_kwarg(model) -> str:
     """The forward argument that takes the KV cache: transformers renamed `past_key_values` to `cache`
     during 5.x (the old name stays a deprecated alias for a while), and an older model silently takes
     an unknown `cache=` as a keyword it ignores, decoding every step without its context."""
-    forward = getattr(model, "forward", None)
+    return _cache_kwarg_of(type(model))
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg_of(cls) -> str:
     try:
-        params = inspect.signature(forward).parameters
-    except (TypeError, ValueError):
+        params = inspect.signature(cls.forward).parameters
+    except (AttributeError, TypeError, ValueError):
         return "past_key_values"
     return "cache" if "cache" in params else "past_key_values"
 

@@ -51,8 +51,8 @@ class Sampler:
         Inverse-CDF sampling: one uniform per row against the running sum. `torch.multinomial` draws
         an exponential variate for every vocabulary entry of every row, which was ~30% of a decoding
         step of the tiny model on CPU; this costs one cumulative sum. A zero-probability (top-k /
-        top-p masked) entry does not raise the running sum, so no draw lands on it; the one way to
-        (u * total rounding up to the total, odds ~1e-7) falls back to the likeliest entry.
+        top-p masked) entry does not raise the running sum, so no draw lands on it; the one exception,
+        u * total rounding up to the total (odds ~1e-7), falls back to the likeliest entry.
         """
         cdf = probs.float().cumsum(dim=-1)
         u = torch.rand((probs.shape[0], 1), generator=self.generator, device=probs.device, dtype=cdf.dtype)
