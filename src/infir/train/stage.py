@@ -29,10 +29,15 @@ def load_tokenizer_for(ctx: StageContext, model_path: str | None):
 
 
 def load_model(ctx: StageContext, cfg: TrainConfig, tokenizer):
+    import torch
+
     from infir.model.llm import build_model
 
     init = resolve_init(ctx, cfg.init_from)
     model_cfg = ctx.recipe.model if init is None else ctx.recipe.model.model_copy(update={"name_or_path": init})
+    # A model built from scratch (and any rows a stage adds to a loaded one) draws its initial weights
+    # here: seeded, or every run of a recipe trains a different model.
+    torch.manual_seed(ctx.recipe.seed)
     return build_model(model_cfg, tokenizer=tokenizer)
 
 
