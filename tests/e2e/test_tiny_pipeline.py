@@ -121,3 +121,28 @@ def test_export_writes_gguf_files_and_the_edge_benchmark(run_dir):
     edge = json.loads((run_dir / "export" / "edge.json").read_text())
     assert {v["name"] for v in edge["variants"]} >= {"torch-fp32"}
     assert "Edge deployment" in (run_dir / "report" / "index.html").read_text()
+
+
+def test_pretraining_again_gives_the_same_model(run_dir, tmp_path):
+    """The recipe's seed fixes the initial weights and the data order: a second pretraining on the same
+    tokenized data reproduces the first one's losses and weights."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    again = tmp_path / "again"
+    again.mkdir()
+    for part in ("curate", "tokenize", "recipe.yaml"):
+        src = run_dir / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, again / part)
+    out = infir("pretrain", "tiny", "--run-dir", str(again), *SHRINK, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    def losses(d):
+        return [r["loss"] for r in map(json.loads, (d / "pretrain" / "metrics.jsonl").read_text().splitlines())
+                if "loss" in r]
+
+    assert losses(again) == losses(run_dir) and losses(run_dir)
+    first = load_file(run_dir / "pretrain" / "final" / "model.safetensors")
+    second = load_file(again / "pretrain" / "final" / "model.safetensors")
+    assert first.keys() == second.keys() and all(first[k].equal(second[k]) for k in first)
