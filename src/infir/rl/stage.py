@@ -85,7 +85,6 @@ def _engine(cfg: RLConfig, model_path: str, policy, tokenizer, autocast):
 
 
 def run(ctx: StageContext) -> dict:
-    import torch
     from transformers import AutoTokenizer
 
     from infir.eval.registry import get_task
@@ -109,7 +108,6 @@ def run(ctx: StageContext) -> dict:
     if model_path is None:
         raise ValueError("rl: nothing to start from (set rl.init_from to a stage of this run or a checkpoint)")
     cfg = cfg.model_copy(update={"init_from": str(model_path)})  # load_model reads cfg.init_from
-    torch.manual_seed(ctx.recipe.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     policy = load_model(ctx, cfg, tokenizer).to(info.device)
     chat = cfg.chat if cfg.chat is not None else bool(getattr(tokenizer, "chat_template", None))
