@@ -82,8 +82,9 @@ def test_bench_measures_pytorch_variants(tmp_path, tied_model):
     assert int8["accuracy"]["delta_vs_fp32"] == pytest.approx(
         int8["accuracy"]["value"] - fp32["accuracy"]["value"]
     )
+    # the ratio is reported rounded to 2 decimals: a relative tolerance fails for ratios under 0.5
     assert result.speedup_vs_pytorch["torch-int8"] == pytest.approx(
-        int8["gen_tokens_per_s"] / fp32["gen_tokens_per_s"], rel=0.01
+        int8["gen_tokens_per_s"] / fp32["gen_tokens_per_s"], abs=0.005 + 1e-9
     )
 
     path = write_result(result, tmp_path / "edge.json")
