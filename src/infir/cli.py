@@ -77,28 +77,58 @@ def _setup_runtime(recipe) -> None:
         torch.set_num_threads(recipe.runtime.threads)
 
 
+def _ranks(recipe):
+    """This process's place in a torchrun job (one rank outside torchrun)."""
+    from infir.run import Ranks
+    from infir.train.parallel import launched_ranks
+
+    rank, world = launched_ranks()
+    if world <= 1:
+        return Ranks()
+    from infir.train.parallel import broadcast_from_main, coordination_group, init_distributed, solo
+
+    info = init_distributed(recipe.runtime.device)
+    group = coordination_group()
+    return Ranks(rank=rank, world=world, share=lambda value: broadcast_from_main(value, info, group), alone=solo)
+
+
 def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
     from infir.run import run_stage
     from infir.stages import STAGES
 
+    unknown = [name for name in names if name not in STAGES]
+    if unknown:
+        console.print(f"[red]error:[/red] stage {unknown[0]!r} is not available in this version of infir")
+        return 2
     _setup_runtime(recipe)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    from infir.config import dump_recipe
-    from infir.run import atomic_write_text
+    ranks = _ranks(recipe)
+    say = console.print if ranks.is_main else (lambda *a, **k: None)
+    if ranks.is_main:
+        from infir.config import dump_recipe
+        from infir.run import atomic_write_text
 
-    atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
     t0 = time.time()
-    for name in names:
-        if name not in STAGES:
-            console.print(f"[red]error:[/red] stage {name!r} is not available in this version of infir")
-            return 2
-        console.rule(f"[bold]{name}")
-        t = time.time()
-        summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=console.print)
-        console.print(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
-        _print_highlights(name, summary)
+    try:
+        for name in names:
+            if ranks.is_main:
+                console.rule(f"[bold]{name}")
+            t = time.time()
+            summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=say, ranks=ranks)
+            say(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
+            if ranks.is_main:
+                _print_highlights(name, summary)
+    finally:
+        if ranks.world > 1:
+            from infir.train.parallel import shutdown
+
+            shutdown()
+    if not ranks.is_main:
+        return 0
     console.rule()
-    console.print(f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}")
+    console.print(f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}"
+                  + (f" ({ranks.world} ranks)" if ranks.world > 1 else ""))
     report = run_dir / "report" / "index.html"
     if report.exists():
         print(f"report: {report.resolve()}")

@@ -11,10 +11,15 @@ A stage is skipped when its marker holds the fingerprint it would have now: a ha
 its config sections and of the fingerprints of the stages it reads. A stage killed
 halfway has no marker, so a rerun starts it again: stages that can resume (training,
 curation shards) pick up their own partial state, the others start from an empty dir.
+
+Under torchrun every rank runs the stage list. Rank 0 alone decides what to skip, prepares and marks
+the stage directory and writes summaries; a stage with `all_ranks` (training) runs on every rank, any
+other stage runs on rank 0 alone (`Ranks.alone`: it sees one process) while the others wait for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import yaml
 
@@ -65,9 +70,35 @@ class Stage:
     input_files: Callable[["Recipe"], list[str]] | None = None
     # Sub-paths that survive a rerun (caches keyed by their own content, e.g. eval results per checkpoint).
     keep: tuple[str, ...] = ()
+    # Runs on every rank under torchrun (sharded training); other stages run on rank 0 alone.
+    all_ranks: bool = False
 
     def upstream(self, recipe: "Recipe") -> tuple[str, ...]:
         return self.needs(recipe) if callable(self.needs) else self.needs
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """The ranks of one job running a stage list: this process's rank, their number, how rank 0's value
+    reaches the others (`share` blocks until rank 0 gets there), and the context a rank-0-only stage
+    runs in."""
+
+    rank: int = 0
+    world: int = 1
+    share: Callable[[Any], Any] = _identity
+    alone: Callable[[], ContextManager] = contextlib.nullcontext
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+class StageFailed(RuntimeError):
+    """Raised on the ranks that waited for a stage that failed on rank 0."""
 
 
 @dataclass
@@ -165,12 +196,57 @@ def _wipe(stage_dir: Path, keep: tuple[str, ...]) -> None:
             child.unlink()
 
 
-def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False, log=print) -> dict:
+def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False, log=print,
+              ranks: Ranks = Ranks()) -> dict:
     """Run one stage with the skip / rerun / resume contract above; returns its summary."""
+    if ranks.world > 1 and not stage.all_ranks:
+        outcome = None
+        if ranks.is_main:
+            try:
+                with ranks.alone():
+                    outcome = ("ok", _run_here(recipe, stage, run_dir, force, log))
+            except BaseException as exc:
+                ranks.share(("failed", f"{type(exc).__name__}: {exc}"))
+                raise
+        return _outcome(stage, ranks.share(outcome))
+    plan = None
+    if ranks.is_main:
+        try:
+            plan = _prepare(recipe, stage, run_dir, force, log)
+        except BaseException as exc:
+            ranks.share(("failed", f"{type(exc).__name__}: {exc}"))
+            raise
+    plan = _outcome(stage, ranks.share(plan))
+    if plan["skip"]:
+        return plan["summary"]
+    summary = _execute(recipe, stage, run_dir, force)
+    if ranks.is_main:
+        _finish(stage, run_dir, summary, plan["fingerprint"])
+    ranks.share(None)  # nobody moves on before the marker is written
+    return summary
+
+
+def _outcome(stage: Stage, outcome):
+    if isinstance(outcome, tuple) and outcome[0] == "failed":
+        raise StageFailed(f"stage {stage.name!r} failed on rank 0: {outcome[1]}")
+    return outcome[1] if isinstance(outcome, tuple) else outcome
+
+
+def _run_here(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool, log) -> dict:
+    plan = _prepare(recipe, stage, run_dir, force, log)
+    if plan["skip"]:
+        return plan["summary"]
+    summary = _execute(recipe, stage, run_dir, force)
+    _finish(stage, run_dir, summary, plan["fingerprint"])
+    return summary
+
+
+def _prepare(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool, log) -> dict:
+    """Skip a complete stage, or make its directory ready to (re)run or resume."""
     stage_dir = run_dir / stage.name
     if not force and is_complete(recipe, stage, run_dir):
         log(f"skipped {stage.name}: complete and unchanged ({stage_dir})")
-        return read_json(stage_dir / "summary.json")
+        return {"skip": True, "summary": read_json(stage_dir / "summary.json")}
     marker, started = stage_dir / MARKER, stage_dir / STARTED
     current = fingerprint(recipe, stage, run_dir)
     # Partial outputs are reused only by a resumable stage resuming the very same work.
@@ -182,10 +258,18 @@ def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_json(started, {"fingerprint": current, "started": time.time()})
     atomic_write_text(stage_dir / "config.yaml", yaml.safe_dump(stage_config(recipe, stage), sort_keys=False))
+    return {"skip": False, "fingerprint": current}
+
+
+def _execute(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool) -> dict:
     ctx = StageContext(recipe=recipe, run_dir=run_dir, stage=stage, force=force)
     t0 = time.time()
     summary = dict(stage.fn(ctx) or {})
     summary.setdefault("seconds", round(time.time() - t0, 3))
-    write_json(stage_dir / "summary.json", summary)
-    write_json(marker, {"fingerprint": current, "finished": time.time()})
     return summary
+
+
+def _finish(stage: Stage, run_dir: Path, summary: dict, fingerprint_: str) -> None:
+    stage_dir = run_dir / stage.name
+    write_json(stage_dir / "summary.json", summary)
+    write_json(stage_dir / MARKER, {"fingerprint": fingerprint_, "finished": time.time()})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from infir.model.llm import ModelConfig, build_model
@@ -10,11 +12,16 @@ from infir.model.llm import ModelConfig, build_model
 class RandomTokens:
     """Batches that are a pure function of (seed, step): random documents packed with position resets."""
 
-    def __init__(self, vocab: int, seq_len: int, batch: int, seed: int = 0, rank: int = 0, world: int = 1):
+    def __init__(self, vocab: int, seq_len: int, batch: int, seed: int = 0, rank: int = 0, world: int = 1,
+                 stop_at: int = 0):
         self.vocab, self.seq_len, self.batch, self.seed = vocab, seq_len, batch, seed
-        self.rank, self.world, self.step = rank, world, 0
+        self.rank, self.world, self.step, self.stop_at = rank, world, 0, stop_at
 
     def batch_at(self, step: int) -> dict:
+        with torch.device("cpu"):  # the data pipeline's tensors are CPU tensors whatever the default device
+            return self._batch_at(step)
+
+    def _batch_at(self, step: int) -> dict:
         g = torch.Generator().manual_seed(self.seed * 100_003 + step)
         # a learnable pattern: token t+1 = (token t * 3 + 1) mod vocab, restarted per document
         starts = torch.randint(0, self.vocab, (self.batch, 2), generator=g)
@@ -36,6 +43,8 @@ class RandomTokens:
 
     def __iter__(self):
         while True:
+            if self.stop_at and self.step + 1 == self.stop_at:
+                os._exit(3)
             b = self.batch_at(self.step)
             self.step += 1
             yield b

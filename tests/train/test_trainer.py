@@ -105,13 +105,22 @@ def test_module_lr_zero_freezes_and_groups_skip_decay_for_norms():
         assert all(p.ndim >= 2 for p in g["params"]) == (g["weight_decay"] > 0)
 
 
-def test_checkpoint_loads_with_auto_class(tmp_path):
-    fit(tmp_path, "c", max_steps=3)
+def test_final_loads_with_auto_class_and_steps_hold_sharded_state(tmp_path):
+    torch.manual_seed(0)
+    cfg = TrainConfig(max_steps=3, global_batch_size=8, micro_batch_size=8, seq_len=32, optimizer={"lr": 3e-3},
+                      peak_flops=1e12, precision="fp32")
+    trainer = Trainer(cfg, tiny_model(), None, RandomTokens(64, 32, 8), tmp_path / "c", DistInfo(), log=lambda m: None)
+    trainer.fit()
+    trainer.save_final(tmp_path / "c" / "final")
     from transformers import AutoModelForCausalLM
 
-    ckpt = sorted((tmp_path / "c" / "checkpoints").iterdir())[-1]
-    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "c" / "final")
     assert model.config.num_hidden_layers == 2
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, trainer.raw_model.state_dict()[name]), name
+    step = sorted((tmp_path / "c" / "checkpoints").iterdir())[-1]
+    assert (step / "state" / ".metadata").is_file() and (step / "checksums.json").is_file()
+    assert (tmp_path / "c" / "final" / "checksums.json").is_file()
 
 
 def _toy(out: Path, *extra: str) -> subprocess.Popen:
@@ -143,21 +152,6 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_losses_bitwise(tmp_path):
     assert all(got[s] == expected[s] for s in range(1, 25)), (kill_at, resumed_from)  # bitwise
 
 
-def test_torchrun_two_ranks_match_one_process(tmp_path):
-    one = _toy(tmp_path / "one", "--micro", "2")
-    assert one.wait(timeout=300) == 0
-    port = str(29500 + random.Random().randint(100, 900))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                          port, str(RUN_TOY), str(tmp_path / "two"), "--steps", "24", "--save-every", "4",
-                          "--micro", "2"], env=env, capture_output=True, timeout=600)
-    assert two.returncode == 0, two.stderr.decode()[-3000:]
-    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
-    assert sorted(a) == sorted(b)
-    for step in a:
-        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6)
-
-
 def test_bf16_autocast_trains_and_auto_resolves(tmp_path):
     from infir.train.config import resolve_precision
 
@@ -165,8 +159,9 @@ def test_bf16_autocast_trains_and_auto_resolves(tmp_path):
     assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
     result, curve = fit(tmp_path, "bf16", max_steps=20, precision="bf16")
     assert curve[20] < curve[1] - 0.3
-    from safetensors.torch import load_file
+    import torch.distributed.checkpoint as dcp
 
-    ckpt = sorted((tmp_path / "bf16" / "checkpoints").iterdir())[-1]
-    weights = load_file(ckpt / "model.safetensors")
-    assert all(t.dtype == torch.float32 for t in weights.values())  # master weights stay fp32
+    step = sorted((tmp_path / "bf16" / "checkpoints").iterdir())[-1]
+    saved = dcp.FileSystemReader(str(step / "state")).read_metadata().state_dict_metadata
+    model_entries = {k: v for k, v in saved.items() if k.startswith("model.")}
+    assert model_entries and all(v.properties.dtype == torch.float32 for v in model_entries.values())  # fp32 masters

@@ -98,11 +98,9 @@ def run(ctx: StageContext) -> dict:
     from infir.train.trainer import Trainer
 
     cfg: RLConfig = ctx.recipe.rl
+    # One process: under torchrun the stage runs on rank 0 while the others wait (rollouts decode token
+    # by token, which sharded weights would turn into a collective per token).
     info = init_distributed(ctx.recipe.runtime.device)
-    if info.distributed:
-        raise RuntimeError("rl runs in one process (one GPU or the CPU): rollouts decode token by token, "
-                           "which sharded weights would turn into a collective per token; use backend: vllm "
-                           "for fast rollouts instead of torchrun")
     init = start_stage(cfg.init_from, ctx.recipe.stages) or (None if cfg.init_from == "auto" else cfg.init_from)
     model_path = resolve_init(ctx, init) or ctx.recipe.model.name_or_path
     if model_path is None:

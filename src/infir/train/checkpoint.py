@@ -1,24 +1,45 @@
-"""Checkpoints: the model in Hugging Face format plus the full training state, written atomically.
+"""Checkpoints: sharded training state for resume, Hugging Face folders for what a stage hands on.
 
-`<stage>/checkpoints/step-00000100/` holds `config.json`, `model.safetensors`, the tokenizer files and
-`training_state.pt` (optimizer, RNG states, data-loader position, step, tokens seen). The folder is
-written under a temporary name and renamed into place, so a kill during a save leaves the previous
-checkpoint as the newest usable one.
+A resume checkpoint `<stage>/checkpoints/step-00000100/` holds
+  state/               model and optimizer through `torch.distributed.checkpoint` (DCP): each rank
+                       writes its own shard, no rank gathers the whole optimizer, and a load reshards
+                       to whatever world size the resumed run has (1 -> N, N -> 1, N -> M)
+  training_state.pt    step, tokens seen, data-loader position, every rank's RNG state, the config
+  config.json          the model's config (what the weights are)
+  checksums.json       xxh3-128 of every file above, written last
+
+A stage's final model (`<stage>/final/`) is a Hugging Face folder (`AutoModelForCausalLM` loads it)
+with the same `checksums.json`. Folders are written under a temporary name and renamed into place, so
+a kill during a save leaves the previous checkpoint as the newest; a damaged one (a file changed,
+truncated or missing) fails its checksum: a resume falls back to the newest good step and says which
+file was bad, and a stage reading a damaged `final/` stops naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
 import random
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 STATE_FILE = "training_state.pt"
+SHARDS = "state"
+MANIFEST = "checksums.json"
+FINAL = "final"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
+_CHUNK = 1 << 22
+
+
+class CorruptCheckpoint(RuntimeError):
+    pass
 
 
 def rng_state() -> dict:
@@ -36,20 +57,65 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# -- integrity ---------------------------------------------------------------------------------------
+def _file_hash(path: Path) -> str:
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    entries = {str(p.relative_to(folder)): {"size": p.stat().st_size, "xxh3_128": _file_hash(p)} for p in files}
+    (folder / MANIFEST).write_text(json.dumps({"files": entries}, indent=1) + "\n")
+
+
+def verify(folder: Path) -> None:
+    """Raise CorruptCheckpoint naming the first file that is missing or differs from the manifest.
+    A folder without a manifest (a model from elsewhere, or one written by an older infir) passes."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        entries = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError) as exc:
+        raise CorruptCheckpoint(f"{manifest}: unreadable checksum manifest ({exc})") from None
+    for name, want in entries.items():
+        path = folder / name
+        if not path.is_file():
+            raise CorruptCheckpoint(f"{path}: missing (listed in {manifest})")
+        if path.stat().st_size != want["size"]:
+            raise CorruptCheckpoint(f"{path}: {path.stat().st_size} bytes, the checkpoint wrote {want['size']} "
+                                    "(truncated or overwritten)")
+        if _file_hash(path) != want["xxh3_128"]:
+            raise CorruptCheckpoint(f"{path}: content differs from the checksum written with it (damaged)")
+
+
+# -- folders -----------------------------------------------------------------------------------------
 def checkpoint_dirs(root: Path) -> list[tuple[int, Path]]:
     if not root.exists():
         return []
     found = []
     for path in root.iterdir():
         m = _STEP_DIR.match(path.name)
-        if m and (path / STATE_FILE).exists():
+        if m and (path / MANIFEST).exists():
             found.append((int(m.group(1)), path))
     return sorted(found)
 
 
-def latest_checkpoint(root: Path) -> Path | None:
-    found = checkpoint_dirs(root)
-    return found[-1][1] if found else None
+def latest_good_checkpoint(root: Path, log=print) -> Path | None:
+    """The newest step folder whose files match their checksums; damaged ones are named and skipped."""
+    for _, path in reversed(checkpoint_dirs(root)):
+        try:
+            verify(path)
+            return path
+        except CorruptCheckpoint as exc:
+            log(f"skipping damaged checkpoint: {exc}")
+    return None
 
 
 def save_hf(model, tokenizer, out_dir: Path, state_dict: dict | None = None) -> None:
@@ -63,8 +129,8 @@ def save_hf(model, tokenizer, out_dir: Path, state_dict: dict | None = None) -> 
         gen.save_pretrained(out_dir)
 
 
-def atomic_dir(final: Path) -> Path:
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+def atomic_dir(final: Path, tag: str | None = None) -> Path:
+    tmp = final.with_name(f".{final.name}.tmp-{tag or os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -72,7 +138,7 @@ def atomic_dir(final: Path) -> Path:
 
 
 def commit_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
+    if final.exists() or final.is_symlink():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
         os.replace(tmp, final)
@@ -81,19 +147,82 @@ def commit_dir(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
-def save_checkpoint(root: Path, step: int, model, tokenizer, training_state: dict, keep_last: int,
-                    model_state_dict: dict | None = None) -> Path:
-    final = root / f"step-{step:08d}"
-    tmp = atomic_dir(final)
-    save_hf(model, tokenizer, tmp, model_state_dict)
-    torch.save(training_state, tmp / STATE_FILE)
-    commit_dir(tmp, final)
-    for _, old in checkpoint_dirs(root)[:-keep_last]:
+def no_space_error(exc: BaseException, path: Path) -> OSError | None:
+    """An OSError naming `path` when `exc` came from a full disk (torch reports it as 'unexpected pos')."""
+    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    if not full and isinstance(exc, RuntimeError):
+        try:
+            full = shutil.disk_usage(path if path.exists() else path.parent).free < (16 << 20)
+        except OSError:
+            full = False
+    return OSError(errno.ENOSPC, f"no space left on device while writing {path}") if full else None
+
+
+def _prune(root: Path, keep_last: int) -> None:
+    for _, old in checkpoint_dirs(root)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob(".step-*.tmp-*"):  # left by a killed save
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def save_checkpoint(root: Path, step: int, model, optimizer, training_state: dict, keep_last: int, info) -> Path:
+    """Every rank calls it: each writes its shard of the model and optimizer; rank 0 the rest."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    from infir.train.parallel import barrier
+
+    final = root / f"step-{step:08d}"
+    tmp = final.with_name(f".{final.name}.tmp-save")  # one name every rank agrees on
+    if info.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    barrier(info)
+    try:
+        model_sd, optim_sd = get_state_dict(model, optimizer)
+        with _single_process_quiet():
+            # no_dist: a stage running on one rank of a torchrun job saves alone, without the others.
+            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp / SHARDS),
+                     no_dist=not info.distributed)
+        if info.is_main:
+            torch.save(training_state, tmp / STATE_FILE)
+            _unwrapped_config(model).to_json_file(tmp / "config.json")
+            write_manifest(tmp)
+            commit_dir(tmp, final)
+            _prune(root, keep_last)
+    except (OSError, RuntimeError) as exc:
+        full = no_space_error(exc, tmp)
+        if full is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise full from exc
+        raise
+    barrier(info)
     return final
 
 
-def load_training_state(ckpt: Path) -> dict:
-    return torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
+def load_checkpoint(path: Path, model, optimizer, info) -> dict:
+    """Load the sharded model and optimizer state into this run's (possibly differently sharded)
+    model and optimizer; returns the training state."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    with _single_process_quiet():
+        dcp.load(state, checkpoint_id=str(path / SHARDS), no_dist=not info.distributed)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+@contextlib.contextmanager
+def _single_process_quiet():
+    """DCP warns that it assumes one process when there is no process group: that is the intent here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*assuming the intent is to (save|load) in a single process")
+        yield
+
+
+def _unwrapped_config(model):
+    inner = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+    return inner.config

@@ -1,13 +1,22 @@
 """Distributed setup, applied from outside the model code (torchtitan's rule).
 
 Under `torchrun`, the process group comes from the environment; `fully_shard` (FSDP2) wraps each
-decoder layer and then the root. Single-process runs skip all of it. CPU runs use gloo.
+decoder layer and then the root. Single-process runs skip all of it. CPU runs use gloo; CUDA runs
+use NCCL for tensors on the GPU and gloo for the CPU-side coordination (`cpu:gloo,cuda:nccl`).
+
+Every collective goes through the helpers below, and they put what they send on the process group's
+device (`DistInfo.device`): NCCL takes CUDA tensors only, so a count built with a bare
+`torch.tensor(...)` (a CPU tensor) would fail the first multi-GPU step.
+
+A stage that runs on one rank while the others wait (`solo()`) sees a single-process `DistInfo`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -35,17 +44,36 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+_SOLO = False
+
+
+def launched_ranks() -> tuple[int, int]:
+    """(rank, world size) as torchrun set them; (0, 1) outside torchrun."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@contextlib.contextmanager
+def solo():
+    """Within it, `init_distributed` describes one process: the stage runs on this rank alone."""
+    global _SOLO
+    before, _SOLO = _SOLO, True
+    try:
+        yield
+    finally:
+        _SOLO = before
+
+
 def init_distributed(requested_device: str = "auto") -> DistInfo:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world = launched_ranks()
     device = pick_device(requested_device)
-    if world <= 1:
-        return DistInfo(device=device)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    if world <= 1 or _SOLO:
+        return DistInfo(device=device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device)
 
 
@@ -84,30 +112,52 @@ def full_model_state_dict(model, info: DistInfo) -> dict | None:
     return sd if info.is_main else None
 
 
-def full_optimizer_state(model, optimizer, info: DistInfo) -> dict:
-    if not info.distributed:
-        return optimizer.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-
-
-def load_optimizer_state(model, optimizer, state: dict, info: DistInfo) -> None:
-    if not info.distributed:
-        optimizer.load_state_dict(state)
-        return
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
-    set_optimizer_state_dict(model, optimizer, optim_state_dict=state,
-                             options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))
-
-
-def all_reduce_sum(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+def all_reduce_sum(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor:
+    """The sum over ranks, on `info.device`. A number or a tensor on another device is moved there
+    first: what a collective receives lives where the process group needs it."""
+    tensor = value.to(info.device) if torch.is_tensor(value) else torch.tensor(float(value), device=info.device)
     if info.distributed:
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
-    return value
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def sum_over_ranks(*values: float, info: DistInfo) -> list[float]:
+    """Several numbers summed over ranks in one collective."""
+    if not info.distributed:
+        return [float(v) for v in values]
+    return all_reduce_sum(torch.tensor([float(v) for v in values], dtype=torch.float64, device=info.device),
+                          info).tolist()
 
 
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()
+
+
+_COORDINATION = None
+
+
+def coordination_group(hours: float = 72.0):
+    """A gloo group for ranks that wait on one rank's stage (curate can take hours; NCCL's and the
+    default group's timeouts are minutes). Created once, on every rank, in the same order."""
+    global _COORDINATION
+    if _COORDINATION is None:
+        _COORDINATION = dist.new_group(backend="gloo", timeout=timedelta(hours=hours))
+    return _COORDINATION
+
+
+def broadcast_from_main(obj, info: DistInfo, group=None):
+    """Rank 0's `obj` on every rank (a picklable value)."""
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, group=group)
+    return box[0]
+
+
+def shutdown() -> None:
+    """Leave the process group (torchrun's ranks exit cleanly, without NCCL's teardown warnings)."""
+    global _COORDINATION
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _COORDINATION = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,7 @@ from infir.train import checkpoint as ckpt
 from infir.train.config import TrainConfig, resolve_precision
 from infir.train.flops import flops_per_token, peak_flops
 from infir.train.optim import build_optimizer, freeze_by_lr, set_lr
-from infir.train.parallel import (DistInfo, all_reduce_sum, apply_fsdp, barrier, full_model_state_dict,
-                                  full_optimizer_state, load_optimizer_state)
+from infir.train.parallel import DistInfo, all_reduce_sum, apply_fsdp, barrier, full_model_state_dict, sum_over_ranks
 from infir.train.schedule import lr_factor
 
 MODEL_KEYS = ("input_ids", "position_ids", "pixel_values", "image_sizes")
@@ -95,10 +95,9 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         self.raw_model = model.to(self.device)
         freeze_by_lr(self.raw_model, cfg.optimizer)
-        self._resume_weights()
         self.model = self._wrap(self.raw_model)
         self.optimizer = build_optimizer(self.model, cfg.optimizer, self.device)
-        self._resume_state()
+        self._resume()
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                          else contextlib.nullcontext())
         self.flops_per_token = flops_per_token(self.raw_model, cfg.seq_len)
@@ -117,42 +116,21 @@ class Trainer:
             model = torch.compile(model)
         return model
 
-    def _latest(self) -> Path | None:
-        return ckpt.latest_checkpoint(self.ckpt_root) if self.cfg.resume == "auto" else None
-
-    def _resume_weights(self) -> None:
-        latest = self._latest()
+    def _resume(self) -> None:
+        latest = ckpt.latest_good_checkpoint(self.ckpt_root, self.log) if self.cfg.resume == "auto" else None
         if latest is None:
+            if self.info.is_main:
+                self.metrics.truncate_after(0)
             return
-        from safetensors.torch import load_file
-
-        state = {}
-        for shard in sorted(latest.glob("*.safetensors")):
-            state.update(load_file(shard))
-        if state.keys().isdisjoint(self.raw_model.state_dict()):
-            # Saved under the model's checkpoint key names (transformers renames e.g. LLaVA's
-            # `model.language_model.*` to `language_model.model.*` on save): let it map them back.
-            state = type(self.raw_model).from_pretrained(latest, dtype=torch.float32).state_dict()
-        missing, unexpected = self.raw_model.load_state_dict(state, strict=False)
-        tied = {"lm_head.weight"} if getattr(self.raw_model.config, "tie_word_embeddings", False) else set()
-        if set(missing) - tied or unexpected:
-            raise RuntimeError(f"checkpoint {latest} does not match the model: missing {missing}, "
-                               f"unexpected {unexpected}")
-        if tied:
-            self.raw_model.tie_weights()
-
-    def _resume_state(self) -> None:
-        latest = self._latest()
-        if latest is None:
-            self.metrics.truncate_after(0)
-            return
-        state = ckpt.load_training_state(latest)
-        load_optimizer_state(self.model, self.optimizer, state["optimizer"], self.info)
+        state = ckpt.load_checkpoint(latest, self.model, self.optimizer, self.info)
         self.data.load_state_dict(state["data"])
-        ckpt.set_rng_state(state["rng"][self.info.rank] if isinstance(state["rng"], list) else state["rng"])
+        rng = state["rng"]
+        # A run resumed on more ranks than it saved with gives the new ranks the saved ranks' states in turn.
+        ckpt.set_rng_state(rng[self.info.rank % len(rng)] if isinstance(rng, list) else rng)
         self.step, self.tokens_seen = state["step"], state["tokens"]
         self.resumed_from = self.step
-        self.metrics.truncate_after(self.step)
+        if self.info.is_main:
+            self.metrics.truncate_after(self.step)
         self.log(f"resumed from {latest} at step {self.step}")
 
     def _external_loggers(self) -> list:
@@ -197,7 +175,7 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict:
         self.model.train()
-        targets = all_reduce_sum(torch.tensor(float(self.objective.count(batch))), self.info).item()
+        targets = sum_over_ranks(self.objective.count(batch), info=self.info)[0]
         denom = max(targets, 1.0)
         loss_sum = torch.zeros((), device=self.device)
         micros = self._split(batch)
@@ -213,7 +191,7 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         loss = all_reduce_sum(loss_sum, self.info).item() / denom
-        tokens = int(all_reduce_sum(torch.tensor(float(batch["input_ids"].numel())), self.info).item())
+        tokens = int(sum_over_ranks(batch["input_ids"].numel(), info=self.info)[0])
         metrics = dict(batch.get("metrics", {}))
         if hasattr(self.objective, "pop_metrics"):
             metrics.update(self.objective.pop_metrics())
@@ -242,32 +220,35 @@ class Trainer:
                 total += token_loss_sum(self._logits(micro), micro["labels"].to(self.device))
                 count += count_targets(micro["labels"])
         total = all_reduce_sum(total, self.info)
-        count = all_reduce_sum(torch.tensor(count), self.info).item()
+        count = sum_over_ranks(count, info=self.info)[0]
         return total.item() / count if count else None
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def save(self) -> Path | None:
-        model_sd = full_model_state_dict(self.model, self.info)
-        optim_sd = full_optimizer_state(self.model, self.optimizer, self.info)
+    def save(self) -> Path:
         rng = [None] * self.info.world_size
         if self.info.distributed:
             torch.distributed.all_gather_object(rng, ckpt.rng_state())
         else:
-            rng = ckpt.rng_state()
-        path = None
-        if self.info.is_main:
-            state = {"step": self.step, "tokens": self.tokens_seen, "optimizer": optim_sd,
-                     "data": self.data.state_dict(), "rng": rng, "config": self.cfg.model_dump(mode="json")}
-            path = ckpt.save_checkpoint(self.ckpt_root, self.step, self.raw_model, self.tokenizer, state,
-                                        self.cfg.keep_last, model_sd)
-        barrier(self.info)
-        return path
+            rng = [ckpt.rng_state()]
+        state = {"step": self.step, "tokens": self.tokens_seen, "data": self.data.state_dict(), "rng": rng,
+                 "world_size": self.info.world_size, "config": self.cfg.model_dump(mode="json")}
+        return ckpt.save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer, state,
+                                    self.cfg.keep_last, self.info)
 
     def save_final(self, out: Path) -> None:
+        """The model as a Hugging Face folder: the one full gather of the weights, on rank 0."""
         model_sd = full_model_state_dict(self.model, self.info)
         if self.info.is_main:
             tmp = ckpt.atomic_dir(out)
-            ckpt.save_hf(self.raw_model, self.tokenizer, tmp, model_sd)
+            try:
+                ckpt.save_hf(self.raw_model, self.tokenizer, tmp, model_sd)
+                ckpt.write_manifest(tmp)
+            except (OSError, RuntimeError) as exc:
+                full = ckpt.no_space_error(exc, tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+                if full is not None:
+                    raise full from exc
+                raise
             ckpt.commit_dir(tmp, out)
         barrier(self.info)
 
