@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 MARKER = "_COMPLETE"
 STARTED = "_STARTED"
+FINAL = "final"  # a training stage's model, a Hugging Face folder: <run-dir>/<stage>/final
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -120,6 +121,16 @@ class StageContext:
             raise FileNotFoundError(
                 f"stage {self.stage.name!r} needs the output of {stage_name!r}, which has not completed in "
                 f"{self.run_dir} (run `infir {stage_name}` or `infir run` first)")
+        return path
+
+    def checkpoint_of(self, stage_name: str) -> Path:
+        """The final model a completed training stage left, checked against its checksums."""
+        from infir.integrity import verify
+
+        path = self.output_of(stage_name) / FINAL
+        if not path.is_dir():
+            raise FileNotFoundError(f"stage {stage_name!r} completed but left no model in {path}")
+        verify(path)
         return path
 
     def has_output(self, stage_name: str) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 from infir.eval.config import TRAINED_STAGES, EvalConfig
 from infir.eval.runner import build_task, evaluate_model, samples_file_name
-from infir.run import StageContext, read_json, write_json
+from infir.run import FINAL, StageContext, read_json, write_json
 
 log = logging.getLogger("infir.eval")
 
@@ -51,7 +51,7 @@ def stages_to_evaluate(ctx: StageContext, cfg: EvalConfig) -> list[str]:
         for stage in cfg.stages:
             ctx.output_of(stage)  # fails clearly when a requested stage has not completed
         return list(cfg.stages)
-    return [s for s in TRAINED_STAGES if ctx.has_output(s) and (ctx.run_dir / s / "final").is_dir()]
+    return [s for s in TRAINED_STAGES if ctx.has_output(s) and (ctx.run_dir / s / FINAL).is_dir()]
 
 
 def _head(path: Path, k: int) -> list[dict]:
@@ -87,9 +87,7 @@ def run(ctx: StageContext) -> dict:
     results, samples, cached, checkpoints, chat_modes = {}, {}, [], {}, {}
     metrics_log = ctx.metrics_logger()
     for stage in stages:
-        model_dir = ctx.run_dir / stage / "final"
-        if not model_dir.is_dir():
-            raise FileNotFoundError(f"eval: {stage} completed but left no model in {model_dir}")
+        model_dir = ctx.checkpoint_of(stage)
         chat = cfg.chat_for(stage)
         key = f"{checkpoint_fingerprint(model_dir)}-{settings_fingerprint(cfg, chat)}"
         cache_file = ctx.stage_dir / "cache" / f"{stage}-{key}.json"

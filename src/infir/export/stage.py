@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from infir.export.config import TRAINED_STAGES, ExportConfig
-from infir.run import StageContext
+from infir.run import FINAL, StageContext
 
 log = logging.getLogger("infir.export")
 
@@ -25,17 +25,14 @@ def resolve_source(ctx: StageContext, cfg: ExportConfig) -> tuple[str, Path]:
     """(name, folder) of the checkpoint to export."""
     if cfg.source == "auto":
         for stage in TRAINED_STAGES:
-            if ctx.has_output(stage) and (ctx.run_dir / stage / "final").is_dir():
-                return stage, ctx.run_dir / stage / "final"
+            if ctx.has_output(stage) and (ctx.run_dir / stage / FINAL).is_dir():
+                return stage, ctx.checkpoint_of(stage)
         raise FileNotFoundError(
             f"export: no trained stage with a final checkpoint in {ctx.run_dir} "
             f"(looked for {', '.join(s + '/final' for s in TRAINED_STAGES)})"
         )
     if cfg.source in TRAINED_STAGES:
-        folder = ctx.output_of(cfg.source) / "final"
-        if not folder.is_dir():
-            raise FileNotFoundError(f"export: {cfg.source} completed but left no model in {folder}")
-        return cfg.source, folder
+        return cfg.source, ctx.checkpoint_of(cfg.source)
     folder = Path(cfg.source)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(

@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 
 from infir.rl.config import PromptConfig, RLConfig, start_stage
-from infir.run import StageContext
-
-FINAL = "final"
+from infir.run import FINAL, StageContext
 
 
 def prompt_docs(cfg: PromptConfig, task_name: str, task_options: dict) -> list[dict]:

@@ -30,16 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from infir.integrity import MANIFEST, CorruptCheckpoint, verify, write_manifest
+
 STATE_FILE = "training_state.pt"
 SHARDS = "state"
-MANIFEST = "checksums.json"
-FINAL = "final"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
-_CHUNK = 1 << 22
-
-
-class CorruptCheckpoint(RuntimeError):
-    pass
 
 
 def rng_state() -> dict:
@@ -55,44 +50,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# -- integrity ---------------------------------------------------------------------------------------
-def _file_hash(path: Path) -> str:
-    import xxhash
-
-    h = xxhash.xxh3_128()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_manifest(folder: Path) -> None:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
-    entries = {str(p.relative_to(folder)): {"size": p.stat().st_size, "xxh3_128": _file_hash(p)} for p in files}
-    (folder / MANIFEST).write_text(json.dumps({"files": entries}, indent=1) + "\n")
-
-
-def verify(folder: Path) -> None:
-    """Raise CorruptCheckpoint naming the first file that is missing or differs from the manifest.
-    A folder without a manifest (a model from elsewhere, or one written by an older infir) passes."""
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return
-    try:
-        entries = json.loads(manifest.read_text())["files"]
-    except (ValueError, KeyError) as exc:
-        raise CorruptCheckpoint(f"{manifest}: unreadable checksum manifest ({exc})") from None
-    for name, want in entries.items():
-        path = folder / name
-        if not path.is_file():
-            raise CorruptCheckpoint(f"{path}: missing (listed in {manifest})")
-        if path.stat().st_size != want["size"]:
-            raise CorruptCheckpoint(f"{path}: {path.stat().st_size} bytes, the checkpoint wrote {want['size']} "
-                                    "(truncated or overwritten)")
-        if _file_hash(path) != want["xxh3_128"]:
-            raise CorruptCheckpoint(f"{path}: content differs from the checksum written with it (damaged)")
 
 
 # -- folders -----------------------------------------------------------------------------------------
@@ -148,9 +105,11 @@ def commit_dir(tmp: Path, final: Path) -> None:
 
 
 def no_space_error(exc: BaseException, path: Path) -> OSError | None:
-    """An OSError naming `path` when `exc` came from a full disk (torch reports it as 'unexpected pos')."""
-    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-    if not full and isinstance(exc, RuntimeError):
+    """An OSError naming `path` when `exc` came from a full disk. torch's writers report it as
+    'unexpected pos' (and DCP wraps that in a CheckpointException), so the free space decides."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        full = True
+    else:
         try:
             full = shutil.disk_usage(path if path.exists() else path.parent).free < (16 << 20)
         except OSError:
@@ -168,6 +127,7 @@ def _prune(root: Path, keep_last: int) -> None:
 def save_checkpoint(root: Path, step: int, model, optimizer, training_state: dict, keep_last: int, info) -> Path:
     """Every rank calls it: each writes its shard of the model and optimizer; rank 0 the rest."""
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     from infir.train.parallel import barrier
@@ -191,11 +151,11 @@ def save_checkpoint(root: Path, step: int, model, optimizer, training_state: dic
             write_manifest(tmp)
             commit_dir(tmp, final)
             _prune(root, keep_last)
-    except (OSError, RuntimeError) as exc:
+    except (Exception, CheckpointException) as exc:  # CheckpointException is a BaseException
         full = no_space_error(exc, tmp)
         if full is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise full from exc
+            raise full from None
         raise
     barrier(info)
     return final

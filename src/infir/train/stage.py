@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from infir.run import StageContext
+from infir.run import FINAL, StageContext
 from infir.train.config import TrainConfig
 from infir.train.parallel import DistInfo, init_distributed
-
-FINAL = "final"
 
 
 def resolve_init(ctx: StageContext, init_from: str | None) -> str | None:
@@ -14,7 +12,7 @@ def resolve_init(ctx: StageContext, init_from: str | None) -> str | None:
     from infir.config import TRAINING_STAGES
 
     if init_from in TRAINING_STAGES:
-        return str(ctx.output_of(init_from) / FINAL)
+        return str(ctx.checkpoint_of(init_from))
     return init_from
 
 

@@ -243,11 +243,11 @@ class Trainer:
             try:
                 ckpt.save_hf(self.raw_model, self.tokenizer, tmp, model_sd)
                 ckpt.write_manifest(tmp)
-            except (OSError, RuntimeError) as exc:
+            except Exception as exc:
                 full = ckpt.no_space_error(exc, tmp)
                 shutil.rmtree(tmp, ignore_errors=True)
                 if full is not None:
-                    raise full from exc
+                    raise full from None
                 raise
             ckpt.commit_dir(tmp, out)
         barrier(self.info)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from infir.run import Stage, StageContext, read_json, write_json
 from infir.train.parallel import init_distributed
-from infir.train.stage import FINAL, fit_stage
+from infir.run import FINAL
+from infir.train.stage import fit_stage
 from infir.vl.config import CurriculumStage, VLConfig
 
 
@@ -33,7 +34,7 @@ def log(msg: str) -> None:
 
 def resolve_language_model(ctx: StageContext, cfg: VLConfig) -> str | None:
     if cfg.language_model == "auto":
-        return str(ctx.output_of("sft") / FINAL) if ctx.has_output("sft") else None
+        return str(ctx.checkpoint_of("sft")) if ctx.has_output("sft") else None
     return cfg.language_model
 
 
