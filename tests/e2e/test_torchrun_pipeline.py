@@ -67,6 +67,8 @@ def test_whole_recipe_runs_every_stage_once_and_writes_the_report(two_rank_run):
     assert not list(run.rglob(".*.tmp-*")) and not list(run.rglob(".*.old-*"))  # no stray temporary files
     for stage in ("pretrain", "anneal", "sft"):  # trained on both ranks
         assert json.loads((run / stage / "summary.json").read_text())["world_size"] == 2, stage
+    # SFT's conversations were encoded by both ranks into one joined, packed store
+    assert (run / "sft" / "encoded" / "_DONE").is_file() and not list((run / "sft" / "encoded").glob("part-*"))
     rl = json.loads((run / "rl" / "summary.json").read_text())  # rank 0 alone while the other waited
     assert rl["steps"] == 2
     evaluated = json.loads((run / "eval" / "summary.json").read_text())["results"]

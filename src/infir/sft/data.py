@@ -111,22 +111,31 @@ def _source_records(src: ConversationSource, run_dir: Path | None) -> Iterator[t
 def load_conversations(sources: list[ConversationSource], on_bad_record: str = "fail",
                        run_dir: Path | None = None) -> tuple[list[list[dict]], LoadReport]:
     report = LoadReport()
-    conversations = []
+    return list(iter_conversations(sources, on_bad_record, run_dir, report)), report
+
+
+def iter_conversations(sources: list[ConversationSource], on_bad_record: str, run_dir: Path | None,
+                       report: LoadReport) -> Iterator[list[dict]]:
+    """The conversations of every source in order, one at a time (`report` counts them as they pass)."""
     for src in sources:
-        conversations += keep_good(_source_records(src, run_dir),
-                                   lambda record, where, src=src: normalize(record, where, src.system_prompt),
-                                   on_bad_record, report, src.limit)
-    return conversations, report
+        yield from iter_good(_source_records(src, run_dir),
+                             lambda record, where, src=src: normalize(record, where, src.system_prompt),
+                             on_bad_record, report, src.limit)
 
 
 def keep_good(records: Iterable[tuple[str, object]], convert: Callable[[object, str], T], on_bad_record: str,
               report: LoadReport, limit: int | None = None) -> list[T]:
+    return list(iter_good(records, convert, on_bad_record, report, limit))
+
+
+def iter_good(records: Iterable[tuple[str, object]], convert: Callable[[object, str], T], on_bad_record: str,
+              report: LoadReport, limit: int | None = None) -> Iterator[T]:
     """`convert(record, where)` of each (where, record) pair, up to `limit` good ones. A bad record (a
     `BadRecord` from the reader or from `convert`) stops the load, or with on_bad_record="drop" is
     counted under its reason in `report`."""
-    out: list[T] = []
+    good = 0
     for where, record in records:
-        if limit is not None and len(out) >= limit:
+        if limit is not None and good >= limit:
             break
         try:
             if isinstance(record, BadRecord):
@@ -137,6 +146,6 @@ def keep_good(records: Iterable[tuple[str, object]], convert: Callable[[object, 
                 raise
             report.dropped[bad.reason] += 1
             continue
-        out.append(item)
+        good += 1
         report.kept += 1
-    return out
+        yield item

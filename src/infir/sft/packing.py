@@ -10,8 +10,10 @@ run of positions and carries no loss.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,23 +47,36 @@ def encode_all(tokenizer, conversations: list[list[dict]], max_tokens: int) -> t
     return examples, dropped
 
 
-def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
-    """Bins of example indices; each item goes to the fullest bin it still fits in."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+def best_fit_decreasing(lengths, capacity: int) -> list[list[int]]:
+    """Bins of example indices; each item goes to the fullest bin it still fits in (the lowest bin id
+    among equally full ones). Bins are kept in buckets by remaining capacity, so an item costs a
+    search over the distinct remaining capacities (at most `capacity` of them), not over the bins."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) and int(lengths.max()) > capacity:
+        i = int(np.argmax(lengths > capacity))
+        raise ValueError(f"example {i} has {int(lengths[i])} tokens, more than the row length {capacity}")
+    order = np.lexsort((np.arange(len(lengths)), -lengths))  # longest first, then by index
     bins: list[list[int]] = []
-    free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin id)
-    for i in order:
-        need = lengths[i]
-        if need > capacity:
-            raise ValueError(f"example {i} has {need} tokens, more than the row length {capacity}")
-        k = bisect.bisect_left(free, (need, -1))
-        if k < len(free):
-            remaining, b = free.pop(k)
+    buckets: dict[int, list[int]] = {}  # remaining capacity -> heap of bin ids
+    remaining_values: list[int] = []  # sorted distinct keys of `buckets`
+    for i in order.tolist():
+        need = int(lengths[i])
+        k = bisect.bisect_left(remaining_values, need)
+        if k < len(remaining_values):
+            left = remaining_values[k]
+            b = heapq.heappop(buckets[left])
+            if not buckets[left]:
+                del buckets[left]
+                remaining_values.pop(k)
             bins[b].append(i)
-            bisect.insort(free, (remaining - need, b))
+            left -= need
         else:
+            b, left = len(bins), capacity - need
             bins.append([i])
-            bisect.insort(free, (capacity - need, len(bins) - 1))
+        if left not in buckets:
+            buckets[left] = []
+            bisect.insort(remaining_values, left)
+        heapq.heappush(buckets[left], b)
     return bins
 
 
@@ -86,16 +101,21 @@ class ConversationBatches:
     pure function of (seed, step), whatever the number of ranks, and resume only needs `step`.
     """
 
-    def __init__(self, examples: list[Example], seq_len: int, global_batch_size: int, seed: int, pad_id: int,
-                 packing: bool = True, rank: int = 0, world_size: int = 1):
+    def __init__(self, examples: Sequence[Example], seq_len: int, global_batch_size: int, seed: int, pad_id: int,
+                 packing: bool = True, rank: int = 0, world_size: int = 1, rows: list[list[int]] | None = None):
+        """`examples`: a list, or an `EncodedConversations` (with its `lengths`); `rows`: the packed rows
+        when they were computed once for all ranks."""
         if global_batch_size % world_size:
             raise ValueError(f"global batch {global_batch_size} is not divisible by {world_size} ranks")
-        if not examples:
+        if not len(examples):
             raise ValueError("no SFT examples to train on")
         self.examples, self.seq_len, self.pad_id, self.packing = examples, seq_len, pad_id, packing
         self.global_batch, self.seed, self.rank, self.world = global_batch_size, seed, rank, world_size
-        lengths = [len(e.input_ids) for e in examples]
-        self.rows = best_fit_decreasing(lengths, seq_len) if packing else [[i] for i in range(len(examples))]
+        lengths = examples.lengths if hasattr(examples, "lengths") else [len(e.input_ids) for e in examples]
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        if rows is None:
+            rows = best_fit_decreasing(self.lengths, seq_len) if packing else [[i] for i in range(len(examples))]
+        self.rows = rows
         self.step = 0
 
     @property
@@ -134,10 +154,10 @@ class ConversationBatches:
 
     def padding_share(self) -> float:
         """Share of padding tokens over the first epoch, in the order training visits the rows."""
-        used = sum(len(e.input_ids) for e in self.examples)
+        used = int(self.lengths.sum())
         if self.packing:
             return 1 - used / (len(self.rows) * self.seq_len)
-        lengths = np.array([len(self.examples[r[0]].input_ids) for r in self.rows])
+        lengths = self.lengths[[r[0] for r in self.rows]]
         order = lengths[np.random.default_rng([self.seed, 0]).permutation(len(self.rows))]
         pad = 0
         for s in range(0, len(order), self.global_batch):

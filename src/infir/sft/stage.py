@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from infir.run import StageContext
-from infir.sft.data import load_conversations
-from infir.sft.packing import ConversationBatches, encode_all
+from infir.sft import encoded
+from infir.sft.data import LoadReport, iter_conversations
+from infir.sft.encoded import EncodedConversations
+from infir.sft.packing import ConversationBatches
 from infir.tokenize.chat import CHATML_TEMPLATE, has_chatml_tokens, use_chat_eos
 from infir.tokenize.config import IM_END, IM_START, PAD
 from infir.train.parallel import init_distributed
@@ -30,6 +32,24 @@ def ensure_chat_tokens(tokenizer, model) -> None:
     model.resize_token_embeddings(len(tokenizer))
 
 
+def encoded_conversations(ctx: StageContext, cfg, tokenizer, info) -> EncodedConversations:
+    """The run's conversations tokenized and packed once (every rank encodes a share, rank 0 joins and
+    packs them), kept in the stage directory for a resumed run."""
+    from infir.train.parallel import broadcast_from_main, coordination_group, wait_for_all
+
+    folder = ctx.stage_dir / "encoded"
+    group = coordination_group() if info.distributed else None
+    if broadcast_from_main(encoded.is_built(folder), info, group):
+        return EncodedConversations(folder)
+
+    def conversations():
+        report = LoadReport()
+        return iter_conversations(cfg.data, cfg.on_bad_record, ctx.run_dir, report), report.to_dict
+
+    return encoded.build(folder, tokenizer, conversations, cfg.max_conversation_tokens or cfg.seq_len, cfg.seq_len,
+                         cfg.packing, info.rank, info.world_size, wait=lambda: wait_for_all(info))
+
+
 def run(ctx: StageContext) -> dict:
     from transformers import AutoTokenizer
 
@@ -45,16 +65,13 @@ def run(ctx: StageContext) -> dict:
     ensure_chat_tokens(tokenizer, model)
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHATML_TEMPLATE
-    conversations, report = load_conversations(cfg.data, cfg.on_bad_record, run_dir=ctx.run_dir)
-    max_tokens = cfg.max_conversation_tokens or cfg.seq_len
-    examples, too_long = encode_all(tokenizer, conversations, max_tokens)
-    pad_id = tokenizer.pad_token_id
-    data = ConversationBatches(examples, cfg.seq_len, cfg.global_batch_size, ctx.recipe.seed, pad_id,
-                               packing=cfg.packing, rank=info.rank, world_size=info.world_size)
+    examples = encoded_conversations(ctx, cfg, tokenizer, info)
+    data = ConversationBatches(examples, cfg.seq_len, cfg.global_batch_size, ctx.recipe.seed, tokenizer.pad_token_id,
+                               packing=cfg.packing, rank=info.rank, world_size=info.world_size, rows=examples.rows())
     if cfg.max_steps is None:
         cfg = cfg.model_copy(update={"max_steps": data.steps_for(cfg.epochs)})
     use_chat_eos(tokenizer, model)  # the SFT model stops at end-of-turn
-    extra = {"conversations": report.to_dict(), "too_long": dict(too_long), "examples": len(examples),
-             "rows": len(data.rows), "packing": cfg.packing, "padding_share": round(data.padding_share(), 4),
-             "epochs": cfg.epochs, "init_from": init}
+    extra = {"conversations": examples.meta["load"], "too_long": examples.meta["too_long"],
+             "examples": len(examples), "rows": len(data.rows), "packing": cfg.packing,
+             "padding_share": round(data.padding_share(), 4), "epochs": cfg.epochs, "init_from": init}
     return fit_stage(ctx, cfg, model, tokenizer, data, None, info, extra)

@@ -146,6 +146,12 @@ def coordination_group(hours: float = 72.0):
     return _COORDINATION
 
 
+def wait_for_all(info: DistInfo) -> None:
+    """A barrier over the coordination group: for waits on CPU work of unknown length."""
+    if info.distributed:
+        dist.barrier(group=coordination_group())
+
+
 def broadcast_from_main(obj, info: DistInfo, group=None):
     """Rank 0's `obj` on every rank (a picklable value)."""
     if not info.distributed:
