@@ -40,6 +40,9 @@ def _stage_parser(prog: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory (default: the recipe's run_dir, else runs/<name>)")
     p.add_argument("--force", action="store_true", help="rerun even if complete and unchanged")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--check", action="store_true",
+                   help="list every external input (data, models, endpoints, Ray, filesystem, GPUs) and what is "
+                        "missing, then exit (1 when something is)")
     return p
 
 
@@ -142,9 +145,30 @@ def _print_highlights(name: str, summary: dict) -> None:
         console.print(f"  {k}: {summary[k]}", highlight=False)
 
 
+def _preflight(recipe, run_dir: Path, stages: list[str]) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from infir.preflight import check
+
+    found = check(recipe, run_dir, stages)
+    table = Table(title=f"inputs of {recipe.name} ({', '.join(stages)})", show_lines=False)
+    for col in ("", "stage", "kind", "input", "status"):
+        table.add_column(col, overflow="fold")
+    for item in found:
+        mark = "[green]ok[/green]" if item.ok else "[red]missing[/red]"
+        table.add_row(mark, item.stage, item.kind, escape(item.what), escape(item.detail))
+    Console().print(table)
+    missing = [item for item in found if not item.ok]
+    print(f"{len(found)} inputs, {len(missing)} missing or unreachable")
+    return 1 if missing else 0
+
+
 def cmd_run(argv: list[str]) -> int:
     args = _stage_parser("infir run", "run a recipe's stages in order").parse_intermixed_args(argv)
     recipe = _load(args.args)
+    if args.check:
+        return _preflight(recipe, recipe.resolved_run_dir(args.run_dir), list(recipe.stages))
     if args.dry_run:
         from infir.config import dump_recipe
 
@@ -158,6 +182,8 @@ def cmd_stage(name: str, argv: list[str]) -> int:
 
     args = _stage_parser(f"infir {name}", STAGES[name].help).parse_intermixed_args(argv)
     recipe = _load(args.args)
+    if args.check:
+        return _preflight(recipe, recipe.resolved_run_dir(args.run_dir), [name])
     if args.dry_run:
         import yaml
 
