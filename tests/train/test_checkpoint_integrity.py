@@ -112,3 +112,29 @@ def test_a_full_disk_during_a_checkpoint_says_so_and_names_the_folder(tmp_path):
         assert not list((small / "run" / "checkpoints").glob(".step-*"))  # the partial folder is gone
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_a_parameter_without_optimizer_state_has_none_after_resume(tmp_path):
+    def with_unused(out: Path, steps: int) -> Trainer:
+        torch.manual_seed(0)
+        model = tiny_model()
+        model.unused = torch.nn.Linear(4, 4)  # trainable, never in the forward pass: AdamW keeps no state for it
+        cfg = TrainConfig(max_steps=steps, global_batch_size=8, micro_batch_size=8, seq_len=32, log_every=1,
+                          save_every=4, optimizer={"lr": 3e-3}, peak_flops=1e12, precision="fp32")
+        return Trainer(cfg, model, None, RandomTokens(64, 32, 8), out, DistInfo(), log=lambda m: None)
+
+    ref = with_unused(tmp_path / "ref", 12)
+    ref.fit()
+    run = with_unused(tmp_path / "run", 12)
+    it = iter(run.data)
+    for _ in range(8):
+        run.train_step(next(it))
+        run.step += 1
+        if run.step % 4 == 0:
+            run.save()
+    resumed = with_unused(tmp_path / "run", 12)
+    assert resumed.resumed_from == 8
+    assert all(p not in resumed.optimizer.state for p in resumed.raw_model.unused.parameters())
+    resumed.fit()
+    got, want = losses(tmp_path / "run"), losses(tmp_path / "ref")
+    assert all(got[s] == want[s] for s in range(9, 13))

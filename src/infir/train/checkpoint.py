@@ -165,13 +165,26 @@ def load_checkpoint(path: Path, model, optimizer, info) -> dict:
     """Load the sharded model and optimizer state into this run's (possibly differently sharded)
     model and optimizer; returns the training state."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
     model_sd, optim_sd = get_state_dict(model, optimizer)
+    # get_state_dict gives every trainable parameter optimizer state (a zero-gradient step); a parameter
+    # that had none when saved (it never received a gradient, e.g. a vision tower's unused last norm)
+    # must have none again, or its first real update would count one step too many.
+    saved = set(dcp.FileSystemReader(str(path / SHARDS)).read_metadata().state_dict_metadata)
+    stateless = [fqn for fqn, entries in optim_sd["state"].items()
+                 if not any(f"optim.state.{fqn}.{key}" in saved for key in entries)]
+    for fqn in stateless:
+        del optim_sd["state"][fqn]
     state = {"model": model_sd, "optim": optim_sd}
     with _single_process_quiet():
         dcp.load(state, checkpoint_id=str(path / SHARDS), no_dist=not info.distributed)
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
+                   options=StateDictOptions(strict=not stateless))
+    if stateless:
+        params = {name.replace("_orig_mod.", ""): p for name, p in model.named_parameters()}
+        for fqn in stateless:
+            optimizer.state.pop(params[fqn], None)
     return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
 
 
