@@ -12,6 +12,8 @@ chat template (the same text both runtimes see); llama.cpp tokenizes them with i
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,18 +81,55 @@ def decode_greedily(
         token = next_token(token)
 
 
+@contextlib.contextmanager
+def _model_params(**fields):
+    """llama-cpp-python's `Llama` takes only some of llama.cpp's model parameters; set the others on
+    the defaults it starts from while one model loads."""
+    import llama_cpp.llama_cpp as low
+
+    defaults = low.llama_model_default_params
+
+    def adjusted():
+        params = defaults()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    low.llama_model_default_params = adjusted
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = defaults
+
+
 class LlamaCppModel:
-    """A GGUF loaded in llama.cpp on the CPU."""
+    """A GGUF loaded in llama.cpp on the CPU.
+
+    `repack`: let llama.cpp repack quantized weights for the CPU's matrix instructions (its "extra buffer
+    types"). Off by default: on CPUs with AMX int8, the repacked q8_0 path crashed llama.cpp (segmentation
+    fault) on small test models; turn it on to measure a large model's best speed.
+    """
 
     def __init__(
-        self, path: str | Path, *, n_ctx: int = 2048, threads: int | None = None, logits_all: bool = False
+        self, path: str | Path, *, n_ctx: int = 2048, threads: int | None = None, logits_all: bool = False,
+        repack: bool = False,
     ):
         llama_cpp = _llama_cpp()
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such GGUF file")
         self.path = path
-        self.llm = llama_cpp.Llama(
+        with _model_params(use_extra_bufts=repack):
+            self.llm = self._load(llama_cpp, path, n_ctx, threads, logits_all)
+        self._lib = llama_cpp
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self.n_vocab = self.llm.n_vocab()
+        self.n_ctx = n_ctx
+        self.threads = threads
+
+    @staticmethod
+    def _load(llama_cpp, path: Path, n_ctx: int, threads: int | None, logits_all: bool):
+        return llama_cpp.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_batch=n_ctx,
@@ -101,11 +140,6 @@ class LlamaCppModel:
             n_gpu_layers=0,
             verbose=False,
         )
-        self._lib = llama_cpp
-        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
-        self.n_vocab = self.llm.n_vocab()
-        self.n_ctx = n_ctx
-        self.threads = threads
 
     # ---- text <-> ids
     def tokenize(self, text: str, special: bool = True) -> list[int]:
