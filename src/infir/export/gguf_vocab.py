@@ -1,4 +1,11 @@
-"""The tokenizer part of a GGUF file: byte-level BPE vocabulary, merges, pre-tokenizer, specials, template.
+"""The tokenizer part of a GGUF file: the vocabulary, its merges or scores, pre-tokenizer, specials, template.
+
+Two kinds of tokenizer are written:
+
+  - byte-level BPE (GPT-2 style: infir's own, SmolLM's, Llama 3's) as llama.cpp's `gpt2` model with merges;
+  - SentencePiece-style BPE (Llama 2, Mistral, TinyLlama: `▁` for spaces, byte fallback to `<0xXX>`
+    tokens) as llama.cpp's `llama` model, which merges adjacent pieces by score: a piece's score is minus
+    the rank of the first merge that makes it, so the highest-scoring pair is the merge BPE applies first.
 
 llama.cpp re-implements tokenization, so the file must name a pre-tokenizer that splits text exactly
 as ours does before BPE. llama.cpp knows pre-tokenizers by name only (`tokenizer.ggml.pre`); we read
@@ -44,21 +51,31 @@ class GGUFVocab:
     pad_id: int | None
     eot_id: int | None
     chat_template: str | None
+    model: str = "gpt2"  # llama.cpp's tokenizer family: gpt2 (byte-level BPE) or llama (SentencePiece)
+    scores: list[float] | None = None  # llama: merge priority per token
+    add_bos: bool = False
+    unk_id: int | None = None
 
     def write(self, writer) -> None:
-        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_model(self.model)
         writer.add_tokenizer_pre(self.pre)
         writer.add_token_list(self.tokens)
         writer.add_token_types(self.token_types)
-        writer.add_token_merges(self.merges)
-        # Our tokenizers add no BOS; llama.cpp's BPE default (token 11) would be some random token.
-        writer.add_add_bos_token(False)
+        if self.scores is not None:
+            writer.add_token_scores(self.scores)
+            writer.add_add_space_prefix(True)  # the `▁` SentencePiece puts before the text
+        if self.merges:
+            writer.add_token_merges(self.merges)
+        # Our byte-level tokenizers add no BOS (llama.cpp's BPE default, token 11, would be some random
+        # token); SentencePiece-style ones start every text with it, as their post-processor does.
+        writer.add_add_bos_token(self.add_bos)
         writer.add_add_eos_token(False)
         for ident, add in (
             (self.bos_id, writer.add_bos_token_id),
             (self.eos_id, writer.add_eos_token_id),
             (self.pad_id, writer.add_pad_token_id),
             (self.eot_id, writer.add_eot_token_id),
+            (self.unk_id, writer.add_unk_token_id),
         ):
             if ident is not None:
                 add(ident)
@@ -136,6 +153,8 @@ def build_vocab(
         raise VocabError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer")
     data: dict[str, Any] = json.loads(backend.to_str())
     model = data.get("model", {})
+    if is_sentencepiece_bpe(data):
+        return _sentencepiece_vocab(tokenizer, backend, data, vocab_size, eos_ids)
     if model.get("type") != "BPE":
         raise VocabError(f"tokenizer model is {model.get('type')}; this exporter writes byte-level BPE only")
     if _component(data.get("pre_tokenizer")) and not any(
@@ -181,6 +200,78 @@ def build_vocab(
         pad_id=tokenizer.pad_token_id,
         eot_id=eot,
         chat_template=strip_generation_tags(template) if template else None,
+    )
+
+
+def is_sentencepiece_bpe(data: dict) -> bool:
+    """A SentencePiece BPE converted to `tokenizer.json` (Llama 2, Mistral, TinyLlama): byte fallback,
+    spaces as `▁` (a normalizer that prepends and replaces, or a Metaspace pre-tokenizer), no byte-level step."""
+    model = data.get("model", {})
+    if model.get("type") != "BPE" or not model.get("byte_fallback"):
+        return False
+    norm = [(n.get("type"), n.get("prepend") or n.get("content")) for n in _component(data.get("normalizer"))]
+    pre = [p.get("type") for p in _component(data.get("pre_tokenizer"))]
+    replaces_spaces = ("Replace", "\u2581") in norm or "Metaspace" in pre
+    return replaces_spaces and "ByteLevel" not in pre
+
+
+def _merge_ranks(model: dict) -> dict[str, int]:
+    """Each token made by a merge -> the rank of the first merge that makes it."""
+    ranks: dict[str, int] = {}
+    for rank, merge in enumerate(_merges(model)):
+        left, right = merge.split(" ", 1)
+        ranks.setdefault(left + right, rank)
+    return ranks
+
+
+def _sentencepiece_vocab(tokenizer, backend, data: dict, vocab_size: int, eos_ids: list[int] | None) -> GGUFVocab:
+    import re
+
+    vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
+    if max(vocab.values()) >= vocab_size:
+        raise VocabError(
+            f"tokenizer has id {max(vocab.values())} but the model has only {vocab_size} embedding rows"
+        )
+    ranks = _merge_ranks(data["model"])
+    added = {t.content: t for t in backend.get_added_tokens_decoder().values()}
+    unk = data["model"].get("unk_token")
+    by_id = {i: t for t, i in vocab.items()}
+    tokens, types, scores = [], [], []
+    for i in range(vocab_size):
+        text = by_id.get(i)
+        if text is None:
+            tokens.append(f"[PAD{i}]")
+            types.append(5)  # UNUSED
+            scores.append(-1e9)
+            continue
+        tokens.append(text)
+        if text == unk:
+            types.append(2)  # UNKNOWN
+        elif re.fullmatch(r"<0x[0-9A-F]{2}>", text):
+            types.append(6)  # BYTE: what byte fallback spells unknown characters with
+        elif text in added:
+            types.append(3 if added[text].special else 4)  # CONTROL, or USER_DEFINED (matched whole in text)
+        else:
+            types.append(1)  # NORMAL
+        scores.append(-float(ranks[text]) if text in ranks else 0.0)
+    stops = list(eos_ids or [])
+    eos = stops[0] if stops else tokenizer.eos_token_id
+    adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
+    return GGUFVocab(
+        tokens=tokens,
+        token_types=types,
+        merges=[],
+        pre="default",
+        bos_id=tokenizer.bos_token_id,
+        eos_id=eos,
+        pad_id=tokenizer.pad_token_id,
+        eot_id=None,
+        chat_template=strip_generation_tags(template) if template else None,
+        model="llama",
+        scores=scores,
+        add_bos=adds_bos,
+        unk_id=vocab.get(unk) if unk else None,
     )
 
 
