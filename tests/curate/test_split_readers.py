@@ -309,3 +309,31 @@ def test_hf_saved_dataset_split_by_rows(tmp_path):
     four, shards = _read(source, 4)
     assert len(shards) == 4
     assert [d.id for d in four] == [d.id for d in one] == [f"{tmp_path / 'saved'}:row{i}" for i in range(11)]
+
+
+def test_curate_keeps_the_same_documents_however_the_file_is_split(tmp_path):
+    """Dedup keeps the first copy in input order; byte-range shards keep input order, so the
+    kept set (which copy survives included) does not depend on the number of tasks."""
+    from infir.curate.config import CurateConfig
+    from infir.curate.pipeline import run_curate
+    from infir.data.builtin import iter_builtin
+
+    docs = list(iter_builtin("python_docs", max_docs=30))
+    lines = [json.dumps({"id": d["id"], "text": d["text"]}) for d in docs]
+    for k in (3, 11, 25):  # a near copy of an earlier document, later in the file
+        lines.append(json.dumps({"id": f"copy-of-{k}", "text": docs[k]["text"] + "\nOne more closing line."}))
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+
+    def kept(tasks: int) -> set[str]:
+        cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(tmp_path / "in.jsonl")])],
+                           workers=2, tasks=tasks)
+        for section in (cfg.langid, cfg.recall, cfg.quality, cfg.decontam):
+            section.enabled = False
+        out = tmp_path / f"out-{tasks}"
+        run_curate(cfg, out)
+        return {json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz") for line in gzip.open(p, "rt")}
+
+    one, four = kept(1), kept(4)
+    assert one == four
+    assert not {"copy-of-3", "copy-of-11", "copy-of-25"} & one
+    assert {docs[k]["id"] for k in (3, 11, 25)} <= one  # the originals, earlier in the file, are the ones kept
