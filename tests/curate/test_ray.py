@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from datatrove.io import DataFolder
 from datatrove.pipeline.base import PipelineStep
 from ray import cloudpickle
 from ray.cluster_utils import Cluster
@@ -85,6 +86,8 @@ def test_node_local_path_refused_on_a_multi_node_cluster(cluster, tmp_path):
     with pytest.raises(ClusterPathError, match=r"2 nodes.*ray.shared_fs=true"):
         run_pipeline("ray", [_Mark(str(tmp_path / "ran"), None)], 2, 2, str(tmp_path / "logs"))
     assert not (tmp_path / "ran").exists()  # refused before any task ran
+    with pytest.raises(ClusterPathError):  # a datatrove DataFolder on the local filesystem too
+        check_cluster_paths([DataFolder(str(tmp_path / "logs"))], shared_fs=False)
     check_cluster_paths(["s3://bucket/run/logs"], shared_fs=False)  # reachable from every node
     check_cluster_paths([str(tmp_path / "logs")], shared_fs=True)
 

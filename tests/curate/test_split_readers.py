@@ -215,6 +215,24 @@ def test_parquet_every_row_once_by_row_groups(tmp_path, tasks):
     assert all(d.metadata["lang"] == "en" for d in docs)
 
 
+def test_parquet_with_a_limit_is_one_task_that_stops(tmp_path):
+    path = tmp_path / "l.parquet"
+    rows = _parquet(path, 50, row_group_size=10)
+    docs, shards = _read(SourceConfig(type="parquet", paths=[str(path)], limit=23), 4)
+    assert len(shards) == 1 and [d.id for d in docs] == [r["id"] for r in rows[:23]]
+
+
+def test_truncated_compressed_file_fails_with_its_path(tmp_path):
+    from infir.curate.sources import CurateInputError
+
+    path = tmp_path / "cut.jsonl.gz"
+    whole = gzip.compress(b"".join(json.dumps({"id": f"d{i}", "text": "t " * 50}).encode() + b"\n"
+                                   for i in range(2000)))
+    path.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(CurateInputError, match="cut.jsonl.gz"):
+        _read(SourceConfig(type="jsonl", paths=[str(path)]), 2)
+
+
 def test_parquet_ids_without_id_column_are_file_rows(tmp_path):
     path = tmp_path / "n.parquet"
     _parquet(path, 30, row_group_size=4, with_ids=False)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -242,7 +241,7 @@ class ShardReader(PipelineStep):
                 yield doc
         except CurateInputError:
             raise
-        except (OSError, EOFError, zlib.error, ValueError) as e:  # missing, truncated or corrupt compression
+        except Exception as e:  # noqa: BLE001 - missing, truncated, corrupt (gzip, zstd, ...): named by path
             raise CurateInputError(f"cannot read {path}: {type(e).__name__}: {e}") from e
 
     def _parquet(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
@@ -250,7 +249,7 @@ class ShardReader(PipelineStep):
 
         path = shard.path
         try:
-            rows = iter_rows(path, shard.start, shard.end if shard.end is not None else 1 << 62)
+            rows = iter_rows(path, shard.start, shard.end)
             for index, record in rows:
                 if source.limit is not None and index >= source.limit:
                     return

@@ -33,13 +33,15 @@ def split_row_groups(rows: list[int], parts: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def iter_rows(path: str, first: int, stop: int, batch_size: int = 1024) -> Iterator[tuple[int, dict]]:
-    """(row index in the file, record) for the rows of row groups [first, stop)."""
+def iter_rows(path: str, first: int = 0, stop: int | None = None,
+              batch_size: int = 1024) -> Iterator[tuple[int, dict]]:
+    """(row index in the file, record) for the rows of row groups [first, stop); None: to the last."""
     import pyarrow.parquet as pq
 
     with files.open_binary(path, decompress=False) as stream:
         parquet = pq.ParquetFile(stream)
         meta = parquet.metadata
+        stop = meta.num_row_groups if stop is None else min(stop, meta.num_row_groups)
         index = sum(meta.row_group(i).num_rows for i in range(first))
         if stop <= first:
             return
