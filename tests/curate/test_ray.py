@@ -45,7 +45,8 @@ def cluster():
 def _write_corpus(path: Path) -> None:
     from infir.data.builtin import iter_builtin
 
-    docs = list(iter_builtin("python_docs", max_docs=40)) + list(iter_builtin("reasoning_gym", docs_per_family=3))
+    docs = list(iter_builtin("python_docs", max_docs=40))
+    docs += list(iter_builtin("reasoning_gym", docs_per_family=3))
     lines = [json.dumps({"id": d["id"], "text": d["text"], "url": d["url"]}) for d in docs]
     lines.insert(4, json.dumps({"id": "copy", "text": docs[1]["text"], "url": "u"}))
     lines.insert(6, "{not json")

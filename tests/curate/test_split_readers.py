@@ -22,7 +22,8 @@ from infir.curate.sources import ShardReader, plan_shards
 def _read(source: SourceConfig, tasks: int) -> tuple[list, list]:
     shards = plan_shards([source], tasks)
     reader = ShardReader([source], shards)
-    return [doc for rank in range(len(shards)) for doc in reader.run(rank=rank, world_size=len(shards))], shards
+    docs = [doc for rank in range(len(shards)) for doc in reader.run(rank=rank, world_size=len(shards))]
+    return docs, shards
 
 
 def _words(rng: random.Random, n: int) -> str:
@@ -198,7 +199,8 @@ def _parquet(path, n_rows: int, row_group_size: int, with_ids: bool = True) -> l
     import pyarrow.parquet as pq
 
     rng = random.Random(5)
-    rows = [{"id": f"p{i}" if with_ids else None, "text": _words(rng, 60), "lang": "en"} for i in range(n_rows)]
+    rows = [{"id": f"p{i}" if with_ids else None, "text": _words(rng, 60), "lang": "en"}
+            for i in range(n_rows)]
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group_size, compression="none")
     return rows
 
@@ -262,7 +264,8 @@ def test_parquet_task_reads_its_row_groups_not_the_file(tmp_path, counted_reads)
 def _hf_folder(root, kind: str, n_files: int, per_file: int, with_ids: bool = True) -> list[dict]:
     import datasets  # in the dev extra: these tests run in CI, never skip
     root.mkdir()
-    rows = [{"id": f"h{i}" if with_ids else None, "text": f"record {i} about lakes"} for i in range(n_files * per_file)]
+    rows = [{"id": f"h{i}" if with_ids else None, "text": f"record {i} about lakes"}
+            for i in range(n_files * per_file)]
     for k in range(n_files):
         part = rows[k * per_file:(k + 1) * per_file]
         name = f"train-{k:05d}-of-{n_files:05d}"
@@ -349,9 +352,10 @@ def test_curate_keeps_the_same_documents_however_the_file_is_split(tmp_path):
             section.enabled = False
         out = tmp_path / f"out-{tasks}"
         run_curate(cfg, out)
-        return {json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz") for line in gzip.open(p, "rt")}
+        return {json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz")
+                for line in gzip.open(p, "rt")}
 
     one, four = kept(1), kept(4)
     assert one == four
     assert not {"copy-of-3", "copy-of-11", "copy-of-25"} & one
-    assert {docs[k]["id"] for k in (3, 11, 25)} <= one  # the originals, earlier in the file, are the ones kept
+    assert {docs[k]["id"] for k in (3, 11, 25)} <= one  # the originals, earlier in the file, are kept

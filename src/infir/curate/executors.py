@@ -37,14 +37,15 @@ def run_pipeline(kind: str, pipeline: list, tasks: int, workers: int, logging_di
         settings = ray_cfg or RayConfig()
         connect_ray(settings, workers)
         check_cluster_paths([logging_dir, *paths], settings.shared_fs)
-        executor = RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                       cpus_per_task=settings.cpus_per_task, mem_per_cpu_gb=settings.mem_per_cpu_gb)
+        executor = RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+                                       logging_dir=logging_dir, cpus_per_task=settings.cpus_per_task,
+                                       mem_per_cpu_gb=settings.mem_per_cpu_gb)
     else:
         from datatrove.executor import LocalPipelineExecutor
 
         start = "fork" if sys.platform.startswith("linux") else "spawn"
-        executor = LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                         start_method=start)
+        executor = LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+                                         logging_dir=logging_dir, start_method=start)
     executor.run()
     missing = executor.get_incomplete_ranks(range(tasks), skip_completed=True)
     if missing:
@@ -94,10 +95,10 @@ def check_cluster_paths(paths: list, shared_fs: bool) -> None:
     for path in paths:
         if _is_local(path):
             raise ClusterPathError(
-                f"the Ray cluster has {nodes} nodes, but {getattr(path, 'path', path)} is a path on this machine: "
-                "tasks on the other nodes would not find it. Give an output on storage every node reaches (an "
-                "fsspec URL such as s3://bucket/run), or set ray.shared_fs=true if this path is on a filesystem "
-                "every node mounts.")
+                f"the Ray cluster has {nodes} nodes, but {getattr(path, 'path', path)} is a path on this "
+                "machine: tasks on the other nodes would not find it. Give an output on storage every node "
+                "reaches (an fsspec URL such as s3://bucket/run), or set ray.shared_fs=true if this path is "
+                "on a filesystem every node mounts.")
 
 
 PipelineFactory = Callable[[], list]

@@ -289,7 +289,8 @@ class ShardReader(PipelineStep):
         `load_dataset` reads it offline), or a folder written by `Dataset.save_to_disk`."""
         from infir.curate.readers import hf
 
-        records = hf.iter_records(source.name, source.subset, source.split, shard.start, shard.end, shard.units)
+        records = hf.iter_records(source.name, source.subset, source.split, shard.start, shard.end,
+                                  shard.units)
         try:
             for index, (position, record) in enumerate(records):
                 if source.limit is not None and index >= source.limit:

@@ -62,12 +62,14 @@ def iter_records(name: str, subset: str | None, split: str, start: int, stop: in
     data = _load(name, subset, split)
     if isinstance(data, datasets.Dataset):
         if len(data) != units:
-            raise DatasetError(f"{name} has {len(data)} rows, the plan was made for {units}: rerun with --force")
+            raise DatasetError(f"{name} has {len(data)} rows, the plan was made for {units}: "
+                               "rerun with --force")
         for offset, record in enumerate(data.select(range(start, stop))):
             yield f"row{start + offset}", record
         return
     if data.num_shards != units:
-        raise DatasetError(f"{name} has {data.num_shards} files, the plan was made for {units}: rerun with --force")
+        raise DatasetError(f"{name} has {data.num_shards} files, the plan was made for {units}: "
+                           "rerun with --force")
     for file_index in range(start, stop):
         for row, record in enumerate(data.shard(num_shards=units, index=file_index, contiguous=True)):
             yield f"file{file_index}:{row}", record
