@@ -9,11 +9,12 @@ run on one core. Here a shard is a part of one input that a task reads without t
   compressed stream can only be read from its start;
 - Hugging Face datasets: a run of the dataset's own files (`readers/hf.py`); a dataset with fewer
   files than tasks gets one task per file;
-- builtin corpora: every `parts`-th record of the generator.
-Files are given tasks in proportion to their size; a source with a `limit` is read by one task
-per file, which stops after `limit` records. Shards are contiguous and in input order, so the
-concatenated shards are the input in its order whatever the number of tasks, and ids (the record's
-own, else its byte offset, row or record number) do not depend on the split either.
+- builtin corpora: every `parts`-th record of the generator (each task runs the generator).
+Files are given tasks in proportion to their size; a file or dataset source with a `limit` is
+read by one task per file (dataset), which stops after `limit` records. File and dataset shards
+are contiguous and in input order, so the concatenated shards are the input in its order whatever
+the number of tasks (dedup keeps the first copy in that order), and ids (the record's own, else
+its byte offset, row, or file and row) do not depend on the split either.
 
 Bad records never vanish: a malformed JSON line, invalid UTF-8, a missing or non-string text
 field become Documents flagged with `metadata["_bad"]` and located as `path:line`, which the
@@ -132,9 +133,8 @@ def _file_unit(i: int, source: SourceConfig, path: str) -> _Unit:
 
 
 def _dataset_splitter(i: int, source: SourceConfig) -> Callable[[int], list[Shard]]:
-    if source.type == "builtin":
-        parts_of = (lambda parts: 1) if source.limit is not None else (lambda parts: parts)
-        return lambda parts: [Shard(i, None, k, parts_of(parts)) for k in range(parts_of(parts))]
+    if source.type == "builtin":  # each task runs the generator, keeping every `parts`-th record
+        return lambda parts: [Shard(i, None, k, parts) for k in range(parts)]
 
     def split(parts: int) -> list[Shard]:
         from infir.curate.readers import hf
