@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,6 +131,35 @@ def test_rerun_after_a_failed_task_runs_only_that_task(cluster, tmp_path):
     run_pipeline("ray", [step], 4, 2, logs, SMALL_TASKS)
     assert {p.name for p in ran.iterdir()} - set(first) == {"2-1"}  # only the failed task ran again
     assert sorted(p.name for p in (tmp_path / "logs/completions").iterdir()) == [f"{r:05d}" for r in range(4)]
+
+
+def test_rerun_after_the_driver_is_killed_runs_only_unfinished_tasks(cluster, tmp_path):
+    ran, logs = tmp_path / "ran", tmp_path / "logs"
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import ray\n"
+        "from tests.curate.test_ray import SMALL_TASKS, _Mark\n"
+        "from infir.curate.executors import run_pipeline\n"
+        "ray.init(address=%r)\n"
+        "run_pipeline('ray', [_Mark(%r, None)], 6, 2, %r, SMALL_TASKS)\n") % (
+        str(Path(__file__).resolve().parents[2]), cluster.address, str(ran), str(logs))
+    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    completions = logs / "completions"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (completions.is_dir() and any(completions.iterdir())):
+        time.sleep(0.1)
+    driver.kill()
+    driver.wait()
+    time.sleep(3)  # the killed driver's job and its actors end
+    done = {int(p.name) for p in completions.iterdir()}
+    assert 0 < len(done) < 6, done  # killed midway
+    before = {p.name for p in ran.iterdir()}
+    if not ray.is_initialized():
+        ray.init(address=cluster.address)
+    run_pipeline("ray", [_Mark(str(ran), None)], 6, 2, str(logs), SMALL_TASKS)
+    rerun = {int(name.split("-")[0]) for name in {p.name for p in ran.iterdir()} - before}
+    assert rerun == set(range(6)) - done
+    assert {int(p.name) for p in completions.iterdir()} == set(range(6))
 
 
 def test_without_an_address_a_local_cluster_is_started(tmp_path, monkeypatch):
