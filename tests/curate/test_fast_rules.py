@@ -6,13 +6,12 @@ import gzip
 import json
 
 import pytest
+import spacy  # in the dev extra: the agreement is checked in CI, never skipped
 from datatrove.data import Document
 
 from infir.curate.config import WebRules
 from infir.curate.filters.fast_tokenizer import FastEnglishTokenizer
 from infir.curate.filters.web import build_web_filters, web_reason
-
-spacy = pytest.importorskip("spacy", reason="the comparison needs spaCy (pip install 'infir[compare]')")
 
 TRICKY = ["os.path.join(a, b)", "__init__(self)", "--project=PROJECT", "a=b", "print('hi')", "None)¶", "cannot",
           "can't", "don’t", "e.g.", "U.S.A.", "3.5", "$HOME/.bashrc", "http://example.com/a?b=c", "(default:",

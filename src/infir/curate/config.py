@@ -202,6 +202,18 @@ class MixtureConfig(Section):
     tokens_per_word: float = 1.3  # approximate token count: whitespace words x this factor
 
 
+class RayConfig(Section):
+    """`executor: ray`. The cluster at `address`, else at $RAY_ADDRESS, else a local one started
+    with `workers` CPUs. Every node must be able to import infir and reach the input and output
+    paths: on a cluster of several nodes these are fsspec URLs (s3://, gs://, hf://) or local paths
+    on a filesystem all nodes mount, which `shared_fs: true` vouches for."""
+
+    address: str | None = None
+    shared_fs: bool = False
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 1.0  # memory Ray reserves per task CPU
+
+
 class CurateConfig(Section):
     sources: list[SourceConfig] = Field(default_factory=_default_sources)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
@@ -213,5 +225,6 @@ class CurateConfig(Section):
     mixture: MixtureConfig = Field(default_factory=MixtureConfig)
     write_removed: bool = True
     executor: Literal["local", "ray"] = "local"
+    ray: RayConfig = Field(default_factory=RayConfig)
     workers: int = 2
     tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)

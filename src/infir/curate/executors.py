@@ -1,44 +1,104 @@
-"""datatrove executors: local processes by default, Ray for clusters.
+"""datatrove executors: local processes by default, Ray (`RayPipelineExecutor`) for clusters.
 
-Both keep datatrove's per-task completion files under `logging_dir`, so a rerun of a killed run
-skips the shards that finished and runs only the rest.
+Both keep datatrove's per-task completion files under `logging_dir` (a local path or an fsspec
+URL, through datatrove's DataFolder), so a rerun of a killed or failed run skips the tasks that
+finished and runs only the rest.
+
+Ray runs on the cluster at `ray.address` or $RAY_ADDRESS when one is given, else on a local one.
+A task of a cluster with several nodes may run on any of them, so it must find the work folders
+there: a plain local path is refused on such a cluster unless `ray.shared_fs` says every node
+mounts it; otherwise each node would write its own half of the work and the run would end with
+tasks that "completed" where the driver cannot see them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
+from infir.curate.config import RayConfig
 
-def run_pipeline(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: str) -> None:
+
+class ClusterPathError(RuntimeError):
+    """A node-local path given to a Ray cluster of several nodes."""
+
+
+def run_pipeline(kind: str, pipeline: list, tasks: int, workers: int, logging_dir,
+                 ray_cfg: RayConfig | None = None, paths: tuple = ()) -> None:
+    """Runs `tasks` tasks of `pipeline`, `workers` at a time; raises when any task failed.
+    `paths`: other folders the tasks read or write, checked like `logging_dir` on a cluster."""
     if tasks == 0:
         return
     workers = max(1, min(workers, tasks))
     if kind == "ray":
-        import ray
         from datatrove.executor import RayPipelineExecutor
 
-        if not ray.is_initialized():
-            ray.init(num_cpus=workers if _local_ray() else None, include_dashboard=False,
-                     log_to_driver=False, ignore_reinit_error=True)
-        executor = RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                       cpus_per_task=1, mem_per_cpu_gb=1)
+        settings = ray_cfg or RayConfig()
+        connect_ray(settings, workers)
+        check_cluster_paths([logging_dir, *paths], settings.shared_fs)
+        executor = RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+                                       logging_dir=logging_dir, cpus_per_task=settings.cpus_per_task,
+                                       mem_per_cpu_gb=settings.mem_per_cpu_gb)
     else:
         from datatrove.executor import LocalPipelineExecutor
 
         start = "fork" if sys.platform.startswith("linux") else "spawn"
-        executor = LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                         start_method=start)
+        executor = LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
+                                         logging_dir=logging_dir, start_method=start)
     executor.run()
-    missing = [r for r in range(tasks) if not executor.is_rank_completed(r)]
+    missing = executor.get_incomplete_ranks(range(tasks), skip_completed=True)
     if missing:
-        raise RuntimeError(f"{len(missing)} of {tasks} tasks failed (ranks {missing[:10]}); see {logging_dir}/logs")
+        where = executor.logging_dir.resolve_paths("logs")
+        raise RuntimeError(f"{len(missing)} of {tasks} tasks failed (ranks {missing[:10]}); see {where}; "
+                           "a rerun on the same output runs only these")
 
 
-def _local_ray() -> bool:
-    import os
+def connect_ray(settings: RayConfig, workers: int) -> None:
+    """Joins the configured cluster, or starts a local one, unless this process is connected."""
+    import ray
 
-    return not os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return
+    address = settings.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        # "local": a new cluster of this process's own, never one someone started on this machine
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
+
+
+def alive_nodes() -> int:
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def _is_local(path) -> bool:
+    """Whether `path` (a string, or a datatrove DataFolder) is on this machine's own filesystem;
+    a URL is judged by its protocol alone, without loading that protocol's filesystem."""
+    from datatrove.io import DataFolder
+    from fsspec.core import split_protocol
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(path, DataFolder):
+        return isinstance(path.fs, LocalFileSystem)
+    protocol, _ = split_protocol(str(path))
+    return protocol in (None, "file", "local")
+
+
+def check_cluster_paths(paths: list, shared_fs: bool) -> None:
+    """On a cluster of more than one node, refuses paths that only this machine can see."""
+    nodes = alive_nodes()
+    if nodes <= 1 or shared_fs:
+        return
+    for path in paths:
+        if _is_local(path):
+            raise ClusterPathError(
+                f"the Ray cluster has {nodes} nodes, but {getattr(path, 'path', path)} is a path on this "
+                "machine: tasks on the other nodes would not find it. Give an output on storage every node "
+                "reaches (an fsspec URL such as s3://bucket/run), or set ray.shared_fs=true if this path is "
+                "on a filesystem every node mounts.")
 
 
 PipelineFactory = Callable[[], list]

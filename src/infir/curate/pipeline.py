@@ -36,7 +36,7 @@ log = logging.getLogger("infir.curate")
 
 
 def _fingerprint(cfg: CurateConfig, seed: int) -> str:
-    payload = cfg.model_dump(mode="json", exclude={"executor", "workers"})
+    payload = cfg.model_dump(mode="json", exclude={"executor", "workers", "ray"})
     return hashlib.sha256(json.dumps([payload, seed], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -121,13 +121,14 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
                 walls["prepare"] = done()
         with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
             pipeline, _ = scan_pipeline(cfg, shards, out)
-            run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
+            run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"), cfg.ray)
             walls["scan"] = done()
         with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
             select_report = run_select(cfg, work, len(shards), seed, seeds_job) | prepare
             walls["select"] = done()
         with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-            run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))
+            run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"),
+                         cfg.ray)
             walls["finish"] = done()
     finally:
         if seeds_job is not None:

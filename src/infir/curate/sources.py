@@ -1,23 +1,33 @@
 """Inputs: plan shards over the configured sources and read one shard as datatrove Documents.
 
 datatrove's readers give one worker per file; a corpus that arrives as one large file would then
-run on one core. Here a shard is (source, file, part): when there are fewer files than tasks,
-each file is read by several tasks, each keeping every `parts`-th record. Record order within a
-shard is the file's order, so a shard's output never depends on how many workers ran.
+run on one core. Here a shard is a part of one input that a task reads without touching the rest:
+- plain JSON Lines: a byte range; the task seeks to it and reads the lines that start inside it
+  (`readers/jsonl.py`), so every line is read by exactly one task;
+- Parquet: a run of row groups, read through pyarrow with the file's footer (`readers/parquet.py`);
+- compressed files (.gz, .zst, .bz2, .xz, ...) and WARC files: one task per file, since a
+  compressed stream can only be read from its start;
+- Hugging Face datasets: a run of the dataset's own files (`readers/hf.py`); a dataset with fewer
+  files than tasks gets one task per file;
+- builtin corpora: every `parts`-th record of the generator (each task runs the generator).
+Files are given tasks in proportion to their size; a file or dataset source with a `limit` is
+read by one task per file (dataset), which stops after `limit` records. File and dataset shards
+are contiguous and in input order, so the concatenated shards are the input in its order whatever
+the number of tasks (dedup keeps the first copy in that order), and ids (the record's own, else
+its byte offset, row, or file and row) do not depend on the split either.
 
 Bad records never vanish: a malformed JSON line, invalid UTF-8, a missing or non-string text
-field become Documents flagged with `metadata["_bad"]`, which the `validate` step counts and
-writes aside. A file that cannot be read at all raises `CurateInputError` naming the path.
+field become Documents flagged with `metadata["_bad"]` and located as `path:line`, which the
+`validate` step counts and writes aside. A file that cannot be read at all raises
+`CurateInputError` naming the path.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
@@ -33,8 +43,11 @@ class CurateInputError(RuntimeError):
 class Shard:
     source: int  # index into the config's sources
     path: str | None  # None for hf / builtin sources
-    part: int
+    part: int  # builtin sources: this shard keeps the records whose index % parts == part
     parts: int
+    start: int = 0  # bytes (jsonl), row groups (parquet), files or rows (hf): [start, end)
+    end: int | None = None  # None: to the end
+    units: int | None = None  # hf: the dataset's files (rows) when planned; checked when read
 
 
 def expand_paths(source: SourceConfig) -> list[str]:
@@ -70,23 +83,80 @@ def probe(path: str, kind: str) -> None:
         raise CurateInputError(f"cannot read {path}: {type(e).__name__}: {e}") from e
 
 
+@dataclass
+class _Unit:
+    """One input file, dataset or generator, and how finely it can be split."""
+
+    source: int
+    path: str | None
+    weight: float  # bytes for files; an average file's for datasets and generators
+    split: Callable[[int], list[Shard]]  # parts wanted -> its shards
+
+
 def plan_shards(sources: list[SourceConfig], tasks: int) -> list[Shard]:
-    """Split every source into shards; about `tasks` of them, at least one per input file."""
-    per_source_files = [expand_paths(s) if s.type in ("jsonl", "parquet", "warc") else [None] for s in sources]
-    for source, files in zip(sources, per_source_files):
-        for path in files:
-            if path is not None:
-                probe(path, source.type)
-    n_units = sum(len(f) for f in per_source_files)
-    parts = max(1, math.ceil(tasks / max(n_units, 1)))
-    return [Shard(i, path, part, parts) for i, files in enumerate(per_source_files)
-            for path in files for part in range(parts)]
+    """Split every source into shards: about `tasks` of them, at least one per input unit."""
+    units: list[_Unit] = []
+    pending: list[tuple[int, SourceConfig]] = []
+    for i, source in enumerate(sources):
+        if source.type not in ("jsonl", "parquet", "warc"):
+            pending.append((i, source))
+            continue
+        for path in expand_paths(source):
+            probe(path, source.type)
+            units.append(_file_unit(i, source, path))
+    mean_file = sum(u.weight for u in units) / len(units) if units else 1.0
+    units += [_Unit(i, None, mean_file, _dataset_splitter(i, source)) for i, source in pending]
+    total = sum(u.weight for u in units) or 1.0
+    shards: list[Shard] = []
+    for unit in units:
+        shards += unit.split(max(1, math.ceil(tasks * unit.weight / total)))
+    return shards
+
+
+def _file_unit(i: int, source: SourceConfig, path: str) -> _Unit:
+    from infir.curate.readers import files
+
+    size = files.file_size(path)
+    whole = source.limit is not None or source.type == "warc" or files.is_compressed(path)
+    if whole:
+        return _Unit(i, path, size, lambda parts: [Shard(i, path, 0, 1)])
+    if source.type == "jsonl":
+        from infir.curate.readers.jsonl import split_ranges
+
+        return _Unit(i, path, size, lambda parts: [Shard(i, path, k, parts_, a, b) for k, (a, b), parts_
+                                                   in _numbered(split_ranges(size, parts))])
+    from infir.curate.readers.parquet import row_group_rows, split_row_groups
+
+    rows = row_group_rows(path)
+    return _Unit(i, path, size, lambda parts: [Shard(i, path, k, parts_, a, b) for k, (a, b), parts_
+                                               in _numbered(split_row_groups(rows, parts))])
+
+
+def _dataset_splitter(i: int, source: SourceConfig) -> Callable[[int], list[Shard]]:
+    if source.type == "builtin":  # each task runs the generator, keeping every `parts`-th record
+        return lambda parts: [Shard(i, None, k, parts) for k in range(parts)]
+
+    def split(parts: int) -> list[Shard]:
+        from infir.curate.readers import hf
+
+        try:
+            ranges, units = hf.plan(source.name, source.subset, source.split,
+                                    1 if source.limit is not None else parts)
+        except Exception as e:  # noqa: BLE001 - a dataset that cannot be opened fails with its name
+            raise CurateInputError(f"cannot read the dataset {source.name}: {type(e).__name__}: {e}") from e
+        return [Shard(i, None, k, n, a, b, units) for k, (a, b), n in _numbered(ranges)]
+
+    return split
+
+
+def _numbered(ranges: list[tuple[int, int]]):
+    return [(k, r, len(ranges)) for k, r in enumerate(ranges)]
 
 
 def _open_binary(path: str):
-    import fsspec
+    from infir.curate.readers import files
 
-    return fsspec.open(path, "rb", compression="infer").open()
+    return files.open_binary(path)
 
 
 def _bad(reason: str, raw: str, where: str) -> Document:
@@ -116,7 +186,6 @@ class ShardReader(PipelineStep):
             self.stat_update("documents")
             yield doc
 
-    # Every reader yields (index, record-or-bad-Document) only for its part, and stops at `limit`.
     def _mine(self, index: int, shard: Shard) -> bool:
         return index % shard.parts == shard.part
 
@@ -136,55 +205,57 @@ class ShardReader(PipelineStep):
         return Document(text=text, id=str(doc_id) if doc_id is not None else where, metadata=meta)
 
     def _jsonl(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
+        from infir.curate.readers.jsonl import LineNumbers, iter_lines
+
         path = shard.path
+        numbers = LineNumbers(path, shard.start)
+        first = None
         try:
-            stream = _open_binary(path)
-        except Exception as e:  # noqa: BLE001 - any failure to open is reported with the path
-            raise CurateInputError(f"cannot read {path}: {e}") from e
-        with stream:
-            try:
-                for index, raw in enumerate(stream):
-                    if source.limit is not None and index >= source.limit:
-                        break
-                    if not self._mine(index, shard):
-                        continue
-                    where = f"{path}:{index + 1}"
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        yield _bad("invalid_utf8", raw.decode("utf-8", errors="replace"), where)
-                        continue
-                    if not line.strip():
-                        yield _bad("empty_line", line, where)
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        yield _bad("malformed_json", line.rstrip("\n"), where)
-                        continue
-                    if not isinstance(record, dict):
-                        yield _bad("not_an_object", line.rstrip("\n"), where)
-                        continue
-                    yield self._from_record(record, source, where)
-            except (OSError, EOFError, zlib.error) as e:  # truncated or corrupt compression
-                raise CurateInputError(f"cannot read {path}: {e}") from e
+            for index, (offset, raw) in enumerate(iter_lines(path, shard.start, shard.end)):
+                if source.limit is not None and index >= source.limit:
+                    break
+                first = offset if first is None else first
+
+                def where() -> str:
+                    return f"{path}:{numbers.number(index, first)}"
+
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield _bad("invalid_utf8", raw.decode("utf-8", errors="replace"), where())
+                    continue
+                if not line.strip():
+                    yield _bad("empty_line", line, where())
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    yield _bad("malformed_json", line.rstrip("\r\n"), where())
+                    continue
+                if not isinstance(record, dict):
+                    yield _bad("not_an_object", line.rstrip("\r\n"), where())
+                    continue
+                doc = self._from_record(record, source, f"{path}:byte{offset}")
+                if doc.metadata.get("_bad"):  # a located record is reported by its line
+                    doc.metadata["_where"] = doc.id = where()
+                yield doc
+        except CurateInputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - missing, truncated, corrupt (gzip, zstd, ...): named by path
+            raise CurateInputError(f"cannot read {path}: {type(e).__name__}: {e}") from e
 
     def _parquet(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
-        import pyarrow.parquet as pq
+        from infir.curate.readers.parquet import iter_rows
 
         path = shard.path
         try:
-            parquet = pq.ParquetFile(_open_binary(path))
-        except Exception as e:  # noqa: BLE001
-            raise CurateInputError(f"cannot read {path}: {e}") from e
-        index = 0
-        for batch in parquet.iter_batches(batch_size=1024):
-            for record in batch.to_pylist():
+            rows = iter_rows(path, shard.start, shard.end)
+            for index, record in rows:
                 if source.limit is not None and index >= source.limit:
                     return
-                if self._mine(index, shard):
-                    yield self._from_record(record, source, f"{path}:row{index}")
-                index += 1
+                yield self._from_record(record, source, f"{path}:row{index}")
+        except Exception as e:  # noqa: BLE001 - an unreadable file is reported with its path
+            raise CurateInputError(f"cannot read {path}: {type(e).__name__}: {e}") from e
 
     def _warc(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
         import trafilatura
@@ -207,10 +278,7 @@ class ShardReader(PipelineStep):
                 return
             url = record.rec_headers.get_header("WARC-Target-URI")
             where = f"{path}:record{index}"
-            mine = self._mine(index, shard)
             index += 1
-            if not mine:
-                continue
             html = record.content_stream().read().decode("utf-8", errors="replace")
             text = trafilatura.extract(html, url=url, include_comments=False) or ""
             doc_id = record.rec_headers.get_header("WARC-Record-ID") or where
@@ -219,10 +287,17 @@ class ShardReader(PipelineStep):
     def _hf(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
         """A dataset by hub name (streamed), a local folder of data files (parquet, jsonl, csv;
         `load_dataset` reads it offline), or a folder written by `Dataset.save_to_disk`."""
-        for index, record in enumerate(_hf_records(source, shard)):
-            if source.limit is not None and index * shard.parts >= source.limit:
-                return
-            yield self._from_record(dict(record), source, f"{source.name}:{shard.part}:{index}")
+        from infir.curate.readers import hf
+
+        records = hf.iter_records(source.name, source.subset, source.split, shard.start, shard.end,
+                                  shard.units)
+        try:
+            for index, (position, record) in enumerate(records):
+                if source.limit is not None and index >= source.limit:
+                    return
+                yield self._from_record(dict(record), source, f"{source.name}:{position}")
+        except Exception as e:  # noqa: BLE001 - a dataset that cannot be read fails with its name
+            raise CurateInputError(f"cannot read the dataset {source.name}: {type(e).__name__}: {e}") from e
 
     def _builtin(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
         from infir.curate.seeds import iter_named
@@ -232,20 +307,3 @@ class ShardReader(PipelineStep):
                 return
             if self._mine(index, shard):
                 yield self._from_record(record, source, f"{source.name}:{index}")
-
-
-def _hf_records(source: SourceConfig, shard: Shard):
-    import datasets
-    from datasets.distributed import split_dataset_by_node
-
-    local = Path(source.name).expanduser()
-    try:
-        if (local / "state.json").is_file() or (local / "dataset_dict.json").is_file():
-            saved = datasets.load_from_disk(str(local))
-            if isinstance(saved, datasets.DatasetDict):
-                saved = saved[source.split]
-            return saved.shard(num_shards=shard.parts, index=shard.part, contiguous=False)
-        streamed = datasets.load_dataset(source.name, source.subset, split=source.split, streaming=True)
-        return split_dataset_by_node(streamed, rank=shard.part, world_size=shard.parts)
-    except Exception as e:  # noqa: BLE001 - a dataset that cannot be opened fails with its name
-        raise CurateInputError(f"cannot read the dataset {source.name}: {type(e).__name__}: {e}") from e
