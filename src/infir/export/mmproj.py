@@ -1,10 +1,15 @@
-"""The vision half of a LLaVA model as a llama.cpp `mmproj` GGUF (CLIP vision tower + MLP projector).
+"""The vision half of a LLaVA model as a llama.cpp `mmproj` GGUF (CLIP or SigLIP tower + MLP projector).
 
 llama.cpp runs a vision-language model as two files: the language model GGUF (`export_gguf` writes the
 LLaVA checkpoint's text part) and this projector file, which `libmtmd` (llama-cpp-python's
-`Llava15ChatHandler`, `llama-mtmd-cli --mmproj`) loads beside it. The layout supported here is the
-LLaVA-1.5 one llama.cpp calls projector type `mlp`: a CLIP ViT (class token, pre-layernorm, quick-GELU
-or GELU MLPs) read at `vision_feature_layer`, the class token dropped, then Linear-GELU-Linear.
+`Llava15ChatHandler`, `llama-mtmd-cli --mmproj`) loads beside it. The layout is the LLaVA-1.5 one
+llama.cpp calls projector type `mlp` (its `llava` graph), then Linear-GELU-Linear, for two towers:
+
+  - a CLIP ViT (class token, pre-layernorm, quick-GELU or GELU MLPs) read at `vision_feature_layer`,
+    the class token dropped (`vision_feature_select_strategy: default`);
+  - a SigLIP ViT, InfiR-VL's tower (no class token, no pre-layernorm, a patch-embedding bias, tanh-GELU
+    MLPs), every patch kept (`full`): the llava graph skips what a tower lacks, and reads the last
+    block's output when `clip.vision.feature_layer` names it.
 
 Facts of that layout the code relies on:
   - llama.cpp runs the vision blocks up to the feature layer and applies no post-layernorm (HF LLaVA
@@ -45,27 +50,38 @@ def check_llava(model_dir: Path):
     vision = config.vision_config
     require_config(
         model_dir,
-        vision.model_type in ("clip_vision_model", "clip"),
-        f"vision tower {vision.model_type!r}; llama.cpp's `mlp` projector layout is written for CLIP "
-        "vision towers",
+        vision.model_type in TOWERS,
+        f"vision tower {vision.model_type!r}; llama.cpp's `mlp` projector layout is written for CLIP and "
+        "SigLIP vision towers",
     )
+    tower = TOWERS[vision.model_type]
     strategy = getattr(config, "vision_feature_select_strategy", "default")
     require_config(
         model_dir,
-        strategy == "default",
-        f"vision_feature_select_strategy {strategy!r}; llama.cpp's llava graph drops the class token "
-        "('default')",
+        strategy == tower["strategy"],
+        f"vision_feature_select_strategy {strategy!r}; llama.cpp's llava graph "
+        + ("drops the class token ('default')" if tower["class_token"] else "keeps every SigLIP patch ('full')"),
     )
     act = getattr(config, "projector_hidden_act", "gelu")
     require_config(
-        model_dir, act == "gelu", f"projector_hidden_act {act!r}; llama.cpp's mlp projector uses gelu"
+        model_dir,
+        act in ("gelu", "gelu_pytorch_tanh"),
+        f"projector_hidden_act {act!r}; llama.cpp's mlp projector uses gelu",
     )
     require_config(
         model_dir,
-        vision.hidden_act in ("quick_gelu", "gelu"),
-        f"vision hidden_act {vision.hidden_act!r} (quick_gelu or gelu)",
+        vision.hidden_act in tower["acts"],
+        f"vision hidden_act {vision.hidden_act!r} ({' or '.join(tower['acts'])})",
     )
     return config
+
+
+# What each tower kind has, as the llava graph needs to know it.
+TOWERS = {
+    "clip_vision_model": {"class_token": True, "strategy": "default", "acts": ("quick_gelu", "gelu")},
+    "clip": {"class_token": True, "strategy": "default", "acts": ("quick_gelu", "gelu")},
+    "siglip_vision_model": {"class_token": False, "strategy": "full", "acts": ("gelu_pytorch_tanh",)},
+}
 
 
 def _vision_name(name: str, keep_layers: int) -> str | None:
@@ -82,6 +98,7 @@ def _vision_name(name: str, keep_layers: int) -> str | None:
     fixed = {
         "embeddings.class_embedding": "v.class_embd",
         "embeddings.patch_embedding.weight": "v.patch_embd.weight",
+        "embeddings.patch_embedding.bias": "v.patch_embd.bias",  # SigLIP's
         "embeddings.position_embedding.weight": "v.position_embd.weight",
         "pre_layrnorm.weight": "v.pre_ln.weight",  # sic: CLIP's spelling
         "pre_layrnorm.bias": "v.pre_ln.bias",
@@ -89,7 +106,7 @@ def _vision_name(name: str, keep_layers: int) -> str | None:
     if rest in fixed:
         return fixed[rest]
     if not rest.startswith("encoder.layers."):
-        return None  # post_layernorm: not applied to LLaVA's features
+        return None  # post_layernorm (not applied to LLaVA's features), SigLIP's pooling head
     _, _, index, module = rest.split(".", 3)
     if int(index) >= keep_layers:
         return None
@@ -105,7 +122,7 @@ def _vision_name(name: str, keep_layers: int) -> str | None:
     }
     module_name, kind = module.rsplit(".", 1)
     if module_name not in parts:
-        raise ExportError(f"unexpected CLIP tensor {name!r}")
+        raise ExportError(f"unexpected vision tower tensor {name!r}")
     return f"v.blk.{index}.{parts[module_name]}.{kind}"
 
 
@@ -140,7 +157,8 @@ def export_mmproj(model_dir: str | Path, out_path: str | Path, *, log=print) -> 
     mean, std = _normalization(model_dir)
     writer.add_array("clip.vision.image_mean", mean)
     writer.add_array("clip.vision.image_std", std)
-    writer.add_bool("clip.use_gelu", vision.hidden_act == "gelu")  # otherwise llama.cpp uses quick_gelu
+    # llama.cpp's gelu is the tanh approximation (SigLIP's own); without use_gelu it runs quick_gelu.
+    writer.add_bool("clip.use_gelu", vision.hidden_act in ("gelu", "gelu_pytorch_tanh"))
 
     counts: dict[str, int] = {}
     for path in _safetensors_files(model_dir):
@@ -155,7 +173,10 @@ def export_mmproj(model_dir: str | Path, out_path: str | Path, *, log=print) -> 
                     target, array.astype(np.float16 if array.ndim >= 2 else np.float32), raw_dtype=qtype
                 )
                 counts[qtype.name] = counts.get(qtype.name, 0) + 1
-    expected = 5 + 2 * 2 + 16 * keep  # embeddings + pre_ln, two projector linears, 16 tensors per block
+    # patch embedding, position embedding and CLIP's class token and pre_ln, or SigLIP's patch bias;
+    # two projector linears; 16 tensors per block
+    embeddings = 5 if TOWERS[vision.model_type]["class_token"] else 3
+    expected = embeddings + 2 * 2 + 16 * keep
     if sum(counts.values()) != expected:
         raise ExportError(f"{model_dir}: wrote {sum(counts.values())} vision tensors, expected {expected}")
     writer.write_header_to_file()
@@ -172,7 +193,7 @@ def export_mmproj(model_dir: str | Path, out_path: str | Path, *, log=print) -> 
         tensor_types=counts,
     )
     log(
-        f"wrote {out_path} (mmproj, {keep} of {vision.num_hidden_layers} CLIP blocks, "
+        f"wrote {out_path} (mmproj, {keep} of {vision.num_hidden_layers} {vision.model_type} blocks, "
         f"{result.bytes / 2**20:.1f} MiB) in {result.seconds:.1f}s"
     )
     return result
