@@ -93,8 +93,9 @@ def find_recipe(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    embedded = EMBEDDED_RECIPES / f"{Path(str(name_or_path)).stem}.yaml"
-    if not path.suffix and embedded.is_file():
+    name = str(name_or_path)
+    embedded = EMBEDDED_RECIPES / f"{name}.yaml"  # a name may hold dots (infir-vl-1.6b): no Path.suffix here
+    if "/" not in name and not name.endswith((".yaml", ".yml")) and embedded.is_file():
         return embedded
     known = sorted(p.stem for p in EMBEDDED_RECIPES.glob("*.yaml"))
     raise RecipeError(f"recipe {str(name_or_path)!r} not found (a YAML file path, or one of {known})")

@@ -73,3 +73,12 @@ def test_override_indexes_lists():
     assert recipe.curate.sources[0].kwargs["max_docs"] == 3
     with pytest.raises(RecipeError, match="not an item"):
         load_recipe("tiny", ["curate.sources.99.limit=3"])
+
+
+def test_every_embedded_recipe_loads_by_its_name():
+    from infir.config import EMBEDDED_RECIPES, load_recipe
+
+    names = sorted(p.stem for p in EMBEDDED_RECIPES.glob("*.yaml"))
+    assert "infir-vl-1.6b" in names  # a name with a dot in it
+    for name in names:
+        assert load_recipe(name, []).name, name

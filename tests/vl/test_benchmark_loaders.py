@@ -1,4 +1,5 @@
 import io
+import re
 import json
 
 import pyarrow as pa
@@ -80,3 +81,67 @@ def test_screenspot_missing_image_names_the_record(tmp_path):
     path.write_text(json.dumps([{"img_filename": "nope.png", "bbox": [0, 0, 1, 1], "instruction": "x"}]))
     with pytest.raises(DataError, match="record 0.*nope.png"):
         get_task("vl_screenspot", data_path=str(path)).docs()
+
+
+def _episodes(tmp_path):
+    (tmp_path / "screens").mkdir()
+    for k in range(3):
+        Image.new("RGB", (108, 240), (40 * k, 90, 200)).save(tmp_path / "screens" / f"s{k}.png")
+    return [
+        {"episode_id": "e1", "goal": "Turn on Wi-Fi",
+         "steps": [{"screenshot": "screens/s0.png", "action": {"action_type": "click", "x": 500, "y": 120,
+                                                                "bbox": [400, 100, 600, 140]}},
+                   {"screenshot": "screens/s1.png", "action": {"action_type": "scroll", "direction": "down"}},
+                   {"screenshot": "screens/s2.png", "action": {"action_type": "type", "text": 'say "hi"'}}]},
+        {"episode_id": "e2", "goal": "Open the clock",
+         "steps": [{"screenshot": {"bytes": _png("green", (108, 240)), "path": None},
+                    "action": {"action_type": "click", "x": 250, "y": 900}}]},
+    ]
+
+
+def test_android_episodes_become_one_document_per_step(tmp_path):
+    episodes = _episodes(tmp_path)
+    (tmp_path / "test.jsonl").write_text("\n".join(json.dumps({**e, "steps": [
+        {**s, "screenshot": s["screenshot"] if isinstance(s["screenshot"], str) else "screens/s0.png"}
+        for s in e["steps"]]}) for e in episodes))
+    task = get_task("vl_android_episodes", data_path=str(tmp_path))
+    docs = task.docs()
+    assert len(docs) == 4 and [d["step"] for d in docs] == [0, 1, 2, 0]
+    assert "Previous actions: none" in docs[0]["question"] and "Turn on Wi-Fi" in docs[0]["question"]
+    assert "Previous actions: click(500, 120); scroll(down)" in docs[2]["question"]
+    assert open_image(docs[1]["images"][0]).getpixel((0, 0)) == (40, 90, 200)
+    click, scroll, typed, loose = docs
+    assert task.evaluate(click, "click(590, 135)")["correct"] and not task.evaluate(click, "click(620, 120)")["correct"]
+    assert task.evaluate(scroll, "scroll(down)")["correct"] and not task.evaluate(scroll, "scroll(up)")["correct"]
+    assert task.evaluate(typed, typed["answer"])["correct"] and task.reference_output(typed) == 'type("say \\"hi\\"")'
+    assert task.evaluate(loose, "click(300, 950)")["correct"]  # within the 70-unit tolerance, no bbox logged
+    assert not task.evaluate(loose, "click(400, 900)")["correct"]
+    metrics = task.aggregate([task.evaluate(d, task.reference_output(d)) for d in docs])
+    assert metrics["accuracy"] == 1.0 and metrics["accuracy_click"] == 1.0
+
+
+def test_android_episodes_from_parquet_with_image_bytes(tmp_path):
+    rows = _episodes(tmp_path)[1:]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test.parquet")
+    doc = get_task("vl_android_episodes", data_path=str(tmp_path)).docs()[0]
+    assert open_image(doc["images"][0]).getpixel((0, 0)) == (0, 128, 0)
+
+
+@pytest.mark.parametrize("bad,field", [
+    ({"action_type": "swipe"}, "steps[0].action.action_type"),
+    ({"action_type": "click", "x": 1500, "y": 10}, "steps[0].action.x"),
+    ({"action_type": "click", "x": 10, "y": 10, "bbox": [50, 0, 10, 20]}, "steps[0].action.bbox"),
+    ({"action_type": "type"}, "steps[0].action.text"),
+    ({"action_type": "scroll", "direction": "sideways"}, "steps[0].action.direction"),
+])
+def test_android_episode_field_errors_name_the_field(tmp_path, bad, field):
+    (tmp_path / "test.jsonl").write_text(json.dumps({"episode_id": "e9", "goal": "g",
+                                                     "steps": [{"screenshot": "x.png", "action": bad}]}))
+    with pytest.raises(DataError, match=re.escape(f"episode e9, {field}")):
+        get_task("vl_android_episodes", data_path=str(tmp_path)).docs()
+
+
+def test_android_episodes_need_goal_and_steps(tmp_path):
+    (tmp_path / "test.jsonl").write_text(json.dumps({"episode_id": "e1", "task": "no goal field"}))
+    with pytest.raises(DataError, match="goal"):
+        get_task("vl_android_episodes", data_path=str(tmp_path)).docs()

@@ -1,4 +1,4 @@
-"""Real-scale VL benchmarks in their published formats: MMMU and ScreenSpot.
+"""Real-scale VL benchmarks in their published formats: MMMU, ScreenSpot and AndroidWorld-style episodes.
 
 MMMU (`MMMU/MMMU`, one config per subject, split `validation`): fields `id`, `question`, `options`
 (a list, or its Python repr as the hub stores it), `answer` (a letter, or free text for open
@@ -9,6 +9,14 @@ ScreenSpot: the hub's `rootsautomation/ScreenSpot` rows (`image`, `bbox` = [x1, 
 fractions of the screen, `instruction`, `data_type`, `data_source`), or SeeClick's original JSON
 (`img_filename`, `bbox` = [x, y, w, h] in pixels, images in `image_folder`). A prediction is right
 when its `click(x, y)` (x, y in [0, 1000]) falls inside the target box.
+
+AndroidWorld-style episodes (the trajectory logs of AndroidWorld / AndroidControl agents): one record per
+episode, `goal` and `steps`, each step a `screenshot` (image bytes record or a path relative to the file)
+and the `action` taken: {"action_type": "click" | "long_press", "x", "y"} with coordinates in [0, 1000]
+of the screen (and optionally the target element's `bbox` [x0, y0, x1, y1] in the same units),
+{"action_type": "type", "text"}, {"action_type": "scroll", "direction"}. Every step is one document: the
+goal, the actions so far and the current screen; the answer is the next action, scored like the GUI task
+(a click counts inside the element's box, or within `click_tolerance` of the logged point without one).
 """
 
 from __future__ import annotations
@@ -163,3 +171,97 @@ class ScreenSpot(VLTask):
             mine = [v for v in verdicts if v.get("data_type") == kind]
             metrics[f"accuracy_{kind}"] = sum(v["correct"] for v in mine) / len(mine)
         return metrics
+
+
+ACTION_TYPES = ("click", "long_press", "type", "scroll")
+
+
+@register
+class AndroidEpisodes(VLTask):
+    name = "vl_android_episodes"
+    hf_path = None  # episodes are logged by one's own agent runs: pass data_path
+    eval_split = "test"
+    required_fields = ("goal", "steps")
+    default_max_new_tokens = 32
+
+    def __init__(self, data_path=None, *, click_tolerance: float = 70.0, history: int = 5, **kw):
+        super().__init__(data_path, **kw)
+        self.click_tolerance, self.history = click_tolerance, history
+
+    def prepare(self, records: list[dict]) -> list[dict]:
+        docs = []
+        for i, episode in enumerate(records):
+            where = f"{self.source}: episode {episode.get('episode_id', i)}"
+            steps = episode["steps"]
+            if not isinstance(steps, list) or not steps:
+                raise DataError(f"{where}: `steps` must be a non-empty list")
+            done: list[str] = []
+            for j, step in enumerate(steps):
+                at = f"{where}, steps[{j}]"
+                if not isinstance(step, dict) or step.get("screenshot") is None:
+                    raise DataError(f"{at}: no `screenshot`")
+                action = self._action(step.get("action"), f"{at}.action")
+                history = "; ".join(done[-self.history:]) or "none"
+                question = (f"Goal: {episode['goal']}\nPrevious actions: {history}\n"
+                            "What is the next action on this screen?")
+                docs.append({"images": [self._image(step["screenshot"])], "question": question,
+                             "answer": _write_action(action), "target": action, "episode": episode.get("episode_id", i),
+                             "step": j})
+                done.append(_write_action(action))
+        return docs
+
+    def _action(self, action, at: str) -> dict:
+        if not isinstance(action, dict):
+            raise DataError(f"{at}: missing or not an object")
+        kind = action.get("action_type")
+        if kind not in ACTION_TYPES:
+            raise DataError(f"{at}.action_type: {kind!r} is not one of {list(ACTION_TYPES)}")
+        if kind in ("click", "long_press"):
+            for field in ("x", "y"):
+                value = action.get(field)
+                if not isinstance(value, (int, float)) or not 0 <= value <= 1000:
+                    raise DataError(f"{at}.{field}: {value!r} is not a coordinate in [0, 1000]")
+            box = action.get("bbox")
+            if box is None:
+                t = self.click_tolerance
+                box = [action["x"] - t, action["y"] - t, action["x"] + t, action["y"] + t]
+            elif len(box) != 4 or box[0] > box[2] or box[1] > box[3] or min(box) < 0 or max(box) > 1000:
+                raise DataError(f"{at}.bbox: {box!r} is not a box in [0, 1000]")
+            return {"action": "click", "x": action["x"], "y": action["y"], "box": [float(v) for v in box]}
+        if kind == "type":
+            if not isinstance(action.get("text"), str):
+                raise DataError(f"{at}.text: a type action needs the text typed")
+            return {"action": "type", "text": action["text"]}
+        if action.get("direction") not in ("up", "down", "left", "right"):
+            raise DataError(f"{at}.direction: {action.get('direction')!r} is not up, down, left or right")
+        return {"action": "scroll", "direction": action["direction"]}
+
+    def _image(self, value):
+        if isinstance(value, str) and self.data_path is not None and not Path(value).is_absolute():
+            base = Path(str(self.data_path))
+            return (base if base.is_dir() else base.parent) / value
+        return value
+
+    def reference_output(self, doc: dict) -> str:
+        return doc["answer"]
+
+    def evaluate(self, doc: dict, output: str) -> dict:
+        predicted = parse_action(output)
+        target = {k: v for k, v in doc["target"].items() if k in ("action", "box", "text", "direction")}
+        return {"correct": action_correct(predicted, target), "extracted": predicted, "action": target["action"]}
+
+    def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
+        metrics = super().aggregate(verdicts)
+        for kind in sorted({v["action"] for v in verdicts}):
+            mine = [v for v in verdicts if v["action"] == kind]
+            metrics[f"accuracy_{kind}"] = sum(v["correct"] for v in mine) / len(mine)
+        return metrics
+
+
+def _write_action(action: dict) -> str:
+    """An action the way infir's GUI data writes it (and `parse_action` reads it)."""
+    if action["action"] == "click":
+        return f"click({round(action['x'])}, {round(action['y'])})"
+    if action["action"] == "type":
+        return 'type("' + action["text"].replace('"', '\\"') + '")'
+    return f"scroll({action['direction']})"
