@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_tiny_pipeline import SHRINK, STAGES
+from tests.train.helpers import losses
 
 # fp32 and a loss line per step: 1 and 2 ranks then differ only by the order of float sums.
 OVERRIDES = [*SHRINK, "pretrain.precision=fp32", "pretrain.log_every=1"]
@@ -37,9 +38,6 @@ def infir(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=900)
 
 
-def losses(stage_dir: Path) -> dict[int, float]:
-    lines = [json.loads(x) for x in (stage_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in lines if "loss" in r}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -60,3 +62,9 @@ def tiny_model(vocab: int = 64, seed: int = 0):
     torch.manual_seed(seed)
     return build_model(ModelConfig(preset=None, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
                                    max_position_embeddings=128), vocab_size=vocab)
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    """step -> logged training loss, from a trainer's metrics.jsonl."""
+    records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}

@@ -14,7 +14,7 @@ from infir.train import checkpoint as ckpt
 from infir.train.config import TrainConfig
 from infir.train.parallel import DistInfo
 from infir.train.trainer import Trainer
-from tests.train.helpers import RandomTokens, tiny_model
+from tests.train.helpers import RandomTokens, losses, tiny_model
 
 
 def trainer(out: Path, steps: int, log=lambda m: None) -> Trainer:
@@ -24,9 +24,16 @@ def trainer(out: Path, steps: int, log=lambda m: None) -> Trainer:
     return Trainer(cfg, tiny_model(), None, RandomTokens(64, 32, 8), out, DistInfo(), log=log)
 
 
-def losses(out: Path) -> dict[int, float]:
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in lines if "loss" in r}
+
+
+def stop_after(t: Trainer, steps: int) -> None:
+    """Train `steps` steps of `t`'s schedule, saving as `fit` would, then stop as a kill would."""
+    it = iter(t.data)
+    for _ in range(steps):
+        t.train_step(next(it))
+        t.step += 1
+        if t.step % t.cfg.save_every == 0:
+            t.save()
 
 
 def shard_file(step_dir: Path) -> Path:
@@ -55,13 +62,7 @@ def test_resume_after_a_damaged_step_ends_with_the_uninterrupted_losses(tmp_path
     trainer(ref, 16).fit()
     run = tmp_path / "run"
     # 12 steps of the 16-step schedule with checkpoints at 4, 8 and 12, then stop as a kill would.
-    t = trainer(run, 16)
-    it = iter(t.data)
-    for _ in range(12):
-        t.train_step(next(it))
-        t.step += 1
-        if t.step % 4 == 0:
-            t.save()
+    stop_after(trainer(run, 16), 12)
     latest = run / "checkpoints" / "step-00000012"
     (latest / "training_state.pt").write_bytes(b"")  # truncated to nothing
     said = []
@@ -125,13 +126,7 @@ def test_a_parameter_without_optimizer_state_has_none_after_resume(tmp_path):
 
     ref = with_unused(tmp_path / "ref", 12)
     ref.fit()
-    run = with_unused(tmp_path / "run", 12)
-    it = iter(run.data)
-    for _ in range(8):
-        run.train_step(next(it))
-        run.step += 1
-        if run.step % 4 == 0:
-            run.save()
+    stop_after(with_unused(tmp_path / "run", 12), 8)
     resumed = with_unused(tmp_path / "run", 12)
     assert resumed.resumed_from == 8
     assert all(p not in resumed.optimizer.state for p in resumed.raw_model.unused.parameters())

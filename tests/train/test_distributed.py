@@ -11,17 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.train.helpers import losses
+
 RUN_TOY = Path(__file__).with_name("run_toy.py")
 STEPS, SAVE_EVERY = 16, 4
 
 
-def losses(path: Path) -> dict[int, float]:
-    out = {}
-    for line in (path / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if "loss" in rec:
-            out[rec["step"]] = rec["loss"]
-    return out
 
 
 def _port() -> str:

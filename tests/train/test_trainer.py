@@ -15,18 +15,11 @@ from infir.train.optim import module_lr, param_groups
 from infir.train.parallel import DistInfo
 from infir.train.schedule import lr_factor
 from infir.train.trainer import Trainer, count_targets, token_loss_sum
-from tests.train.helpers import RandomTokens, tiny_model
+from tests.train.helpers import RandomTokens, losses, tiny_model
 
 RUN_TOY = Path(__file__).with_name("run_toy.py")
 
 
-def losses(path: Path) -> dict[int, float]:
-    out = {}
-    for line in (path / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if "loss" in rec:
-            out[rec["step"]] = rec["loss"]
-    return out
 
 
 def fit(tmp_path, name, **overrides):

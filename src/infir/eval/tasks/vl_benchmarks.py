@@ -89,11 +89,7 @@ class MMMU(VLTask):
         return docs
 
     def _image(self, value):
-        # Hub rows hold image bytes; a local JSON/JSONL dump may hold paths relative to its file.
-        if isinstance(value, str) and self.data_path is not None and not Path(value).is_absolute():
-            base = Path(str(self.data_path))
-            return (base if base.is_dir() else base.parent) / value
-        return value
+        return _beside_data(self.data_path, value)
 
     def chat_user_message(self, doc: dict) -> str:
         return doc["prompt"]  # markers already sit where the images are referenced
@@ -237,10 +233,7 @@ class AndroidEpisodes(VLTask):
         return {"action": "scroll", "direction": action["direction"]}
 
     def _image(self, value):
-        if isinstance(value, str) and self.data_path is not None and not Path(value).is_absolute():
-            base = Path(str(self.data_path))
-            return (base if base.is_dir() else base.parent) / value
-        return value
+        return _beside_data(self.data_path, value)
 
     def reference_output(self, doc: dict) -> str:
         return doc["answer"]
@@ -256,6 +249,14 @@ class AndroidEpisodes(VLTask):
             mine = [v for v in verdicts if v["action"] == kind]
             metrics[f"accuracy_{kind}"] = sum(v["correct"] for v in mine) / len(mine)
         return metrics
+
+
+def _beside_data(data_path, value):
+    """An image as a record holds it: hub rows hold bytes; a local dump may hold paths relative to its file."""
+    if isinstance(value, str) and data_path is not None and not Path(value).is_absolute():
+        base = Path(str(data_path))
+        return (base if base.is_dir() else base.parent) / value
+    return value
 
 
 def _write_action(action: dict) -> str:
