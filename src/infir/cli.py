@@ -11,19 +11,44 @@
   infir recipes
 
 RECIPE is a YAML path or the name of an embedded recipe; it defaults to `tiny`.
+Errors are one line on stderr; `--debug` (anywhere on the line) prints the traceback as well. A failed
+stage keeps its traceback in RUN_DIR/<stage>/error.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
+# Set by `--debug`: errors print their traceback instead of one line.
+DEBUG = False
+
+
+class CliError(Exception):
+    """A failure already explained in one line; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def error(message: str) -> None:
+    # User-controlled text (paths, values, `[line 36]`) must print as written, never as rich markup.
+    console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    console.print(str(message), markup=False, highlight=False, soft_wrap=True)
 
 DIRECT_FORMS = {
     "curate": ("--input", "infir.curate.cli"),
@@ -40,6 +65,7 @@ def _stage_parser(prog: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory (default: the recipe's run_dir, else runs/<name>)")
     p.add_argument("--force", action="store_true", help="rerun even if complete and unchanged")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--debug", action="store_true", help="print tracebacks of errors")
     return p
 
 
@@ -51,7 +77,7 @@ def _split_args(items: list[str]) -> tuple[str, list[str]]:
         elif recipe is None:
             recipe = item
         else:
-            raise SystemExit(f"infir: unexpected argument {item!r} (one recipe, then key=value overrides)")
+            raise CliError(f"unexpected argument {item!r} (one recipe, then key=value overrides)")
     return recipe or "tiny", overrides
 
 
@@ -62,8 +88,7 @@ def _load(items: list[str]):
     try:
         return load_recipe(recipe_name, overrides)
     except RecipeError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise SystemExit(2) from None
+        raise CliError(str(exc)) from None
 
 
 def _setup_runtime(recipe) -> None:
@@ -77,28 +102,93 @@ def _setup_runtime(recipe) -> None:
         torch.set_num_threads(recipe.runtime.threads)
 
 
+def _check_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CliError(f"run directory {run_dir} exists and is not a directory")
+
+
+def _lock_run_dir(run_dir: Path) -> None:
+    from infir.lock import LockError, acquire, is_primary_rank
+
+    # Under torchrun the other ranks are part of rank 0's job: rank 0 holds the lock for all of them.
+    if not is_primary_rank():
+        return
+    try:
+        acquire(run_dir)
+    except LockError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _disk_full(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        text = str(exc)
+        # torch.save's zip writer and safetensors report a full disk in their own words.
+        if any(s in text for s in ("unexpected pos", "No space left on device", "StorageFull",
+                                   "file write failed")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _stage_failed(name: str, stage_dir: Path, exc: Exception) -> CliError:
+    log_path = stage_dir / "error.log"
+    try:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("".join(traceback.format_exception(exc)))
+        where = f" (traceback: {log_path})"
+    except OSError:
+        where = ""
+    if DEBUG:
+        traceback.print_exception(exc)
+    if _disk_full(exc):
+        return CliError(f"stage {name!r} failed: no space left on device: {stage_dir}{where}", 1)
+    detail = str(exc) or type(exc).__name__
+    if not isinstance(exc, (OSError, ValueError)) or type(exc).__name__ not in detail:
+        detail = f"{type(exc).__name__}: {detail}"
+    first, *rest = detail.splitlines() or [detail]
+    more = " ..." if rest else ""
+    return CliError(f"stage {name!r} failed: {first}{more}{where}", 1)
+
+
 def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
     from infir.run import run_stage
     from infir.stages import STAGES
 
+    for name in names:
+        if name not in STAGES:
+            raise CliError(f"stage {name!r} is not available in this version of infir")
+    _check_run_dir(run_dir)
     _setup_runtime(recipe)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
+    _lock_run_dir(run_dir)
     from infir.config import dump_recipe
     from infir.run import atomic_write_text
 
-    atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+    try:
+        atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise CliError(f"no space left on device: {run_dir}", 1) from None
+        raise CliError(f"cannot write {run_dir / 'recipe.yaml'}: {exc.strerror or exc}", 1) from None
     t0 = time.time()
     for name in names:
-        if name not in STAGES:
-            console.print(f"[red]error:[/red] stage {name!r} is not available in this version of infir")
-            return 2
         console.rule(f"[bold]{name}")
         t = time.time()
-        summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=console.print)
-        console.print(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
+        try:
+            summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=say)
+        except Exception as exc:  # noqa: BLE001 - every stage failure becomes one line plus error.log
+            raise _stage_failed(name, run_dir / name, exc) from None
+        say(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
         _print_highlights(name, summary)
     console.rule()
-    console.print(f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}")
+    say(f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}")
     report = run_dir / "report" / "index.html"
     if report.exists():
         print(f"report: {report.resolve()}")
@@ -109,7 +199,7 @@ def _print_highlights(name: str, summary: dict) -> None:
     keys = [k for k in ("docs_in", "docs_kept", "tokens", "steps", "loss", "val_loss", "tokens_per_s", "results",
                         "report") if k in summary]
     for k in keys:
-        console.print(f"  {k}: {summary[k]}", highlight=False)
+        say(f"  {k}: {summary[k]}")
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -138,12 +228,29 @@ def cmd_stage(name: str, argv: list[str]) -> int:
     return _run_stages(recipe, [name], recipe.resolved_run_dir(args.run_dir), args.force)
 
 
+def _looks_like_recipe(arg: str) -> bool:
+    from infir.config import EMBEDDED_RECIPES
+
+    return arg.endswith((".yaml", ".yml")) or (EMBEDDED_RECIPES / f"{arg}.yaml").is_file()
+
+
 def cmd_report(argv: list[str]) -> int:
     positional = [a for a in argv if not a.startswith("-")]
-    if len(positional) == 1 and "=" not in positional[0] and Path(positional[0]).is_dir():
+    if len(positional) == 1 and "=" not in positional[0] and not _looks_like_recipe(positional[0]):
+        # `infir report RUN_DIR`: a path that is not a recipe is a run directory, existing or not.
+        run_dir = Path(positional[0])
+        if not run_dir.exists():
+            raise CliError(f"run directory {run_dir} does not exist")
+        if not run_dir.is_dir():
+            raise CliError(f"{run_dir} is not a run directory (not a directory)")
         from infir.report.render import write_report
 
-        path = write_report(Path(positional[0]))
+        try:
+            path = write_report(run_dir)
+        except Exception as exc:  # noqa: BLE001 - one line naming what could not be read
+            if DEBUG:
+                traceback.print_exception(exc)
+            raise CliError(f"report of {run_dir} failed: {exc}", 1) from None
         print(f"report: {path.resolve()}")
         return 0
     return cmd_stage("report", argv)
@@ -158,8 +265,50 @@ def cmd_recipes(argv: list[str]) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same cleanup runs (caches closed, locks dropped)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    global DEBUG
     argv = list(sys.argv[1:] if argv is None else argv)
+    DEBUG = "--debug" in argv or os.environ.get("INFIR_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    if threading_main():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        from infir.procs import children_die_with_parent
+
+        children_die_with_parent()
+    try:
+        return _dispatch(argv)
+    except CliError as exc:
+        error(exc)
+        return exc.code
+    except KeyboardInterrupt as exc:
+        name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        error(f"interrupted ({name}); rerun the same command to resume")
+        return 143 if name == "SIGTERM" else 130
+    except Exception as exc:  # noqa: BLE001 - no raw traceback for a user unless asked
+        if DEBUG:
+            raise
+        if _disk_full(exc):
+            error(f"no space left on device: {getattr(exc, 'filename', None) or exc}")
+            return 1
+        error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return 1
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _dispatch(argv: list[str]) -> int:
     from infir.stages import STAGES
 
     commands = ["run", *STAGES, "bench-edge", "recipes"]
@@ -184,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_recipes(rest)
     if cmd in STAGES:
         return cmd_stage(cmd, rest)
-    console.print(f"[red]error:[/red] unknown command {cmd!r}; commands: {', '.join(commands)}")
-    return 2
+    raise CliError(f"unknown command {cmd!r}; commands: {', '.join(commands)}")
 
 
 if __name__ == "__main__":

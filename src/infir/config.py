@@ -100,6 +100,16 @@ def find_recipe(name_or_path: str | Path) -> Path:
     raise RecipeError(f"recipe {str(name_or_path)!r} not found (a YAML file path, or one of {known})")
 
 
+def read_recipe_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the recipe as UTF-8") \
+            from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise RecipeError(f"override {item!r} is not of the form key.sub=value")
@@ -140,7 +150,7 @@ def apply_override(tree: dict, keys: list[str], value: Any) -> None:
 
 def load_recipe(name_or_path: str | Path = "tiny", overrides: list[str] | None = None) -> Recipe:
     path = find_recipe(name_or_path)
-    text = path.read_text()
+    text = read_recipe_text(path)
     try:
         tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
