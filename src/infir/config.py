@@ -182,7 +182,9 @@ def format_errors(exc: ValidationError, path: Path, text: str, overridden: set[t
             lines.append(f"  {key}{where}: unknown key{hint}")
         else:
             expected = _expected_type(loc)
-            got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
+            # A value refused as a secret is never echoed.
+            shown = "input" in err and not isinstance(err["input"], dict) and err["type"] != "secret_value"
+            got = f", got {err['input']!r}" if shown else ""
             exp = f"expected {expected}{got}: " if expected else ""
             lines.append(f"  {key}{where}: {exp}{err['msg']}")
     return "\n".join(lines)

@@ -97,6 +97,15 @@ def resolve_config(args: argparse.Namespace):
     return SynthConfig.model_validate(tree)
 
 
+def describe_errors(exc: ValidationError) -> str:
+    """pydantic's own text repeats every input; a refused secret must not be, so inputs are left out."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "synth"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     from infir.run import atomic_write_text, write_json
     from infir.synth.pipeline import synthesize
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(args)
     except ValidationError as exc:
-        print(f"infir synth: invalid configuration:\n{exc}", file=sys.stderr)
+        print(f"infir synth: invalid configuration: {describe_errors(exc)}", file=sys.stderr)
         return 2
     except (OSError, yaml.YAMLError, ValueError) as exc:
         print(f"infir synth: {exc}", file=sys.stderr)
