@@ -7,7 +7,9 @@
 Writes OUTPUT/sft.jsonl (SFT `messages`), OUTPUT/summary.json (counts per step and reason),
 OUTPUT/config.yaml (the resolved `synth` section: names of key variables, never keys) and
 OUTPUT/details/. The request cache is OUTPUT/cache/synth-requests.sqlite, so running the same command
-again (or after a kill) sends only requests never answered. `--config FILE` reads a `synth:` section
+again (or after a kill or Ctrl-C) sends only requests never answered. A teacher that stops answering is
+given up on after `teacher.give_up_after` seconds without a successful reply (default 600; connect
+timeout `teacher.connect_timeout` 10 s, read timeout `teacher.timeout` 180 s). `--config FILE` reads a `synth:` section
 (a recipe or a bare section); `key=value` arguments override it. Without `--teacher-url` the configured
 teacher answers (by default the tiny recipe's generated teacher).
 """
@@ -132,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, SecretError, HttpError, FileNotFoundError) as exc:
         print(f"infir synth: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        cache = Path(cfg.cache_path) if cfg.cache_path else out / "cache" / "synth-requests.sqlite"
+        print(f"infir synth: stopped; every reply received so far is kept in {cache}", file=sys.stderr)
+        raise
     write_json(out / "summary.json", summary)
     print(
         json.dumps(

@@ -56,7 +56,18 @@ class EndpointConfig(Section):
     backoff_seconds: float = Field(0.5, gt=0)  # first retry delay; doubles each retry (with jitter)
     max_backoff_seconds: float = Field(30.0, gt=0)  # cap, also on a server's Retry-After
     requests_per_second: float | None = Field(None, gt=0)  # None: no rate limit
-    timeout: float = Field(300.0, gt=0)  # seconds per request
+    connect_timeout: float = Field(10.0, gt=0)  # seconds to open a connection
+    timeout: float = Field(180.0, gt=0)  # seconds to wait for a reply (between bytes, once connected)
+    # The batch stops when no request has succeeded for this long (retries and backoff included), so a
+    # server that accepts and never answers costs at most this, not timeout x retries x batch size.
+    give_up_after: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _budget(self):
+        if self.give_up_after < self.timeout:
+            raise ValueError(f"give_up_after ({self.give_up_after:g} s) must be at least timeout "
+                             f"({self.timeout:g} s), or no slow reply could ever arrive")
+        return self
 
     @field_validator("api_key_env", mode="before")
     @classmethod
