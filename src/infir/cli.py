@@ -147,7 +147,7 @@ def _stage_failed(name: str, stage_dir: Path, exc: Exception) -> CliError:
     if _disk_full(exc):
         return CliError(f"stage {name!r} failed: no space left on device: {stage_dir}{where}", 1)
     detail = str(exc) or type(exc).__name__
-    if not isinstance(exc, (OSError, ValueError)) or type(exc).__name__ not in detail:
+    if not isinstance(exc, (OSError, ValueError)):  # their messages say what they are; others may not
         detail = f"{type(exc).__name__}: {detail}"
     first, *rest = detail.splitlines() or [detail]
     more = " ..." if rest else ""
@@ -269,8 +269,24 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so the same cleanup runs (caches closed, locks dropped)."""
 
 
+_MAIN_PID = os.getpid()
+
+
 def _on_sigterm(signum, frame):
+    if os.getpid() != _MAIN_PID:
+        # A forked worker (datatrove's pool, a job) that kept our handler: die the default way, as its
+        # parent expects when it terminates it.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     raise Terminated()
+
+
+def _default_sigterm_in_child() -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # forked from a thread that is not the child's main thread: nothing to undo
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,8 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     DEBUG = "--debug" in argv or os.environ.get("INFIR_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
-    if threading_main():
+    if threading_main() and signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        global _MAIN_PID
+        _MAIN_PID = os.getpid()
         signal.signal(signal.SIGTERM, _on_sigterm)
+        # Children keep the default: pools terminate their workers with SIGTERM and expect them gone.
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
         from infir.procs import children_die_with_parent
 
         children_die_with_parent()
