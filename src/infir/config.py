@@ -100,6 +100,14 @@ def find_recipe(name_or_path: str | Path) -> Path:
     raise RecipeError(f"recipe {str(name_or_path)!r} not found (a YAML file path, or one of {known})")
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """` (line L, column C): what` on one line, from PyYAML's multi-line message."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{where}: {problem}"
+
+
 def read_recipe_text(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8")
@@ -154,7 +162,7 @@ def load_recipe(name_or_path: str | Path = "tiny", overrides: list[str] | None =
     try:
         tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+        raise RecipeError(f"{path}: not valid YAML{yaml_problem(exc)}") from None
     if not isinstance(tree, dict):
         raise RecipeError(f"{path}: the top level must be a mapping of sections")
     overridden = set()

@@ -98,8 +98,14 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def one_error_line(stderr: str) -> str:
-    """The last non-empty line of stderr, which must name the problem."""
+def error_block(stderr: str) -> str:
+    """The error as printed: its first line (`error: ...` or `infir X: error: ...`) and the indented
+    lines that detail it (one per invalid key). Asserts it is there and short."""
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert lines, "nothing on stderr"
-    return lines[-1]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("error:") or ": error:" in ln
+              or ln.startswith("infir synth:")]
+    assert starts, f"no error line on stderr: {stderr[-1500:]}"
+    block = [lines[starts[-1]]]
+    block += [ln for ln in lines[starts[-1] + 1:] if ln.startswith("  ")]
+    assert len(block) <= 4, block
+    return "\n".join(block)

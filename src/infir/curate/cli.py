@@ -38,14 +38,14 @@ def load_config(recipe: str | None) -> tuple[CurateConfig, int]:
         return CurateConfig(), 0
     from pydantic import ValidationError
 
-    from infir.config import RecipeError, read_recipe_text
+    from infir.config import RecipeError, read_recipe_text, yaml_problem
 
     try:
         data = yaml.safe_load(read_recipe_text(Path(recipe))) or {}
     except RecipeError as exc:
         raise UsageError(str(exc)) from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"--recipe {recipe}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise UsageError(f"--recipe {recipe}: not valid YAML{yaml_problem(exc)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("curate") or {}, dict):
         raise UsageError(f"--recipe {recipe}: expected a mapping with a `curate:` section")
     try:

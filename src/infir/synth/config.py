@@ -29,15 +29,15 @@ Domain = Literal["math", "code", "general"]
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Prefixes of the keys people paste: OpenAI/Anthropic/DeepSeek `sk-`, Hugging Face `hf_`, GitHub, Slack,
 # AWS, Google, Groq, Replicate, xAI.
-_KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_", "xox", "akia", "aiza",
-                 "gsk_", "r8_", "xai-", "pk-", "rk-")
+_KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_", "xox", "AKIA", "ASIA",
+                 "AIza", "gsk_", "r8_", "xai-", "pk-", "rk-")
 SECRET_MESSAGE = ("the value given for api_key_env looks like a secret, not an environment variable name; "
                   "pass the NAME of the variable that holds the key (e.g. OPENAI_API_KEY)")
 
 
 def looks_like_secret(value: str) -> bool:
     """A key pasted where the NAME of its variable belongs (judged without ever printing it)."""
-    if value.lower().startswith(_KEY_PREFIXES):
+    if value.startswith(_KEY_PREFIXES):
         return True
     if not _ENV_NAME.match(value):
         return True  # lower case, dashes, dots: a key, or at least not a variable name to trust
