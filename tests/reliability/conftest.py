@@ -24,3 +24,13 @@ def run_copy(curated, tmp_path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(curated, dest, ignore=shutil.ignore_patterns(".lock"))
     return dest
+
+
+@pytest.fixture(scope="session")
+def tokenized(curated, tmp_path_factory) -> Path:
+    """The curated run with its tokenize stage done, in a folder whose run dir is `run` (as `curated`'s)."""
+    root = tmp_path_factory.mktemp("tokenized")
+    shutil.copytree(curated, root / "run", ignore=shutil.ignore_patterns(".lock"))
+    out = infir("tokenize", "tiny", "--run-dir", "run", *TINY, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root / "run"
