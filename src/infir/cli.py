@@ -185,6 +185,7 @@ def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
             summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=say)
         except Exception as exc:  # noqa: BLE001 - every stage failure becomes one line plus error.log
             raise _stage_failed(name, run_dir / name, exc) from None
+        (run_dir / name / "error.log").unlink(missing_ok=True)  # a stale failure would mislead
         say(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
         _print_highlights(name, summary)
     console.rule()
