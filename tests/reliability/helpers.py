@@ -109,3 +109,13 @@ def error_block(stderr: str) -> str:
     block += [ln for ln in lines[starts[-1] + 1:] if ln.startswith("  ")]
     assert len(block) <= 4, block
     return "\n".join(block)
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), to tell it from a later process with its pid;
+    None when it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
