@@ -107,14 +107,16 @@ def _check_run_dir(run_dir: Path) -> None:
         raise CliError(f"run directory {run_dir} exists and is not a directory")
 
 
-def _lock_run_dir(run_dir: Path) -> None:
+def _lock_run_dir(run_dir: Path):
+    from contextlib import nullcontext
+
     from infir.lock import LockError, acquire, is_primary_rank
 
     # Under torchrun the other ranks are part of rank 0's job: rank 0 holds the lock for all of them.
     if not is_primary_rank():
-        return
+        return nullcontext()
     try:
-        acquire(run_dir)
+        return acquire(run_dir)
     except LockError as exc:
         raise CliError(str(exc)) from None
 
@@ -155,7 +157,6 @@ def _stage_failed(name: str, stage_dir: Path, exc: Exception) -> CliError:
 
 
 def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
-    from infir.run import run_stage
     from infir.stages import STAGES
 
     for name in names:
@@ -167,9 +168,15 @@ def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
-    _lock_run_dir(run_dir)
+    # Held until the stages are done (or the process dies, whichever comes first).
+    with _lock_run_dir(run_dir):
+        return _run_locked(recipe, names, run_dir, force)
+
+
+def _run_locked(recipe, names: list[str], run_dir: Path, force: bool) -> int:
     from infir.config import dump_recipe
-    from infir.run import atomic_write_text
+    from infir.run import atomic_write_text, run_stage
+    from infir.stages import STAGES
 
     try:
         atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))

@@ -1,8 +1,7 @@
 """One process per run directory (or curate output folder).
 
-    lock = acquire(run_dir, command="infir pretrain tiny")   # held until the process exits
-    ...
-    lock.release()                                           # optional
+    with acquire(run_dir, command="infir pretrain tiny"):    # or held until the process exits
+        ...
 
 The lock is an `fcntl.flock` on `<dir>/.lock`, held by an open file descriptor for the lifetime of
 the process: the kernel drops it when the process dies, however it dies (SIGKILL included), so a
@@ -38,10 +37,12 @@ class LockError(RuntimeError):
 class DirLock:
     path: Path
     fd: int | None
+    key: str = ""
 
     def release(self) -> None:
         if self.fd is None:
             return
+        _HELD.pop(self.key, None)
         try:
             # Truncate first, so nobody reads a stale holder between unlock and close.
             os.ftruncate(self.fd, 0)
@@ -72,7 +73,8 @@ def _holder(path: Path) -> dict:
 
 def describe(holder: dict) -> str:
     since = holder.get("since")
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if isinstance(since, (int, float)) else "?"
+    timed = isinstance(since, (int, float))
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if timed else "?"
     return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {when} "
             f"(command: {holder.get('command') or '?'})")
 
@@ -99,7 +101,7 @@ def acquire(directory: str | Path, command: str | None = None) -> DirLock:
               "command": command if command is not None else " ".join(["infir", *sys.argv[1:]])}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
-    lock = _HELD[key] = DirLock(path, fd)
+    lock = _HELD[key] = DirLock(path, fd, key)
     return lock
 
 

@@ -98,11 +98,12 @@ def main(argv: list[str]) -> int:
 
         try:
             # One curate per output folder: two would overwrite each other's shards and summary.
-            acquire(args.output)
+            lock = acquire(args.output)
         except LockError as e:
             print(f"infir curate: error: {e}", file=sys.stderr)
             return 2
-        summary = run_curate(cfg, Path(args.output), seed=args.seed if args.seed is not None else seed)
+        with lock:
+            summary = run_curate(cfg, Path(args.output), seed=args.seed if args.seed is not None else seed)
     except (CurateInputError, FileNotFoundError, ValueError, OSError, RuntimeError) as e:
         print(f"infir curate: error: {e}", file=sys.stderr)
         return 1

@@ -9,9 +9,9 @@ OUTPUT/config.yaml (the resolved `synth` section: names of key variables, never 
 OUTPUT/details/. The request cache is OUTPUT/cache/synth-requests.sqlite, so running the same command
 again (or after a kill or Ctrl-C) sends only requests never answered. A teacher that stops answering is
 given up on after `teacher.give_up_after` seconds without a successful reply (default 600; connect
-timeout `teacher.connect_timeout` 10 s, read timeout `teacher.timeout` 180 s). `--config FILE` reads a `synth:` section
-(a recipe or a bare section); `key=value` arguments override it. Without `--teacher-url` the configured
-teacher answers (by default the tiny recipe's generated teacher).
+timeout `teacher.connect_timeout` 10 s, read timeout `teacher.timeout` 180 s). `--config FILE` reads a
+`synth:` section (a recipe or a bare section); `key=value` arguments override it. Without `--teacher-url`
+the configured teacher answers (by default the tiny recipe's generated teacher).
 """
 
 from __future__ import annotations

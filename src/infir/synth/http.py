@@ -5,14 +5,14 @@
 
 Standard library only (http.client and threads): waiting on a socket releases the GIL, so a pool of
 `concurrency` threads, each holding its own keep-alive connection, keeps that many requests in flight
-without an extra dependency. Retryable failures (408, 409, 425, 429, 5xx, dropped connections,
-timeouts) are retried `max_retries` times after exponentially growing, jittered pauses, honouring a
-server's Retry-After; others fail at once. Opening a connection has its own short timeout
-(`connect_timeout`); a reply may take up to `timeout` between bytes; and a batch in which nothing has
-succeeded for `give_up_after` seconds stops, so a server that accepts and never answers costs at most
-that long. Ctrl-C (or SIGTERM, turned into the same exception by the CLI) stops a batch within a moment:
-the waiting sockets are shut down under the worker threads, nothing queued is sent, and every reply
-received so far has already been handed to `on_result` (the cache). The API key is read from the environment variable the
+without an extra dependency. Retryable failures (408, 409, 425, 429, 5xx, dropped connections, timeouts)
+are retried `max_retries` times after exponentially growing, jittered pauses, honouring a server's
+Retry-After; others fail at once. Opening a connection has its own short timeout (`connect_timeout`); a
+reply may take up to `timeout` between bytes; and a batch in which nothing has succeeded for
+`give_up_after` seconds stops, so a server that accepts and never answers costs at most that long. Ctrl-C
+(or SIGTERM, turned into the same exception by the CLI) stops a batch within a moment: the waiting
+sockets are shut down under the worker threads, nothing queued is sent, and every reply received so far
+has already been handed to `on_result` (the cache). The API key is read from the environment variable the
 config names, sent only in the Authorization header, and scrubbed from every error message.
 """
 
