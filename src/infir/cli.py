@@ -244,7 +244,8 @@ def _looks_like_recipe(arg: str) -> bool:
 
 def cmd_report(argv: list[str]) -> int:
     positional = [a for a in argv if not a.startswith("-")]
-    if len(positional) == 1 and "=" not in positional[0] and not _looks_like_recipe(positional[0]):
+    if len(positional) == 1 and "=" not in positional[0] and (
+            Path(positional[0]).is_dir() or not _looks_like_recipe(positional[0])):
         # `infir report RUN_DIR`: a path that is not a recipe is a run directory, existing or not.
         run_dir = Path(positional[0])
         if not run_dir.exists():

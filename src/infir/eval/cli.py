@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_score(_score_parser().parse_args(argv[1:]))
         return run_eval(_eval_parser().parse_args(argv))
     except (DataError, KeyError, ValueError, FileNotFoundError) as e:
+        from pydantic import ValidationError
+
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        if isinstance(e, ValidationError):  # pydantic's text spans lines and links its docs
+            message = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors())
         print(f"infir eval: error: {message}", file=sys.stderr)
         return 2
 
