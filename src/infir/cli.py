@@ -303,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     DEBUG = "--debug" in argv or os.environ.get("INFIR_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
-    if threading_main() and signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+    # Under torchrun SIGTERM is the launcher's way to stop a rank at once; it keeps its default there.
+    under_torchrun = "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ
+    if threading_main() and not under_torchrun and signal.getsignal(signal.SIGTERM) is not _on_sigterm:
         global _MAIN_PID
         _MAIN_PID = os.getpid()
         signal.signal(signal.SIGTERM, _on_sigterm)

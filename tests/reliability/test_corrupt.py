@@ -73,3 +73,12 @@ def test_a_corrupt_completion_marker_is_named(run):
     assert out.returncode == 1 and TRACEBACK not in out.stderr
     assert "run/curate/_COMPLETE is corrupt" in error_block(out.stderr)
     json.loads((run / "tokenize" / "_STARTED").read_text())  # untouched bookkeeping stays valid
+
+
+def test_a_corrupt_metrics_line_is_named_by_the_report(run):
+    metrics = run / "pretrain" / "metrics.jsonl"
+    metrics.parent.mkdir(exist_ok=True)
+    metrics.write_text('{"step": 1, "loss": 5.0}\n{"step": 2, "lo\n')
+    out = infir("report", "run", cwd=run.parent)
+    assert out.returncode == 1 and TRACEBACK not in out.stderr
+    assert "run/pretrain/metrics.jsonl is corrupt (line 2" in error_block(out.stderr)
