@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -278,20 +279,47 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so the same cleanup runs (caches closed, locks dropped)."""
 
 
-_MAIN_PID = os.getpid()
+_MAIN_PID: int | None = None
+_FORK_HOOK = False
+
+
+# Seconds a SIGTERM'd command may take to unwind before it is ended without cleanup.
+TERM_GRACE = 10.0
+_TERMINATED = False
+_GRACE_TIMER: list = []
 
 
 def _on_sigterm(signum, frame):
+    global _TERMINATED
     if os.getpid() != _MAIN_PID:
         # A forked worker (datatrove's pool, a job) that kept our handler: die the default way, as its
         # parent expects when it terminates it.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         return
+    if not _TERMINATED:
+        _TERMINATED = True
+        # The exception can be swallowed (raised inside a finalizer, or caught by library code); the
+        # flag and this timer make sure the command still ends, and soon.
+        import threading
+
+        _GRACE_TIMER[:] = [threading.Timer(TERM_GRACE, _hard_exit, args=(143,))]
+        _GRACE_TIMER[0].daemon = True
+        _GRACE_TIMER[0].start()
     raise Terminated()
 
 
+def _hard_exit(code: int) -> None:
+    try:
+        error("interrupted (SIGTERM); stopped without cleanup after a grace period")
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 def _default_sigterm_in_child() -> None:
+    if _MAIN_PID is None:
+        return  # no infir command is running in the parent: its handlers are its own
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except ValueError:  # forked from a thread that is not the child's main thread: nothing to undo
@@ -300,22 +328,59 @@ def _default_sigterm_in_child() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     global DEBUG
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     DEBUG = "--debug" in argv or os.environ.get("INFIR_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    with _process_guards():
+        code = _main(argv)
+        if code in (130, 143) and from_command_line:
+            # Interrupted: libraries caught mid-work (a datatrove pool, HTTP threads) may block the
+            # interpreter's exit for minutes. Leave now, while forked children are still tied to us.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+
+
+@contextmanager
+def _process_guards():
+    """For the duration of the command: SIGTERM interrupts like Ctrl-C, and forked children die with us.
+    Restored afterwards, so calling `main` in-process (tests) leaves the caller as it was."""
+    global _MAIN_PID, _FORK_HOOK
     # Under torchrun SIGTERM is the launcher's way to stop a rank at once; it keeps its default there.
     under_torchrun = "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ
-    if threading_main() and not under_torchrun and signal.getsignal(signal.SIGTERM) is not _on_sigterm:
-        global _MAIN_PID
-        _MAIN_PID = os.getpid()
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    if not threading_main() or under_torchrun or signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        yield
+        return
+    from infir.procs import children_die_with_parent, tie_children
+
+    global _TERMINATED
+    _MAIN_PID, _TERMINATED = os.getpid(), False
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    if not _FORK_HOOK:
         # Children keep the default: pools terminate their workers with SIGTERM and expect them gone.
         os.register_at_fork(after_in_child=_default_sigterm_in_child)
-        from infir.procs import children_die_with_parent
-
-        children_die_with_parent()
+        _FORK_HOOK = True
+    tied = children_die_with_parent()
     try:
-        return _dispatch(argv)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for timer in _GRACE_TIMER:
+            timer.cancel()  # an in-process caller outlives the command: no exit on its behalf
+        _GRACE_TIMER.clear()
+        _MAIN_PID = None
+        if tied:
+            tie_children(False)
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        code = _dispatch(argv)
+        if _TERMINATED:
+            raise Terminated()  # raised where something swallowed it: the command still stops as asked
+        return code
     except CliError as exc:
         error(exc)
         return exc.code

@@ -20,7 +20,7 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
-_state: dict = {"installed": False, "parent": None}
+_state: dict = {"installed": False, "parent": None, "active": False}
 
 
 def _libc():
@@ -36,7 +36,7 @@ def _before_fork() -> None:
 
 def _after_fork_in_child() -> None:
     libc = _state.get("libc")
-    if libc is None:
+    if libc is None or not _state["active"]:
         return
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # The parent may have died between fork and prctl: then nobody would ever signal us.
@@ -44,15 +44,21 @@ def _after_fork_in_child() -> None:
         os._exit(1)
 
 
+def tie_children(active: bool) -> None:
+    """Turn the hook on or off (hooks cannot be unregistered): off once the command that wanted it ends."""
+    _state["active"] = active
+
+
 def children_die_with_parent() -> bool:
     """Install the fork hook once (Linux only); returns whether children are now tied to us."""
     if _state["installed"]:
+        tie_children(True)
         return True
     if not sys.platform.startswith("linux"):
         return False
     libc = _libc()
     if libc is None:
         return False
-    _state.update(installed=True, libc=libc)
+    _state.update(installed=True, libc=libc, active=True)
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
     return True

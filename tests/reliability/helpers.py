@@ -35,9 +35,9 @@ def infir(*args: str, cwd: Path, timeout: float = 300, **extra_env: str) -> subp
                           env=env(**extra_env))
 
 
-def spawn(*args: str, cwd: Path, **extra_env: str) -> subprocess.Popen:
+def spawn(*args: str, cwd: Path, new_session: bool = False, **extra_env: str) -> subprocess.Popen:
     return subprocess.Popen(infir_cmd(*args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env(**extra_env))
+                            env=env(**extra_env), start_new_session=new_session)
 
 
 class SilentServer:
@@ -109,6 +109,20 @@ def error_block(stderr: str) -> str:
     block += [ln for ln in lines[starts[-1] + 1:] if ln.startswith("  ")]
     assert len(block) <= 4, block
     return "\n".join(block)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group `pgid` (zombies excluded), whoever their parent is now."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
 
 
 def start_time(pid: int) -> str | None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.reliability.helpers import TINY, children_of, spawn, start_time
+from tests.reliability.helpers import TINY, children_of, group_members, spawn, start_time
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the fix is Linux's")
 
@@ -30,22 +30,23 @@ def _wait_for_children(proc, want: int, timeout: float = 90) -> dict[int, str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_no_child_outlives_a_killed_curate(tmp_path, sig):
-    proc = spawn("curate", "tiny", "--run-dir", "run", *TINY, "curate.workers=2", cwd=tmp_path)
+    # Its own process group, so every descendant is found (and cleaned up) even once reparented to init.
+    proc = spawn("curate", "tiny", "--run-dir", "run", *TINY, "curate.workers=2", cwd=tmp_path, new_session=True)
     try:
-        children = _wait_for_children(proc, want=2)
+        _wait_for_children(proc, want=2)
         proc.send_signal(sig)
         proc.wait(timeout=30)
         deadline = time.time() + 5
-        alive = children
+        alive = group_members(proc.pid)
         while alive and time.time() < deadline:
             time.sleep(0.1)
-            alive = {p: st for p, st in alive.items() if start_time(p) == st}
+            alive = group_members(proc.pid)
     finally:
         if proc.poll() is None:
             proc.kill()
-        for pid, st in list(locals().get("alive", {}).items()):
-            if start_time(pid) == st:  # a leftover of this test (the bug under test): do not leak it
-                os.kill(pid, signal.SIGKILL)
-    assert alive == {}, f"children of the killed curate still running: {sorted(alive)}"
+            proc.wait()
+        if group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)  # leftovers of this test (the bug under test): do not leak them
+    assert alive == [], f"processes of the killed curate still running: {sorted(alive)}"
     if sig == signal.SIGTERM:
         assert proc.returncode == 143
