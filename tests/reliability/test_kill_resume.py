@@ -11,9 +11,10 @@ from pathlib import Path
 
 from tests.reliability.helpers import TINY, infir, spawn
 
-# Bookkeeping that legitimately differs between runs: times, and the markers holding them.
+# Bookkeeping that legitimately differs between runs: times, the markers holding them, and how much
+# work a resumed run found already done.
 VOLATILE_FILES = {"_STARTED", "_COMPLETE", ".lock", "error.log"}
-VOLATILE_KEYS = {"seconds", "tokens_per_s", "started", "finished"}
+VOLATILE_KEYS = {"seconds", "tokens_per_s", "started", "finished", "jobs_reused"}
 
 
 def _strip(obj):
@@ -36,22 +37,34 @@ def _contents(stage_dir: Path) -> dict[str, bytes | object]:
 def test_tokenize_killed_at_random_points_resumes_to_identical_outputs(curated, tmp_path):
     for name in ("whole", "killed"):
         shutil.copytree(curated, tmp_path / name / "run", ignore=shutil.ignore_patterns(".lock"))
-    t0 = time.time()
     whole = infir("tokenize", "tiny", "--run-dir", "run", *TINY, cwd=tmp_path / "whole")
-    duration = time.time() - t0
     assert whole.returncode == 0, whole.stderr[-2000:]
 
+    # Kill points are moments of the stage's own progress (polled every few ms), picked at random:
+    # right after it starts, while or after it trains the tokenizer, between shard jobs.
+    stage = tmp_path / "killed" / "run" / "tokenize"
+    points = [
+        ("started", lambda: (stage / "_STARTED").exists()),
+        ("tokenizer saved", lambda: (stage / "tokenizer" / "tokenizer.json").exists()),
+        ("tokenizer recorded", lambda: (stage / "_tokenizer_done.json").exists()),
+        ("first shard job", lambda: len(list((stage / "shards" / "_jobs").glob("*.json"))) >= 1),
+        ("second shard job", lambda: len(list((stage / "shards" / "_jobs").glob("*.json"))) >= 2),
+    ]
     rng = random.Random(22)
-    kills = 0
-    for _ in range(5):
+    chosen = sorted(rng.sample(range(len(points)), 3))
+    killed_at = []
+    for index in chosen:
+        name, reached = points[index]
         proc = spawn("tokenize", "tiny", "--run-dir", "run", *TINY, cwd=tmp_path / "killed")
-        time.sleep(rng.uniform(0.4, 1.0) * duration)
+        while proc.poll() is None and not reached():
+            time.sleep(0.005)
         if proc.poll() is not None:
-            break  # finished before the kill: the later rerun must still skip to the same outputs
+            continue  # done before this point: the rerun below must skip to the same outputs
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        kills += 1
-    assert kills, "no run was killed: the stage finished before every kill point"
+        if not (stage / "_COMPLETE").exists():
+            killed_at.append(name)
+    assert killed_at, "every run finished its stage before its kill point"
     rerun = infir("tokenize", "tiny", "--run-dir", "run", *TINY, cwd=tmp_path / "killed")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
 
