@@ -20,36 +20,12 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import signal
-import sys
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
-
-console = Console(stderr=True)
-# Set by `--debug`: errors print their traceback instead of one line.
-DEBUG = False
-
-
-class CliError(Exception):
-    """A failure already explained in one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
-
-
-def error(message: str) -> None:
-    # User-controlled text (paths, values, `[line 36]`) must print as written, never as rich markup.
-    console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True)
-
-
-def say(message: str) -> None:
-    console.print(str(message), markup=False, highlight=False, soft_wrap=True)
+from infir import guards
+from infir.guards import CliError, console, run_command, say, stage_failed
 
 DIRECT_FORMS = {
     "curate": ("--input", "infir.curate.cli"),
@@ -122,41 +98,6 @@ def _lock_run_dir(run_dir: Path):
         raise CliError(str(exc)) from None
 
 
-def _disk_full(exc: BaseException) -> bool:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return True
-        text = str(exc)
-        # torch.save's zip writer and safetensors report a full disk in their own words.
-        if any(s in text for s in ("unexpected pos", "No space left on device", "StorageFull",
-                                   "file write failed")):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _stage_failed(name: str, stage_dir: Path, exc: Exception) -> CliError:
-    log_path = stage_dir / "error.log"
-    try:
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("".join(traceback.format_exception(exc)))
-        where = f" (traceback: {log_path})"
-    except OSError:
-        where = ""
-    if DEBUG:
-        traceback.print_exception(exc)
-    if _disk_full(exc):
-        return CliError(f"stage {name!r} failed: no space left on device: {stage_dir}{where}", 1)
-    detail = str(exc) or type(exc).__name__
-    if not isinstance(exc, (OSError, ValueError)):  # their messages say what they are; others may not
-        detail = f"{type(exc).__name__}: {detail}"
-    first, *rest = detail.splitlines() or [detail]
-    more = " ..." if rest else ""
-    return CliError(f"stage {name!r} failed: {first}{more}{where}", 1)
-
-
 def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
     from infir.stages import STAGES
 
@@ -192,7 +133,7 @@ def _run_locked(recipe, names: list[str], run_dir: Path, force: bool) -> int:
         try:
             summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=say)
         except Exception as exc:  # noqa: BLE001 - every stage failure becomes one line plus error.log
-            raise _stage_failed(name, run_dir / name, exc) from None
+            raise stage_failed(name, run_dir / name, exc) from None
         (run_dir / name / "error.log").unlink(missing_ok=True)  # a stale failure would mislead
         say(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
         _print_highlights(name, summary)
@@ -258,7 +199,7 @@ def cmd_report(argv: list[str]) -> int:
         try:
             path = write_report(run_dir)
         except Exception as exc:  # noqa: BLE001 - one line naming what could not be read
-            if DEBUG:
+            if guards.DEBUG:
                 traceback.print_exception(exc)
             raise CliError(f"report of {run_dir} failed: {exc}", 1) from None
         print(f"report: {path.resolve()}")
@@ -275,133 +216,8 @@ def cmd_recipes(argv: list[str]) -> int:
     return 0
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the same cleanup runs (caches closed, locks dropped)."""
-
-
-_MAIN_PID: int | None = None
-_FORK_HOOK = False
-
-
-# Seconds a SIGTERM'd command may take to unwind before it is ended without cleanup.
-TERM_GRACE = 10.0
-_TERMINATED = False
-_GRACE_TIMER: list = []
-
-
-def _on_sigterm(signum, frame):
-    global _TERMINATED
-    if os.getpid() != _MAIN_PID:
-        # A forked worker (datatrove's pool, a job) that kept our handler: die the default way, as its
-        # parent expects when it terminates it.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-    if not _TERMINATED:
-        _TERMINATED = True
-        # The exception can be swallowed (raised inside a finalizer, or caught by library code); the
-        # flag and this timer make sure the command still ends, and soon.
-        import threading
-
-        _GRACE_TIMER[:] = [threading.Timer(TERM_GRACE, _hard_exit, args=(143,))]
-        _GRACE_TIMER[0].daemon = True
-        _GRACE_TIMER[0].start()
-    raise Terminated()
-
-
-def _hard_exit(code: int) -> None:
-    try:
-        error("interrupted (SIGTERM); stopped without cleanup after a grace period")
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
-
-
-def _default_sigterm_in_child() -> None:
-    if _MAIN_PID is None:
-        return  # no infir command is running in the parent: its handlers are its own
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    except ValueError:  # forked from a thread that is not the child's main thread: nothing to undo
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
-    global DEBUG
-    from_command_line = argv is None
-    argv = list(sys.argv[1:] if argv is None else argv)
-    DEBUG = "--debug" in argv or os.environ.get("INFIR_DEBUG", "") not in ("", "0")
-    argv = [a for a in argv if a != "--debug"]
-    with _process_guards():
-        code = _main(argv)
-        if code in (130, 143) and from_command_line:
-            # Interrupted: libraries caught mid-work (a datatrove pool, HTTP threads) may block the
-            # interpreter's exit for minutes. Leave now, while forked children are still tied to us.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        return code
-
-
-@contextmanager
-def _process_guards():
-    """For the duration of the command: SIGTERM interrupts like Ctrl-C, and forked children die with us.
-    Restored afterwards, so calling `main` in-process (tests) leaves the caller as it was."""
-    global _MAIN_PID, _FORK_HOOK
-    # Under torchrun SIGTERM is the launcher's way to stop a rank at once; it keeps its default there.
-    under_torchrun = "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ
-    if not threading_main() or under_torchrun or signal.getsignal(signal.SIGTERM) is _on_sigterm:
-        yield
-        return
-    from infir.procs import children_die_with_parent, tie_children
-
-    global _TERMINATED
-    _MAIN_PID, _TERMINATED = os.getpid(), False
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    if not _FORK_HOOK:
-        # Children keep the default: pools terminate their workers with SIGTERM and expect them gone.
-        os.register_at_fork(after_in_child=_default_sigterm_in_child)
-        _FORK_HOOK = True
-    tied = children_die_with_parent()
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        for timer in _GRACE_TIMER:
-            timer.cancel()  # an in-process caller outlives the command: no exit on its behalf
-        _GRACE_TIMER.clear()
-        _MAIN_PID = None
-        if tied:
-            tie_children(False)
-
-
-def _main(argv: list[str]) -> int:
-    try:
-        code = _dispatch(argv)
-        if _TERMINATED:
-            raise Terminated()  # raised where something swallowed it: the command still stops as asked
-        return code
-    except CliError as exc:
-        error(exc)
-        return exc.code
-    except KeyboardInterrupt as exc:
-        name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        error(f"interrupted ({name}); rerun the same command to resume")
-        return 143 if name == "SIGTERM" else 130
-    except Exception as exc:  # noqa: BLE001 - no raw traceback for a user unless asked
-        if DEBUG:
-            raise
-        if _disk_full(exc):
-            error(f"no space left on device: {getattr(exc, 'filename', None) or exc}")
-            return 1
-        error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
-        return 1
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+    return run_command(_dispatch, argv)
 
 
 def _dispatch(argv: list[str]) -> int:

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from infir import cli, procs
+from infir import cli, guards, procs
 
 
 def test_in_process_main_leaves_the_callers_signal_handlers_and_fork_hooks_as_they_were(tmp_path):
@@ -28,12 +28,12 @@ def test_in_process_main_leaves_the_callers_signal_handlers_and_fork_hooks_as_th
     Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
 ])
 def test_full_disk_errors_in_their_several_wordings_are_recognised(exc):
-    assert cli._disk_full(exc)
+    assert guards.disk_full(exc)
     wrapped = RuntimeError("saving the checkpoint failed")
     wrapped.__cause__ = exc
-    assert cli._disk_full(wrapped)
+    assert guards.disk_full(wrapped)
 
 
 def test_other_errors_are_not_mistaken_for_a_full_disk():
-    assert not cli._disk_full(OSError(errno.EACCES, "Permission denied"))
-    assert not cli._disk_full(ValueError("position 3 is unexpected"))
+    assert not guards.disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not guards.disk_full(ValueError("position 3 is unexpected"))
