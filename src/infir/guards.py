@@ -167,6 +167,10 @@ def _guarded(dispatch: Callable[[list[str]], int], argv: list[str]) -> int:
     except CliError as exc:
         error(exc)
         return exc.code
+    except BrokenPipeError:
+        # The reader went away (`infir ... | head`): nothing to report, as for any Unix filter.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt as exc:
         name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
         error(f"interrupted ({name}); rerun the same command to resume")
