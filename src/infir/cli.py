@@ -11,19 +11,21 @@
   infir recipes
 
 RECIPE is a YAML path or the name of an embedded recipe; it defaults to `tiny`.
+Errors are one line on stderr; `--debug` (anywhere on the line) prints the traceback as well. A failed
+stage keeps its traceback in RUN_DIR/<stage>/error.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
-import sys
 import time
+import traceback
 from pathlib import Path
 
-from rich.console import Console
-
-console = Console(stderr=True)
+from infir import guards
+from infir.guards import CliError, console, run_command, say, stage_failed
 
 DIRECT_FORMS = {
     "curate": ("--input", "infir.curate.cli"),
@@ -43,6 +45,7 @@ def _stage_parser(prog: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="list every external input (data, models, endpoints, Ray, filesystem, GPUs) and what is "
                         "missing, then exit (1 when something is)")
+    p.add_argument("--debug", action="store_true", help="print tracebacks of errors")
     return p
 
 
@@ -54,7 +57,7 @@ def _split_args(items: list[str]) -> tuple[str, list[str]]:
         elif recipe is None:
             recipe = item
         else:
-            raise SystemExit(f"infir: unexpected argument {item!r} (one recipe, then key=value overrides)")
+            raise CliError(f"unexpected argument {item!r} (one recipe, then key=value overrides)")
     return recipe or "tiny", overrides
 
 
@@ -65,8 +68,7 @@ def _load(items: list[str]):
     try:
         return load_recipe(recipe_name, overrides)
     except RecipeError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise SystemExit(2) from None
+        raise CliError(str(exc)) from None
 
 
 def _setup_runtime(recipe) -> None:
@@ -95,43 +97,83 @@ def _ranks(recipe):
     return Ranks(rank=rank, world=world, share=lambda value: broadcast_from_main(value, info, group), alone=solo)
 
 
+def _check_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CliError(f"run directory {run_dir} exists and is not a directory")
+
+
+def _lock_run_dir(run_dir: Path):
+    from contextlib import nullcontext
+
+    from infir.lock import LockError, acquire, is_primary_rank
+
+    # Under torchrun the other ranks are part of rank 0's job: rank 0 holds the lock for all of them.
+    if not is_primary_rank():
+        return nullcontext()
+    try:
+        return acquire(run_dir)
+    except LockError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
-    from infir.run import run_stage
     from infir.stages import STAGES
 
-    unknown = [name for name in names if name not in STAGES]
-    if unknown:
-        console.print(f"[red]error:[/red] stage {unknown[0]!r} is not available in this version of infir")
-        return 2
+    for name in names:
+        if name not in STAGES:
+            raise CliError(f"stage {name!r} is not available in this version of infir")
+    _check_run_dir(run_dir)
     _setup_runtime(recipe)
     ranks = _ranks(recipe)
-    say = console.print if ranks.is_main else (lambda *a, **k: None)
     if ranks.is_main:
-        from infir.config import dump_recipe
-        from infir.run import atomic_write_text
-
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-    t0 = time.time()
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
     try:
-        for name in names:
-            if ranks.is_main:
-                console.rule(f"[bold]{name}")
-            t = time.time()
-            summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=say, ranks=ranks)
-            say(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
-            if ranks.is_main:
-                _print_highlights(name, summary)
+        # Held by rank 0 until the stages are done (or the process dies, whichever comes first).
+        with _lock_run_dir(run_dir):
+            return _run_locked(recipe, names, run_dir, force, ranks)
     finally:
         if ranks.world > 1:
             from infir.train.parallel import shutdown
 
             shutdown()
+
+
+def _run_locked(recipe, names: list[str], run_dir: Path, force: bool, ranks) -> int:
+    from infir.config import dump_recipe
+    from infir.run import atomic_write_text, run_stage
+    from infir.stages import STAGES
+
+    log = say if ranks.is_main else (lambda *a, **k: None)
+    if ranks.is_main:
+        try:
+            atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise CliError(f"no space left on device: {run_dir}", 1) from None
+            raise CliError(f"cannot write {run_dir / 'recipe.yaml'}: {exc.strerror or exc}", 1) from None
+    t0 = time.time()
+    for name in names:
+        if ranks.is_main:
+            console.rule(f"[bold]{name}")
+        t = time.time()
+        try:
+            summary = run_stage(recipe, STAGES[name], run_dir, force=force, log=log, ranks=ranks)
+        except Exception as exc:  # noqa: BLE001 - every stage failure becomes one line plus error.log
+            if not ranks.is_main:  # rank 0 reports it and keeps the traceback
+                raise CliError(f"stage {name!r} failed: {exc}", 1) from None
+            raise stage_failed(name, run_dir / name, exc) from None
+        if ranks.is_main:
+            (run_dir / name / "error.log").unlink(missing_ok=True)  # a stale failure would mislead
+            say(f"{name}: done in {time.time() - t:.1f}s -> {run_dir / name}")
+            _print_highlights(name, summary)
     if not ranks.is_main:
         return 0
     console.rule()
-    console.print(f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}"
-                  + (f" ({ranks.world} ranks)" if ranks.world > 1 else ""))
+    say(f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}"
+        + (f" ({ranks.world} ranks)" if ranks.world > 1 else ""))
     report = run_dir / "report" / "index.html"
     if report.exists():
         print(f"report: {report.resolve()}")
@@ -142,33 +184,16 @@ def _print_highlights(name: str, summary: dict) -> None:
     keys = [k for k in ("docs_in", "docs_kept", "tokens", "steps", "loss", "val_loss", "tokens_per_s", "results",
                         "report") if k in summary]
     for k in keys:
-        console.print(f"  {k}: {summary[k]}", highlight=False)
-
-
-def _preflight(recipe, run_dir: Path, stages: list[str]) -> int:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from infir.preflight import check
-
-    found = check(recipe, run_dir, stages)
-    table = Table(title=f"inputs of {recipe.name} ({', '.join(stages)})", show_lines=False)
-    for col in ("", "stage", "kind", "input", "status"):
-        table.add_column(col, overflow="fold")
-    for item in found:
-        mark = "[green]ok[/green]" if item.ok else "[red]missing[/red]"
-        table.add_row(mark, item.stage, item.kind, escape(item.what), escape(item.detail))
-    Console().print(table)
-    missing = [item for item in found if not item.ok]
-    print(f"{len(found)} inputs, {len(missing)} missing or unreachable")
-    return 1 if missing else 0
+        say(f"  {k}: {summary[k]}")
 
 
 def cmd_run(argv: list[str]) -> int:
     args = _stage_parser("infir run", "run a recipe's stages in order").parse_intermixed_args(argv)
     recipe = _load(args.args)
     if args.check:
-        return _preflight(recipe, recipe.resolved_run_dir(args.run_dir), list(recipe.stages))
+        from infir.preflight import report
+
+        return report(recipe, recipe.resolved_run_dir(args.run_dir), list(recipe.stages))
     if args.dry_run:
         from infir.config import dump_recipe
 
@@ -183,7 +208,9 @@ def cmd_stage(name: str, argv: list[str]) -> int:
     args = _stage_parser(f"infir {name}", STAGES[name].help).parse_intermixed_args(argv)
     recipe = _load(args.args)
     if args.check:
-        return _preflight(recipe, recipe.resolved_run_dir(args.run_dir), [name])
+        from infir.preflight import report
+
+        return report(recipe, recipe.resolved_run_dir(args.run_dir), [name])
     if args.dry_run:
         import yaml
 
@@ -194,12 +221,30 @@ def cmd_stage(name: str, argv: list[str]) -> int:
     return _run_stages(recipe, [name], recipe.resolved_run_dir(args.run_dir), args.force)
 
 
+def _looks_like_recipe(arg: str) -> bool:
+    from infir.config import EMBEDDED_RECIPES
+
+    return arg.endswith((".yaml", ".yml")) or (EMBEDDED_RECIPES / f"{arg}.yaml").is_file()
+
+
 def cmd_report(argv: list[str]) -> int:
     positional = [a for a in argv if not a.startswith("-")]
-    if len(positional) == 1 and "=" not in positional[0] and Path(positional[0]).is_dir():
+    if len(positional) == 1 and "=" not in positional[0] and (
+            Path(positional[0]).is_dir() or not _looks_like_recipe(positional[0])):
+        # `infir report RUN_DIR`: a path that is not a recipe is a run directory, existing or not.
+        run_dir = Path(positional[0])
+        if not run_dir.exists():
+            raise CliError(f"run directory {run_dir} does not exist")
+        if not run_dir.is_dir():
+            raise CliError(f"{run_dir} is not a run directory (not a directory)")
         from infir.report.render import write_report
 
-        path = write_report(Path(positional[0]))
+        try:
+            path = write_report(run_dir)
+        except Exception as exc:  # noqa: BLE001 - one line naming what could not be read
+            if guards.DEBUG:
+                traceback.print_exception(exc)
+            raise CliError(f"report of {run_dir} failed: {exc}", 1) from None
         print(f"report: {path.resolve()}")
         return 0
     return cmd_stage("report", argv)
@@ -215,7 +260,10 @@ def cmd_recipes(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(_dispatch, argv)
+
+
+def _dispatch(argv: list[str]) -> int:
     from infir.stages import STAGES
 
     commands = ["run", *STAGES, "bench-edge", "recipes"]
@@ -240,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_recipes(rest)
     if cmd in STAGES:
         return cmd_stage(cmd, rest)
-    console.print(f"[red]error:[/red] unknown command {cmd!r}; commands: {', '.join(commands)}")
-    return 2
+    raise CliError(f"unknown command {cmd!r}; commands: {', '.join(commands)}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,24 @@ def find_recipe(name_or_path: str | Path) -> Path:
     raise RecipeError(f"recipe {str(name_or_path)!r} not found (a YAML file path, or one of {known})")
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """` (line L, column C): what` on one line, from PyYAML's multi-line message."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{where}: {problem}"
+
+
+def read_recipe_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the recipe as UTF-8") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise RecipeError(f"override {item!r} is not of the form key.sub=value")
@@ -141,11 +159,11 @@ def apply_override(tree: dict, keys: list[str], value: Any) -> None:
 
 def load_recipe(name_or_path: str | Path = "tiny", overrides: list[str] | None = None) -> Recipe:
     path = find_recipe(name_or_path)
-    text = path.read_text()
+    text = read_recipe_text(path)
     try:
         tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+        raise RecipeError(f"{path}: not valid YAML{yaml_problem(exc)}") from None
     if not isinstance(tree, dict):
         raise RecipeError(f"{path}: the top level must be a mapping of sections")
     overridden = set()
@@ -173,7 +191,9 @@ def format_errors(exc: ValidationError, path: Path, text: str, overridden: set[t
             lines.append(f"  {key}{where}: unknown key{hint}")
         else:
             expected = _expected_type(loc)
-            got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
+            # A value refused as a secret is never echoed.
+            shown = "input" in err and not isinstance(err["input"], dict) and err["type"] != "secret_value"
+            got = f", got {err['input']!r}" if shown else ""
             exp = f"expected {expected}{got}: " if expected else ""
             lines.append(f"  {key}{where}: {exp}{err['msg']}")
     return "\n".join(lines)

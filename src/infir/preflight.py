@@ -34,6 +34,25 @@ class Input:
     detail: str
 
 
+def report(recipe, run_dir: Path, stages: list[str]) -> int:
+    """Print the inputs as a table; the exit status is 1 when any is missing or unreachable."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    found = check(recipe, run_dir, stages)
+    table = Table(title=f"inputs of {recipe.name} ({', '.join(stages)})")
+    for col in ("", "stage", "kind", "input", "status"):
+        table.add_column(col, overflow="fold")
+    for item in found:
+        mark = "[green]ok[/green]" if item.ok else "[red]missing[/red]"
+        table.add_row(mark, item.stage, item.kind, escape(item.what), escape(item.detail))
+    Console().print(table)
+    missing = [item for item in found if not item.ok]
+    print(f"{len(found)} inputs, {len(missing)} missing or unreachable")
+    return 1 if missing else 0
+
+
 def check(recipe, run_dir: Path, stages: list[str] | None = None) -> list[Input]:
     stages = stages or list(recipe.stages)
     found: list[Input] = []

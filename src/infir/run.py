@@ -51,7 +51,12 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # A truncated or corrupted run-dir file must name itself: "Expecting value" alone says nothing.
+        raise ValueError(f"{path} is corrupt (not JSON: {exc}); delete it or rerun its stage with --force") \
+            from None
 
 
 @dataclass

@@ -28,7 +28,7 @@ def test_defaults_are_the_tiny_recipes():
                     "api_key_env": "sk-live-123",
                 }
             },
-            "NAME of an environment variable",
+            "looks like a secret, not an environment variable name",
         ),
         ({"seeds": [{"type": "jsonl"}]}, "needs `path`"),
         ({"seeds": [{"type": "task", "task": "no_such_task"}]}, "unknown task"),

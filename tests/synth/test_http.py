@@ -133,7 +133,7 @@ def test_missing_key_variable_is_named(monkeypatch):
 
 
 def test_a_pasted_key_is_refused_as_api_key_env():
-    with pytest.raises(ValueError, match="NAME of an environment variable"):
+    with pytest.raises(ValueError, match="looks like a secret.*pass the NAME of the variable"):
         TeacherConfig(type="openai", base_url="http://127.0.0.1:1/v1", model="m", api_key_env=SECRET)
 
 

@@ -29,11 +29,42 @@ def source_for(path: str) -> SourceConfig:
     return SourceConfig(type=kind, paths=[path])
 
 
+class UsageError(ValueError):
+    """A bad argument or recipe: one line, exit status 2."""
+
+
 def load_config(recipe: str | None) -> tuple[CurateConfig, int]:
     if not recipe:
         return CurateConfig(), 0
-    data = yaml.safe_load(Path(recipe).read_text()) or {}
-    return CurateConfig.model_validate(data.get("curate") or {}), int(data.get("seed", 0))
+    from pydantic import ValidationError
+
+    from infir.config import RecipeError, read_recipe_text, yaml_problem
+
+    try:
+        data = yaml.safe_load(read_recipe_text(Path(recipe))) or {}
+    except RecipeError as exc:
+        raise UsageError(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--recipe {recipe}: not valid YAML{yaml_problem(exc)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("curate") or {}, dict):
+        raise UsageError(f"--recipe {recipe}: expected a mapping with a `curate:` section")
+    try:
+        return CurateConfig.model_validate(data.get("curate") or {}), int(data.get("seed", 0))
+    except ValidationError as exc:
+        problems = "; ".join(f"curate.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UsageError(f"--recipe {recipe}: invalid curate section: {problems}") from None
+    except (TypeError, ValueError):
+        raise UsageError(f"--recipe {recipe}: seed must be an integer") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str]) -> int:
@@ -42,25 +73,37 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", required=True, help="output directory")
     parser.add_argument("--recipe", help="YAML recipe whose `curate:` section configures the run")
     parser.add_argument("--executor", choices=["local", "ray"])
-    parser.add_argument("--workers", type=int)
+    parser.add_argument("--workers", type=positive_int, help="worker processes (>= 1)")
     parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         cfg, seed = load_config(args.recipe)
+    except UsageError as e:
+        print(f"infir curate: error: {e}", file=sys.stderr)
+        return 2
+    try:
         updates = {}
         if args.input:
             updates["sources"] = [source_for(p) for p in args.input]
         if args.executor:
             updates["executor"] = args.executor
-        if args.workers:
+        if args.workers is not None:
             updates["workers"] = args.workers
         cfg = CurateConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in updates.items() if k != "sources"}}
                                           | ({"sources": [s.model_dump() for s in updates["sources"]]}
                                              if "sources" in updates else {}))
         from infir.curate.pipeline import run_curate
+        from infir.lock import LockError, acquire
 
-        summary = run_curate(cfg, Path(args.output), seed=args.seed if args.seed is not None else seed)
+        try:
+            # One curate per output folder: two would overwrite each other's shards and summary.
+            lock = acquire(args.output)
+        except LockError as e:
+            print(f"infir curate: error: {e}", file=sys.stderr)
+            return 2
+        with lock:
+            summary = run_curate(cfg, Path(args.output), seed=args.seed if args.seed is not None else seed)
     except (CurateInputError, FileNotFoundError, ValueError, OSError, RuntimeError) as e:
         print(f"infir curate: error: {e}", file=sys.stderr)
         return 1

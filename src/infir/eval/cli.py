@@ -19,17 +19,31 @@ from rich.table import Table
 from infir.eval.loading import DataError
 
 
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
 def _eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="infir eval", description="Evaluate a model on benchmark tasks.")
     p.add_argument("--model", required=True, help="local folder or hub name of a causal LM")
     p.add_argument("--tasks", required=True, help="comma-separated task names (see --list-tasks)")
-    p.add_argument("--limit", type=int, help="evaluate the first N documents of each task")
-    p.add_argument("--num-fewshot", type=int, help="few-shot examples (default: each task's own)")
+    p.add_argument("--limit", type=_at_least(1), help="evaluate the first N documents of each task")
+    p.add_argument("--num-fewshot", type=_at_least(0), help="few-shot examples (default: each task's own)")
     p.add_argument("--chat", action="store_true", help="prompt through the tokenizer's chat template")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, help="generation budget (default: each task's own)")
+    p.add_argument("--batch-size", type=_at_least(1), default=16)
+    p.add_argument("--max-new-tokens", type=_at_least(1), help="generation budget (default: each task's own)")
     p.add_argument(
-        "--num-samples", type=int, default=1, help="samples per prompt (pass@k); needs --temperature"
+        "--num-samples", type=_at_least(1), default=1, help="samples per prompt (pass@k); needs --temperature"
     )
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument(
@@ -45,7 +59,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
-    p.add_argument("--sandbox-workers", type=int, default=2)
+    p.add_argument("--sandbox-workers", type=_at_least(1), default=2)
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -58,7 +72,7 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", required=True, type=Path, help="JSONL with completion + task_id or doc_index")
     p.add_argument("--data", help="local copy of the task's benchmark data")
     p.add_argument("--output", required=True, type=Path)
-    p.add_argument("--workers", type=int, default=2, help="parallel sandboxes for code tasks")
+    p.add_argument("--workers", type=_at_least(1), default=2, help="parallel sandboxes for code tasks")
     return p
 
 
@@ -169,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_score(_score_parser().parse_args(argv[1:]))
         return run_eval(_eval_parser().parse_args(argv))
     except (DataError, KeyError, ValueError, FileNotFoundError) as e:
+        from pydantic import ValidationError
+
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        if isinstance(e, ValidationError):  # pydantic's text spans lines and links its docs
+            message = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors())
         print(f"infir eval: error: {message}", file=sys.stderr)
         return 2
 

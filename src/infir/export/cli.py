@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=True)
@@ -95,7 +96,7 @@ def cmd_export(argv: list[str]) -> int:
                 args.model, args.out, args.quant, name=args.name, tokenizer_pre=args.tokenizer_pre, log=say
             )
     except (ExportError, VocabError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         return 2
     print(args.out.resolve())
     return 0
@@ -130,7 +131,7 @@ def cmd_bench(argv: list[str]) -> int:
     try:
         variants = find_variants(args.model, int8=not args.no_int8, reference=args.reference)
     except FileNotFoundError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         return 2
     result = run_bench(variants, settings, log=console.print)
     write_result(result, args.output)

@@ -14,9 +14,12 @@ def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if line.strip():
-            rows.append(json.loads(line))
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} is corrupt (line {number} is not JSON: {exc})") from None
             if limit is not None and len(rows) >= limit:
                 break
     return rows

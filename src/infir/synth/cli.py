@@ -7,9 +7,11 @@
 Writes OUTPUT/sft.jsonl (SFT `messages`), OUTPUT/summary.json (counts per step and reason),
 OUTPUT/config.yaml (the resolved `synth` section: names of key variables, never keys) and
 OUTPUT/details/. The request cache is OUTPUT/cache/synth-requests.sqlite, so running the same command
-again (or after a kill) sends only requests never answered. `--config FILE` reads a `synth:` section
-(a recipe or a bare section); `key=value` arguments override it. Without `--teacher-url` the configured
-teacher answers (by default the tiny recipe's generated teacher).
+again (or after a kill or Ctrl-C) sends only requests never answered. A teacher that stops answering is
+given up on after `teacher.give_up_after` seconds without a successful reply (default 600; connect
+timeout `teacher.connect_timeout` 10 s, read timeout `teacher.timeout` 180 s). `--config FILE` reads a
+`synth:` section (a recipe or a bare section); `key=value` arguments override it. Without `--teacher-url`
+the configured teacher answers (by default the tiny recipe's generated teacher).
 """
 
 from __future__ import annotations
@@ -97,6 +99,15 @@ def resolve_config(args: argparse.Namespace):
     return SynthConfig.model_validate(tree)
 
 
+def describe_errors(exc: ValidationError) -> str:
+    """pydantic's own text repeats every input; a refused secret must not be, so inputs are left out."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "synth"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     from infir.run import atomic_write_text, write_json
     from infir.synth.pipeline import synthesize
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(args)
     except ValidationError as exc:
-        print(f"infir synth: invalid configuration:\n{exc}", file=sys.stderr)
+        print(f"infir synth: invalid configuration: {describe_errors(exc)}", file=sys.stderr)
         return 2
     except (OSError, yaml.YAMLError, ValueError) as exc:
         print(f"infir synth: {exc}", file=sys.stderr)
@@ -123,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, SecretError, HttpError, FileNotFoundError) as exc:
         print(f"infir synth: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        cache = Path(cfg.cache_path) if cfg.cache_path else out / "cache" / "synth-requests.sqlite"
+        print(f"infir synth: stopped; every reply received so far is kept in {cache}", file=sys.stderr)
+        raise
     write_json(out / "summary.json", summary)
     print(
         json.dumps(

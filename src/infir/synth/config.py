@@ -20,12 +20,30 @@ import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from infir.config_base import Section
 from infir.curate.config import DecontamConfig, DedupConfig
 
 Domain = Literal["math", "code", "general"]
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# Prefixes of the keys people paste: OpenAI/Anthropic/DeepSeek `sk-`, Hugging Face `hf_`, GitHub, Slack,
+# AWS, Google, Groq, Replicate, xAI.
+_KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_", "xox", "AKIA", "ASIA",
+                 "AIza", "gsk_", "r8_", "xai-", "pk-", "rk-")
+SECRET_MESSAGE = ("the value given for api_key_env looks like a secret, not an environment variable name; "
+                  "pass the NAME of the variable that holds the key (e.g. OPENAI_API_KEY)")
+
+
+def looks_like_secret(value: str) -> bool:
+    """A key pasted where the NAME of its variable belongs (judged without ever printing it)."""
+    if value.startswith(_KEY_PREFIXES):
+        return True
+    if not _ENV_NAME.match(value):
+        return True  # lower case, dashes, dots: a key, or at least not a variable name to trust
+    # Upper case and underscores only, but long and dense with digits: a key in an upper-case alphabet.
+    digits = sum(c.isdigit() for c in value)
+    return len(value) >= 32 and "_" not in value and digits >= 4
 
 
 class EndpointConfig(Section):
@@ -38,17 +56,25 @@ class EndpointConfig(Section):
     backoff_seconds: float = Field(0.5, gt=0)  # first retry delay; doubles each retry (with jitter)
     max_backoff_seconds: float = Field(30.0, gt=0)  # cap, also on a server's Retry-After
     requests_per_second: float | None = Field(None, gt=0)  # None: no rate limit
-    timeout: float = Field(300.0, gt=0)  # seconds per request
+    connect_timeout: float = Field(10.0, gt=0)  # seconds to open a connection
+    timeout: float = Field(180.0, gt=0)  # seconds to wait for a reply (between bytes, once connected)
+    # The batch stops when no request has succeeded for this long (retries and backoff included), so a
+    # server that accepts and never answers costs at most this, not timeout x retries x batch size.
+    give_up_after: float = Field(600.0, gt=0)
 
-    @field_validator("api_key_env")
+    @model_validator(mode="after")
+    def _budget(self):
+        if self.give_up_after < self.timeout:
+            raise ValueError(f"give_up_after ({self.give_up_after:g} s) must be at least timeout "
+                             f"({self.timeout:g} s), or no slow reply could ever arrive")
+        return self
+
+    @field_validator("api_key_env", mode="before")
     @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.match(value):
-            # Refuse anything that is not a variable name: a pasted key must not reach config.yaml.
-            raise ValueError(
-                "api_key_env is the NAME of an environment variable holding the key "
-                "(e.g. OPENAI_API_KEY), not the key itself"
-            )
+    def _env_name(cls, value):
+        if isinstance(value, str) and looks_like_secret(value):
+            # A pasted key must reach neither config.yaml nor a message: the error carries no input.
+            raise PydanticCustomError("secret_value", SECRET_MESSAGE)
         return value
 
 

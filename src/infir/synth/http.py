@@ -5,9 +5,14 @@
 
 Standard library only (http.client and threads): waiting on a socket releases the GIL, so a pool of
 `concurrency` threads, each holding its own keep-alive connection, keeps that many requests in flight
-without an extra dependency. Retryable failures (408, 409, 425, 429, 5xx, dropped connections,
-timeouts) are retried `max_retries` times after exponentially growing, jittered pauses, honouring a
-server's Retry-After; others fail at once. The API key is read from the environment variable the
+without an extra dependency. Retryable failures (408, 409, 425, 429, 5xx, dropped connections, timeouts)
+are retried `max_retries` times after exponentially growing, jittered pauses, honouring a server's
+Retry-After; others fail at once. Opening a connection has its own short timeout (`connect_timeout`); a
+reply may take up to `timeout` between bytes; and a batch in which nothing has succeeded for
+`give_up_after` seconds stops, so a server that accepts and never answers costs at most that long. Ctrl-C
+(or SIGTERM, turned into the same exception by the CLI) stops a batch within a moment: the waiting
+sockets are shut down under the worker threads, nothing queued is sent, and every reply received so far
+has already been handed to `on_result` (the cache). The API key is read from the environment variable the
 config names, sent only in the Authorization header, and scrubbed from every error message.
 """
 
@@ -18,6 +23,7 @@ import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -43,6 +49,24 @@ class HttpError(RuntimeError):
     @property
     def reason(self) -> str:
         return f"http_{self.status}" if self.status else "connection"
+
+
+class _ConnectTimeouts:
+    """An HTTP(S) connection that connects within `timeout` and then reads with `read_timeout`."""
+
+    read_timeout: float | None = None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.sock.settimeout(self.read_timeout)  # type: ignore[attr-defined]
+
+
+class _HTTPConnection(_ConnectTimeouts, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ConnectTimeouts, http.client.HTTPSConnection):
+    pass
 
 
 class SecretError(ValueError):
@@ -127,7 +151,12 @@ class JsonClient:
         self._local = threading.local()
         self.limiter = RateLimiter(cfg.requests_per_second)
         self.stats = ClientStats()
-        self._sleep = sleep
+        # Once set (interrupt, or the batch gave up) nothing more is sent and backoff pauses end at once.
+        self._stop = threading.Event()
+        self._sleep = self._stop.wait if sleep is time.sleep else sleep
+        self._open: set[http.client.HTTPConnection] = set()
+        self._open_lock = threading.Lock()
+        self._last_success = time.monotonic()
 
     def __repr__(self) -> str:  # never shows headers
         return f"JsonClient({self.where}, concurrency={self.cfg.concurrency})"
@@ -139,8 +168,11 @@ class JsonClient:
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            conn = self._local.conn = cls(self.host, self.port, timeout=self.cfg.timeout)
+            cls = _HTTPSConnection if self.https else _HTTPConnection
+            conn = self._local.conn = cls(self.host, self.port, timeout=self.cfg.connect_timeout)
+            conn.read_timeout = self.cfg.timeout
+            with self._open_lock:
+                self._open.add(conn)
         return conn
 
     def _drop_connection(self) -> None:
@@ -148,9 +180,34 @@ class JsonClient:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._open_lock:
+                self._open.discard(conn)
+
+    def abort(self) -> None:
+        """Stop: no new request starts, and every request waiting on a socket fails now."""
+        self._stop.set()
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    # shutdown (not close) wakes a thread blocked in recv on this socket, safely.
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    @property
+    def budget(self) -> str:
+        """The limits that bound how long a failing endpoint is tried, for error messages."""
+        c = self.cfg
+        return (f"connect timeout {c.connect_timeout:g} s, read timeout {c.timeout:g} s, {c.max_retries} "
+                f"retries, giving up after {c.give_up_after:g} s without a successful reply")
 
     def _attempt(self, path: str, body: bytes) -> tuple[dict, None] | tuple[None, HttpError]:
         self.limiter.acquire()
+        if self._stop.is_set():
+            return None, HttpError(f"POST {self.where}{path}: stopped before sending")
         self.stats.add("requests")
         try:
             conn = self._connection()
@@ -197,8 +254,9 @@ class JsonClient:
             result, err = self._attempt(path, body)
             if err is None:
                 self.stats.add("succeeded")
+                self._last_success = time.monotonic()
                 return result  # type: ignore[return-value]
-            if not err.retryable or attempt == self.cfg.max_retries:
+            if not err.retryable or attempt == self.cfg.max_retries or self._stop.is_set():
                 self.stats.add("failed", err.reason)
                 raise err
             self.stats.add("retries")
@@ -226,7 +284,9 @@ class JsonClient:
         are queued at once, so millions of payloads do not sit in memory as futures.
 
         A misconfigured endpoint stops the batch instead of failing every request after its retries: an
-        HTTP 401, 403 or 404, or `abort_after` failures in a row with no success, raise HttpError.
+        HTTP 401, 403 or 404, `abort_after` failures in a row with no success, or no success for
+        `give_up_after` seconds, raise HttpError. KeyboardInterrupt (Ctrl-C, or SIGTERM via the CLI)
+        aborts the requests in flight and propagates at once.
         """
         results: dict[int, dict | HttpError] = {}
         streak = {"failures": 0}
@@ -234,12 +294,14 @@ class JsonClient:
         abort_after = max(8, 2 * self.cfg.concurrency)
 
         def one(i: int, payload: Any) -> None:
-            if fatal:
+            if fatal or self._stop.is_set():
                 return  # the batch is being abandoned: do not send what is still queued
             try:
                 out: dict | HttpError = self.post(path, payload)
             except HttpError as err:
                 out = err
+            if self._stop.is_set() and isinstance(out, HttpError):
+                return  # aborted under our feet: not a reply, and not a failure of the endpoint
             with self.stats._lock:
                 streak["failures"] = streak["failures"] + 1 if isinstance(out, HttpError) else 0
                 if isinstance(out, HttpError) and (out.status in FATAL_STATUS
@@ -249,23 +311,44 @@ class JsonClient:
                 on_result(i, out)
             results[i] = out
 
+        def gave_up() -> bool:
+            idle = time.monotonic() - max(self._last_success, started)
+            if idle >= self.cfg.give_up_after and not fatal:
+                fatal.append((HttpError(f"no request to {self.where}{path} succeeded for {idle:.0f} s"), 0))
+                self.abort()
+            return bool(fatal)
+
+        def drain(futures: set, until_below: int) -> set:
+            while len(futures) > until_below:
+                done, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                for f in done:
+                    f.result()  # re-raise a bug in on_result here, not silently
+                if gave_up() and until_below:
+                    break
+            return futures
+
+        started = time.monotonic()
         window = 4 * self.cfg.concurrency
-        with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="infir-http") as pool:
-            pending = set()
+        pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="infir-http")
+        try:
+            pending: set = set()
             for i, payload in enumerate(payloads):
                 if fatal:
                     break
                 pending.add(pool.submit(one, i, payload))
                 if len(pending) >= window:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        f.result()  # re-raise a bug in on_result here, not silently
-            for f in pending:
-                f.result()
+                    pending = drain(pending, window - 1)
+            drain(pending, 0)
+        except BaseException:
+            # Ctrl-C or a bug: stop sending, wake the threads blocked on sockets, do not wait for them.
+            self.abort()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         if fatal:
             first, count = fatal[0]
-            why = "" if first.status in FATAL_STATUS else f"{count} requests in a row failed; "
-            raise HttpError(f"stopped: {why}{first}", first.status)
+            why = "" if first.status in FATAL_STATUS or not count else f"{count} requests in a row failed; "
+            raise HttpError(f"stopped: {why}{first} ({self.budget})", first.status)
         return [results[i] for i in range(len(results))]
 
 
