@@ -1,0 +1,127 @@
+"""Typed configuration of `infir inputs` (the `inputs:` section of a recipe).
+
+inputs:
+  recall_seeds:
+    math:
+      positives: {sources: [{name: open-web-math/open-web-math}], size: 200000, out: seeds/math_positive.jsonl}
+      negatives: {sources: [{name: HuggingFaceFW/fineweb, subset: sample-10BT}], size: 200000,
+                  out: seeds/math_negative.jsonl}
+  annotate:
+    sample: {sources: [{name: HuggingFaceFW/fineweb, subset: sample-10BT}], size: 450000,
+             out: seeds/quality_annotations.jsonl}
+    teacher: {type: openai, base_url: "http://127.0.0.1:8000/v1", model: meta-llama/Llama-3.1-70B-Instruct,
+              api_key_env: TEACHER_API_KEY, concurrency: 64}
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from infir.config_base import Section
+from infir.synth.config import TeacherConfig
+
+PROMPTS = Path(__file__).parent / "prompts"
+
+
+class DatasetSource(Section):
+    """Records read through Hugging Face `datasets`, streamed: a hub dataset by `name` (with `subset` and
+    `split`), or local / fsspec `paths` (JSONL, JSON, Parquet; compressed JSONL too). The text is the
+    `text_key` field, or `template` filled from the record's fields (Q&A rows: "{title}\\n\\n{question}
+    \\n\\n{answer}"). `scan` caps the records read: the sample is uniform over those, so a corpus of
+    billions of rows can be sampled from its first shards."""
+
+    name: str | None = None
+    paths: list[str] = Field(default_factory=list)
+    subset: str | None = None
+    split: str = "train"
+    text_key: str = "text"
+    template: str | None = None
+    scan: int | None = Field(None, ge=1)
+    min_chars: int = Field(1, ge=1)  # shorter texts (empty pages, one-word answers) are skipped
+
+    @model_validator(mode="after")
+    def _check(self) -> "DatasetSource":
+        if bool(self.name) == bool(self.paths):
+            raise ValueError("a dataset source needs exactly one of `name` (hub dataset) or `paths` (files)")
+        if self.template is not None:
+            try:
+                self.fields()
+            except ValueError as exc:
+                raise ValueError(f"template {self.template!r} is not a format string: {exc}") from None
+        return self
+
+    def fields(self) -> list[str]:
+        """The record fields the text is made of."""
+        if self.template is None:
+            return [self.text_key]
+        return [f for _, f, _, _ in string.Formatter().parse(self.template) if f]
+
+    @property
+    def label(self) -> str:
+        return self.name or ",".join(self.paths)
+
+
+class SampleSpec(Section):
+    """`size` records drawn uniformly (seeded) from the concatenated sources, written as JSONL to `out`."""
+
+    sources: list[DatasetSource] = Field(min_length=1)
+    size: int = Field(ge=1)
+    out: str
+    seed: int = 0
+
+
+class RecallSeedsSpec(Section):
+    positives: SampleSpec
+    negatives: SampleSpec | None = None  # random web pages: what the domain is not
+
+
+class AnnotateConfig(Section):
+    """A sample of documents scored 0-5 by an OpenAI-compatible teacher. `prompt` names a packaged prompt
+    (`prompts/<name>.yaml`) or a YAML file with `system` (optional), `user` (with `{text}`) and `score_regex`.
+    Documents are cut to `max_chars` before they are sent, as FineWeb-Edu's annotators saw extracts."""
+
+    sample: SampleSpec
+    teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig(
+        type="openai", base_url="http://127.0.0.1:8000/v1", model="meta-llama/Llama-3.1-70B-Instruct",
+        temperature=0.0, max_tokens=256))
+    prompt: str = "fineweb_edu"
+    max_chars: int = Field(6000, ge=100)
+    batch: int = Field(1024, ge=1)  # documents per round of requests (and per write)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AnnotateConfig":
+        if self.teacher.type != "openai":
+            raise ValueError("annotation asks an OpenAI-compatible endpoint: `teacher.type: openai`")
+        return self
+
+
+class InputsConfig(Section):
+    recall_seeds: dict[str, RecallSeedsSpec] = Field(default_factory=dict)
+    annotate: AnnotateConfig | None = None
+
+    def specs(self) -> list[tuple[str, SampleSpec]]:
+        """Every sample to draw, named (`math.positives`, `annotate`)."""
+        out = []
+        for domain, spec in self.recall_seeds.items():
+            out.append((f"{domain}.positives", spec.positives))
+            if spec.negatives is not None:
+                out.append((f"{domain}.negatives", spec.negatives))
+        if self.annotate is not None:
+            out.append(("annotate", self.annotate.sample))
+        return out
+
+    def input_files(self) -> list[str]:
+        return [p for _, spec in self.specs() for src in spec.sources for p in src.paths]
+
+    def outputs(self) -> list[str]:
+        return [spec.out for _, spec in self.specs()]
+
+    @model_validator(mode="after")
+    def _distinct_outputs(self) -> "InputsConfig":
+        outs = self.outputs()
+        if len(set(outs)) != len(outs):
+            raise ValueError(f"two samples write the same file: {sorted(o for o in outs if outs.count(o) > 1)}")
+        return self

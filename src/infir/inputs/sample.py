@@ -1,0 +1,130 @@
+"""Seeded reservoir sampling over records streamed through Hugging Face `datasets`.
+
+Every source, hub or local, goes through `datasets.load_dataset(..., streaming=True)`: one reader for
+OpenWebMath's `text` rows, StackOverflow-style Q&A columns and local JSONL/Parquet, nothing loaded
+whole. Algorithm R keeps `size` records whatever the stream's length; with the same seed and the same
+stream the same records come out, written in stream order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from infir.inputs.config import DatasetSource, SampleSpec
+
+_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".ndjson": "json"}
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4")
+
+
+def builder_for(paths: list[str]) -> str:
+    kinds = set()
+    for p in paths:
+        name = p.lower()
+        for ext in _COMPRESSED:
+            name = name.removesuffix(ext)
+        kind = _BUILDERS.get(os.path.splitext(name)[1])
+        if kind is None:
+            raise ValueError(f"{p}: not a JSONL, JSON or Parquet file (by its extension)")
+        kinds.add(kind)
+    if len(kinds) > 1:
+        raise ValueError(f"one source mixes file formats ({sorted(kinds)}): give each format its own source")
+    return kinds.pop()
+
+
+def open_stream(src: DatasetSource):
+    import datasets
+
+    if src.paths:
+        return datasets.load_dataset(builder_for(src.paths), data_files=list(src.paths), split="train",
+                                     streaming=True)
+    return datasets.load_dataset(src.name, src.subset, split=src.split, streaming=True)
+
+
+def iter_texts(src: DatasetSource) -> Iterator[str]:
+    """The source's texts, in stream order, at most `scan` records read."""
+    fields = src.fields()
+    stream = open_stream(src)
+    missing_checked = False
+    for n, record in enumerate(stream):
+        if src.scan is not None and n >= src.scan:
+            return
+        if not missing_checked:
+            absent = [f for f in fields if f not in record]
+            if absent:
+                raise KeyError(f"source {src.label}: records have no field(s) {absent}; they have "
+                               f"{sorted(record)} (set `text_key` or `template`)")
+            missing_checked = True
+        if src.template is None:
+            text = record[src.text_key]
+        else:
+            text = src.template.format_map({f: "" if record[f] is None else record[f] for f in fields})
+        if isinstance(text, str) and len(text.strip()) >= src.min_chars:
+            yield text
+
+
+@dataclass
+class Reservoir:
+    size: int
+    seed: int
+    seen: int = 0
+    items: list[tuple[int, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def add(self, text: str) -> None:
+        if len(self.items) < self.size:
+            self.items.append((self.seen, text))
+        else:
+            j = self._rng.randrange(self.seen + 1)
+            if j < self.size:
+                self.items[j] = (self.seen, text)
+        self.seen += 1
+
+    def sample(self) -> list[str]:
+        return [text for _, text in sorted(self.items)]
+
+
+def draw(spec: SampleSpec) -> tuple[list[str], dict]:
+    """`spec.size` texts drawn uniformly from all sources together, and per-source counts."""
+    reservoir = Reservoir(spec.size, spec.seed)
+    read = {}
+    for src in spec.sources:
+        before = reservoir.seen
+        for text in iter_texts(src):
+            reservoir.add(text)
+        read[src.label] = reservoir.seen - before
+    return reservoir.sample(), {"read": read, "seen": reservoir.seen}
+
+
+def write_jsonl_atomic(path: str | Path, records) -> str:
+    """Writes records to a temporary file beside `path`, then renames: a kill leaves the old file or none.
+    Returns the sha256 of what was written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    digest = hashlib.sha256()
+    with tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            line = json.dumps(record, ensure_ascii=False) + "\n"
+            digest.update(line.encode())
+            f.write(line)
+    os.replace(tmp, path)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str | None:
+    path = Path(path)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
