@@ -40,7 +40,9 @@ class DatasetSource(Section):
     text_key: str = "text"
     template: str | None = None
     scan: int | None = Field(None, ge=1)
-    min_chars: int = Field(1, ge=1)  # shorter texts (empty pages, one-word answers) are skipped
+    min_chars: int = Field(1, ge=1)  # shorter texts (empty pages) are skipped
+    # Records with any of these fields empty are skipped: a question without its answer is no Q&A seed.
+    require: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> "DatasetSource":
@@ -55,9 +57,9 @@ class DatasetSource(Section):
 
     def fields(self) -> list[str]:
         """The record fields the text is made of."""
-        if self.template is None:
-            return [self.text_key]
-        return [f for _, f, _, _ in string.Formatter().parse(self.template) if f]
+        named = [self.text_key] if self.template is None else [
+            f for _, f, _, _ in string.Formatter().parse(self.template) if f]
+        return list(dict.fromkeys(named + self.require))
 
     @property
     def label(self) -> str:

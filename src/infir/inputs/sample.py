@@ -60,6 +60,8 @@ def iter_texts(src: DatasetSource) -> Iterator[str]:
                 raise KeyError(f"source {src.label}: records have no field(s) {absent}; they have "
                                f"{sorted(record)} (set `text_key` or `template`)")
             missing_checked = True
+        if any(not record[f] for f in src.require):
+            continue
         if src.template is None:
             text = record[src.text_key]
         else:
