@@ -1,0 +1,98 @@
+"""Quality annotation through synth's teacher client, and the classifier curate trains on its labels."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from infir.config import Recipe
+from infir.inputs.annotate import load_prompt
+from infir.run import run_stage
+from infir.stages import STAGES
+from infir.synth.http import SecretError
+from infir.synth.loopback import LoopbackServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def benchmark():
+    spec = importlib.util.spec_from_file_location("quality_annotation", REPO / "benchmarks" / "quality_annotation.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quality_annotation"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_packaged_prompt_is_fineweb_edu_and_parses_its_own_format():
+    prompt = load_prompt("fineweb_edu")
+    messages = prompt.messages("Photosynthesis turns light into sugar.")
+    assert messages[-1]["content"].count("Photosynthesis turns light into sugar.") == 1
+    assert "additive 5-point scoring system" in messages[-1]["content"]
+    assert prompt.parse("Clear and focused.\nEducational score: 4") == 4
+    assert prompt.parse("Educational score:  3") == 3  # the prompt's own format has two spaces
+    assert prompt.parse("**Educational score:** 5") == 5
+    assert prompt.parse('Use "Educational score: <total points>". ... Educational score: 2') == 2
+    assert prompt.parse("Educational score: 7") is None and prompt.parse("I rate it highly.") is None
+
+
+def annotate_recipe(tmp_path: Path, url: str, texts: list[str], size: int, key_env: str) -> Recipe:
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return Recipe.model_validate({"name": "t", "stages": ["inputs"], "inputs": {"annotate": {
+        "sample": {"sources": [{"paths": [str(pool)]}], "size": size, "out": str(tmp_path / "labels.jsonl")},
+        "teacher": {"type": "openai", "base_url": url, "model": "m", "api_key_env": key_env, "concurrency": 4,
+                    "max_retries": 3, "backoff_seconds": 0.01, "temperature": 0.0},
+        "batch": 7}}})
+
+
+def test_retries_failures_and_leaves_unparsable_replies_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("T_KEY", "sk-test-abc")
+    texts = [f"Document number {i} about fractions." for i in range(30)]
+
+    def respond(body):
+        doc = body["messages"][-1]["content"]
+        n = int(doc.split("Document number ")[1].split()[0])
+        return "No idea." if n % 10 == 3 else f"Fine.\nEducational score: {n % 6}"
+
+    # every fifth request first gets a 503: the client retries it
+    with LoopbackServer(respond, api_key="sk-test-abc", faults=lambda n, b: 503 if n % 5 == 0 else None) as server:
+        recipe = annotate_recipe(tmp_path, server.url, texts, 30, "T_KEY")
+        out = run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)["outputs"]["annotate"]
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert out["unparsed"] == 3 and out["failed"] == 0 and out["client"]["retries"] > 0
+    assert len(rows) == 27 and all(set(r) == {"text", "score"} for r in rows)
+    assert all(r["score"] == int(r["text"].split()[2]) % 6 for r in rows)
+    assert server.stats.authorization == {"Bearer sk-test-abc"}
+    assert [str(p) for p in tmp_path.rglob("*") if p.is_file() and b"sk-test-abc" in p.read_bytes()] == []
+    assert "T_KEY" in (tmp_path / "run" / "inputs" / "config.yaml").read_text()
+
+
+def test_missing_key_variable_fails_naming_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("T_ABSENT_KEY", raising=False)
+    with LoopbackServer(lambda body: "Educational score: 1") as server:
+        recipe = annotate_recipe(tmp_path, server.url, ["a text"], 1, "T_ABSENT_KEY")
+        with pytest.raises(SecretError, match="T_ABSENT_KEY"):
+            run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)
+        assert server.stats.received == 0
+
+
+@pytest.mark.shared
+def test_classifier_trained_on_annotations_recovers_the_hidden_ranking(shared, tmp_path, monkeypatch):
+    qa = benchmark()
+    monkeypatch.setenv(qa.KEY_ENV, "placeholder")  # measure() sets its own random key; restored afterwards
+    figures = qa.measure(shared, tmp_path, annotate=500, heldout=300, concurrency=8, bootstrap_peer=False)
+    # The teacher's integer labels are the rule plus noise, rounded: their own rank correlation with the
+    # rule (`spearman_teacher_labels`, same documents) is what learning them perfectly would give. A
+    # classifier that learned the rule, not the noise, comes near it; 0.6 is far above an unrelated score.
+    assert figures["spearman"] > 0.6, figures
+    assert figures["spearman"] > figures["spearman_teacher_labels"] - 0.1, figures
+    assert figures["kept_jaccard"] > 0.4 and figures["kept_recall"] > 0.6, figures
+    assert figures["annotated"] == 500 and figures["unparsed"] == 0 and figures["failed"] == 0
+    assert figures["requests_sent"] > 0
+    assert figures["rerun_requests"] == 0 and figures["repeated_requests"] == 0, figures
+    assert figures["rerun_from_cache"] == 500
+    assert figures["key_in_files"] == 0
