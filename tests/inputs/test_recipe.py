@@ -1,0 +1,45 @@
+"""The 1B recipe makes what its curate section reads; a recall cap below the asked seeds is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infir.cli import main
+from infir.config import RecipeError, load_recipe
+from infir.curate.config import RecallConfig, SeedSource
+from infir.run import MARKER
+
+
+def test_infir_1b_inputs_stage_writes_every_file_curate_reads():
+    recipe = load_recipe("infir-1b")
+    assert recipe.stages[:2] == ["inputs", "curate"]
+    recall, made = recipe.curate.recall, set(recipe.inputs.outputs())
+    read = {p for s in [*recall.seeds.values(), *recall.negative_seeds.values()] for p in s.paths}
+    read.add(recipe.curate.quality.labels_path)
+    assert read == made
+    for domain, spec in recipe.inputs.recall_seeds.items():
+        assert spec.positives.size == recall.seeds[domain].limit <= recall.max_positives
+
+
+def test_recall_cap_below_the_asked_seeds_is_a_config_error():
+    with pytest.raises(ValueError, match="max_positives=1500"):
+        RecallConfig(seeds={"math": SeedSource(paths=["m.jsonl"], limit=200000)})
+    assert RecallConfig(seeds={"math": SeedSource(paths=["m.jsonl"], limit=200000)}, max_positives=200000)
+    RecallConfig()  # the defaults' builtin seeds set no limit of their own
+    with pytest.raises(RecipeError, match="curate.recall"):
+        load_recipe("infir-1b", ["curate.recall.max_positives=1500"])
+
+
+def test_cli_runs_the_stage_from_a_recipe_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("web.jsonl").write_text("".join(json.dumps({"text": f"page {i}"}) + "\n" for i in range(50)))
+    Path("r.yaml").write_text(yaml.safe_dump({"name": "r", "stages": ["inputs"], "inputs": {"recall_seeds": {
+        "math": {"positives": {"sources": [{"paths": ["web.jsonl"]}], "size": 10, "out": "seeds/m.jsonl"}}}}}))
+    assert main(["inputs", "r.yaml", "--run-dir", "run"]) == 0
+    assert len(Path("seeds/m.jsonl").read_text().splitlines()) == 10
+    assert (tmp_path / "run" / "inputs" / MARKER).exists()
+    assert main(["inputs", "r.yaml", "--run-dir", "run"]) == 0  # skipped: complete and unchanged
