@@ -103,7 +103,8 @@ def load_corpus(shared: Path) -> tuple[list[dict], dict[str, dict]]:
     return docs, labels
 
 
-def split(docs: list[dict], labels: dict[str, dict], heldout: int, seed: int) -> tuple[list[dict], list[dict]]:
+def split(docs: list[dict], labels: dict[str, dict], heldout: int,
+          seed: int) -> tuple[list[dict], list[dict]]:
     """Held-out documents by duplicate group (a document and its duplicates fall on one side)."""
     def group(d: dict) -> str:
         return (labels.get(d["id"]) or {}).get("dup_of") or d["id"]
@@ -163,17 +164,21 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
     out_path = work / "seeds" / "quality_annotations.jsonl"
     run_dir = work / "run"
     with LoopbackServer(rule, api_key=key, latency=latency) as server:
-        recipe = Recipe.model_validate({"name": "quality-annotation", "stages": ["inputs"], "inputs": {"annotate": {
+        annotate_cfg = {
             "sample": {"sources": [{"paths": [str(pool_path)]}], "size": annotate, "seed": seed,
                        "out": str(out_path)},
-            "teacher": {"type": "openai", "base_url": server.url, "model": "hidden-rule", "api_key_env": KEY_ENV,
-                        "concurrency": concurrency, "temperature": 0.0, "max_tokens": 64, "max_retries": 2},
-            "max_chars": max_chars, "batch": batch}}})
+            "teacher": {"type": "openai", "base_url": server.url, "model": "hidden-rule",
+                        "api_key_env": KEY_ENV, "concurrency": concurrency, "temperature": 0.0,
+                        "max_tokens": 64, "max_retries": 2},
+            "max_chars": max_chars, "batch": batch}
+        recipe = Recipe.model_validate({"name": "quality-annotation", "stages": ["inputs"],
+                                        "inputs": {"annotate": annotate_cfg}})
         t0 = time.perf_counter()
         summary = run_stage(recipe, STAGES["inputs"], run_dir, log=lambda *a: None)["outputs"]["annotate"]
         stage_seconds = time.perf_counter() - t0
         answered_first = server.stats.answered
-        rerun = run_stage(recipe, STAGES["inputs"], run_dir, force=True, log=lambda *a: None)["outputs"]["annotate"]
+        rerun = run_stage(recipe, STAGES["inputs"], run_dir, force=True,
+                          log=lambda *a: None)["outputs"]["annotate"]
         rerun_requests = server.stats.received - answered_first
         repeated = server.stats.repeated
     labelled = [json.loads(line) for line in out_path.read_text().splitlines()]
@@ -204,7 +209,8 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
         "kept_jaccard": round(both / max(1, int((kept_clf | kept_rule).sum())), 4),
         "kept_precision": round(both / max(1, int(kept_clf.sum())), 4),
         "kept_recall": round(both / max(1, int(kept_rule.sum())), 4),
-        "requests_sent": summary["requests"]["sent"], "requests_per_s": summary["requests"]["sent_per_second"],
+        "requests_sent": summary["requests"]["sent"],
+        "requests_per_s": summary["requests"]["sent_per_second"],
         "stage_seconds": round(stage_seconds, 2), "concurrency": concurrency, "latency_s": latency,
         "rerun_requests": rerun_requests, "rerun_from_cache": rerun["requests"]["cached"],
         "repeated_requests": repeated, "train_seconds": round(train_seconds, 2),
@@ -213,7 +219,8 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
         pool_norm = [normalize(d["text"], recall_cfg.max_tokens_per_doc, recall_cfg.windows)
                      for d in random.Random(seed).sample(pool, min(len(pool), 4000))]
         train_quality_model(QualityConfig(), recall_cfg, pool_norm, seed, work / "bootstrap.bin")
-        figures["spearman_bootstrap"] = round(spearman(score_texts(work / "bootstrap.bin", held_norm), hidden), 4)
+        bootstrap = score_texts(work / "bootstrap.bin", held_norm)
+        figures["spearman_bootstrap"] = round(spearman(bootstrap, hidden), 4)
     figures["key_in_files"] = len(files_holding(work, key))
     return figures
 
@@ -230,7 +237,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = measure(Path(args.shared), Path(tmp), annotate=args.annotate, heldout=args.heldout,
-                          concurrency=args.concurrency, latency=args.latency, noise=args.noise, seed=args.seed)
+                          concurrency=args.concurrency, latency=args.latency, noise=args.noise,
+                          seed=args.seed)
     print(json.dumps(figures), file=sys.stdout)
 
 

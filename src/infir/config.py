@@ -28,8 +28,8 @@ from infir.train.config import ScheduleConfig, TrainConfig
 from infir.vl.config import VLConfig
 
 # The order stages run in; a recipe names a subsequence of it.
-STAGE_ORDER = ("inputs", "curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "vl", "eval", "export",
-               "report")
+STAGE_ORDER = ("inputs", "curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "vl", "eval",
+               "export", "report")
 TRAINING_STAGES = ("pretrain", "anneal", "sft", "rl")
 EMBEDDED_RECIPES = Path(__file__).parent / "recipes"
 

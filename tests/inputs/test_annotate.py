@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def benchmark():
-    spec = importlib.util.spec_from_file_location("quality_annotation", REPO / "benchmarks" / "quality_annotation.py")
+    path = REPO / "benchmarks" / "quality_annotation.py"
+    spec = importlib.util.spec_from_file_location("quality_annotation", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["quality_annotation"] = module
     spec.loader.exec_module(module)
@@ -59,9 +60,11 @@ def test_retries_failures_and_leaves_unparsable_replies_out(tmp_path, monkeypatc
         return "No idea." if n % 10 == 3 else f"Fine.\nEducational score: {n % 6}"
 
     # every fifth request first gets a 503: the client retries it
-    with LoopbackServer(respond, api_key="sk-test-abc", faults=lambda n, b: 503 if n % 5 == 0 else None) as server:
+    faults = lambda n, body: 503 if n % 5 == 0 else None  # noqa: E731
+    with LoopbackServer(respond, api_key="sk-test-abc", faults=faults) as server:
         recipe = annotate_recipe(tmp_path, server.url, texts, 30, "T_KEY")
-        out = run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)["outputs"]["annotate"]
+        out = run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)
+        out = out["outputs"]["annotate"]
     rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
     assert out["unparsed"] == 3 and out["failed"] == 0 and out["client"]["retries"] > 0
     assert len(rows) == 27 and all(set(r) == {"text", "score"} for r in rows)

@@ -38,7 +38,8 @@ def test_cli_runs_the_stage_from_a_recipe_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("web.jsonl").write_text("".join(json.dumps({"text": f"page {i}"}) + "\n" for i in range(50)))
     Path("r.yaml").write_text(yaml.safe_dump({"name": "r", "stages": ["inputs"], "inputs": {"recall_seeds": {
-        "math": {"positives": {"sources": [{"paths": ["web.jsonl"]}], "size": 10, "out": "seeds/m.jsonl"}}}}}))
+        "math": {"positives": {"sources": [{"paths": ["web.jsonl"]}], "size": 10,
+                               "out": "seeds/m.jsonl"}}}}}))
     assert main(["inputs", "r.yaml", "--run-dir", "run"]) == 0
     assert len(Path("seeds/m.jsonl").read_text().splitlines()) == 10
     assert (tmp_path / "run" / "inputs" / MARKER).exists()

@@ -25,7 +25,8 @@ def openwebmath_parquet(path: Path, n: int) -> None:
     """OpenWebMath's columns (url, text, date, metadata), written in several row groups."""
     rows = {
         "url": [f"https://math.example.org/q/{i}" for i in range(n)],
-        "text": [f"Math page {i}. Let $x = {i}$; then $x^2 = {i * i}$ and \\frac{{x}}{{2}} = {i / 2}." for i in range(n)],
+        "text": [f"Math page {i}. Let $x = {i}$; then $x^2 = {i * i}$ and \\frac{{x}}{{2}} = {i / 2}."
+                 for i in range(n)],
         "date": ["2023-01-01"] * n,
         "metadata": [json.dumps({"extraction_info": {"found_math": True}})] * n,
     }
@@ -150,7 +151,8 @@ def test_reservoir_is_uniform_and_bounded():
 
 
 def test_missing_field_names_the_fields_there(sources):
-    spec = SampleSpec(sources=[DatasetSource(paths=[str(sources["so"])], text_key="body")], size=5, out="x.jsonl")
+    spec = SampleSpec(sources=[DatasetSource(paths=[str(sources["so"])], text_key="body")], size=5,
+                      out="x.jsonl")
     with pytest.raises(KeyError, match="question_body"):
         draw(spec)
 

@@ -3,7 +3,8 @@
 inputs:
   recall_seeds:
     math:
-      positives: {sources: [{name: open-web-math/open-web-math}], size: 200000, out: seeds/math_positive.jsonl}
+      positives: {sources: [{name: open-web-math/open-web-math}], size: 200000,
+                  out: seeds/math_positive.jsonl}
       negatives: {sources: [{name: HuggingFaceFW/fineweb, subset: sample-10BT}], size: 200000,
                   out: seeds/math_negative.jsonl}
   annotate:
@@ -125,5 +126,6 @@ class InputsConfig(Section):
     def _distinct_outputs(self) -> "InputsConfig":
         outs = self.outputs()
         if len(set(outs)) != len(outs):
-            raise ValueError(f"two samples write the same file: {sorted(o for o in outs if outs.count(o) > 1)}")
+            twice = sorted({o for o in outs if outs.count(o) > 1})
+            raise ValueError(f"two samples write the same file: {twice}")
         return self

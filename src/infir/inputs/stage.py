@@ -73,14 +73,18 @@ def make_inputs(cfg: InputsConfig, stage_dir: Path) -> dict:
         extra = {}
         if name == "annotate":
             a = cfg.annotate
-            extra = {"teacher": a.teacher.model_dump(mode="json"), "prompt": a.prompt, "max_chars": a.max_chars}
+            extra = {"teacher": a.teacher.model_dump(mode="json"), "prompt": a.prompt,
+                     "max_chars": a.max_chars}
         key = _spec_hash(spec, extra)
         part = parts / f"{name}.json"
         done = _done(part, key, spec.out)
         if done is not None:
             summary[name] = {**done, "reused": True}
             continue
-        result = annotate_sample(cfg.annotate, stage_dir / "cache") if name == "annotate" else draw_seeds(name, spec)
+        if name == "annotate":
+            result = annotate_sample(cfg.annotate, stage_dir / "cache")
+        else:
+            result = draw_seeds(name, spec)
         if not result.get("failed"):  # a rerun asks again what failed (the cache answers the rest)
             write_json(part, {"key": key, "sha256": result["sha256"], "summary": result})
         summary[name] = result
@@ -90,5 +94,6 @@ def make_inputs(cfg: InputsConfig, stage_dir: Path) -> dict:
 def run(ctx: StageContext) -> dict:
     cfg: InputsConfig = ctx.recipe.inputs
     if not cfg.specs():
-        raise ValueError("the `inputs` stage has nothing to make: give `inputs.recall_seeds` or `inputs.annotate`")
+        raise ValueError("the `inputs` stage has nothing to make: "
+                         "give `inputs.recall_seeds` or `inputs.annotate`")
     return {"outputs": make_inputs(cfg, ctx.stage_dir)}
