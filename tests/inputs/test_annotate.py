@@ -99,3 +99,26 @@ def test_classifier_trained_on_annotations_recovers_the_hidden_ranking(shared, t
     assert figures["rerun_requests"] == 0 and figures["repeated_requests"] == 0, figures
     assert figures["rerun_from_cache"] == 500
     assert figures["key_in_files"] == 0
+
+
+def test_a_run_stopped_halfway_resumes_asking_only_the_unanswered(tmp_path, monkeypatch):
+    monkeypatch.setenv("T_KEY", "k")
+    texts = [f"Document number {i} about decimals." for i in range(40)]
+
+    def respond(body):
+        return f"Educational score: {len(body['messages'][-1]['content']) % 6}"
+
+    # the endpoint starts refusing after 15 requests: the batch stops, the stage fails without a marker
+    refuse = lambda n, body: 401 if n > 15 else None  # noqa: E731
+    with LoopbackServer(respond, faults=refuse) as first:
+        recipe = annotate_recipe(tmp_path, first.url, texts, 40, "T_KEY")
+        with pytest.raises(Exception, match="401"):
+            run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)
+        answered = set(first.stats.by_key)
+    assert len(answered) == 15 and not (tmp_path / "labels.jsonl").exists()
+    with LoopbackServer(respond) as second:  # another address: the cache is keyed by model, not URL
+        recipe = annotate_recipe(tmp_path, second.url, texts, 40, "T_KEY")
+        out = run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)
+        out = out["outputs"]["annotate"]
+        assert second.stats.answered == 25 and not answered & set(second.stats.by_key)
+    assert out["requests"]["cached"] == 15 and out["written"] == 40
