@@ -119,6 +119,14 @@ def test_rerun_skips_and_a_resume_redraws_only_what_is_missing(sources, tmp_path
     assert "reused" not in out["code.positives"]
     assert os.stat("seeds/math_positive.jsonl").st_mtime_ns == before[Path("seeds/math_positive.jsonl")]
     assert len(read("seeds/stackoverflow_positive.jsonl")) == 200
+    # an edited source file changes the stage's fingerprint: it reruns, and the same seed draws the same
+    # sample from the unchanged files
+    math_before = Path("seeds/math_positive.jsonl").read_bytes()
+    stackoverflow_jsonl(sources["so"], 300)
+    out = run_stage(recipe, STAGES["inputs"], run_dir, log=lambda *a: None)["outputs"]
+    assert not any(o.get("reused") for o in out.values())
+    assert out["code.positives"]["seen"] == 270
+    assert Path("seeds/math_positive.jsonl").read_bytes() == math_before
 
 
 def test_same_seed_same_sample_other_seed_other_sample(sources):
@@ -133,7 +141,7 @@ def test_several_sources_share_one_uniform_sample(sources):
     spec = SampleSpec(sources=[DatasetSource(paths=[str(sources["math"])]),
                                DatasetSource(paths=[str(sources["web"])], scan=500)], size=300, out="x.jsonl")
     texts, counts = draw(spec)
-    assert counts["read"] == {str(sources["math"]): 1000, str(sources["web"]): 500}
+    assert counts["texts_per_source"] == {str(sources["math"]): 1000, str(sources["web"]): 500}
     share = sum(t.startswith("Web") for t in texts) / len(texts)
     assert 0.22 < share < 0.45  # 500 of 1,500 records read are web: a third, +- 3 standard errors
 

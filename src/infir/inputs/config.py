@@ -75,6 +75,13 @@ class SampleSpec(Section):
     out: str
     seed: int = 0
 
+    def local_files(self) -> list[str]:
+        """The local files the sources name, globs expanded (remote URLs are left out)."""
+        import glob
+
+        return [path for src in self.sources for pattern in src.paths if "://" not in pattern
+                for path in sorted(glob.glob(pattern))]
+
 
 class RecallSeedsSpec(Section):
     positives: SampleSpec
@@ -117,7 +124,8 @@ class InputsConfig(Section):
         return out
 
     def input_files(self) -> list[str]:
-        return [p for _, spec in self.specs() for src in spec.sources for p in src.paths]
+        """Local files read, whose size and mtime join the stage's fingerprint."""
+        return [path for _, spec in self.specs() for path in spec.local_files()]
 
     def outputs(self) -> list[str]:
         return [spec.out for _, spec in self.specs()]

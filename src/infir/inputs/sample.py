@@ -94,15 +94,15 @@ class Reservoir:
 
 
 def draw(spec: SampleSpec) -> tuple[list[str], dict]:
-    """`spec.size` texts drawn uniformly from all sources together, and per-source counts."""
+    """`spec.size` texts drawn uniformly from all sources together, and how many texts each source gave."""
     reservoir = Reservoir(spec.size, spec.seed)
-    read = {}
+    per_source = {}
     for src in spec.sources:
         before = reservoir.seen
         for text in iter_texts(src):
             reservoir.add(text)
-        read[src.label] = reservoir.seen - before
-    return reservoir.sample(), {"read": read, "seen": reservoir.seen}
+        per_source[src.label] = reservoir.seen - before
+    return reservoir.sample(), {"texts_per_source": per_source, "seen": reservoir.seen}
 
 
 def write_jsonl_atomic(path: str | Path, records) -> str:

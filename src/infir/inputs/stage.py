@@ -22,7 +22,9 @@ log = logging.getLogger("infir.inputs")
 
 
 def _spec_hash(spec: SampleSpec, extra: dict | None = None) -> str:
-    payload = json.dumps({"spec": spec.model_dump(mode="json"), **(extra or {})}, sort_keys=True)
+    # an edited local file is another sample, even between a kill and its resume
+    files = [[p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in spec.local_files()]
+    payload = json.dumps({"spec": spec.model_dump(mode="json"), "files": files, **(extra or {})}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
