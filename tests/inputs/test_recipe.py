@@ -44,3 +44,18 @@ def test_cli_runs_the_stage_from_a_recipe_file(tmp_path, monkeypatch):
     assert len(Path("seeds/m.jsonl").read_text().splitlines()) == 10
     assert (tmp_path / "run" / "inputs" / MARKER).exists()
     assert main(["inputs", "r.yaml", "--run-dir", "run"]) == 0  # skipped: complete and unchanged
+
+
+def test_preflight_lists_the_inputs_datasets_and_not_the_files_they_become(tmp_path):
+    from infir.preflight import check
+
+    recipe = load_recipe("infir-1b")
+    found = check(recipe, tmp_path / "run", ["inputs", "curate"])
+    files = {i.what for i in found if i.kind == "file"}
+    assert not files & set(recipe.inputs.outputs())
+    inputs_datasets = {i.what for i in found if i.stage == "inputs" and i.kind == "dataset"}
+    assert {"open-web-math/open-web-math", "koutch/stackoverflow_python"} <= inputs_datasets
+    assert any(i.stage == "inputs" and i.kind == "endpoint" for i in found)
+    # run alone, curate does need the seed files (nothing in this run makes them)
+    alone = {i.what for i in check(recipe, tmp_path / "run", ["curate"]) if i.kind == "file"}
+    assert "seeds/math_positive.jsonl" in alone
