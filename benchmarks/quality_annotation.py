@@ -1,7 +1,7 @@
 """LLM quality annotation -> infir's quality classifier: does the classifier recover the teacher's ranking?
 
     python benchmarks/quality_annotation.py [--annotate 4000] [--heldout 2000] [--concurrency 16]
-                                            [--latency 0.02] [--noise 0.5] [--seed 0]
+                                            [--latency 0.02] [--noise 0.5] [--seed 0] [--serial-docs 300]
 
 A loopback OpenAI-compatible server plays the annotator. It scores each document it is sent with a
 HIDDEN rule of the reference corpus (`../shared/corpus`): junk documents (by their label) score near 0;
@@ -23,7 +23,8 @@ duplicate of a held-out document is annotated). Measured on the held-out documen
   classifier's score is the expected label over the largest label (5 here), so a threshold t keeps
   documents the rule scores >= 5t (0.5 -> 2.5): `kept_jaccard`, `kept_precision`, `kept_recall`;
 - `requests_per_s`: requests the teacher client sent per second of annotation, against a server that
-  takes `--latency` s per answer (in this process, on threads);
+  takes `--latency` s per answer (in this process, on threads); `speedup_vs_concurrency_1` against the
+  same client sending one request at a time (`--serial-docs` documents, a cache of their own);
 - `rerun_requests`: what a `--force` rerun of the stage sent (the request cache answers: must be 0),
   `repeated_requests`: answers the server gave twice for one body;
 - `key_in_files`: files under the work folder that hold the key's value (must be 0).
@@ -138,7 +139,7 @@ def files_holding(root: Path, needle: str) -> list[str]:
 
 def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrency: int = 16,
             latency: float = 0.0, noise: float = 0.5, seed: int = 0, batch: int = 1024,
-            bootstrap_peer: bool = True) -> dict:
+            bootstrap_peer: bool = True, serial_docs: int = 0) -> dict:
     from infir.config import Recipe, load_recipe
     from infir.curate.config import QualityConfig, RecallConfig
     from infir.curate.fasttext_utils import normalize
@@ -164,15 +165,18 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
     out_path = work / "seeds" / "quality_annotations.jsonl"
     run_dir = work / "run"
     with LoopbackServer(rule, api_key=key, latency=latency) as server:
-        annotate_cfg = {
-            "sample": {"sources": [{"paths": [str(pool_path)]}], "size": annotate, "seed": seed,
-                       "out": str(out_path)},
-            "teacher": {"type": "openai", "base_url": server.url, "model": "hidden-rule",
-                        "api_key_env": KEY_ENV, "concurrency": concurrency, "temperature": 0.0,
-                        "max_tokens": 64, "max_retries": 2},
-            "max_chars": max_chars, "batch": batch}
-        recipe = Recipe.model_validate({"name": "quality-annotation", "stages": ["inputs"],
-                                        "inputs": {"annotate": annotate_cfg}})
+        def recipe_for(size: int, out: Path, threads: int) -> Recipe:
+            annotate_cfg = {
+                "sample": {"sources": [{"paths": [str(pool_path)]}], "size": size, "seed": seed,
+                           "out": str(out)},
+                "teacher": {"type": "openai", "base_url": server.url, "model": "hidden-rule",
+                            "api_key_env": KEY_ENV, "concurrency": threads, "temperature": 0.0,
+                            "max_tokens": 64, "max_retries": 2},
+                "max_chars": max_chars, "batch": batch}
+            return Recipe.model_validate({"name": "quality-annotation", "stages": ["inputs"],
+                                          "inputs": {"annotate": annotate_cfg}})
+
+        recipe = recipe_for(annotate, out_path, concurrency)
         t0 = time.perf_counter()
         summary = run_stage(recipe, STAGES["inputs"], run_dir, log=lambda *a: None)["outputs"]["annotate"]
         stage_seconds = time.perf_counter() - t0
@@ -181,6 +185,9 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
                           log=lambda *a: None)["outputs"]["annotate"]
         rerun_requests = server.stats.received - answered_first
         repeated = server.stats.repeated
+        if serial_docs:  # the peer: one request at a time, its own run directory and so its own cache
+            serial = run_stage(recipe_for(serial_docs, work / "serial.jsonl", 1), STAGES["inputs"],
+                               work / "serial-run", log=lambda *a: None)["outputs"]["annotate"]
     labelled = [json.loads(line) for line in out_path.read_text().splitlines()]
 
     recall_cfg = RecallConfig()
@@ -215,6 +222,10 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
         "rerun_requests": rerun_requests, "rerun_from_cache": rerun["requests"]["cached"],
         "repeated_requests": repeated, "train_seconds": round(train_seconds, 2),
     }
+    if serial_docs:
+        figures["requests_per_s_concurrency_1"] = serial["requests"]["sent_per_second"]
+        figures["speedup_vs_concurrency_1"] = round(
+            figures["requests_per_s"] / max(1e-9, serial["requests"]["sent_per_second"]), 2)
     if bootstrap_peer:
         pool_norm = [normalize(d["text"], recall_cfg.max_tokens_per_doc, recall_cfg.windows)
                      for d in random.Random(seed).sample(pool, min(len(pool), 4000))]
@@ -233,12 +244,14 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.02)
     ap.add_argument("--noise", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--serial-docs", type=int, default=300,
+                    help="documents annotated at concurrency 1 (the peer)")
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = measure(Path(args.shared), Path(tmp), annotate=args.annotate, heldout=args.heldout,
                           concurrency=args.concurrency, latency=args.latency, noise=args.noise,
-                          seed=args.seed)
+                          seed=args.seed, serial_docs=args.serial_docs)
     print(json.dumps(figures), file=sys.stdout)
 
 
