@@ -146,6 +146,24 @@ def test_several_sources_share_one_uniform_sample(sources):
     assert 0.22 < share < 0.45  # 500 of 1,500 records read are web: a third, +- 3 standard errors
 
 
+def test_shuffled_files_spread_a_scanned_sample_over_the_dataset(tmp_path):
+    parts = []
+    for f in range(8):
+        parts.append(tmp_path / f"part-{f}.jsonl")
+        parts[-1].write_text("".join(json.dumps({"text": f"file {f} row {i}"}) + "\n" for i in range(50)))
+    glob = str(tmp_path / "part-*.jsonl")
+
+    def files_in(seed: int, shuffle: bool) -> set[str]:
+        src = DatasetSource(paths=[glob], scan=100, shuffle_files=shuffle)
+        texts, _ = draw(SampleSpec(sources=[src], size=100, out="x.jsonl", seed=seed))
+        return {t.split()[1] for t in texts}
+
+    assert files_in(0, False) == {"0", "1"}  # the first two files in order
+    orders = {frozenset(files_in(seed, True)) for seed in range(6)}
+    assert len(orders) > 1 and all(len(o) == 2 for o in orders)
+    assert files_in(3, True) == files_in(3, True)
+
+
 def test_reservoir_is_uniform_and_bounded():
     hits: Counter = Counter()
     for seed in range(400):

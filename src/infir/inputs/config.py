@@ -41,6 +41,9 @@ class DatasetSource(Section):
     text_key: str = "text"
     template: str | None = None
     scan: int | None = Field(None, ge=1)
+    # Read the dataset's files in a seeded random order (the sample's seed): with `scan`, the records read
+    # come from files spread over the dataset, not only its first ones.
+    shuffle_files: bool = False
     min_chars: int = Field(1, ge=1)  # shorter texts (empty pages) are skipped
     # Records with any of these fields empty are skipped: a question without its answer is no Q&A seed.
     require: list[str] = Field(default_factory=list)

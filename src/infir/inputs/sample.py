@@ -37,19 +37,24 @@ def builder_for(paths: list[str]) -> str:
     return kinds.pop()
 
 
-def open_stream(src: DatasetSource):
+def open_stream(src: DatasetSource, seed: int = 0):
     import datasets
 
     if src.paths:
-        return datasets.load_dataset(builder_for(src.paths), data_files=list(src.paths), split="train",
-                                     streaming=True)
-    return datasets.load_dataset(src.name, src.subset, split=src.split, streaming=True)
+        stream = datasets.load_dataset(builder_for(src.paths), data_files=list(src.paths), split="train",
+                                       streaming=True)
+    else:
+        stream = datasets.load_dataset(src.name, src.subset, split=src.split, streaming=True)
+    if src.shuffle_files:
+        # one file at a time and a buffer of one: the files' order is shuffled, records stay in file order
+        stream = stream.shuffle(seed=seed, buffer_size=1, max_buffer_input_shards=1)
+    return stream
 
 
-def iter_texts(src: DatasetSource) -> Iterator[str]:
+def iter_texts(src: DatasetSource, seed: int = 0) -> Iterator[str]:
     """The source's texts, in stream order, at most `scan` records read."""
     fields = src.fields()
-    stream = open_stream(src)
+    stream = open_stream(src, seed)
     missing_checked = False
     for n, record in enumerate(stream):
         if src.scan is not None and n >= src.scan:
@@ -99,7 +104,7 @@ def draw(spec: SampleSpec) -> tuple[list[str], dict]:
     per_source = {}
     for src in spec.sources:
         before = reservoir.seen
-        for text in iter_texts(src):
+        for text in iter_texts(src, spec.seed):
             reservoir.add(text)
         per_source[src.label] = reservoir.seen - before
     return reservoir.sample(), {"texts_per_source": per_source, "seen": reservoir.seen}
