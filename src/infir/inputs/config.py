@@ -32,7 +32,8 @@ class DatasetSource(Section):
     `split`), or local / fsspec `paths` (JSONL, JSON, Parquet; compressed JSONL too). The text is the
     `text_key` field, or `template` filled from the record's fields (Q&A rows: "{title}\\n\\n{question}
     \\n\\n{answer}"). `scan` caps the records read: the sample is uniform over those, so a corpus of
-    billions of rows can be sampled from its first shards."""
+    billions of rows can be sampled without reading it all (`shuffle_files` takes them from files spread
+    over the dataset)."""
 
     name: str | None = None
     paths: list[str] = Field(default_factory=list)
@@ -94,7 +95,8 @@ class RecallSeedsSpec(Section):
 class AnnotateConfig(Section):
     """A sample of documents scored 0-5 by an OpenAI-compatible teacher. `prompt` names a packaged prompt
     (`prompts/<name>.yaml`) or a YAML file with `system` (optional), `user` (with `{text}`) and `score_regex`.
-    Documents are cut to `max_chars` before they are sent, as FineWeb-Edu's annotators saw extracts."""
+    Documents are cut to `max_chars` before they are sent (the prompt shows an extract), which bounds
+    each request; the labels keep the whole text, as the classifier reads whole documents."""
 
     sample: SampleSpec
     teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig(
@@ -127,8 +129,11 @@ class InputsConfig(Section):
         return out
 
     def input_files(self) -> list[str]:
-        """Local files read, whose size and mtime join the stage's fingerprint."""
-        return [path for _, spec in self.specs() for path in spec.local_files()]
+        """Local files read (a prompt file too), whose size and mtime join the stage's fingerprint."""
+        files = [path for _, spec in self.specs() for path in spec.local_files()]
+        if self.annotate is not None and Path(self.annotate.prompt).is_file():
+            files.append(self.annotate.prompt)
+        return files
 
     def outputs(self) -> list[str]:
         return [spec.out for _, spec in self.specs()]

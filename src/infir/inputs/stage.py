@@ -74,8 +74,12 @@ def make_inputs(cfg: InputsConfig, stage_dir: Path) -> dict:
     for name, spec in cfg.specs():
         extra = {}
         if name == "annotate":
+            from dataclasses import asdict
+
+            from infir.inputs.annotate import load_prompt
+
             a = cfg.annotate
-            extra = {"teacher": a.teacher.model_dump(mode="json"), "prompt": a.prompt,
+            extra = {"teacher": a.teacher.model_dump(mode="json"), "prompt": asdict(load_prompt(a.prompt)),
                      "max_chars": a.max_chars}
         key = _spec_hash(spec, extra)
         part = parts / f"{name}.json"
