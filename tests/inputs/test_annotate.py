@@ -122,3 +122,15 @@ def test_a_run_stopped_halfway_resumes_asking_only_the_unanswered(tmp_path, monk
         out = out["outputs"]["annotate"]
         assert second.stats.answered == 25 and not answered & set(second.stats.by_key)
     assert out["requests"]["cached"] == 15 and out["written"] == 40
+
+
+def test_annotation_teacher_decodes_greedily_unless_told_otherwise():
+    from infir.inputs.config import AnnotateConfig
+
+    sample = {"sources": [{"paths": ["x.jsonl"]}], "size": 3, "out": "o.jsonl"}
+    teacher = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    assert AnnotateConfig.model_validate({"sample": sample, "teacher": teacher}).teacher.temperature == 0.0
+    hot = AnnotateConfig.model_validate({"sample": sample, "teacher": {**teacher, "temperature": 0.6}})
+    assert hot.teacher.temperature == 0.6
+    with pytest.raises(ValueError, match="teacher.type: openai"):
+        AnnotateConfig.model_validate({"sample": sample, "teacher": {"type": "generated"}})

@@ -60,7 +60,7 @@ def annotate(texts: Iterable[str], cfg: AnnotateConfig, teacher, stats: Counter)
     batch: list[str] = []
 
     def flush() -> Iterator[dict]:
-        # temperature 0 and one fixed seed: the same document asks the same request, so the cache answers it
+        # one fixed seed: the same document asks the same request, so the cache answers it on a rerun
         requests = [ChatRequest(prompt.messages(text[:cfg.max_chars]), temperature=t.temperature,
                                 max_tokens=t.max_tokens, seed=t.seed, top_p=t.top_p, purpose="label")
                     for text in batch]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from infir.config_base import Section
 from infir.synth.config import TeacherConfig
@@ -105,6 +105,14 @@ class AnnotateConfig(Section):
     prompt: str = "fineweb_edu"
     max_chars: int = Field(6000, ge=100)
     batch: int = Field(1024, ge=1)  # documents per round of requests (and per write)
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _greedy(cls, value):
+        # a judge's score should not be a draw: greedy decoding and a short reply unless the recipe says so
+        if isinstance(value, dict):
+            value = {"temperature": 0.0, "max_tokens": 256, **value}
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> "AnnotateConfig":
