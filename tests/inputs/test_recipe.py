@@ -29,7 +29,10 @@ def test_recall_cap_below_the_asked_seeds_is_a_config_error():
     with pytest.raises(ValueError, match="max_positives=1500"):
         RecallConfig(seeds={"math": SeedSource(paths=["m.jsonl"], limit=200000)})
     assert RecallConfig(seeds={"math": SeedSource(paths=["m.jsonl"], limit=200000)}, max_positives=200000)
-    RecallConfig()  # the defaults' builtin seeds set no limit of their own
+    with pytest.raises(ValueError, match="seeds.code.limit=2000"):  # the default limit, seed files given
+        RecallConfig(seeds={"code": SeedSource(paths=["c.jsonl"])})
+    RecallConfig()  # the defaults' builtin generators are sized by their own arguments
+    RecallConfig.model_validate(RecallConfig().model_dump())  # survives a round trip (the curate CLI makes one)
     with pytest.raises(RecipeError, match="curate.recall"):
         load_recipe("infir-1b", ["curate.recall.max_positives=1500"])
 

@@ -151,10 +151,10 @@ class RecallConfig(Section):
 
     @model_validator(mode="after")
     def _cap_covers_asked_seeds(self) -> "RecallConfig":
-        # A seed limit the recipe sets is the number of positives it asks for; sampling them down to
-        # max_positives each round would quietly train on a fraction of them.
-        capped = {d: s.limit for d, s in self.seeds.items() if "limit" in s.model_fields_set
-                  and s.limit > self.max_positives}
+        # Seed files are the positives a recipe asks for, up to `limit`; sampling them down to max_positives
+        # each round would quietly train on a fraction of them. (Builtin generators are sized by their own
+        # arguments; their limit is only a bound.)
+        capped = {d: s.limit for d, s in self.seeds.items() if s.paths and s.limit > self.max_positives}
         if capped:
             asked = ", ".join(f"seeds.{d}.limit={n}" for d, n in capped.items())
             raise ValueError(f"{asked} asks for more positives than max_positives={self.max_positives} keeps "
