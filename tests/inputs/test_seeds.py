@@ -33,6 +33,18 @@ def openwebmath_parquet(path: Path, n: int) -> None:
     pq.write_table(pa.table(rows), path, row_group_size=97)
 
 
+def infimm_parquet(path: Path, n: int) -> None:
+    """InfiMM-WebMath-40B's columns: text segments and image URLs as parallel lists, None where the other is."""
+    rows = {
+        "URL": [f"https://mm.example.org/{i}" for i in range(n)],
+        "text_list": [[f"Figure page {i}: the triangle has sides $3, 4, 5$.", None, "So the area is $6$."]
+                      for i in range(n)],
+        "image_list": [[None, f"https://mm.example.org/{i}.png", None] for i in range(n)],
+        "metadata": [json.dumps({"ft_lang_label": "__label__en"})] * n,
+    }
+    pq.write_table(pa.table(rows), path)
+
+
 def stackoverflow_jsonl(path: Path, n: int) -> None:
     """StackOverflow-style Q&A rows: a title, the question body, the accepted answer; some answers empty."""
     with path.open("w") as f:
@@ -57,8 +69,10 @@ def web_jsonl_gz(path: Path, n: int) -> None:
 def sources(tmp_path: Path) -> dict[str, Path]:
     raw = tmp_path / "raw"
     raw.mkdir()
-    paths = {"math": raw / "owm.parquet", "so": raw / "so.jsonl", "web": raw / "web.jsonl.gz"}
+    paths = {"math": raw / "owm.parquet", "so": raw / "so.jsonl", "web": raw / "web.jsonl.gz",
+             "mm": raw / "infimm.parquet"}
     openwebmath_parquet(paths["math"], 1000)
+    infimm_parquet(paths["mm"], 200)
     stackoverflow_jsonl(paths["so"], 600)
     web_jsonl_gz(paths["web"], 1500)
     return paths
@@ -127,6 +141,14 @@ def test_rerun_skips_and_a_resume_redraws_only_what_is_missing(sources, tmp_path
     assert not any(o.get("reused") for o in out.values())
     assert out["code.positives"]["seen"] == 270
     assert Path("seeds/math_positive.jsonl").read_bytes() == math_before
+
+
+def test_interleaved_text_lists_become_one_text(sources):
+    spec = SampleSpec(sources=[DatasetSource(paths=[str(sources["mm"])], text_key="text_list")], size=5,
+                      out="x.jsonl")
+    texts, _ = draw(spec)
+    assert len(texts) == 5
+    assert all(t.endswith("sides $3, 4, 5$.\n\nSo the area is $6$.") and "None" not in t for t in texts)
 
 
 def test_same_seed_same_sample_other_seed_other_sample(sources):

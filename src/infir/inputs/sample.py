@@ -68,11 +68,21 @@ def iter_texts(src: DatasetSource, seed: int = 0) -> Iterator[str]:
         if any(not record[f] for f in src.require):
             continue
         if src.template is None:
-            text = record[src.text_key]
+            text = as_text(record[src.text_key])
         else:
-            text = src.template.format_map({f: "" if record[f] is None else record[f] for f in fields})
+            text = src.template.format_map({f: as_text(record[f]) for f in fields})
         if isinstance(text, str) and len(text.strip()) >= src.min_chars:
             yield text
+
+
+def as_text(value) -> str:
+    """A field as text. Interleaved documents (InfiMM-WebMath's `text_list`, None where an image stood)
+    are their text segments joined by blank lines."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "\n\n".join(v for v in value if isinstance(v, str) and v.strip())
+    return value if isinstance(value, str) else str(value)
 
 
 @dataclass
