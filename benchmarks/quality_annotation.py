@@ -54,7 +54,7 @@ KEY_ENV = "INFIR_BENCH_ANNOTATOR_KEY"
 _MATH = re.compile(r"\\[A-Za-z]+|\$|\d\s*[-+*/^=<>]\s*\(?\d|[=<>]\s*-?\d|\b[a-z]\s*[=^]\s*\S")
 _CODE = re.compile(r"^(?: {2,}|\t)\S|^\s*(?:def|class|return|import|from|for|while|if|elif|else|try|except"
                    r"|#include|public|private|var|let|const|function)\b|[;{}]\s*$|^\s*[>$] \w|\w\(.*\)\s*$")
-_EXTRACT = re.compile(r"The extract:\n(.*)\n\nAfter examining the extract:", re.S)
+_EXTRACT = re.compile(r"The extract:\n(.*)\n\nAfter examining the extract:", re.DOTALL)
 
 
 def _unit(salt: str) -> random.Random:

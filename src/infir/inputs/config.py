@@ -50,7 +50,7 @@ class DatasetSource(Section):
     require: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check(self) -> "DatasetSource":
+    def _check(self) -> DatasetSource:
         if bool(self.name) == bool(self.paths):
             raise ValueError("a dataset source needs exactly one of `name` (hub dataset) or `paths` (files)")
         if self.template is not None:
@@ -115,7 +115,7 @@ class AnnotateConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _check(self) -> "AnnotateConfig":
+    def _check(self) -> AnnotateConfig:
         if self.teacher.type != "openai":
             raise ValueError("annotation asks an OpenAI-compatible endpoint: `teacher.type: openai`")
         return self
@@ -147,7 +147,7 @@ class InputsConfig(Section):
         return [spec.out for _, spec in self.specs()]
 
     @model_validator(mode="after")
-    def _distinct_outputs(self) -> "InputsConfig":
+    def _distinct_outputs(self) -> InputsConfig:
         outs = self.outputs()
         if len(set(outs)) != len(outs):
             twice = sorted({o for o in outs if outs.count(o) > 1})

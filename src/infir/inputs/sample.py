@@ -12,9 +12,9 @@ import hashlib
 import json
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from infir.inputs.config import DatasetSource, SampleSpec
 
