@@ -180,10 +180,10 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
         t0 = time.perf_counter()
         summary = run_stage(recipe, STAGES["inputs"], run_dir, log=lambda *a: None)["outputs"]["annotate"]
         stage_seconds = time.perf_counter() - t0
-        answered_first = server.stats.answered
+        received_first = server.stats.received
         rerun = run_stage(recipe, STAGES["inputs"], run_dir, force=True,
                           log=lambda *a: None)["outputs"]["annotate"]
-        rerun_requests = server.stats.received - answered_first
+        rerun_requests = server.stats.received - received_first
         repeated = server.stats.repeated
         if serial_docs:  # the peer: one request at a time, its own run directory and so its own cache
             serial = run_stage(recipe_for(serial_docs, work / "serial.jsonl", 1), STAGES["inputs"],
