@@ -34,9 +34,11 @@ def test_the_1b_recipe_lists_what_this_machine_cannot_reach(tmp_path):
                 cwd=tmp_path)
     assert out.returncode == 1
     assert "ok" in row(out.stdout, str(present))
-    for missing in ("seeds/stackoverflow_positive.jsonl", "seeds/quality_annotations.jsonl", "meta-llama/Llama-3.2-1B",
+    for missing in ("koutch/stackoverflow_python", "127.0.0.1:8000", "meta-llama/Llama-3.2-1B",
                     "HuggingFaceFW/fineweb-edu", "gsm8k: openai/gsm8k", "CUDA devices"):
         assert "missing" in row(out.stdout, missing), missing
+    # the seeds and quality labels are made by the run's inputs stage: no external input
+    assert "seeds/stackoverflow_positive.jsonl" not in out.stdout and "quality_annotations" not in out.stdout
     assert "HF_HUB_OFFLINE" in row(out.stdout, "meta-llama/Llama-3.2-1B")
 
 

@@ -18,6 +18,7 @@ from infir.config_base import Section
 from infir.curate.config import CurateConfig
 from infir.eval.config import EvalConfig
 from infir.export.config import ExportConfig
+from infir.inputs.config import InputsConfig
 from infir.model.llm import ModelConfig
 from infir.rl.config import RLConfig
 from infir.sft.config import SFTConfig
@@ -27,7 +28,8 @@ from infir.train.config import ScheduleConfig, TrainConfig
 from infir.vl.config import VLConfig
 
 # The order stages run in; a recipe names a subsequence of it.
-STAGE_ORDER = ("curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "vl", "eval", "export", "report")
+STAGE_ORDER = ("inputs", "curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "vl", "eval",
+               "export", "report")
 TRAINING_STAGES = ("pretrain", "anneal", "sft", "rl")
 EMBEDDED_RECIPES = Path(__file__).parent / "recipes"
 
@@ -55,6 +57,7 @@ class Recipe(Section):
     stages: list[str] = Field(default_factory=lambda: ["curate", "tokenize", "pretrain", "anneal", "sft", "eval",
                                                        "report"])
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    inputs: InputsConfig = Field(default_factory=InputsConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)

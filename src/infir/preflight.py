@@ -63,13 +63,16 @@ def check(recipe, run_dir: Path, stages: list[str] | None = None) -> list[Input]
             seen.add((item.kind, item.what))
             found.append(item)
 
+    # Files an earlier stage of this run makes (the inputs stage's seeds and labels) are no external input.
+    made = set(recipe.inputs.outputs()) if "inputs" in stages else set()
     for stage in stages:
         section = getattr(recipe, stage, None)
         if section is None or not hasattr(section, "model_dump"):
             continue
         dump = section.model_dump(mode="json")
         for item in _walk_inputs(stage, dump):
-            add(item)
+            if not (item.kind == "file" and item.what in made):
+                add(item)
         for item in _stage_specific(stage, section, dump):
             add(item)
     if any(s in stages for s in ("tokenize", "pretrain", "sft", "vl")):
@@ -110,6 +113,9 @@ def _stage_specific(stage: str, section, dump: dict) -> Iterator[Input]:
 
         for name in section.decontam.tasks or task_names():
             yield from _task_data(stage, name, section.decontam.data_paths.get(name))
+    if stage == "inputs":
+        for _, spec in section.specs():
+            yield from (_dataset(stage, src.name, src.subset) for src in spec.sources if src.name)
     if stage == "eval":
         for spec in section.tasks:
             yield from _task_data(stage, spec.name, spec.data_path, spec)

@@ -60,7 +60,11 @@ def _vl_needs(recipe: "Recipe") -> tuple[str, ...]:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("curate", ("curate", "seed"), (), _lazy("infir.curate.stage"), resumable=True,
+    Stage("inputs", ("inputs",), (), _lazy("infir.inputs.stage"), resumable=True, keep=("cache",),
+          input_files=lambda r: r.inputs.input_files(),
+          help="draw recall seeds and LLM quality annotations where curate reads them"),
+    Stage("curate", ("curate", "seed"), lambda r: _present(r, ("inputs",)), _lazy("infir.curate.stage"),
+          resumable=True,
           input_files=_curate_inputs, help="filter, recall, dedup, score and decontaminate raw corpora"),
     Stage("tokenize", ("tokenizer", "tokenize", "seed"), lambda r: _present(r, ("curate",)),
           _lazy("infir.tokenize.stage"), resumable=True,

@@ -9,8 +9,7 @@ names, from the reference corpus and benchmarks in ../shared.
   rehearsal/smoltalk/               parquet: messages [{role, content}], source (HuggingFaceTB/smoltalk)
   rehearsal/openr1-math/            parquet: problem, solution, answer, problem_type, question_type, source,
                                     messages (open-r1/OpenR1-Math-220k)
-  rehearsal/seeds/                  math_positive, stackoverflow_positive (text), quality_annotations
-                                    (text, score 0-5) JSONL
+  rehearsal/stackoverflow-python/   parquet: title, question_body, answer_body (koutch/stackoverflow_python)
   rehearsal/benchmarks/             gsm8k, math500, mmlu_stem (copies of ../shared) and mbpp (its schema)
   rehearsal/llama-3.2-tiny/         a Llama-3.2-shaped model (grouped-query attention, llama3 RoPE scaling,
                                     tied embeddings) at tiny width, with a byte-level BPE tokenizer split by
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 import shutil
 from pathlib import Path
 
@@ -65,7 +63,6 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 
 def build(root: Path, shared: Path, docs_per_domain: int = 120) -> Path:
     """Write everything under `root/rehearsal`; returns `root`."""
-    rng = random.Random(0)
     base = root / "rehearsal"
     corpus = _corpus(shared)
     web, math, code = (corpus[d][:docs_per_domain] for d in ("web", "math", "code"))
@@ -89,12 +86,9 @@ def build(root: Path, shared: Path, docs_per_domain: int = 120) -> Path:
          "messages": [{"role": "user", "content": q["question"]},
                       {"role": "assistant", "content": q["answer"]}]} for q in gsm8k[80:]])
 
-    _jsonl(base / "seeds" / "math_positive.jsonl", [{"text": d["text"]} for d in corpus["math"][-150:]])
-    _jsonl(base / "seeds" / "stackoverflow_positive.jsonl", [{"text": d["text"]} for d in corpus["code"][-150:]])
-    _jsonl(base / "seeds" / "quality_annotations.jsonl",
-           [{"text": d["text"], "score": rng.choice([3, 4, 5])} for d in corpus["web"][-150:]]
-           + [{"text": " ".join(rng.sample(d["text"].split(), len(d["text"].split()))), "score": rng.choice([0, 1])}
-              for d in corpus["web"][-150:]])
+    _parquet(base / "stackoverflow-python", [
+        {"title": f"How do I use {d['text'].split()[1] if len(d['text'].split()) > 1 else 'this'}?",
+         "question_body": "I tried this and it fails.", "answer_body": d["text"]} for d in corpus["code"][-150:]])
 
     bench = base / "benchmarks"
     for name in ("gsm8k", "math500", "mmlu_stem"):

@@ -149,6 +149,18 @@ class RecallConfig(Section):
     # Code is programs: a page recalled as code must parse (Python) or keep a source file's layout.
     code_requires_program: bool = True
 
+    @model_validator(mode="after")
+    def _cap_covers_asked_seeds(self) -> "RecallConfig":
+        # Seed files are the positives a recipe asks for, up to `limit`; sampling them down to max_positives
+        # each round would quietly train on a fraction of them. (Builtin generators are sized by their own
+        # arguments; their limit is only a bound.)
+        capped = {d: s.limit for d, s in self.seeds.items() if s.paths and s.limit > self.max_positives}
+        if capped:
+            asked = ", ".join(f"seeds.{d}.limit={n}" for d, n in capped.items())
+            raise ValueError(f"{asked} asks for more positives than max_positives={self.max_positives} keeps "
+                             "per round: raise max_positives to at least the limit, or lower the limit")
+        return self
+
 
 class DedupConfig(Section):
     enabled: bool = True
