@@ -139,9 +139,11 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
 
 
 def test_ray_executor_gives_the_same_kept_set(curated, tmp_path):
-    ray = pytest.importorskip("ray", reason="the Ray executor needs ray (pip install 'infir[ray]')")
+    import ray
+
     root, out, _ = curated
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a cluster of its own, never one a file in /tmp/ray says is running (it may be stale)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         cfg = _small_cfg([str(root / "in.jsonl.gz")], executor="ray")
         summary = run_curate(cfg, tmp_path / "ray")
