@@ -104,16 +104,20 @@ def commit_dir(tmp: Path, final: Path) -> None:
 
 
 def no_space_error(exc: BaseException, path: Path) -> OSError | None:
-    """An OSError naming `path` when `exc` came from a full disk. torch's writers report it as
-    'unexpected pos' (and DCP wraps that in a CheckpointException), so the free space decides."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        full = True
+    """An OSError naming `path` when `exc` came from a full disk: ENOSPC anywhere in its chain, or the
+    words torch's writers use for it ('unexpected pos' from the zip writer; DCP wraps it in a
+    CheckpointException whose text carries the rank's traceback)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            break
+        if any(words in str(exc) for words in ("No space left on device", "unexpected pos", "file write failed")):
+            break
+        exc = exc.__cause__ or exc.__context__
     else:
-        try:
-            full = shutil.disk_usage(path if path.exists() else path.parent).free < (16 << 20)
-        except OSError:
-            full = False
-    return OSError(errno.ENOSPC, f"no space left on device while writing {path}") if full else None
+        return None
+    return OSError(errno.ENOSPC, f"no space left on device while writing {path}")
 
 
 def _prune(root: Path, keep_last: int) -> None:
