@@ -35,21 +35,47 @@ from infir.curate.summary import build_summary
 log = logging.getLogger("infir.curate")
 
 
-def _fingerprint(cfg: CurateConfig, seed: int) -> str:
+def input_stamps(shards) -> dict[str, list]:
+    """Size and modification stamp of every input file: a file rewritten in place (same path, other
+    content) must not be served the work done on its old content."""
+    from fsspec.core import url_to_fs
+
+    stamps = {}
+    for path in sorted({s.path for s in shards if s.path is not None}):
+        fs, local = url_to_fs(path)
+        info = fs.info(local)
+        mtime = info.get("mtime", info.get("LastModified", info.get("last_modified", info.get("updated"))))
+        stamps[path] = [info.get("size"), str(mtime), str(info.get("ETag", info.get("etag", info.get("md5Hash", ""))))]
+    return stamps
+
+
+def _fingerprint(cfg: CurateConfig, seed: int, shards) -> str:
+    """Every setting that changes a decision, the shard plan (finished shards are reused by rank,
+    so a plan made for another worker count would mix two partitions of the input) and every
+    input's stamp. The executor and the worker count change neither, once the plan is fixed."""
     payload = cfg.model_dump(mode="json", exclude={"executor", "workers"})
-    return hashlib.sha256(json.dumps([payload, seed], sort_keys=True).encode()).hexdigest()[:16]
+    plan = [[s.source, s.path, s.part, s.parts] for s in shards]
+    blob = json.dumps([payload, seed, plan, input_stamps(shards)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _prepare_output(out: Path, fingerprint: str) -> None:
     """Reuse partial work of the same config; start clean when the config changed."""
     marker = out / "_work" / "fingerprint"
     if marker.exists() and marker.read_text() != fingerprint:
-        log.warning("config changed since the last run in %s: starting over", out)
+        log.warning("config, shard plan or inputs changed since the last run in %s: starting over", out)
         for name in ("_work", "kept", "removed", "summary.json", "mixtures.json"):
             path = out / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint)
+
+
+def file_ordinals(shards) -> list[int]:
+    """Per shard, the number of the input file it reads, counted in plan order (sources in config
+    order, each source's files sorted): the same numbers for any count of shards."""
+    numbers: dict[tuple, int] = {}
+    return [numbers.setdefault((s.source, s.path), len(numbers)) for s in shards]
 
 
 def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
@@ -70,7 +96,8 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
     index = str(work / "decontam.npz") if cfg.decontam.enabled else None
     featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
                           str(work / "scan"), cfg.decontam, index,
-                          programs=cfg.recall.enabled and cfg.recall.code_requires_program)
+                          programs=cfg.recall.enabled and cfg.recall.code_requires_program,
+                          file_of_rank=file_ordinals(shards))
     writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
     pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
@@ -103,11 +130,11 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _prepare_output(out, _fingerprint(cfg, seed))
-    work = out / "_work"
-    reporter = Reporter()
     t_start = time.perf_counter()
     shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
+    _prepare_output(out, _fingerprint(cfg, seed, shards))
+    work = out / "_work"
+    reporter = Reporter()
     (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
     seeds_job = start_seeds(cfg, work)  # the recall seeds are generated while the scan runs
     try:

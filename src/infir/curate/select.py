@@ -102,6 +102,11 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, seeds_jo
     if done.exists():
         return json.loads(done.read_text())
     exact, sigs, texts, meta, sizes, featurize_seconds = _load_scan(work / "scan", n_shards)
+    # Shards hold documents in a plan-dependent interleaving: every global decision is taken in
+    # input order, then mapped back to the shards' rows.
+    perm = np.argsort(np.array([m["order"] for m in meta], dtype=np.uint64), kind="stable")
+    exact, sigs = exact[perm], sigs[perm]
+    texts, meta = [texts[i] for i in perm], [meta[i] for i in perm]
     report: dict = {"docs": len(texts)}
     parallel = _fork_jobs(cfg)
     jobs: list[Job] = []
@@ -144,6 +149,14 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, seeds_jo
         for job in jobs:
             job.cancel()  # only jobs still running after an error
 
+    inverse = np.empty_like(perm)
+    inverse[perm] = np.arange(len(perm))
+    removed = {int(perm[i]): (int(perm[k]), reason) for i, (k, reason) in removed.items()}
+    meta = [meta[j] for j in inverse]
+    domains = [domains[j] for j in inverse]
+    scores = {d: np.asarray(s)[inverse] for d, s in scores.items()}
+    quality = np.asarray(quality)[inverse] if quality is not None else np.zeros(len(perm), dtype=np.float32)
+
     decisions = work / "decisions"
     decisions.mkdir(parents=True, exist_ok=True)
     start = 0
@@ -153,7 +166,7 @@ def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, seeds_jo
         payload = {"domain": domains[start:start + size],
                    "scores": {d: [round(float(x), 4) for x in s[start:start + size]] for d, s in scores.items()},
                    "dups": dups}
-        if quality is not None:
+        if cfg.quality.enabled:  # no survivors: an empty list, not a missing one
             payload["quality"] = [round(float(x), 4) for x in quality[start:start + size]]
         (decisions / f"{rank:05d}.json").write_text(json.dumps(payload))
         start += size

@@ -25,6 +25,15 @@ from infir.curate.filters.rules import is_program
 from infir.curate.steps import CurateStep, batched
 
 
+ROW_BITS = 40
+
+
+def order_key(file_ordinal: int, row: int) -> int:
+    """A document's place in the input (file, then record), the same under any shard plan: every
+    choice that could depend on order (cluster representatives, classifier samples) uses it."""
+    return (file_ordinal << ROW_BITS) | row
+
+
 def _atomic_bytes(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -42,8 +51,9 @@ class Featurize(PipelineStep):
 
     def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, scan_dir: str,
                  decontam: DecontamConfig | None = None, decontam_index: str | None = None,
-                 programs: bool = False):
+                 programs: bool = False, file_of_rank: list[int] | None = None):
         super().__init__()
+        self.file_of_rank = file_of_rank  # the input file each shard reads, numbered in plan order
         self.dedup = dedup
         self.recall = recall  # its text settings; None: no classifier needs the text
         self.programs = programs  # whether recall needs to know which documents are programs
@@ -73,7 +83,9 @@ class Featurize(PipelineStep):
             self.seconds["recall"] += time.perf_counter() - t2
             self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
-            meta += [{"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc),
+            meta += [{"id": doc.id, "order": order_key(self.file_of_rank[rank] if self.file_of_rank else 0,
+                                                       doc.metadata.get("_row", 0)),
+                      "url": doc.metadata.get("url"), "kind": guess_domain(doc),
                       "program": self.programs and is_program(doc.text, lambda d=doc: parses_cached(d))}
                      for doc in batch]
             yield from batch
