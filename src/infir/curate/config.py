@@ -159,6 +159,9 @@ class DedupConfig(Section):
     rows: int = 6
     verify_threshold: float = 0.6  # candidates must agree on this share of all hashes
     seed: int = 1
+    # Bucket partitions, each one task of the pair stage: a task holds about
+    # docs x (bands + 1) x 24 bytes / partitions, so raise it with the corpus.
+    partitions: int = Field(default=8, ge=1)
 
 
 class QualityConfig(Section):
@@ -215,3 +218,7 @@ class CurateConfig(Section):
     executor: Literal["local", "ray"] = "local"
     workers: int = 2
     tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)
+    # The recall and quality classifiers train on this many corpus documents (a sample drawn by
+    # input position, the same for any shard plan) and run inside the workers: what the driver
+    # and each scan worker hold for them is bounded by it, not by the corpus.
+    max_train_docs: int = Field(default=50_000, ge=1)

@@ -1,20 +1,28 @@
-"""`run_curate`: the InfiR data pipeline as three datatrove stages around one global pass.
+"""`run_curate`: the InfiR data pipeline as datatrove stages with bounded driver steps between.
 
   prepare (driver)             decontamination index from the registry's benchmark texts
                                (meanwhile a forked job generates the recall seeds)
   scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
-                               -> features, a batch of documents at a time (classifier text,
-                                  exact hash, MinHash signature, benchmark n-gram matches:
-                                  one word hashing serves both, whether it is a program)
-  select (driver, global)      recall per domain (train, iterate, expand) and the quality model
-                               in forked jobs, dedup clustering on the driver meanwhile
+                               -> features, a batch at a time, streamed to files: exact hashes
+                                  and MinHash band keys to bucket partitions, signatures, ids,
+                                  benchmark n-gram matches, the shard's share of the classifier
+                                  sample (one word hashing serves MinHash and decontamination)
+  dedup (parallel, per bucket partition, then driver)
+                               candidate pairs per partition, verified on the signatures; the
+                               driver joins the verified pairs into clusters. Meanwhile forked
+                               jobs train recall (per domain) and quality on the sample
+  score (parallel, per shard)  the classifiers on every document; per-prefix counts, from which
+                               the driver picks the URL prefixes to expand
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 
-Each parallel stage resumes through datatrove's completion files, the global pass through its
-own marker, so a killed run rerun on the same output finishes only what is left. Every decision
-is deterministic (fixed seeds, single-threaded fastText, input-order cluster representatives), so
-the kept set does not depend on where a run was interrupted.
+No step holds per-document data of the whole corpus: workers hold a batch, a partition or their
+shard's sample; the driver holds the sample (`max_train_docs`), the verified pairs and one count
+per URL prefix. Each parallel stage resumes through datatrove's completion files, each driver
+step through its own marker, so a killed run rerun on the same output finishes only what is
+left. Every decision is deterministic and keyed by input position (file, record), never by shard
+(fixed seeds, single-threaded fastText, order-key sample and cluster representatives), so the
+kept set depends neither on the shard plan nor on where a run was interrupted.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pathlib import Path
 
 from infir.curate.config import CurateConfig
 from infir.curate.executors import run_pipeline
+from infir.curate.jobs import Job
 from infir.curate.progress import Reporter
 from infir.curate.sources import ShardReader, plan_shards
 from infir.curate.summary import build_summary
@@ -95,12 +104,24 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
         steps.append(HeuristicFilter(cfg.filters, removed))
     index = str(work / "decontam.npz") if cfg.decontam.enabled else None
     featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
-                          str(work / "scan"), cfg.decontam, index,
+                          str(work), cfg.decontam, index,
                           programs=cfg.recall.enabled and cfg.recall.code_requires_program,
-                          file_of_rank=file_ordinals(shards))
+                          file_of_rank=file_ordinals(shards), sample_docs=cfg.max_train_docs)
     writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
     pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
+
+
+def _score_columns(cfg: CurateConfig) -> int:
+    return (len(cfg.recall.domains) if cfg.recall.enabled else 0) + 1
+
+
+def score_pipeline(cfg: CurateConfig, out: Path) -> list:
+    from infir.curate.shard_steps import ScanReader, ScoreShard
+
+    work = out / "_work"
+    return [ScanReader(str(work / "scan")),
+            ScoreShard(str(work), cfg.recall, cfg.recall.domains if cfg.recall.enabled else [], cfg.quality.enabled)]
 
 
 def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
@@ -112,11 +133,11 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
 
     removed = str(out) if cfg.write_removed else None
     work = out / "_work"
-    steps = [ApplyRecall(str(work / "decisions"))]
+    steps = [ApplyRecall(str(work), cfg.recall)]
     if cfg.dedup.enabled:
-        steps.append(ApplyDedup(str(work / "decisions"), removed))
+        steps.append(ApplyDedup(str(work), removed))
     if cfg.quality.enabled:
-        steps.append(QualityFilter(cfg.quality, str(work / "decisions"), removed))
+        steps.append(QualityFilter(cfg.quality, str(work), _score_columns(cfg), removed))
     if cfg.decontam.enabled:
         steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))
@@ -124,9 +145,33 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
 
 
+def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
+    """The pair stage (one task per bucket partition), then clusters on the driver."""
+    from infir.curate.dedup import MinHasher
+    from infir.curate.dedup_stages import FindPairs, resolve
+
+    done = work / "dedup.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    t0 = time.perf_counter()
+    if cfg.dedup.enabled:
+        num_perm = MinHasher(cfg.dedup).num_perm
+        run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm)], cfg.dedup.partitions, cfg.workers,
+                     str(work / "logs/pairs"))
+        report = resolve(work, n_shards, cfg.dedup.partitions)
+    else:
+        report = {}
+    report["wall_seconds"] = time.perf_counter() - t0
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report))
+    tmp.replace(done)
+    return report
+
+
 def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary."""
-    from infir.curate.select import run_select, start_seeds
+    from infir.curate.select import (expand_prefixes, finish_training, prepare_decontam, scan_seconds,
+                                     start_seeds, start_training)
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -136,29 +181,45 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     work = out / "_work"
     reporter = Reporter()
     (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
+    n = len(shards)
     seeds_job = start_seeds(cfg, work)  # the recall seeds are generated while the scan runs
+    train_jobs = None
     try:
         walls = {}
         prepare = {}
         if cfg.decontam.enabled:
-            from infir.curate.select import prepare_decontam
-
             with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
                 prepare["decontam"] = prepare_decontam(cfg, work)
                 walls["prepare"] = done()
-        with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
+        with reporter.stage("scan", f"{n} shards on {cfg.workers} {cfg.executor} workers") as done:
             pipeline, _ = scan_pipeline(cfg, shards, out)
-            run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"))
+            run_pipeline(cfg.executor, pipeline, n, cfg.workers, str(work / "logs/scan"))
             walls["scan"] = done()
-        with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
-            select_report = run_select(cfg, work, len(shards), seed, seeds_job) | prepare
-            walls["select"] = done()
+        with reporter.stage("dedup", f"pairs in {cfg.dedup.partitions} bucket partitions, clusters; "
+                                     "classifiers train on the sample meanwhile") as done:
+            train_jobs = start_training(cfg, work, n, seed, seeds_job)
+            dedup = _dedup_pairs(cfg, work, n)
+            train = finish_training(cfg, work, train_jobs)
+            train_jobs = None
+            walls["dedup"] = done()
+        with reporter.stage("score", "recall and quality classifiers on every document") as done:
+            if cfg.recall.enabled or cfg.quality.enabled:
+                run_pipeline(cfg.executor, score_pipeline(cfg, out), n, cfg.workers, str(work / "logs/score"))
+            expand = expand_prefixes(cfg, work, n)
+            walls["score"] = done()
         with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-            run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"))
+            run_pipeline(cfg.executor, finish_pipeline(cfg, out), n, cfg.workers, str(work / "logs/finish"))
             walls["finish"] = done()
     finally:
         if seeds_job is not None:
             seeds_job.cancel()  # a no-op once collected; stops it when a stage failed
-    summary = build_summary(cfg, out, len(shards), select_report, walls, time.perf_counter() - t_start)
+        for job in (train_jobs or {}).values():
+            if isinstance(job, Job):
+                job.cancel()
+    featurize = scan_seconds(work, n)
+    select_report = {**train, "dedup": {**dedup, "seconds": featurize["dedup"] + dedup.get("wall_seconds", 0.0)},
+                     "expand": expand, "decontam_match_seconds": featurize["decontam"], **prepare}
+    select_report["recall"]["seconds"] += featurize["recall"] + expand.get("score_seconds", 0.0)
+    summary = build_summary(cfg, out, n, select_report, walls, time.perf_counter() - t_start)
     reporter.funnel(summary)
     return summary
