@@ -159,6 +159,15 @@ class DedupConfig(Section):
     rows: int = 6
     verify_threshold: float = 0.6  # candidates must agree on this share of all hashes
     seed: int = 1
+    # Templated pages (manuals, reference pages) share long boilerplate: signatures of two
+    # different pages can agree on most values. A pair that passes `verify_threshold` is kept only
+    # when its content (word n-grams once lines common in the sample are removed) has at least this
+    # Jaccard similarity; None: signatures alone decide.
+    content_threshold: float | None = 0.5
+    # a line is boilerplate when this share of the sample's documents (and at least
+    # `boilerplate_min_docs` of them) hold it
+    boilerplate_min_fraction: float = 0.001
+    boilerplate_min_docs: int = 5
     # Bucket partitions, each one task of the pair stage: a task holds about
     # docs x (bands + 1) x 24 bytes / partitions, so raise it with the corpus.
     partitions: int = Field(default=8, ge=1)

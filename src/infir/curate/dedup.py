@@ -168,3 +168,38 @@ def find_duplicates(exact: np.ndarray, sigs: np.ndarray, cfg: DedupConfig) -> di
     exact_removed = set(b[ex].tolist())
     return {i: (int(labels[i]), "exact_duplicate" if i in exact_removed else "near_duplicate")
             for i in np.flatnonzero(labels != np.arange(n)).tolist()}
+
+
+def line_hashes(text: str) -> np.ndarray:
+    """Hashes of a text's distinct lines, spacing and case normalised (blank lines left out)."""
+    seen = {xxhash.xxh3_64_intdigest(" ".join(line.split()).lower().encode("utf-8", "surrogatepass"))
+            for line in text.split("\n") if line.strip()}
+    return np.fromiter(seen, dtype=np.uint64, count=len(seen))
+
+
+def boilerplate_lines(per_doc: list[np.ndarray], min_docs: int) -> np.ndarray:
+    """Sorted hashes of the lines found in at least `min_docs` of the documents."""
+    if not per_doc:
+        return np.zeros(0, dtype=np.uint64)
+    values, counts = np.unique(np.concatenate(per_doc), return_counts=True)
+    return values[counts >= min_docs]
+
+
+def content_shingles(text: str, boilerplate: np.ndarray, ngram: int) -> np.ndarray:
+    """The distinct word n-grams of a text once its boilerplate lines are taken out."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(boilerplate) and lines:
+        hashes = np.array([xxhash.xxh3_64_intdigest(" ".join(line.split()).lower().encode("utf-8", "surrogatepass"))
+                           for line in lines], dtype=np.uint64)
+        pos = np.searchsorted(boilerplate, hashes).clip(max=len(boilerplate) - 1)
+        lines = [line for line, common in zip(lines, boilerplate[pos] == hashes) if not common]
+    return np.unique(ngram_hashes(word_hashes("\n".join(lines)), ngram))
+
+
+def content_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two sorted shingle sets; two empty sets (pages that are all
+    boilerplate) count as the same page."""
+    if not len(a) and not len(b):
+        return 1.0
+    shared = len(np.intersect1d(a, b, assume_unique=True))
+    return shared / (len(a) + len(b) - shared)

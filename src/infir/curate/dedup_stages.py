@@ -5,8 +5,11 @@
                           key % `dedup.partitions`; the signatures go to `sigs/<rank>.u32`
   pairs (per partition)   `FindPairs`: all rows of one key are in one partition, so each partition
                           finds its own candidate pairs (head of bucket, member), verifies near
-                          pairs on the two signatures (read by row from the shards' files) and
-                          writes `pairs/<partition>.bin`
+                          pairs on the two signatures (read by row from the shards' files), then
+                          on the two pages' content: their word n-grams once the sample's
+                          boilerplate lines are out (templated pages, man pages say, share
+                          option sections and footers that make distinct pages agree on most
+                          MinHash values); writes `pairs/<partition>.bin`
   resolve (driver)        `resolve`: connected components over the pairs, the smallest order key
                           of a cluster kept, one removal file per shard for the finish stage
 
@@ -26,7 +29,8 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DedupConfig
-from infir.curate.dedup import BUCKET_DTYPE, PAIR_DTYPE, band_keys, components, head_pairs
+from infir.curate.dedup import (BUCKET_DTYPE, PAIR_DTYPE, band_keys, components, content_jaccard, content_shingles,
+                                head_pairs)
 
 REASONS = ("exact_duplicate", "near_duplicate")
 
@@ -133,6 +137,43 @@ def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chun
     return pairs[keep]
 
 
+class ContentReader:
+    """Content shingles of single scanned documents, read by row where they lie (`scan/<rank>.jsonl`
+    and its offsets), boilerplate lines left out; cached, as a bucket head meets many members."""
+
+    def __init__(self, work: Path, boilerplate: np.ndarray, ngram: int):
+        self.work, self.boilerplate, self.ngram = Path(work), boilerplate, ngram
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._files: dict[int, tuple] = {}
+
+    def shingles(self, rank: int, row: int) -> np.ndarray:
+        import orjson
+
+        key = (rank, row)
+        found = self._cache.get(key)
+        if found is None:
+            if rank not in self._files:
+                scan = self.work / "scan" / f"{rank:05d}"
+                self._files[rank] = (np.memmap(scan.with_suffix(".off"), dtype=np.uint64, mode="r"),
+                                     open(scan.with_suffix(".jsonl"), "rb"))
+            offsets, f = self._files[rank]
+            f.seek(int(offsets[row]))
+            text = orjson.loads(f.readline())["text"]
+            found = self._cache[key] = content_shingles(text, self.boilerplate, self.ngram)
+        return found
+
+    def close(self) -> None:
+        for _, f in self._files.values():
+            f.close()
+
+
+def verify_content(pairs: np.ndarray, reader: ContentReader, threshold: float) -> np.ndarray:
+    """The pairs whose content shingle sets (boilerplate lines out) have Jaccard >= `threshold`."""
+    keep = [content_jaccard(reader.shingles(int(p["a_rank"]), int(p["a_row"])),
+                            reader.shingles(int(p["b_rank"]), int(p["b_row"]))) >= threshold for p in pairs]
+    return pairs[np.array(keep, dtype=bool)] if len(pairs) else pairs
+
+
 class FindPairs(PipelineStep):
     """Pair task `rank` = bucket partition `rank`: exact pairs, verified near pairs."""
 
@@ -153,7 +194,7 @@ class FindPairs(PipelineStep):
             found.append(_pairs(exact, h, m, True))
         del exact
         buckets = _read_partition(work, "buckets", rank)
-        candidates = 0
+        candidates = signature_pairs = 0
         if len(buckets):
             h, m = head_pairs(buckets["key"], buckets["order"])
             near = _pairs(buckets, h, m, False)
@@ -162,7 +203,16 @@ class FindPairs(PipelineStep):
             _, first = np.unique(np.stack([near["a_order"], near["b_order"]]), axis=1, return_index=True)
             near = near[np.sort(first)]
             candidates = len(near)
-            found.append(verify_near(near, SignatureReader(work, self.num_perm), self.cfg.verify_threshold))
+            near = verify_near(near, SignatureReader(work, self.num_perm), self.cfg.verify_threshold)
+            signature_pairs = len(near)
+            if self.cfg.content_threshold is not None and len(near):
+                boilerplate = np.fromfile(work / "boilerplate.u64", dtype=np.uint64)
+                reader = ContentReader(work, boilerplate, self.cfg.ngram)
+                try:
+                    near = verify_content(near, reader, self.cfg.content_threshold)
+                finally:
+                    reader.close()
+            found.append(near)
         pairs = np.concatenate(found) if found else np.zeros(0, dtype=PAIR_DTYPE)
         out = work / "pairs" / f"{rank:05d}.bin"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +220,8 @@ class FindPairs(PipelineStep):
         pairs.tofile(tmp)
         tmp.replace(out)
         (work / "pairs" / f"{rank:05d}.json").write_text(json.dumps(
-            {"candidates": candidates, "pairs": int(len(pairs)), "seconds": time.perf_counter() - t0}))
+            {"candidates": candidates, "signature_pairs": signature_pairs, "pairs": int(len(pairs)),
+             "seconds": time.perf_counter() - t0}))
         return iter(())
 
 
@@ -221,5 +272,6 @@ def resolve(work: Path, n_shards: int, partitions: int) -> dict:
         (out / f"{rank:05d}.json").write_text(json.dumps(payload))
     return {"pairs": int(len(pairs)), "exact_pairs": int(pairs["exact"].sum()),
             "candidate_near_pairs": sum(s["candidates"] for s in stats),
+            "signature_verified_near_pairs": sum(s["signature_pairs"] for s in stats),
             "clusters": int(len(unique_keepers)), "removed": int(len(removed)),
             "pair_seconds": sum(s["seconds"] for s in stats), "resolve_seconds": time.perf_counter() - t0}

@@ -88,12 +88,10 @@ def file_ordinals(shards) -> list[int]:
 
 
 def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
-
     from infir.curate.filters.heuristic import HeuristicFilter
     from infir.curate.langid import LanguageFilter
     from infir.curate.shard_steps import Featurize
-    from infir.curate.steps import ShardStats, Validate, scan_adapter
+    from infir.curate.steps import ShardStats, Validate
 
     removed = str(out) if cfg.write_removed else None
     work = out / "_work"
@@ -107,8 +105,7 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
                           str(work), cfg.decontam, index,
                           programs=cfg.recall.enabled and cfg.recall.code_requires_program,
                           file_of_rank=file_ordinals(shards), sample_docs=cfg.max_train_docs)
-    writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
-    pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
+    pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
 
 
@@ -155,10 +152,14 @@ def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
         return json.loads(done.read_text())
     t0 = time.perf_counter()
     if cfg.dedup.enabled:
+        from infir.curate.select import prepare_boilerplate
+
+        boilerplate = prepare_boilerplate(cfg, work, n_shards) if cfg.dedup.content_threshold is not None else None
         num_perm = MinHasher(cfg.dedup).num_perm
         run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm)], cfg.dedup.partitions, cfg.workers,
                      str(work / "logs/pairs"))
         report = resolve(work, n_shards, cfg.dedup.partitions)
+        report["boilerplate"] = boilerplate
     else:
         report = {}
     report["wall_seconds"] = time.perf_counter() - t0

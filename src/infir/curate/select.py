@@ -58,20 +58,43 @@ def scan_seconds(work: Path, n_shards: int) -> dict:
     return total
 
 
-def read_sample(work: Path, n_shards: int, size: int) -> tuple[list[str], list[str]]:
-    """The classifier sample: the `size` smallest draws over all shards (each shard file is sorted
-    by draw and holds at most `size`), streamed, then put in input order. (texts, rule-based kinds)."""
+def _sample_records(work: Path, n_shards: int, size: int, field: str):
+    """(order, record[field]) of the run's sample: the `size` smallest draws over all shards (each
+    shard file is sorted by draw and holds at most `size`), streamed, in input order."""
     def records(rank: int):
         path = work / "sample" / f"{rank:05d}.jsonl"
         if path.exists():
             with open(path, encoding="utf-8") as f:
                 for line in f:
                     r = json.loads(line)
-                    yield r["draw"], r["order"], r["text"], r["kind"]
+                    yield r["draw"], r["order"], r.get(field)
 
     merged = heapq.merge(*(records(r) for r in range(n_shards)))
-    chosen = sorted((order, text, kind) for _, (_, order, text, kind) in zip(range(size), merged))
-    return [t for _, t, _ in chosen], [k for _, _, k in chosen]
+    return sorted((order, value) for _, (_, order, value) in zip(range(size), merged))
+
+
+def read_sample(work: Path, n_shards: int, size: int) -> tuple[list[str], list[str]]:
+    """The classifier sample in input order: (texts as the classifiers read them, rule-based kinds)."""
+    texts = _sample_records(work, n_shards, size, "text")
+    kinds = _sample_records(work, n_shards, size, "kind")
+    return [t for _, t in texts], [k for _, k in kinds]
+
+
+def prepare_boilerplate(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
+    """Lines held by many of the sample's documents (`dedup.boilerplate_min_fraction`): the pair
+    stage leaves them out when it compares two pages' content. Saved as `boilerplate.u64`."""
+    from infir.curate.dedup import boilerplate_lines
+
+    path = work / "boilerplate.u64"
+    if path.exists():
+        return {"lines": int(path.stat().st_size // 8)}
+    lines = [np.asarray(v, dtype=np.uint64) for _, v in _sample_records(work, n_shards, cfg.max_train_docs, "lines")]
+    min_docs = max(cfg.dedup.boilerplate_min_docs, int(np.ceil(cfg.dedup.boilerplate_min_fraction * len(lines))))
+    common = boilerplate_lines(lines, min_docs)
+    tmp = path.with_suffix(".tmp")
+    common.tofile(tmp)
+    tmp.replace(path)
+    return {"lines": int(len(common)), "min_docs": min_docs, "sample_docs": len(lines)}
 
 
 def _recall_train(domain: str, cfg: CurateConfig, texts: list[str], kinds: list[str], seed: int, work: Path,

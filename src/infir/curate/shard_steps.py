@@ -18,12 +18,12 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DecontamConfig, DedupConfig, RecallConfig
-from infir.curate.dedup import MinHasher, exact_hash
+from infir.curate.dedup import MinHasher, exact_hash, line_hashes
 from infir.curate.hashing import word_hashes_many
 from infir.curate.fasttext_utils import normalize
 from infir.curate.filters.domain_guess import guess_domain, parses_cached
 from infir.curate.filters.rules import is_program
-from infir.curate.steps import CurateStep, batched
+from infir.curate.steps import CurateStep, batched, scan_record
 
 
 ROW_BITS = 40
@@ -64,6 +64,8 @@ class Featurize(PipelineStep):
     def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, work_dir: str,
                  decontam: DecontamConfig | None = None, decontam_index: str | None = None,
                  programs: bool = False, file_of_rank: list[int] | None = None, sample_docs: int = 0):
+        """`recall`: the classifier text settings, None when no classifier runs. The sample is kept
+        when a classifier trains on it or dedup finds boilerplate lines in it."""
         super().__init__()
         self.dedup = dedup
         self.recall = recall  # its text settings; None: no classifier needs the text
@@ -72,11 +74,14 @@ class Featurize(PipelineStep):
         self.decontam = decontam
         self.decontam_index = decontam_index
         self.file_of_rank = file_of_rank  # the input file each shard reads, numbered in plan order
-        self.sample_docs = sample_docs if recall is not None else 0
+        self.lines = dedup.enabled and dedup.minhash and dedup.content_threshold is not None
+        self.sample_docs = sample_docs if (recall is not None or self.lines) else 0
         self.seconds = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         import heapq
+
+        import orjson
 
         from infir.curate.decontam import DecontamIndex, contamination_of
         from infir.curate.dedup_stages import BucketWriter
@@ -88,9 +93,13 @@ class Featurize(PipelineStep):
         (work / "ids").mkdir(parents=True, exist_ok=True)
         for folder in ("sample", "scan"):
             (work / folder).mkdir(parents=True, exist_ok=True)
-        ids_path, offsets_path = work / "ids" / f"{rank:05d}.jsonl", work / "ids" / f"{rank:05d}.off"
-        ids = open(ids_path.with_name(ids_path.name + ".tmp"), "wb")
-        offsets = open(offsets_path.with_name(offsets_path.name + ".tmp"), "wb")
+        # the scanned documents and the ids, each with the byte offset of every row: later stages
+        # read single documents (pair verification) or ids (cluster keepers) where they lie
+        outputs = {}
+        for name, path in (("ids", work / "ids" / f"{rank:05d}.jsonl"), ("scan", work / "scan" / f"{rank:05d}.jsonl")):
+            offsets = path.with_suffix(".off")
+            outputs[name] = (open(path.with_name(path.name + ".tmp"), "wb"),
+                             open(offsets.with_name(offsets.name + ".tmp"), "wb"), path, offsets)
         file_number = self.file_of_rank[rank] if self.file_of_rank else 0
         sample: list[tuple] = []  # max-heap on the draw: (-draw, order, text, kind)
         count = 0
@@ -112,25 +121,32 @@ class Featurize(PipelineStep):
             if self.sample_docs:
                 for doc, order, draw in zip(batch, orders.tolist(), sample_hash(orders).tolist()):
                     if len(sample) < self.sample_docs or -sample[0][0] > draw:
-                        text = normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows)
-                        item = (-draw, order, text, doc.metadata["_kind"])
+                        text = (normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows)
+                                if self.recall is not None else "")
+                        lines = line_hashes(doc.text).tolist() if self.lines else []
+                        item = (-draw, order, text, doc.metadata["_kind"], lines)
                         (heapq.heappush if len(sample) < self.sample_docs else heapq.heapreplace)(sample, item)
             self.seconds["recall"] += time.perf_counter() - t2
             self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
-            lines = [json.dumps(doc.id).encode() + b"\n" for doc in batch]
-            starts = np.cumsum([0] + [len(x) for x in lines[:-1]], dtype=np.uint64) + np.uint64(ids.tell())
-            starts.tofile(offsets)
-            ids.write(b"".join(lines))
+            for name, records in (("ids", [orjson.dumps(doc.id) + b"\n" for doc in batch]),
+                                  ("scan", [orjson.dumps(scan_record(doc), option=orjson.OPT_APPEND_NEWLINE,
+                                                         default=str) for doc in batch])):
+                data, offsets = outputs[name][:2]
+                starts = np.cumsum([0] + [len(x) for x in records[:-1]], dtype=np.uint64) + np.uint64(data.tell())
+                starts.tofile(offsets)
+                data.write(b"".join(records))
             count += len(batch)
             yield from batch
         buckets.close()
-        for f, final in ((ids, ids_path), (offsets, offsets_path)):
-            f.close()
-            Path(f.name).replace(final)
-        records = sorted(((-d, order, text, kind) for d, order, text, kind in sample))
+        for data, offsets, path, offsets_path in outputs.values():
+            data.close(), offsets.close()
+            Path(offsets.name).replace(offsets_path)
+            Path(data.name).replace(path)
+        records = sorted(((-d, order, text, kind, lines) for d, order, text, kind, lines in sample))
         _atomic_bytes(work / "sample" / f"{rank:05d}.jsonl", lambda f: f.write("".join(
-            json.dumps({"draw": d, "order": o, "text": t, "kind": k}) + "\n" for d, o, t, k in records).encode()))
+            json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li}) + "\n"
+            for d, o, t, k, li in records).encode()))
         _atomic_bytes(work / "scan" / f"{rank:05d}.meta.json", lambda f: f.write(json.dumps(
             {"docs": count, "seconds": self.seconds}).encode()))
 
