@@ -123,7 +123,7 @@ class Featurize(PipelineStep):
                     if len(sample) < self.sample_docs or -sample[0][0] > draw:
                         text = (normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows)
                                 if self.recall is not None else "")
-                        lines = line_hashes(doc.text).tolist() if self.lines else []
+                        lines = line_hashes(doc.text) if self.lines else np.zeros(0, dtype=np.uint64)
                         item = (-draw, order, text, doc.metadata["_kind"], lines)
                         (heapq.heappush if len(sample) < self.sample_docs else heapq.heapreplace)(sample, item)
             self.seconds["recall"] += time.perf_counter() - t2
@@ -145,7 +145,7 @@ class Featurize(PipelineStep):
             Path(data.name).replace(path)
         records = sorted(((-d, order, text, kind, lines) for d, order, text, kind, lines in sample))
         _atomic_bytes(work / "sample" / f"{rank:05d}.jsonl", lambda f: f.write("".join(
-            json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li}) + "\n"
+            json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li.tolist()}) + "\n"
             for d, o, t, k, li in records).encode()))
         _atomic_bytes(work / "scan" / f"{rank:05d}.meta.json", lambda f: f.write(json.dumps(
             {"docs": count, "seconds": self.seconds}).encode()))
