@@ -108,7 +108,8 @@ def main() -> None:
     result["decontam_excluded"] = excluded
     result["decontam_index"] = summary["select"].get("decontam", {}).get("index")
     result["seconds"] = summary["totals"]["seconds"]
-    result["shards"], result["classifier_sample_docs"] = summary["totals"]["shards"], summary["select"].get("sample_docs")
+    result["shards"] = summary["totals"]["shards"]
+    result["classifier_sample_docs"] = summary["select"].get("sample_docs")
     result["output"] = str(out)
     print(json.dumps(result))
 

@@ -190,9 +190,8 @@ class ScoreShard(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1):
         from fasttext.FastText import _FastText
 
-        from infir.curate.fasttext_utils import label_probabilities
+        from infir.curate.fasttext_utils import distribution, label_probabilities
         from infir.curate.quality import expected_score
-        from infir.curate.fasttext_utils import distribution
         from infir.curate.recall import url_prefix
 
         work = Path(self.work_dir)
@@ -200,7 +199,8 @@ class ScoreShard(PipelineStep):
         for d in self.domains:
             if (work / f"recall_{d}.bin").exists():
                 models[d] = _FastText(model_path=str(work / f"recall_{d}.bin"))
-        quality = _FastText(model_path=str(work / "quality.bin")) if self.quality and (work / "quality.bin").exists() else None
+        has_quality = self.quality and (work / "quality.bin").exists()
+        quality = _FastText(model_path=str(work / "quality.bin")) if has_quality else None
         prefixes: dict[str, list[int]] = {}
         columns = len(self.domains) + 1
         (work / "scores").mkdir(parents=True, exist_ok=True)
@@ -290,7 +290,8 @@ class ApplyDedup(CurateStep):
     def setup(self, rank: int, world_size: int) -> None:
         path = Path(self.work_dir) / "decisions" / "dedup" / f"{rank:05d}.json"
         data = json.loads(path.read_text()) if path.exists() else {"rows": [], "keeper": [], "reason": []}
-        self._dups = {row: (keeper, reason) for row, keeper, reason in zip(data["rows"], data["keeper"], data["reason"])}
+        self._dups = {row: (keeper, reason)
+                      for row, keeper, reason in zip(data["rows"], data["keeper"], data["reason"])}
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         entry = self._dups.get(doc.metadata["_index"])
