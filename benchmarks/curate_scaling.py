@@ -4,9 +4,12 @@ size, then one JSON line with all figures.
     python benchmarks/curate_scaling.py [--sizes 100000 300000 1000000] [--workers 2] [--out DIR]
 
 A corpus of N documents is built from the reference corpus's clean documents: each document
-splices three parts of three documents of one domain (so pages are distinct, not near copies of
-each other, and keep their domain's style), and `--dup-rate` of the documents are injected
-copies of an earlier one, half exact, half near (a few words changed). Each size runs in a fresh
+strings together 5 to 14 paragraphs drawn from documents of one domain (paragraphs of any one page
+are a small share of the pool, so two built pages rarely share most of their text, and each keeps
+its domain's style; paragraphs repeated across the reference pages, boilerplate, stay common), and
+`--dup-rate` of the documents are injected copies of an earlier one, half exact, half near (a few
+words changed). Built pages that happen to share most paragraphs are duplicates too: the dedup
+figures count them, the duplicate recall does not. Each size runs in a fresh
 process, so its peak memory is its own: the driver's peak RSS, and the largest peak RSS of its
 children (datatrove workers and the driver's forked training jobs). Duplicate recall is the share
 of injected pairs of which at most one document is kept.
@@ -29,12 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from curate_common import decontam_setup, read_jsonl, shared_dir  # noqa: E402
 
 
-def _parts(text: str) -> list[str]:
-    lines = text.split("\n")
-    third = max(1, len(lines) // 3)
-    return ["\n".join(lines[:third]), "\n".join(lines[third:2 * third]), "\n".join(lines[2 * third:])]
-
-
 def _near(text: str, rng: random.Random) -> str:
     words = text.split(" ")
     for _ in range(max(1, len(words) // 50)):
@@ -47,11 +44,11 @@ def build_corpus(shared: Path, size: int, path: Path, dup_rate: float, seed: int
     """Writes `size` documents to `path` (JSONL); returns {copy id: original id}."""
     rng = random.Random(seed)
     labels = {r["id"]: r for r in read_jsonl(shared / "corpus/refcorpus.labels.jsonl.gz")}
-    by_domain: dict[str, list[list[str]]] = {}
+    by_domain: dict[str, list[str]] = {}
     for r in read_jsonl(shared / "corpus/refcorpus.jsonl.gz"):
-        label = labels[r["id"]]
-        if label["kind"] == "clean" and len(r["text"].split("\n")) >= 3:
-            by_domain.setdefault(label["domain"], []).append(_parts(r["text"]))
+        if labels[r["id"]]["kind"] == "clean":
+            by_domain.setdefault(labels[r["id"]]["domain"], []).extend(
+                p for p in r["text"].split("\n\n") if p.strip())
     domains = sorted(by_domain)
     weights = [len(by_domain[d]) for d in domains]
     copies: dict[str, str] = {}
@@ -65,7 +62,7 @@ def build_corpus(shared: Path, size: int, path: Path, dup_rate: float, seed: int
                 copies[doc_id] = original_id
             else:
                 pool = by_domain[rng.choices(domains, weights)[0]]
-                text = "\n".join(rng.choice(pool)[k] for k in range(3))
+                text = "\n\n".join(rng.choice(pool) for _ in range(rng.randint(5, 14)))
                 recent.append((doc_id, text))
                 if len(recent) > 2000:
                     recent.pop(rng.randrange(len(recent)))
