@@ -96,18 +96,20 @@ class Featurize(PipelineStep):
         # the scanned documents and the ids, each with the byte offset of every row: later stages
         # read single documents (pair verification) or ids (cluster keepers) where they lie
         outputs = {}
-        for name, path in (("ids", work / "ids" / f"{rank:05d}.jsonl"), ("scan", work / "scan" / f"{rank:05d}.jsonl")):
+        for name in ("ids", "scan"):
+            path = work / name / f"{rank:05d}.jsonl"
             offsets = path.with_suffix(".off")
             outputs[name] = (open(path.with_name(path.name + ".tmp"), "wb"),
                              open(offsets.with_name(offsets.name + ".tmp"), "wb"), path, offsets)
         file_number = self.file_of_rank[rank] if self.file_of_rank else 0
-        sample: list[tuple] = []  # max-heap on the draw: (-draw, order, text, kind)
+        sample: list[tuple] = []  # max-heap on the draw: (-draw, order, text, kind, line hashes)
         count = 0
         for batch in batched(data, self.batch_size):
             t0 = time.perf_counter()
             words = word_hashes_many([doc.text for doc in batch])
             exact = np.array([exact_hash(doc.text) for doc in batch], dtype=np.uint64)
-            orders = np.array([order_key(file_number, doc.metadata.get("_row", 0)) for doc in batch], dtype=np.uint64)
+            orders = np.array([order_key(file_number, doc.metadata.get("_row", 0)) for doc in batch],
+                              dtype=np.uint64)
             buckets.add(exact, hasher.signatures(words), orders)
             t1 = time.perf_counter()
             if index is not None:
@@ -132,17 +134,17 @@ class Featurize(PipelineStep):
             for name, records in (("ids", [orjson.dumps(doc.id) + b"\n" for doc in batch]),
                                   ("scan", [orjson.dumps(scan_record(doc), option=orjson.OPT_APPEND_NEWLINE,
                                                          default=str) for doc in batch])):
-                data, offsets = outputs[name][:2]
-                starts = np.cumsum([0] + [len(x) for x in records[:-1]], dtype=np.uint64) + np.uint64(data.tell())
+                stream, offsets = outputs[name][:2]
+                starts = np.cumsum([0] + [len(x) for x in records[:-1]], dtype=np.uint64) + np.uint64(stream.tell())
                 starts.tofile(offsets)
-                data.write(b"".join(records))
+                stream.write(b"".join(records))
             count += len(batch)
             yield from batch
         buckets.close()
-        for data, offsets, path, offsets_path in outputs.values():
-            data.close(), offsets.close()
+        for stream, offsets, path, offsets_path in outputs.values():
+            stream.close(), offsets.close()
             Path(offsets.name).replace(offsets_path)
-            Path(data.name).replace(path)
+            Path(stream.name).replace(path)
         records = sorted(((-d, order, text, kind, lines) for d, order, text, kind, lines in sample))
         _atomic_bytes(work / "sample" / f"{rank:05d}.jsonl", lambda f: f.write("".join(
             json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li.tolist()}) + "\n"
