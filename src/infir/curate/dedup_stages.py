@@ -125,6 +125,15 @@ class SignatureReader:
             out[sel] = m[rows[sel]]
         return out
 
+    def release(self) -> None:
+        """Drops the pages read so far from this process's resident memory: random rows touch
+        most pages of a shard's file, which would otherwise count against the task until it ends."""
+        import mmap
+
+        for m in self._maps.values():
+            if hasattr(m, "_mmap") and hasattr(mmap, "MADV_DONTNEED"):
+                m._mmap.madvise(mmap.MADV_DONTNEED)
+
 
 def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chunk: int = 65536) -> np.ndarray:
     """The candidate pairs whose signatures agree on at least `threshold` of their values."""
@@ -134,33 +143,28 @@ def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chun
         a = sigs.rows(p["a_rank"], p["a_row"])
         b = sigs.rows(p["b_rank"], p["b_row"])
         keep[start:start + chunk] = (a == b).mean(axis=1) >= threshold
+        sigs.release()
     return pairs[keep]
 
 
 class ContentReader:
     """Content shingles of single scanned documents, read by row where they lie (`scan/<rank>.jsonl`
-    and its offsets), boilerplate lines left out; cached, as a bucket head meets many members."""
+    and its offsets), boilerplate lines left out."""
 
     def __init__(self, work: Path, boilerplate: np.ndarray, ngram: int):
         self.work, self.boilerplate, self.ngram = Path(work), boilerplate, ngram
-        self._cache: dict[tuple[int, int], np.ndarray] = {}
         self._files: dict[int, tuple] = {}
 
     def shingles(self, rank: int, row: int) -> np.ndarray:
         import orjson
 
-        key = (rank, row)
-        found = self._cache.get(key)
-        if found is None:
-            if rank not in self._files:
-                scan = self.work / "scan" / f"{rank:05d}"
-                self._files[rank] = (np.memmap(scan.with_suffix(".off"), dtype=np.uint64, mode="r"),
-                                     open(scan.with_suffix(".jsonl"), "rb"))
-            offsets, f = self._files[rank]
-            f.seek(int(offsets[row]))
-            text = orjson.loads(f.readline())["text"]
-            found = self._cache[key] = content_shingles(text, self.boilerplate, self.ngram)
-        return found
+        if rank not in self._files:
+            scan = self.work / "scan" / f"{rank:05d}"
+            self._files[rank] = (np.memmap(scan.with_suffix(".off"), dtype=np.uint64, mode="r"),
+                                 open(scan.with_suffix(".jsonl"), "rb"))
+        offsets, f = self._files[rank]
+        f.seek(int(offsets[row]))
+        return content_shingles(orjson.loads(f.readline())["text"], self.boilerplate, self.ngram)
 
     def close(self) -> None:
         for _, f in self._files.values():
@@ -168,10 +172,19 @@ class ContentReader:
 
 
 def verify_content(pairs: np.ndarray, reader: ContentReader, threshold: float) -> np.ndarray:
-    """The pairs whose content shingle sets (boilerplate lines out) have Jaccard >= `threshold`."""
-    keep = [content_jaccard(reader.shingles(int(p["a_rank"]), int(p["a_row"])),
-                            reader.shingles(int(p["b_rank"]), int(p["b_row"]))) >= threshold for p in pairs]
-    return pairs[np.array(keep, dtype=bool)] if len(pairs) else pairs
+    """The pairs whose content shingle sets (boilerplate lines out) have Jaccard >= `threshold`.
+    Pairs are taken head by head: a head's shingles are read once for all its members, and only
+    one head is held at a time, so memory does not grow with the partition."""
+    if not len(pairs):
+        return pairs
+    pairs = pairs[np.argsort(pairs["a_order"], kind="stable")]
+    keep = np.zeros(len(pairs), dtype=bool)
+    head, head_shingles = None, None
+    for i, p in enumerate(pairs):
+        if p["a_order"] != head:
+            head, head_shingles = p["a_order"], reader.shingles(int(p["a_rank"]), int(p["a_row"]))
+        keep[i] = content_jaccard(head_shingles, reader.shingles(int(p["b_rank"]), int(p["b_row"]))) >= threshold
+    return pairs[keep]
 
 
 class FindPairs(PipelineStep):
@@ -199,9 +212,11 @@ class FindPairs(PipelineStep):
             h, m = head_pairs(buckets["key"], buckets["order"])
             near = _pairs(buckets, h, m, False)
             del buckets, h, m
-            # a pair sharing several bands is verified once
-            _, first = np.unique(np.stack([near["a_order"], near["b_order"]]), axis=1, return_index=True)
-            near = near[np.sort(first)]
+            # a pair sharing several bands is verified once (sorted by head, as `verify_content` reads them)
+            near = near[np.lexsort((near["b_order"], near["a_order"]))]
+            a, b = near["a_order"], near["b_order"]
+            near = near[np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]]
+            del a, b
             candidates = len(near)
             near = verify_near(near, SignatureReader(work, self.num_perm), self.cfg.verify_threshold)
             signature_pairs = len(near)
