@@ -168,8 +168,9 @@ class DedupConfig(Section):
     # `boilerplate_min_docs` of them) hold it
     boilerplate_min_fraction: float = 0.001
     boilerplate_min_docs: int = 5
-    # Bucket partitions, each one task of the pair stage: a task holds about
-    # docs x (bands + 1) x 24 bytes / partitions, so raise it with the corpus.
+    # Bucket partitions, each one task of the pair stage: a task holds its partition's rows
+    # (docs x (bands + 1) / partitions rows of 24 bytes) plus sort and pair temporaries several
+    # times that, so raise it with the corpus to keep a task's memory where it is.
     partitions: int = Field(default=8, ge=1)
 
 

@@ -13,8 +13,8 @@
   resolve (driver)        `resolve`: connected components over the pairs, the smallest order key
                           of a cluster kept, one removal file per shard for the finish stage
 
-A pair task holds one partition's rows (about docs x (bands + 1) x 24 bytes / partitions); the
-driver holds the verified pairs only. The decisions depend on (key, order) rows alone, so not on
+A pair task holds one partition's rows (docs x (bands + 1) / partitions rows of 24 bytes, plus
+sort and pair temporaries several times that); the driver holds the verified pairs only. The decisions depend on (key, order) rows alone, so not on
 the shard plan nor on the number of partitions.
 """
 
