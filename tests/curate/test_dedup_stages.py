@@ -64,3 +64,17 @@ def test_kept_set_does_not_depend_on_the_bucket_partitions(tmp_path):
         kept.append(sorted(json.loads(line)["id"] for p in (tmp_path / f"p{partitions}/kept").glob("*.gz")
                            for line in gzip.open(p, "rt")))
     assert kept[0] == kept[1]
+
+
+def test_a_partition_without_candidate_pairs(tmp_path):
+    """Distinct documents only: every bucket holds one document, so no partition has a pair."""
+    rng = random.Random(2)
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": f"d{i}", "text": " ".join(f"w{rng.randrange(10**6)}" for _ in range(80))})
+                            + "\n" for i in range(20)))
+    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(path)])], workers=2, tasks=2)
+    for section in (cfg.langid, cfg.filters, cfg.recall, cfg.quality, cfg.decontam):
+        section.enabled = False
+    cfg.dedup.partitions = 3
+    summary = run_curate(cfg, tmp_path / "out")
+    assert summary["totals"]["docs_kept"] == 20 and summary["select"]["dedup"]["pairs"] == 0

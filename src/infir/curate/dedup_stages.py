@@ -215,7 +215,7 @@ class FindPairs(PipelineStep):
             # a pair sharing several bands is verified once (sorted by head, as `verify_content` reads them)
             near = near[np.lexsort((near["b_order"], near["a_order"]))]
             a, b = near["a_order"], near["b_order"]
-            near = near[np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]]
+            near = near[np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]] if len(near) else near
             del a, b
             candidates = len(near)
             near = verify_near(near, SignatureReader(work, self.num_perm), self.cfg.verify_threshold)
