@@ -1,6 +1,9 @@
 """Quality of `infir curate` on the reference corpus, measured against its labels. Prints one JSON line.
 
-    python benchmarks/curate_quality.py [--workers 2] [--out DIR]
+    python benchmarks/curate_quality.py [--workers 2] [--tasks N] [--max-train-docs N] [--out DIR]
+
+`--max-train-docs` below the corpus size checks that classifiers trained on a bounded sample (and
+applied in the workers) keep their precision and recall.
 
 Recall seeds are the config defaults (generated math, third-party Python sources): nothing from
 the evaluated corpus. Decontamination goes through the evaluation Task registry (see
@@ -85,12 +88,17 @@ def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tasks", type=int)
+    parser.add_argument("--max-train-docs", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     shared = shared_dir()
     corpus = shared / "corpus/refcorpus.jsonl.gz"
     labels = {r["id"]: r for r in read_jsonl(shared / "corpus/refcorpus.labels.jsonl.gz")}
-    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=args.workers)
+    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=args.workers,
+                       tasks=args.tasks)
+    if args.max_train_docs:
+        cfg.max_train_docs = args.max_train_docs
     cfg.decontam.tasks, cfg.decontam.data_paths, excluded = decontam_setup(shared)
     out = args.out or Path(tempfile.mkdtemp(prefix="curate-quality-"))
     summary = run_curate(cfg, out, seed=0)
@@ -100,6 +108,8 @@ def main() -> None:
     result["decontam_excluded"] = excluded
     result["decontam_index"] = summary["select"].get("decontam", {}).get("index")
     result["seconds"] = summary["totals"]["seconds"]
+    result["shards"] = summary["totals"]["shards"]
+    result["classifier_sample_docs"] = summary["select"].get("sample_docs")
     result["output"] = str(out)
     print(json.dumps(result))
 

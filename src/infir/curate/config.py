@@ -171,6 +171,19 @@ class DedupConfig(Section):
     rows: int = 6
     verify_threshold: float = 0.6  # candidates must agree on this share of all hashes
     seed: int = 1
+    # Templated pages (manuals, reference pages) share long boilerplate: signatures of two
+    # different pages can agree on most values. A pair that passes `verify_threshold` is kept only
+    # when its content (word n-grams once lines common in the sample are removed) has at least this
+    # Jaccard similarity; None: signatures alone decide.
+    content_threshold: float | None = 0.5
+    # a line is boilerplate when this share of the sample's documents (and at least
+    # `boilerplate_min_docs` of them) hold it
+    boilerplate_min_fraction: float = 0.001
+    boilerplate_min_docs: int = 5
+    # Bucket partitions, each one task of the pair stage: a task holds its partition's rows
+    # (docs x (bands + 1) / partitions rows of 24 bytes) plus sort and pair temporaries several
+    # times that, so raise it with the corpus to keep a task's memory where it is.
+    partitions: int = Field(default=8, ge=1)
 
 
 class QualityConfig(Section):
@@ -240,3 +253,7 @@ class CurateConfig(Section):
     ray: RayConfig = Field(default_factory=RayConfig)
     workers: int = 2
     tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)
+    # The recall and quality classifiers train on this many corpus documents (a sample drawn by
+    # input position, the same for any shard plan) and run inside the workers: what the driver
+    # and each scan worker hold for them is bounded by it, not by the corpus.
+    max_train_docs: int = Field(default=50_000, ge=1)

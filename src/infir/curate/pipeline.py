@@ -1,20 +1,28 @@
-"""`run_curate`: the InfiR data pipeline as three datatrove stages around one global pass.
+"""`run_curate`: the InfiR data pipeline as datatrove stages with bounded driver steps between.
 
   prepare (driver)             decontamination index from the registry's benchmark texts
                                (meanwhile a forked job generates the recall seeds)
   scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
-                               -> features, a batch of documents at a time (classifier text,
-                                  exact hash, MinHash signature, benchmark n-gram matches:
-                                  one word hashing serves both, whether it is a program)
-  select (driver, global)      recall per domain (train, iterate, expand) and the quality model
-                               in forked jobs, dedup clustering on the driver meanwhile
+                               -> features, a batch at a time, streamed to files: exact hashes
+                                  and MinHash band keys to bucket partitions, signatures, ids,
+                                  benchmark n-gram matches, the shard's share of the classifier
+                                  sample (one word hashing serves MinHash and decontamination)
+  dedup (parallel, per bucket partition, then driver)
+                               candidate pairs per partition, verified on the signatures; the
+                               driver joins the verified pairs into clusters. Meanwhile forked
+                               jobs train recall (per domain) and quality on the sample
+  score (parallel, per shard)  the classifiers on every document; per-prefix counts, from which
+                               the driver picks the URL prefixes to expand
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 
-Each parallel stage resumes through datatrove's completion files, the global pass through its
-own marker, so a killed run rerun on the same output finishes only what is left. Every decision
-is deterministic (fixed seeds, single-threaded fastText, input-order cluster representatives), so
-the kept set does not depend on where a run was interrupted.
+No step holds per-document data of the whole corpus: workers hold a batch, a partition or their
+shard's sample; the driver holds the sample (`max_train_docs`), the verified pairs and one count
+per URL prefix. Each parallel stage resumes through datatrove's completion files, each driver
+step through its own marker, so a killed run rerun on the same output finishes only what is
+left. Every decision is deterministic and keyed by input position (file, record), never by shard
+(fixed seeds, single-threaded fastText, order-key sample and cluster representatives), so the
+kept set depends neither on the shard plan nor on where a run was interrupted.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pathlib import Path
 
 from infir.curate.config import CurateConfig
 from infir.curate.executors import run_pipeline
+from infir.curate.jobs import Job
 from infir.curate.progress import Reporter
 from infir.curate.sources import ShardReader, plan_shards
 from infir.curate.summary import build_summary
@@ -35,16 +44,35 @@ from infir.curate.summary import build_summary
 log = logging.getLogger("infir.curate")
 
 
-def _fingerprint(cfg: CurateConfig, seed: int) -> str:
+def input_stamps(shards) -> dict[str, list]:
+    """Size and modification stamp of every input file: a file rewritten in place (same path, other
+    content) must not be served the work done on its old content."""
+    from fsspec.core import url_to_fs
+
+    stamps = {}
+    for path in sorted({s.path for s in shards if s.path is not None}):
+        fs, local = url_to_fs(path)
+        info = fs.info(local)
+        mtime = info.get("mtime", info.get("LastModified", info.get("last_modified", info.get("updated"))))
+        stamps[path] = [info.get("size"), str(mtime), str(info.get("ETag", info.get("etag", info.get("md5Hash", ""))))]
+    return stamps
+
+
+def _fingerprint(cfg: CurateConfig, seed: int, shards) -> str:
+    """Every setting that changes a decision, the shard plan (finished shards are reused by rank,
+    so a plan made for another worker count would mix two partitions of the input) and every
+    input's stamp. The executor and the worker count change neither, once the plan is fixed."""
     payload = cfg.model_dump(mode="json", exclude={"executor", "workers", "ray"})
-    return hashlib.sha256(json.dumps([payload, seed], sort_keys=True).encode()).hexdigest()[:16]
+    plan = [[s.source, s.path, s.part, s.parts] for s in shards]
+    blob = json.dumps([payload, seed, plan, input_stamps(shards)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _prepare_output(out: Path, fingerprint: str) -> None:
     """Reuse partial work of the same config; start clean when the config changed."""
     marker = out / "_work" / "fingerprint"
     if marker.exists() and marker.read_text() != fingerprint:
-        log.warning("config changed since the last run in %s: starting over", out)
+        log.warning("config, shard plan or inputs changed since the last run in %s: starting over", out)
         for name in ("_work", "kept", "removed", "summary.json", "mixtures.json"):
             path = out / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
@@ -52,13 +80,18 @@ def _prepare_output(out: Path, fingerprint: str) -> None:
     marker.write_text(fingerprint)
 
 
-def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
-    from datatrove.pipeline.writers.jsonl import JsonlWriter
+def file_ordinals(shards) -> list[int]:
+    """Per shard, the number of the input file it reads, counted in plan order (sources in config
+    order, each source's files sorted): the same numbers for any count of shards."""
+    numbers: dict[tuple, int] = {}
+    return [numbers.setdefault((s.source, s.path), len(numbers)) for s in shards]
 
+
+def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
     from infir.curate.filters.heuristic import HeuristicFilter
     from infir.curate.langid import LanguageFilter
     from infir.curate.shard_steps import Featurize
-    from infir.curate.steps import ShardStats, Validate, scan_adapter
+    from infir.curate.steps import ShardStats, Validate
 
     removed = str(out) if cfg.write_removed else None
     work = out / "_work"
@@ -69,11 +102,23 @@ def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
         steps.append(HeuristicFilter(cfg.filters, removed))
     index = str(work / "decontam.npz") if cfg.decontam.enabled else None
     featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
-                          str(work / "scan"), cfg.decontam, index,
-                          programs=cfg.recall.enabled and cfg.recall.code_requires_program)
-    writer = JsonlWriter(str(work / "scan"), output_filename="${rank}.jsonl", compression=None, adapter=scan_adapter)
-    pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, writer, ShardStats(steps, str(work / "stats/scan"))]
+                          str(work), cfg.decontam, index,
+                          programs=cfg.recall.enabled and cfg.recall.code_requires_program,
+                          file_of_rank=file_ordinals(shards), sample_docs=cfg.max_train_docs)
+    pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, ShardStats(steps, str(work / "stats/scan"))]
     return pipeline, steps
+
+
+def _score_columns(cfg: CurateConfig) -> int:
+    return (len(cfg.recall.domains) if cfg.recall.enabled else 0) + 1
+
+
+def score_pipeline(cfg: CurateConfig, out: Path) -> list:
+    from infir.curate.shard_steps import ScanReader, ScoreShard
+
+    work = out / "_work"
+    return [ScanReader(str(work / "scan")),
+            ScoreShard(str(work), cfg.recall, cfg.recall.domains if cfg.recall.enabled else [], cfg.quality.enabled)]
 
 
 def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
@@ -85,11 +130,11 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
 
     removed = str(out) if cfg.write_removed else None
     work = out / "_work"
-    steps = [ApplyRecall(str(work / "decisions"))]
+    steps = [ApplyRecall(str(work), cfg.recall)]
     if cfg.dedup.enabled:
-        steps.append(ApplyDedup(str(work / "decisions"), removed))
+        steps.append(ApplyDedup(str(work), removed))
     if cfg.quality.enabled:
-        steps.append(QualityFilter(cfg.quality, str(work / "decisions"), removed))
+        steps.append(QualityFilter(cfg.quality, str(work), _score_columns(cfg), removed))
     if cfg.decontam.enabled:
         steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))
@@ -97,42 +142,85 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
 
 
+def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
+    """The pair stage (one task per bucket partition), then clusters on the driver."""
+    from infir.curate.dedup import MinHasher
+    from infir.curate.dedup_stages import FindPairs, resolve
+
+    done = work / "dedup.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    t0 = time.perf_counter()
+    if cfg.dedup.enabled:
+        from infir.curate.select import prepare_boilerplate
+
+        boilerplate = prepare_boilerplate(cfg, work, n_shards) if cfg.dedup.content_threshold is not None else None
+        num_perm = MinHasher(cfg.dedup).num_perm
+        run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm)], cfg.dedup.partitions, cfg.workers,
+                     str(work / "logs/pairs"), cfg.ray)
+        report = resolve(work, n_shards, cfg.dedup.partitions)
+        report["boilerplate"] = boilerplate
+    else:
+        report = {}
+    report["wall_seconds"] = time.perf_counter() - t0
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report))
+    tmp.replace(done)
+    return report
+
+
 def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary."""
-    from infir.curate.select import run_select, start_seeds
+    from infir.curate.select import (expand_prefixes, finish_training, prepare_decontam, scan_seconds,
+                                     start_seeds, start_training)
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _prepare_output(out, _fingerprint(cfg, seed))
-    work = out / "_work"
-    reporter = Reporter()
     t_start = time.perf_counter()
     shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
+    _prepare_output(out, _fingerprint(cfg, seed, shards))
+    work = out / "_work"
+    reporter = Reporter()
     (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
+    n = len(shards)
     seeds_job = start_seeds(cfg, work)  # the recall seeds are generated while the scan runs
+    train_jobs = None
     try:
         walls = {}
         prepare = {}
         if cfg.decontam.enabled:
-            from infir.curate.select import prepare_decontam
-
             with reporter.stage("prepare", "decontamination index from the benchmark texts") as done:
                 prepare["decontam"] = prepare_decontam(cfg, work)
                 walls["prepare"] = done()
-        with reporter.stage("scan", f"{len(shards)} shards on {cfg.workers} {cfg.executor} workers") as done:
+        with reporter.stage("scan", f"{n} shards on {cfg.workers} {cfg.executor} workers") as done:
             pipeline, _ = scan_pipeline(cfg, shards, out)
-            run_pipeline(cfg.executor, pipeline, len(shards), cfg.workers, str(work / "logs/scan"), cfg.ray)
+            run_pipeline(cfg.executor, pipeline, n, cfg.workers, str(work / "logs/scan"), cfg.ray)
             walls["scan"] = done()
-        with reporter.stage("select", "recall, dedup clusters, quality model, decontamination index") as done:
-            select_report = run_select(cfg, work, len(shards), seed, seeds_job) | prepare
-            walls["select"] = done()
+        with reporter.stage("dedup", f"pairs in {cfg.dedup.partitions} bucket partitions, clusters; "
+                                     "classifiers train on the sample meanwhile") as done:
+            train_jobs = start_training(cfg, work, n, seed, seeds_job)
+            dedup = _dedup_pairs(cfg, work, n)
+            train = finish_training(cfg, work, train_jobs)
+            train_jobs = None
+            walls["dedup"] = done()
+        with reporter.stage("score", "recall and quality classifiers on every document") as done:
+            if cfg.recall.enabled or cfg.quality.enabled:
+                run_pipeline(cfg.executor, score_pipeline(cfg, out), n, cfg.workers, str(work / "logs/score"), cfg.ray)
+            expand = expand_prefixes(cfg, work, n)
+            walls["score"] = done()
         with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-            run_pipeline(cfg.executor, finish_pipeline(cfg, out), len(shards), cfg.workers, str(work / "logs/finish"),
-                         cfg.ray)
+            run_pipeline(cfg.executor, finish_pipeline(cfg, out), n, cfg.workers, str(work / "logs/finish"), cfg.ray)
             walls["finish"] = done()
     finally:
         if seeds_job is not None:
             seeds_job.cancel()  # a no-op once collected; stops it when a stage failed
-    summary = build_summary(cfg, out, len(shards), select_report, walls, time.perf_counter() - t_start)
+        for job in (train_jobs or {}).values():
+            if isinstance(job, Job):
+                job.cancel()
+    featurize = scan_seconds(work, n)
+    select_report = {**train, "dedup": {**dedup, "seconds": featurize["dedup"] + dedup.get("wall_seconds", 0.0)},
+                     "expand": expand, "decontam_match_seconds": featurize["decontam"], **prepare}
+    select_report["recall"]["seconds"] += featurize["recall"] + expand.get("score_seconds", 0.0)
+    summary = build_summary(cfg, out, n, select_report, walls, time.perf_counter() - t_start)
     reporter.funnel(summary)
     return summary

@@ -10,8 +10,9 @@ It learns what ordered text, code and math look like in this corpus's own styles
 documents that read like word salad (spun or scrambled text the rules let through). It is no
 judge of educational value; that needs labels. Its default thresholds are set for it.
 
-The model is trained and every document scored once on the driver, from the classifier texts the
-scan made; the finishing stage applies the per-domain thresholds.
+The model is trained on the driver from the run's bounded classifier sample (`max_train_docs`
+documents, the same for any shard plan); the workers score every document (`ScoreShard`) and the
+finishing stage applies the per-domain thresholds.
 """
 
 from __future__ import annotations
@@ -93,23 +94,24 @@ def score_texts(model_path: Path, texts: list[str]) -> np.ndarray:
 
 
 class QualityFilter(CurateStep):
-    """Applies the per-domain thresholds to the scores the driver computed."""
+    """Applies the per-domain thresholds to the scores the workers computed (`ScoreShard`)."""
 
     name = "🏅 quality"
     step_name = "quality"
 
-    def __init__(self, cfg: QualityConfig, decisions_dir: str, removed_dir: str | None = None):
+    def __init__(self, cfg: QualityConfig, work_dir: str, score_columns: int, removed_dir: str | None = None):
         super().__init__(removed_dir)
         self.cfg = cfg
-        self.decisions_dir = decisions_dir
+        self.work_dir = work_dir
+        self.score_columns = score_columns
 
     def setup(self, rank: int, world_size: int) -> None:
-        from infir.curate.shard_steps import load_decisions
+        from infir.curate.shard_steps import load_scores
 
-        self._scores = load_decisions(self.decisions_dir, rank)["quality"]
+        self._scores = load_scores(self.work_dir, rank, self.score_columns)[:, -1]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        score = self._scores[doc.metadata["_index"]]
+        score = round(float(self._scores[doc.metadata["_index"]]), 4)
         doc.metadata["quality"] = score
         domain = doc.metadata.get("domain", "web")
         if score < self.cfg.thresholds.get(domain, 0.0):

@@ -1,12 +1,18 @@
-"""The global pass on the driver: everything that needs all shards at once.
+"""Driver work between the parallel stages, on bounded data only.
 
-Reads the scan's features, runs recall and dedup clustering, trains (or loads) the quality model
-and scores every document, and writes one decision file per shard for the finish stage.
-Its report is saved last (`_work/select.json`): when present, a rerun skips the pass.
+- `prepare_decontam`: the benchmark n-gram index, from the evaluation Task registry;
+- `start_training` / `finish_training`: the recall classifiers (one per domain) and the quality
+  model, trained in forked jobs on the run's classifier sample: the `max_train_docs` documents
+  with the smallest draws (`shard_steps.sample_hash`), merged from the shards' own smallest;
+- `expand_prefixes`: URL prefixes whose pages are mostly recalled, from the per-prefix counts the
+  score stage wrote.
+Dedup clusters are resolved in `dedup_stages.resolve`. Each step saves its report last; when it is
+present, a rerun skips the step.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import shutil
@@ -21,20 +27,11 @@ from infir.curate.jobs import Job
 log = logging.getLogger("infir.curate")
 
 
-def _load_scan(scan: Path, n_shards: int):
-    exact, sigs, texts, meta, sizes, featurize_seconds = [], [], [], [], [], {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
-    for rank in range(n_shards):
-        with np.load(scan / f"{rank:05d}.npz") as data:
-            exact.append(data["exact"])
-            sigs.append(data["sigs"])
-        lines = (scan / f"{rank:05d}.recall.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        info = json.loads((scan / f"{rank:05d}.meta.json").read_text())
-        texts += lines or [""] * len(info["docs"])  # no recall text when recall is off
-        meta += info["docs"]
-        sizes.append(len(info["docs"]))
-        for key in featurize_seconds:
-            featurize_seconds[key] += info["seconds"][key]
-    return (np.concatenate(exact), np.concatenate(sigs), texts, meta, sizes, featurize_seconds)
+def _save(path: Path, report: dict) -> dict:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report))
+    tmp.replace(path)
+    return report
 
 
 def prepare_decontam(cfg: CurateConfig, work: Path) -> dict:
@@ -48,13 +45,74 @@ def prepare_decontam(cfg: CurateConfig, work: Path) -> dict:
     t0 = time.perf_counter()
     index, report = build_index(cfg.decontam)
     save_index(index, work / "decontam.npz")
-    result = {"index": report, "index_seconds": time.perf_counter() - t0}
-    done.write_text(json.dumps(result))
-    return result
+    return _save(done, {"index": report, "index_seconds": time.perf_counter() - t0})
 
 
-def _quality_job(cfg: CurateConfig, texts: list[str], seed: int, work: Path) -> tuple[np.ndarray, dict]:
-    from infir.curate.quality import score_texts, train_quality_model
+def scan_seconds(work: Path, n_shards: int) -> dict:
+    total = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
+    for rank in range(n_shards):
+        path = work / "scan" / f"{rank:05d}.meta.json"
+        if path.exists():
+            for key, value in json.loads(path.read_text())["seconds"].items():
+                total[key] += value
+    return total
+
+
+def _sample_records(work: Path, n_shards: int, size: int, field: str):
+    """(order, record[field]) of the run's sample: the `size` smallest draws over all shards (each
+    shard file is sorted by draw and holds at most `size`), streamed, in input order."""
+    def records(rank: int):
+        path = work / "sample" / f"{rank:05d}.jsonl"
+        if path.exists():
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    r = json.loads(line)
+                    yield r["draw"], r["order"], r.get(field)
+
+    merged = heapq.merge(*(records(r) for r in range(n_shards)))
+    return sorted((order, value) for _, (_, order, value) in zip(range(size), merged))
+
+
+def read_sample(work: Path, n_shards: int, size: int) -> tuple[list[str], list[str]]:
+    """The classifier sample in input order: (texts as the classifiers read them, rule-based kinds)."""
+    texts = _sample_records(work, n_shards, size, "text")
+    kinds = _sample_records(work, n_shards, size, "kind")
+    return [t for _, t in texts], [k for _, k in kinds]
+
+
+def prepare_boilerplate(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
+    """Lines held by many of the sample's documents (`dedup.boilerplate_min_fraction`): the pair
+    stage leaves them out when it compares two pages' content. Saved as `boilerplate.u64`."""
+    from infir.curate.dedup import boilerplate_lines
+
+    path = work / "boilerplate.u64"
+    if path.exists():
+        return {"lines": int(path.stat().st_size // 8)}
+    lines = [np.asarray(v, dtype=np.uint64) for _, v in _sample_records(work, n_shards, cfg.max_train_docs, "lines")]
+    min_docs = max(cfg.dedup.boilerplate_min_docs, int(np.ceil(cfg.dedup.boilerplate_min_fraction * len(lines))))
+    common = boilerplate_lines(lines, min_docs)
+    tmp = path.with_suffix(".tmp")
+    common.tofile(tmp)
+    tmp.replace(path)
+    return {"lines": int(len(common)), "min_docs": min_docs, "sample_docs": len(lines)}
+
+
+def _recall_train(domain: str, cfg: CurateConfig, texts: list[str], kinds: list[str], seed: int, work: Path,
+                  seeds: dict) -> dict:
+    from infir.curate.recall import recall_domain
+
+    t0 = time.perf_counter()
+    k = cfg.recall.domains.index(domain)
+    likely = np.array([g == domain for g in kinds], dtype=bool)
+    _, history, model = recall_domain(domain, texts, seeds["positive"], cfg.recall, seed + 1000 * k, likely,
+                                      seeds["negative"].get(domain, []))
+    model.save_model(str(work / f"recall_{domain}.bin"))
+    return {"seeds": len(seeds["positive"][domain]), "sample_docs": len(texts), "rounds": history,
+            "seconds": time.perf_counter() - t0}
+
+
+def _quality_train(cfg: CurateConfig, texts: list[str], seed: int, work: Path) -> dict:
+    from infir.curate.quality import train_quality_model
 
     t0 = time.perf_counter()
     if cfg.quality.model_path:
@@ -62,27 +120,15 @@ def _quality_job(cfg: CurateConfig, texts: list[str], seed: int, work: Path) -> 
         report = {"model": cfg.quality.model_path}
     else:
         report = train_quality_model(cfg.quality, cfg.recall, texts, seed, work / "quality.bin")
-    scores = score_texts(work / "quality.bin", texts)
     report["seconds"] = time.perf_counter() - t0
-    return scores, report
-
-
-def _recall_job(domain: str, cfg: CurateConfig, texts: list[str], meta: list[dict], seed: int, work: Path,
-                seeds: dict):
-    from infir.curate.recall import recall_one
-
-    t0 = time.perf_counter()
-    result = recall_one(domain, texts, [m["url"] for m in meta], cfg.recall, seed, guesses=[m["kind"] for m in meta],
-                        model_dir=work, programs=[m["program"] for m in meta], seeds=seeds)
-    result[2]["seconds"] = time.perf_counter() - t0
-    return result
+    return report
 
 
 def start_seeds(cfg: CurateConfig, work: Path) -> Job | None:
     """Loads the recall seeds in a child process, started before the scan: generating them takes
     a core for a few seconds, and the driver has one to spare while it builds the decontamination
     index and waits for the scan."""
-    if not cfg.recall.enabled or (work / "select.json").exists():
+    if not cfg.recall.enabled or (work / "train.json").exists():
         return None
     from infir.curate.recall import load_all_seeds
 
@@ -95,71 +141,78 @@ def _fork_jobs(cfg: CurateConfig) -> bool:
     return cfg.workers > 1 and cfg.executor == "local"
 
 
-def run_select(cfg: CurateConfig, work: Path, n_shards: int, seed: int, seeds_job: Job | None = None) -> dict:
-    """The global pass. Recall per domain and the quality model run in forked children (local
-    executor, more than one worker) while the driver clusters duplicates."""
-    done = work / "select.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    exact, sigs, texts, meta, sizes, featurize_seconds = _load_scan(work / "scan", n_shards)
-    report: dict = {"docs": len(texts)}
+def start_training(cfg: CurateConfig, work: Path, n_shards: int, seed: int,
+                   seeds_job: Job | None) -> dict[str, Job] | None:
+    """Starts the classifier jobs (forked where cores allow, so they train while the dedup pairs
+    are found); None when a previous run already trained them."""
+    if (work / "train.json").exists():
+        return None
+    texts, kinds = read_sample(work, n_shards, cfg.max_train_docs)
+    jobs: dict[str, Job] = {}
     parallel = _fork_jobs(cfg)
-    jobs: list[Job] = []
     try:
-        recall_jobs = {}
         if cfg.recall.enabled and texts:
             seeds = (seeds_job or start_seeds(cfg, work)).result()
-            recall_jobs = {d: Job(_recall_job, d, cfg, texts, meta, seed, work, seeds, parallel=parallel,
-                                  folder=work) for d in cfg.recall.domains}
-            jobs += recall_jobs.values()
-        quality_job = None
-        if cfg.quality.enabled and texts:
-            quality_job = Job(_quality_job, cfg, texts, seed, work, parallel=parallel, folder=work)
-            jobs.append(quality_job)
+            for d in cfg.recall.domains:
+                jobs[d] = Job(_recall_train, d, cfg, texts, kinds, seed, work, seeds, parallel=parallel, folder=work)
+        if cfg.quality.enabled and (texts or cfg.quality.model_path or cfg.quality.labels_path):
+            jobs["quality"] = Job(_quality_train, cfg, texts, seed, work, parallel=parallel, folder=work)
+    except BaseException:
+        for job in jobs.values():
+            job.cancel()
+        raise
+    jobs["_sample"] = len(texts)  # type: ignore[assignment]
+    return jobs
 
-        t0 = time.perf_counter()
-        removed = {}
-        if cfg.dedup.enabled:
-            from infir.curate.dedup import find_duplicates
 
-            removed = find_duplicates(exact, sigs, cfg.dedup)
-        report["dedup"] = {"seconds": time.perf_counter() - t0 + featurize_seconds["dedup"],
-                           "clustering_seconds": time.perf_counter() - t0}
-
-        if recall_jobs:
-            from infir.curate.recall import assign_domains
-
-            results = {d: job.result() for d, job in recall_jobs.items()}
-            scores = {d: r[0] for d, r in results.items()}
-            domains = assign_domains(scores, {d: r[1] for d, r in results.items()}, len(texts))
-            report["recall"] = {"domains": {d: r[2] for d, r in results.items()},
-                                "seconds": sum(r[2]["seconds"] for r in results.values()) + featurize_seconds["recall"]}
-        else:
-            domains = [m["kind"] if m["kind"] in ("math", "code") else "web" for m in meta]
-            scores, report["recall"] = {}, {"method": "rule-based guess (recall disabled)", "seconds": 0.0}
-        quality = None
-        if quality_job is not None:
-            quality, report["quality"] = quality_job.result()
+def finish_training(cfg: CurateConfig, work: Path, jobs: dict | None) -> dict:
+    done = work / "train.json"
+    if jobs is None:
+        return json.loads(done.read_text())
+    sample = jobs.pop("_sample")
+    try:
+        results = {name: job.result() for name, job in jobs.items()}
     finally:
-        for job in jobs:
+        for job in jobs.values():
             job.cancel()  # only jobs still running after an error
+    report: dict = {"sample_docs": sample, "max_train_docs": cfg.max_train_docs}
+    if cfg.recall.enabled:
+        domains = {d: results[d] for d in cfg.recall.domains if d in results}
+        report["recall"] = {"domains": domains, "seconds": sum(r["seconds"] for r in domains.values())}
+    else:
+        report["recall"] = {"method": "rule-based guess (recall disabled)", "seconds": 0.0}
+    if "quality" in results:
+        report["quality"] = results["quality"]
+    return _save(done, report)
 
-    decisions = work / "decisions"
-    decisions.mkdir(parents=True, exist_ok=True)
-    start = 0
-    for rank, size in enumerate(sizes):
-        dups = {str(i - start): [meta[k]["id"], reason] for i in range(start, start + size)
-                if (hit := removed.get(i)) for k, reason in [hit]}
-        payload = {"domain": domains[start:start + size],
-                   "scores": {d: [round(float(x), 4) for x in s[start:start + size]] for d, s in scores.items()},
-                   "dups": dups}
-        if quality is not None:
-            payload["quality"] = [round(float(x), 4) for x in quality[start:start + size]]
-        (decisions / f"{rank:05d}.json").write_text(json.dumps(payload))
-        start += size
 
-    report["decontam_match_seconds"] = featurize_seconds["decontam"]
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report))
-    tmp.replace(done)
-    return report
+def expand_prefixes(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
+    """Domain-level expansion: a URL prefix with at least `expand_min_pages` pages, of which at
+    least `expand_min_fraction` are recalled, has its other pages reconsidered at the lower
+    `expand_threshold` (applied per document in the finishing stage). Writes
+    `decisions/expand.json` ({domain: [prefixes]}); memory is one count per prefix."""
+    done = work / "expand.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    t0 = time.perf_counter()
+    domains = cfg.recall.domains if cfg.recall.enabled else []
+    counts: dict[str, list[int]] = {}
+    score_seconds = 0.0
+    for rank in range(n_shards):
+        path = work / "prefixes" / f"{rank:05d}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        score_seconds += data["seconds"]
+        for prefix, c in data["prefixes"].items():
+            total = counts.setdefault(prefix, [0] * len(c))
+            for k, v in enumerate(c):
+                total[k] += v
+    expanded = {d: sorted(p for p, c in counts.items() if c[0] >= cfg.recall.expand_min_pages
+                          and c[k + 1] >= cfg.recall.expand_min_fraction * c[0])
+                for k, d in enumerate(domains)}
+    out = work / "decisions"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "expand.json").write_text(json.dumps(expanded))
+    return _save(done, {"prefixes": len(counts), "expanded": {d: len(v) for d, v in expanded.items()},
+                        "score_seconds": score_seconds, "seconds": time.perf_counter() - t0})

@@ -1,8 +1,9 @@
 """Steps that carry documents between the parallel stages and the driver.
 
-`Featurize` closes the scan: it keeps, per shard and in order, what the global steps need
-(classifier text, exact hash, MinHash signature, URL, rule-based kind, whether it is a program).
-`ScanReader` reopens a scanned shard for the finishing stage, and `ApplyRecall` / `ApplyDedup` apply the driver's decisions.
+`Featurize` closes the scan: it streams, per shard and in order, what the later stages need
+(dedup rows, signatures, ids, the shard's share of the classifier sample). `ScanReader` reopens a
+scanned shard; `ScoreShard` applies the classifiers trained on the sample to every document;
+`ApplyRecall` / `ApplyDedup` apply the decisions in the finishing stage.
 """
 
 from __future__ import annotations
@@ -17,12 +18,21 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DecontamConfig, DedupConfig, RecallConfig
-from infir.curate.dedup import MinHasher, exact_hash
+from infir.curate.dedup import MinHasher, exact_hash, line_hashes
 from infir.curate.hashing import word_hashes_many
 from infir.curate.fasttext_utils import normalize
 from infir.curate.filters.domain_guess import guess_domain, parses_cached
 from infir.curate.filters.rules import is_program
-from infir.curate.steps import CurateStep, batched
+from infir.curate.steps import CurateStep, batched, scan_record
+
+
+ROW_BITS = 40
+
+
+def order_key(file_ordinal: int, row: int) -> int:
+    """A document's place in the input (file, then record), the same under any shard plan: every
+    choice that could depend on order (cluster representatives, classifier samples) uses it."""
+    return (file_ordinal << ROW_BITS) | row
 
 
 def _atomic_bytes(path: Path, write) -> None:
@@ -32,59 +42,115 @@ def _atomic_bytes(path: Path, write) -> None:
     tmp.replace(path)
 
 
+def sample_hash(orders: np.ndarray) -> np.ndarray:
+    """A document's draw for the classifier sample: a bijective mix of its order key, so the
+    sample (the documents with the smallest draws) is the same under any shard plan."""
+    from infir.curate.dedup import _mix64
+
+    return _mix64(orders.astype(np.uint64) ^ np.uint64(0x5851F42D4C957F2D))
+
+
 class Featurize(PipelineStep):
-    """Computes, a batch of documents at a time, what the global steps need: word hashes once
-    (shared by the MinHash signatures and the benchmark n-gram lookup), exact hashes, recall text."""
+    """Computes, a batch of documents at a time, what the later stages need, and streams it to
+    files: word hashes once (shared by the MinHash signatures and the benchmark n-gram lookup),
+    exact hashes and band keys to the dedup partitions (`dedup_stages.BucketWriter`), the ids, and
+    the shard's share of the classifier sample (its `sample_docs` smallest draws). Memory is a
+    batch plus the sample, whatever the shard's size."""
 
     name = "🧬 featurize"
     type = "🧬 - FEATURES"
     batch_size = 256
 
-    def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, scan_dir: str,
+    def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, work_dir: str,
                  decontam: DecontamConfig | None = None, decontam_index: str | None = None,
-                 programs: bool = False):
+                 programs: bool = False, file_of_rank: list[int] | None = None, sample_docs: int = 0):
+        """`recall`: the classifier text settings, None when no classifier runs. The sample is kept
+        when a classifier trains on it or dedup finds boilerplate lines in it."""
         super().__init__()
         self.dedup = dedup
         self.recall = recall  # its text settings; None: no classifier needs the text
         self.programs = programs  # whether recall needs to know which documents are programs
-        self.scan_dir = scan_dir
+        self.work_dir = work_dir
         self.decontam = decontam
         self.decontam_index = decontam_index
+        self.file_of_rank = file_of_rank  # the input file each shard reads, numbered in plan order
+        self.lines = dedup.enabled and dedup.minhash and dedup.content_threshold is not None
+        self.sample_docs = sample_docs if (recall is not None or self.lines) else 0
         self.seconds = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
 
     def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        from infir.curate.decontam import DecontamIndex, contamination_of
+        import heapq
 
+        import orjson
+
+        from infir.curate.decontam import DecontamIndex, contamination_of
+        from infir.curate.dedup_stages import BucketWriter
+
+        work = Path(self.work_dir)
         hasher = MinHasher(self.dedup)
         index = DecontamIndex(self.decontam_index) if self.decontam_index else None
-        exact, sigs, texts, meta = [], [], [], []
+        buckets = BucketWriter(work, self.dedup, rank, hasher.num_perm)
+        (work / "ids").mkdir(parents=True, exist_ok=True)
+        for folder in ("sample", "scan"):
+            (work / folder).mkdir(parents=True, exist_ok=True)
+        # the scanned documents and the ids, each with the byte offset of every row: later stages
+        # read single documents (pair verification) or ids (cluster keepers) where they lie
+        outputs = {}
+        for name in ("ids", "scan"):
+            path = work / name / f"{rank:05d}.jsonl"
+            offsets = path.with_suffix(".off")
+            outputs[name] = (open(path.with_name(path.name + ".tmp"), "wb"),
+                             open(offsets.with_name(offsets.name + ".tmp"), "wb"), path, offsets)
+        file_number = self.file_of_rank[rank] if self.file_of_rank else 0
+        sample: list[tuple] = []  # max-heap on the draw: (-draw, order, text, kind, line hashes)
+        count = 0
         for batch in batched(data, self.batch_size):
             t0 = time.perf_counter()
             words = word_hashes_many([doc.text for doc in batch])
-            exact += [exact_hash(doc.text) for doc in batch]
-            sigs.append(hasher.signatures(words))
+            exact = np.array([exact_hash(doc.text) for doc in batch], dtype=np.uint64)
+            orders = np.array([order_key(file_number, doc.metadata.get("_row", 0)) for doc in batch],
+                              dtype=np.uint64)
+            buckets.add(exact, hasher.signatures(words), orders)
             t1 = time.perf_counter()
             if index is not None:
                 for doc, hits in zip(batch, index.matches_many(words)):
                     doc.metadata["_contamination"] = contamination_of(hits, self.decontam)
             t2 = time.perf_counter()
-            if self.recall is not None:
-                texts += [normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows) for doc in batch]
+            for doc, order in zip(batch, orders.tolist()):
+                doc.metadata["_order"] = order
+                doc.metadata["_kind"] = guess_domain(doc)
+                doc.metadata["_program"] = self.programs and is_program(doc.text, lambda d=doc: parses_cached(d))
+            if self.sample_docs:
+                for doc, order, draw in zip(batch, orders.tolist(), sample_hash(orders).tolist()):
+                    if len(sample) < self.sample_docs or -sample[0][0] > draw:
+                        text = (normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows)
+                                if self.recall is not None else "")
+                        lines = line_hashes(doc.text) if self.lines else np.zeros(0, dtype=np.uint64)
+                        item = (-draw, order, text, doc.metadata["_kind"], lines)
+                        (heapq.heappush if len(sample) < self.sample_docs else heapq.heapreplace)(sample, item)
             self.seconds["recall"] += time.perf_counter() - t2
             self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
-            meta += [{"id": doc.id, "url": doc.metadata.get("url"), "kind": guess_domain(doc),
-                      "program": self.programs and is_program(doc.text, lambda d=doc: parses_cached(d))}
-                     for doc in batch]
+            for name, records in (("ids", [orjson.dumps(doc.id) + b"\n" for doc in batch]),
+                                  ("scan", [orjson.dumps(scan_record(doc), option=orjson.OPT_APPEND_NEWLINE,
+                                                         default=str) for doc in batch])):
+                stream, offsets = outputs[name][:2]
+                starts = np.cumsum([0] + [len(x) for x in records[:-1]], dtype=np.uint64) + np.uint64(stream.tell())
+                starts.tofile(offsets)
+                stream.write(b"".join(records))
+            count += len(batch)
             yield from batch
-        out = Path(self.scan_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        sig_array = np.concatenate(sigs) if sigs else np.zeros((0, hasher.num_perm), dtype=np.uint32)
-        _atomic_bytes(out / f"{rank:05d}.npz",
-                      lambda f: np.savez(f, exact=np.array(exact, dtype=np.uint64), sigs=sig_array))
-        _atomic_bytes(out / f"{rank:05d}.recall.txt", lambda f: f.write("".join(t + "\n" for t in texts).encode()))
-        _atomic_bytes(out / f"{rank:05d}.meta.json", lambda f: f.write(json.dumps(
-            {"docs": meta, "seconds": self.seconds}).encode()))
+        buckets.close()
+        for stream, offsets, path, offsets_path in outputs.values():
+            stream.close(), offsets.close()
+            Path(offsets.name).replace(offsets_path)
+            Path(stream.name).replace(path)
+        records = sorted(((-d, order, text, kind, lines) for d, order, text, kind, lines in sample))
+        _atomic_bytes(work / "sample" / f"{rank:05d}.jsonl", lambda f: f.write("".join(
+            json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li.tolist()}) + "\n"
+            for d, o, t, k, li in records).encode()))
+        _atomic_bytes(work / "scan" / f"{rank:05d}.meta.json", lambda f: f.write(json.dumps(
+            {"docs": count, "seconds": self.seconds}).encode()))
 
 
 class ScanReader(PipelineStep):
@@ -110,27 +176,108 @@ class ScanReader(PipelineStep):
                 yield Document(text=record["text"], id=record["id"], metadata=record["metadata"])
 
 
-def load_decisions(decisions_dir: str, rank: int) -> dict:
-    return json.loads((Path(decisions_dir) / f"{rank:05d}.json").read_text())
+class ScoreShard(PipelineStep):
+    """The classifiers trained on the sample, applied to every document of one shard: writes the
+    recall score per domain and the quality score (`scores/<rank>.f32`, one row per document) and
+    the shard's pages and recalled pages per URL prefix (`prefixes/<rank>.json`, for expansion)."""
+
+    name = "🎯 score"
+    type = "🎯 - CLASSIFY"
+    batch_size = 256
+
+    def __init__(self, work_dir: str, recall: RecallConfig, domains: list[str], quality: bool):
+        super().__init__()
+        self.work_dir, self.recall, self.domains, self.quality = work_dir, recall, domains, quality
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        from fasttext.FastText import _FastText
+
+        from infir.curate.fasttext_utils import distribution, label_probabilities
+        from infir.curate.quality import expected_score
+        from infir.curate.recall import url_prefix
+
+        work = Path(self.work_dir)
+        models = {}
+        for d in self.domains:
+            if (work / f"recall_{d}.bin").exists():
+                models[d] = _FastText(model_path=str(work / f"recall_{d}.bin"))
+        has_quality = self.quality and (work / "quality.bin").exists()
+        quality = _FastText(model_path=str(work / "quality.bin")) if has_quality else None
+        prefixes: dict[str, list[int]] = {}
+        columns = len(self.domains) + 1
+        (work / "scores").mkdir(parents=True, exist_ok=True)
+        path = work / "scores" / f"{rank:05d}.f32"
+        t0 = time.perf_counter()
+        with open(path.with_name(path.name + ".tmp"), "wb") as out:
+            for batch in batched(data or (), self.batch_size):
+                texts = [normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows) for doc in batch]
+                block = np.zeros((len(batch), columns), dtype=np.float32)
+                for k, d in enumerate(self.domains):
+                    if d in models:
+                        block[:, k] = label_probabilities(models[d], texts, "pos")
+                if quality is not None:
+                    block[:, -1] = [expected_score(distribution(quality, t)) for t in texts]
+                block.tofile(out)
+                for doc, row in zip(batch, block):
+                    prefix = url_prefix(doc.metadata.get("url"), self.recall.url_prefix_depth)
+                    if prefix:
+                        counts = prefixes.setdefault(prefix, [0] * columns)
+                        counts[0] += 1
+                        for k in range(len(self.domains)):
+                            counts[k + 1] += int(row[k] >= self.recall.threshold)
+        path.with_name(path.name + ".tmp").replace(path)
+        (work / "prefixes").mkdir(parents=True, exist_ok=True)
+        _atomic_bytes(work / "prefixes" / f"{rank:05d}.json", lambda f: f.write(json.dumps(
+            {"prefixes": prefixes, "seconds": time.perf_counter() - t0}).encode()))
+        return iter(())
+
+
+def load_scores(work_dir: str, rank: int, columns: int) -> np.ndarray:
+    path = Path(work_dir) / "scores" / f"{rank:05d}.f32"
+    if not path.exists():
+        return np.zeros((0, columns), dtype=np.float32)
+    return np.fromfile(path, dtype=np.float32).reshape(-1, columns)
 
 
 class ApplyRecall(CurateStep):
-    """Writes the recall verdict (domain and per-domain scores) on each document; drops nothing."""
+    """Writes the recall verdict (domain and per-domain scores) on each document; drops nothing.
+    A document belongs to a domain when its score passes the threshold, or the lower expansion
+    threshold on a URL prefix the driver expanded; code must also be a program. Without recall,
+    the rule-based guess decides."""
 
     name = "🎯 recall"
     step_name = "recall"
 
-    def __init__(self, decisions_dir: str):
+    def __init__(self, work_dir: str, cfg: RecallConfig):
         super().__init__(None)
-        self.decisions_dir = decisions_dir
+        self.work_dir, self.cfg = work_dir, cfg
 
     def setup(self, rank: int, world_size: int) -> None:
-        self._decisions = load_decisions(self.decisions_dir, rank)
+        self._scores = load_scores(self.work_dir, rank, len(self.cfg.domains) + 1) if self.cfg.enabled else None
+        expand = Path(self.work_dir) / "decisions" / "expand.json"
+        self._expanded = {d: set(v) for d, v in json.loads(expand.read_text()).items()} if expand.exists() else {}
 
     def filter(self, doc: Document) -> bool:
+        from infir.curate.recall import url_prefix
+
         i = doc.metadata["_index"]
-        doc.metadata["domain"] = self._decisions["domain"][i]
-        doc.metadata["recall_scores"] = {d: s[i] for d, s in self._decisions["scores"].items()}
+        cfg = self.cfg
+        if not cfg.enabled:
+            kind = doc.metadata.get("_kind")
+            doc.metadata["domain"] = kind if kind in ("math", "code") else "web"
+            return True
+        scores = {d: round(float(self._scores[i, k]), 4) for k, d in enumerate(cfg.domains)}
+        prefix = url_prefix(doc.metadata.get("url"), cfg.url_prefix_depth)
+        best, best_score = "web", -1.0
+        for k, d in enumerate(cfg.domains):
+            s = float(self._scores[i, k])
+            recalled = s >= cfg.threshold or (prefix in self._expanded.get(d, ()) and s >= cfg.expand_threshold)
+            if d == "code" and cfg.code_requires_program and not doc.metadata.get("_program"):
+                recalled = False
+            if recalled and s > best_score:
+                best, best_score = d, s
+        doc.metadata["domain"] = best
+        doc.metadata["recall_scores"] = scores
         return True
 
 
@@ -138,15 +285,18 @@ class ApplyDedup(CurateStep):
     name = "👯 dedup"
     step_name = "dedup"
 
-    def __init__(self, decisions_dir: str, removed_dir: str | None = None):
+    def __init__(self, work_dir: str, removed_dir: str | None = None):
         super().__init__(removed_dir)
-        self.decisions_dir = decisions_dir
+        self.work_dir = work_dir
 
     def setup(self, rank: int, world_size: int) -> None:
-        self._dups = load_decisions(self.decisions_dir, rank)["dups"]
+        path = Path(self.work_dir) / "decisions" / "dedup" / f"{rank:05d}.json"
+        data = json.loads(path.read_text()) if path.exists() else {"rows": [], "keeper": [], "reason": []}
+        self._dups = {row: (keeper, reason)
+                      for row, keeper, reason in zip(data["rows"], data["keeper"], data["reason"])}
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        entry = self._dups.get(str(doc.metadata["_index"]))
+        entry = self._dups.get(doc.metadata["_index"])
         if entry is None:
             return True
         doc.metadata["duplicate_of"] = entry[0]

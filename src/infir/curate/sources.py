@@ -179,7 +179,10 @@ class ShardReader(PipelineStep):
         source = self.sources[shard.source]
         reader = {"jsonl": self._jsonl, "parquet": self._parquet, "warc": self._warc, "hf": self._hf,
                   "builtin": self._builtin}[source.type]
-        for doc in reader(source, shard):
+        for j, doc in enumerate(reader(source, shard)):
+            # every record of the part yields one Document (bad ones too), so this is the record's
+            # index in its file: with the file, a document order that no shard plan changes
+            doc.metadata["_row"] = shard.part + j * shard.parts
             doc.metadata.setdefault("source", source.label())
             if source.domain:
                 doc.metadata["domain_hint"] = source.domain

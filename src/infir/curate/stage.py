@@ -1,7 +1,7 @@
 """The recipe stage `curate`: `ctx.recipe.curate` into `ctx.stage_dir`.
 
 Resumable: the framework keeps the stage directory of a killed run, and `run_curate` finishes
-only the shards (and the global pass) that had not completed.
+only the shards, partitions and driver steps that had not completed.
 """
 
 from __future__ import annotations

@@ -58,10 +58,6 @@ def output_adapter(_writer, doc: Document) -> dict:
     return output_record(doc)
 
 
-def scan_adapter(_writer, doc: Document) -> dict:
-    return scan_record(doc)
-
-
 def _register_fast_gzip() -> str:
     """gzip at level 3 for our outputs: fsspec's gzip writes at level 9, three times slower for
     files a few percent smaller. Registered at import, so every worker (fork, spawn, Ray) has it."""

@@ -1,0 +1,292 @@
+"""Deduplication at corpus scale, as stages with files between them (datatrove's MinHash design).
+
+  scan (per shard)        `BucketWriter`: per document, one row per band key and one for the exact
+                          hash, (key, order, rank, row), appended to the file of partition
+                          key % `dedup.partitions`; the signatures go to `sigs/<rank>.u32`
+  pairs (per partition)   `FindPairs`: all rows of one key are in one partition, so each partition
+                          finds its own candidate pairs (head of bucket, member), verifies near
+                          pairs on the two signatures (read by row from the shards' files), then
+                          on the two pages' content: their word n-grams once the sample's
+                          boilerplate lines are out (templated pages, man pages say, share
+                          option sections and footers that make distinct pages agree on most
+                          MinHash values); writes `pairs/<partition>.bin`
+  resolve (driver)        `resolve`: connected components over the pairs, the smallest order key
+                          of a cluster kept, one removal file per shard for the finish stage
+
+A pair task holds one partition's rows (docs x (bands + 1) / partitions rows of 24 bytes, plus
+sort and pair temporaries several times that); the driver holds the verified pairs only. The decisions depend on (key, order) rows alone, so not on
+the shard plan nor on the number of partitions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from datatrove.pipeline.base import PipelineStep
+
+from infir.curate.config import DedupConfig
+from infir.curate.dedup import (BUCKET_DTYPE, PAIR_DTYPE, band_keys, components, content_jaccard, content_shingles,
+                                head_pairs)
+
+REASONS = ("exact_duplicate", "near_duplicate")
+
+
+class BucketWriter:
+    """Streams one shard's dedup rows to its partition files (`.tmp` until `close`, so a killed
+    task leaves nothing a later stage would read)."""
+
+    def __init__(self, work: Path, cfg: DedupConfig, rank: int, num_perm: int):
+        self.work, self.cfg, self.rank, self.num_perm = Path(work), cfg, rank, num_perm
+        self.files: dict[tuple[str, int], object] = {}
+        (self.work / "sigs").mkdir(parents=True, exist_ok=True)
+        self.sigs = open(self._tmp(self.work / "sigs" / f"{rank:05d}.u32"), "wb")
+        self.rows = 0
+
+    @staticmethod
+    def _tmp(path: Path) -> Path:
+        return path.with_name(path.name + ".tmp")
+
+    def _append(self, kind: str, records: np.ndarray) -> None:
+        part = (records["key"] % np.uint64(self.cfg.partitions)).astype(np.int64)
+        by = np.argsort(part, kind="stable")
+        records, part = records[by], part[by]
+        cuts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]]) if len(part) else []
+        for start, end in zip(cuts, [*cuts[1:], len(part)]):
+            p = int(part[start])
+            f = self.files.get((kind, p))
+            if f is None:
+                folder = self.work / kind / f"{p:05d}"
+                folder.mkdir(parents=True, exist_ok=True)
+                f = self.files[(kind, p)] = open(self._tmp(folder / f"{self.rank:05d}.bin"), "wb")
+            records[start:end].tofile(f)
+
+    def add(self, exact: np.ndarray, sigs: np.ndarray, orders: np.ndarray) -> None:
+        n = len(orders)
+        rows = np.arange(self.rows, self.rows + n, dtype=np.uint32)
+        self.rows += n
+        sigs.astype(np.uint32).tofile(self.sigs)
+        if self.cfg.exact and n:
+            rec = np.empty(n, dtype=BUCKET_DTYPE)
+            rec["key"], rec["order"], rec["rank"], rec["row"] = exact, orders, self.rank, rows
+            self._append("exact", rec)
+        if self.cfg.minhash and n:
+            keys = band_keys(sigs, self.cfg.rows)
+            bands = keys.shape[1]
+            rec = np.empty(n * bands, dtype=BUCKET_DTYPE)
+            rec["key"] = keys.ravel()
+            rec["order"] = np.repeat(orders, bands)
+            rec["rank"] = self.rank
+            rec["row"] = np.repeat(rows, bands)
+            self._append("buckets", rec)
+
+    def close(self) -> None:
+        handles = [self.sigs, *self.files.values()]
+        for f in handles:
+            f.close()
+        for f in handles:
+            Path(f.name).replace(f.name[:-len(".tmp")])
+
+
+def _read_partition(work: Path, kind: str, part: int) -> np.ndarray:
+    files = sorted((work / kind / f"{part:05d}").glob("*.bin"))
+    if not files:
+        return np.zeros(0, dtype=BUCKET_DTYPE)
+    return np.concatenate([np.fromfile(f, dtype=BUCKET_DTYPE) for f in files])
+
+
+def _pairs(rows: np.ndarray, heads: np.ndarray, members: np.ndarray, exact: bool) -> np.ndarray:
+    out = np.empty(len(heads), dtype=PAIR_DTYPE)
+    a, b = rows[heads], rows[members]
+    out["a_order"], out["a_rank"], out["a_row"] = a["order"], a["rank"], a["row"]
+    out["b_order"], out["b_rank"], out["b_row"] = b["order"], b["rank"], b["row"]
+    out["exact"] = exact
+    return out
+
+
+class SignatureReader:
+    """Rows of the shards' signature files, read where they lie (memory maps), a few at a time."""
+
+    def __init__(self, work: Path, num_perm: int):
+        self.work, self.num_perm = Path(work), num_perm
+        self._maps: dict[int, np.memmap] = {}
+
+    def rows(self, ranks: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(ranks), self.num_perm), dtype=np.uint32)
+        for rank in np.unique(ranks).tolist():
+            sel = np.flatnonzero(ranks == rank)
+            m = self._maps.get(rank)
+            if m is None:
+                m = self._maps[rank] = np.memmap(self.work / "sigs" / f"{rank:05d}.u32", dtype=np.uint32,
+                                                 mode="r").reshape(-1, self.num_perm)
+            out[sel] = m[rows[sel]]
+        return out
+
+    def release(self) -> None:
+        """Drops the pages read so far from this process's resident memory: random rows touch
+        most pages of a shard's file, which would otherwise count against the task until it ends."""
+        import mmap
+
+        for m in self._maps.values():
+            if hasattr(m, "_mmap") and hasattr(mmap, "MADV_DONTNEED"):
+                m._mmap.madvise(mmap.MADV_DONTNEED)
+
+
+def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chunk: int = 65536) -> np.ndarray:
+    """The candidate pairs whose signatures agree on at least `threshold` of their values."""
+    keep = np.zeros(len(pairs), dtype=bool)
+    for start in range(0, len(pairs), chunk):
+        p = pairs[start:start + chunk]
+        a = sigs.rows(p["a_rank"], p["a_row"])
+        b = sigs.rows(p["b_rank"], p["b_row"])
+        keep[start:start + chunk] = (a == b).mean(axis=1) >= threshold
+        sigs.release()
+    return pairs[keep]
+
+
+class ContentReader:
+    """Content shingles of single scanned documents, read by row where they lie (`scan/<rank>.jsonl`
+    and its offsets), boilerplate lines left out."""
+
+    def __init__(self, work: Path, boilerplate: np.ndarray, ngram: int):
+        self.work, self.boilerplate, self.ngram = Path(work), boilerplate, ngram
+        self._files: dict[int, tuple] = {}
+
+    def shingles(self, rank: int, row: int) -> np.ndarray:
+        import orjson
+
+        if rank not in self._files:
+            scan = self.work / "scan" / f"{rank:05d}"
+            self._files[rank] = (np.memmap(scan.with_suffix(".off"), dtype=np.uint64, mode="r"),
+                                 open(scan.with_suffix(".jsonl"), "rb"))
+        offsets, f = self._files[rank]
+        f.seek(int(offsets[row]))
+        return content_shingles(orjson.loads(f.readline())["text"], self.boilerplate, self.ngram)
+
+    def close(self) -> None:
+        for _, f in self._files.values():
+            f.close()
+
+
+def verify_content(pairs: np.ndarray, reader: ContentReader, threshold: float) -> np.ndarray:
+    """The pairs whose content shingle sets (boilerplate lines out) have Jaccard >= `threshold`.
+    Pairs are taken head by head: a head's shingles are read once for all its members, and only
+    one head is held at a time, so memory does not grow with the partition."""
+    if not len(pairs):
+        return pairs
+    pairs = pairs[np.argsort(pairs["a_order"], kind="stable")]
+    keep = np.zeros(len(pairs), dtype=bool)
+    head, head_shingles = None, None
+    for i, p in enumerate(pairs):
+        if p["a_order"] != head:
+            head, head_shingles = p["a_order"], reader.shingles(int(p["a_rank"]), int(p["a_row"]))
+        keep[i] = content_jaccard(head_shingles, reader.shingles(int(p["b_rank"]), int(p["b_row"]))) >= threshold
+    return pairs[keep]
+
+
+class FindPairs(PipelineStep):
+    """Pair task `rank` = bucket partition `rank`: exact pairs, verified near pairs."""
+
+    name = "👯 dedup pairs"
+    type = "👯 - DEDUP"
+
+    def __init__(self, work: str, cfg: DedupConfig, num_perm: int):
+        super().__init__()
+        self.work, self.cfg, self.num_perm = work, cfg, num_perm
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator:
+        t0 = time.perf_counter()
+        work = Path(self.work)
+        found = []
+        exact = _read_partition(work, "exact", rank)
+        if len(exact):
+            h, m = head_pairs(exact["key"], exact["order"])
+            found.append(_pairs(exact, h, m, True))
+        del exact
+        buckets = _read_partition(work, "buckets", rank)
+        candidates = signature_pairs = 0
+        if len(buckets):
+            h, m = head_pairs(buckets["key"], buckets["order"])
+            near = _pairs(buckets, h, m, False)
+            del buckets, h, m
+            # a pair sharing several bands is verified once (sorted by head, as `verify_content` reads them)
+            near = near[np.lexsort((near["b_order"], near["a_order"]))]
+            a, b = near["a_order"], near["b_order"]
+            near = near[np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]] if len(near) else near
+            del a, b
+            candidates = len(near)
+            near = verify_near(near, SignatureReader(work, self.num_perm), self.cfg.verify_threshold)
+            signature_pairs = len(near)
+            if self.cfg.content_threshold is not None and len(near):
+                boilerplate = np.fromfile(work / "boilerplate.u64", dtype=np.uint64)
+                reader = ContentReader(work, boilerplate, self.cfg.ngram)
+                try:
+                    near = verify_content(near, reader, self.cfg.content_threshold)
+                finally:
+                    reader.close()
+            found.append(near)
+        pairs = np.concatenate(found) if found else np.zeros(0, dtype=PAIR_DTYPE)
+        out = work / "pairs" / f"{rank:05d}.bin"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        pairs.tofile(tmp)
+        tmp.replace(out)
+        (work / "pairs" / f"{rank:05d}.json").write_text(json.dumps(
+            {"candidates": candidates, "signature_pairs": signature_pairs, "pairs": int(len(pairs)),
+             "seconds": time.perf_counter() - t0}))
+        return iter(())
+
+
+def _doc_ids(work: Path, ranks: np.ndarray, rows: np.ndarray) -> list[str]:
+    """Ids of a few documents, read by row from each shard's id file and its offsets."""
+    out: list[str] = [""] * len(ranks)
+    for rank in np.unique(ranks).tolist():
+        sel = np.flatnonzero(ranks == rank)
+        offsets = np.memmap(work / "ids" / f"{rank:05d}.off", dtype=np.uint64, mode="r")
+        with open(work / "ids" / f"{rank:05d}.jsonl", "rb") as f:
+            for i in sel[np.argsort(rows[sel])].tolist():
+                f.seek(int(offsets[rows[i]]))
+                out[i] = json.loads(f.readline())
+    return out
+
+
+def resolve(work: Path, n_shards: int, partitions: int) -> dict:
+    """Clusters from the verified pairs; writes `decisions/dedup/<rank>.json`: rows removed, the id
+    of the document kept in their cluster and the reason. Returns a report."""
+    t0 = time.perf_counter()
+    work = Path(work)
+    files = [work / "pairs" / f"{p:05d}.bin" for p in range(partitions)]
+    pairs = np.concatenate([np.fromfile(f, dtype=PAIR_DTYPE) for f in files if f.exists()] or
+                           [np.zeros(0, dtype=PAIR_DTYPE)])
+    stats = [json.loads((work / "pairs" / f"{p:05d}.json").read_text()) for p in range(partitions)
+             if (work / "pairs" / f"{p:05d}.json").exists()]
+    orders = np.concatenate([pairs["a_order"], pairs["b_order"]])
+    ranks = np.concatenate([pairs["a_rank"], pairs["b_rank"]])
+    rows = np.concatenate([pairs["a_row"], pairs["b_row"]])
+    nodes, first, index = np.unique(orders, return_index=True, return_inverse=True)
+    labels = components(index[:len(pairs)], index[len(pairs):], len(nodes))
+    removed = np.flatnonzero(labels != np.arange(len(nodes)))
+    exact_removed = np.zeros(len(nodes), dtype=bool)
+    exact_removed[index[len(pairs):][pairs["exact"].astype(bool)]] = True
+    keepers = labels[removed]
+    unique_keepers, keeper_slot = np.unique(keepers, return_inverse=True)
+    keeper_ids = _doc_ids(work, ranks[first[unique_keepers]], rows[first[unique_keepers]])
+    out = work / "decisions" / "dedup"
+    out.mkdir(parents=True, exist_ok=True)
+    node_rank, node_row = ranks[first], rows[first]
+    reason = exact_removed[removed].astype(np.int8)  # 1: exact
+    for rank in range(n_shards):
+        sel = np.flatnonzero(node_rank[removed] == rank)
+        sel = sel[np.argsort(node_row[removed[sel]])]
+        payload = {"rows": node_row[removed[sel]].tolist(),
+                   "keeper": [keeper_ids[k] for k in keeper_slot[sel].tolist()],
+                   "reason": [REASONS[0] if r else REASONS[1] for r in reason[sel].tolist()]}
+        (out / f"{rank:05d}.json").write_text(json.dumps(payload))
+    return {"pairs": int(len(pairs)), "exact_pairs": int(pairs["exact"].sum()),
+            "candidate_near_pairs": sum(s["candidates"] for s in stats),
+            "signature_verified_near_pairs": sum(s["signature_pairs"] for s in stats),
+            "clusters": int(len(unique_keepers)), "removed": int(len(removed)),
+            "pair_seconds": sum(s["seconds"] for s in stats), "resolve_seconds": time.perf_counter() - t0}
