@@ -47,7 +47,8 @@ def build_corpus(path: Path, seed: int = 0) -> dict[str, str]:
                 "text": original["text"] if exact else _near_copy(original["text"], rng)}
         docs.insert(rng.randrange(len(docs) + 1), copy)
         copies[copy["id"]] = original["id"]
-    with gzip.open(path, "wt", encoding="utf-8") as f:
+    # Plain JSONL: split by byte ranges into as many shards as asked (a compressed file is one task).
+    with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(d) + "\n" for d in docs)
     return copies
 
@@ -73,7 +74,7 @@ def removed_ids(out: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
-    copies = build_corpus(root / "in.jsonl.gz")
+    copies = build_corpus(root / "in.jsonl")
     return root, copies
 
 
@@ -83,13 +84,14 @@ def by_tasks(corpus):
     runs = {}
     for tasks in (1, 2, 4):
         out = root / f"t{tasks}"
-        summary = run_curate(small_cfg(root / "in.jsonl.gz", workers=2, tasks=tasks), out)
+        summary = run_curate(small_cfg(root / "in.jsonl", workers=2, tasks=tasks), out)
         runs[tasks] = (out, summary)
     return runs
 
 
 def test_kept_set_is_the_same_for_1_2_4_tasks(by_tasks, corpus):
     _, copies = corpus
+    assert {tasks: summary["totals"]["shards"] for tasks, (_, summary) in by_tasks.items()} == {1: 1, 2: 2, 4: 4}
     kept = {tasks: kept_ids(out) for tasks, (out, _) in by_tasks.items()}
     assert kept[1] == kept[2] == kept[4]
     funnels = {tasks: [(s["name"], s["docs_out"], s["dropped"]) for s in summary["steps"]]
@@ -104,7 +106,7 @@ def test_kept_set_is_the_same_for_1_2_4_tasks(by_tasks, corpus):
 
 def test_the_first_copy_in_input_order_is_kept(by_tasks, corpus):
     root, copies = corpus
-    rows = {json.loads(line)["id"]: i for i, line in enumerate(gzip.open(root / "in.jsonl.gz", "rt"))}
+    rows = {json.loads(line)["id"]: i for i, line in enumerate(open(root / "in.jsonl"))}
     out, _ = by_tasks[4]
     removed = {json.loads(line)["id"]: json.loads(line)["metadata"]
                for p in (out / "removed/dedup").glob("*.jsonl.gz") for line in gzip.open(p, "rt")}
@@ -117,25 +119,26 @@ def test_rerun_with_other_workers_starts_over(corpus, tmp_path):
     """Without `tasks`, the shard count comes from `workers`: work done under another shard plan
     cannot be reused (it would read only part of the input)."""
     root, _ = corpus
+    plain = root / "in.jsonl"
     out = tmp_path / "out"
-    first = run_curate(small_cfg(root / "in.jsonl.gz", workers=1), out)
-    second = run_curate(small_cfg(root / "in.jsonl.gz", workers=2), out)
-    assert second["totals"]["shards"] == 2
+    first = run_curate(small_cfg(plain, workers=1), out)
+    second = run_curate(small_cfg(plain, workers=2), out)
+    assert first["totals"]["shards"] == 1 and second["totals"]["shards"] == 2
     assert second["totals"]["docs_read"] == first["totals"]["docs_read"]
     assert second["totals"]["docs_kept"] == first["totals"]["docs_kept"]
 
 
 def test_changed_input_starts_over_without_stray_files(corpus, tmp_path):
     root, _ = corpus
-    src = tmp_path / "in.jsonl.gz"
+    src = tmp_path / "in.jsonl"
     build_corpus(src, seed=0)
     out = tmp_path / "out"
     run_curate(small_cfg(src, workers=2), out)
     # same path, other content (the mtime may not move within the filesystem's resolution)
     build_corpus(src, seed=1)
-    with gzip.open(src, "rt") as f:
+    with open(src) as f:
         lines = f.readlines()[:150]
-    with gzip.open(src, "wt") as f:
+    with open(src, "w") as f:
         f.writelines(lines)
     os.utime(src, (os.path.getatime(src), os.path.getmtime(src) + 5))
     summary = run_curate(small_cfg(src, workers=2), out)
@@ -182,7 +185,7 @@ def test_kill_in_a_later_stage_and_rerun_keeps_the_same_set(corpus, by_tasks, tm
               "from infir.curate.pipeline import run_curate\n"
               "from pathlib import Path\n"
               "run_curate(small_cfg(Path(%r), workers=2, tasks=4), Path(%r))\n") % (
-        str(Path(__file__).parent), str(root / "in.jsonl.gz"), str(out))
+        str(Path(__file__).parent), str(root / "in.jsonl"), str(out))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = out / "_work/dedup.json"
     deadline = time.time() + 300
@@ -191,7 +194,7 @@ def test_kill_in_a_later_stage_and_rerun_keeps_the_same_set(corpus, by_tasks, tm
     proc.kill()
     proc.wait()
     assert marker.exists() and not (out / "summary.json").exists()
-    summary = run_curate(small_cfg(root / "in.jsonl.gz", workers=2, tasks=4), out)
+    summary = run_curate(small_cfg(root / "in.jsonl", workers=2, tasks=4), out)
     assert kept_ids(out) == kept_ids(by_tasks[4][0])
     assert summary["totals"]["docs_read"] == by_tasks[4][1]["totals"]["docs_read"]
 
@@ -202,7 +205,7 @@ def test_bounded_sample_is_the_same_for_any_shard_plan(corpus, tmp_path):
     root, _ = corpus
     runs = []
     for tasks in (1, 3):
-        cfg = small_cfg(root / "in.jsonl.gz", workers=2, tasks=tasks, max_train_docs=60)
+        cfg = small_cfg(root / "in.jsonl", workers=2, tasks=tasks, max_train_docs=60)
         summary = run_curate(cfg, tmp_path / f"t{tasks}")
         assert summary["select"]["sample_docs"] == 60
         runs.append(kept_ids(tmp_path / f"t{tasks}"))

@@ -164,7 +164,12 @@ def _bad(reason: str, raw: str, where: str) -> Document:
 
 
 class ShardReader(PipelineStep):
-    """Reads shard `rank` of a plan; yields Documents with `url`, `source` and the domain hint in metadata."""
+    """Reads shard `rank` of a plan; yields Documents with `url`, `source` and the domain hint in metadata.
+
+    Each Document's `_row` is its place in its file (a JSONL line's byte offset, a Parquet or dataset
+    row, a WARC record's number): with the file's number, an input order no shard plan changes, which
+    every order-dependent decision (the copy dedup keeps, the classifier samples) follows.
+    """
 
     name = "📖 infir reader"
     type = "📖 - READER"
@@ -180,9 +185,8 @@ class ShardReader(PipelineStep):
         reader = {"jsonl": self._jsonl, "parquet": self._parquet, "warc": self._warc, "hf": self._hf,
                   "builtin": self._builtin}[source.type]
         for j, doc in enumerate(reader(source, shard)):
-            # every record of the part yields one Document (bad ones too), so this is the record's
-            # index in its file: with the file, a document order that no shard plan changes
-            doc.metadata["_row"] = shard.part + j * shard.parts
+            if source.type == "builtin":  # dealt round-robin: record j of part p is record p + j * parts
+                doc.metadata["_row"] = shard.part + j * shard.parts
             doc.metadata.setdefault("source", source.label())
             if source.domain:
                 doc.metadata["domain_hint"] = source.domain
@@ -241,6 +245,7 @@ class ShardReader(PipelineStep):
                 doc = self._from_record(record, source, f"{path}:byte{offset}")
                 if doc.metadata.get("_bad"):  # a located record is reported by its line
                     doc.metadata["_where"] = doc.id = where()
+                doc.metadata["_row"] = offset
                 yield doc
         except CurateInputError:
             raise
@@ -256,7 +261,9 @@ class ShardReader(PipelineStep):
             for index, record in rows:
                 if source.limit is not None and index >= source.limit:
                     return
-                yield self._from_record(record, source, f"{path}:row{index}")
+                doc = self._from_record(record, source, f"{path}:row{index}")
+                doc.metadata["_row"] = index
+                yield doc
         except Exception as e:  # noqa: BLE001 - an unreadable file is reported with its path
             raise CurateInputError(f"cannot read {path}: {type(e).__name__}: {e}") from e
 
@@ -285,7 +292,7 @@ class ShardReader(PipelineStep):
             html = record.content_stream().read().decode("utf-8", errors="replace")
             text = trafilatura.extract(html, url=url, include_comments=False) or ""
             doc_id = record.rec_headers.get_header("WARC-Record-ID") or where
-            yield Document(text=text, id=doc_id.strip("<>"), metadata={"url": url, "_where": where})
+            yield Document(text=text, id=doc_id.strip("<>"), metadata={"url": url, "_where": where, "_row": index})
 
     def _hf(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
         """A dataset by hub name (streamed), a local folder of data files (parquet, jsonl, csv;
@@ -295,10 +302,12 @@ class ShardReader(PipelineStep):
         records = hf.iter_records(source.name, source.subset, source.split, shard.start, shard.end,
                                   shard.units)
         try:
-            for index, (position, record) in enumerate(records):
+            for index, (position, order, record) in enumerate(records):
                 if source.limit is not None and index >= source.limit:
                     return
-                yield self._from_record(dict(record), source, f"{source.name}:{position}")
+                doc = self._from_record(dict(record), source, f"{source.name}:{position}")
+                doc.metadata["_row"] = order
+                yield doc
         except Exception as e:  # noqa: BLE001 - a dataset that cannot be read fails with its name
             raise CurateInputError(f"cannot read the dataset {source.name}: {type(e).__name__}: {e}") from e
 

@@ -54,9 +54,13 @@ def plan(name: str, subset: str | None, split: str, tasks: int) -> tuple[list[tu
     return list(zip(bounds[:-1], bounds[1:])), units
 
 
+FILE_ROW_BITS = 24  # a streamed dataset's record order: its file's number, then its row in the file
+
+
 def iter_records(name: str, subset: str | None, split: str, start: int, stop: int,
-                 units: int) -> Iterator[tuple[str, dict]]:
-    """(a position that names the record, the record) for files (rows) [start, stop)."""
+                 units: int) -> Iterator[tuple[str, int, dict]]:
+    """(a position that names the record, its place in the dataset's order, the record) for files
+    (rows) [start, stop)."""
     import datasets
 
     data = _load(name, subset, split)
@@ -65,11 +69,11 @@ def iter_records(name: str, subset: str | None, split: str, start: int, stop: in
             raise DatasetError(f"{name} has {len(data)} rows, the plan was made for {units}: "
                                "rerun with --force")
         for offset, record in enumerate(data.select(range(start, stop))):
-            yield f"row{start + offset}", record
+            yield f"row{start + offset}", start + offset, record
         return
     if data.num_shards != units:
         raise DatasetError(f"{name} has {data.num_shards} files, the plan was made for {units}: "
                            "rerun with --force")
     for file_index in range(start, stop):
         for row, record in enumerate(data.shard(num_shards=units, index=file_index, contiguous=True)):
-            yield f"file{file_index}:{row}", record
+            yield f"file{file_index}:{row}", (file_index << FILE_ROW_BITS) | row, record
