@@ -114,13 +114,16 @@ def test_unreadable_file_fails_with_its_path(tmp_path, capsys):
 
 def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
     root, out, _ = curated
+    plain = tmp_path / "in.jsonl"  # uncompressed, so 4 tasks really read it and the kill lands between them
+    with gzip.open(root / "in.jsonl.gz", "rb") as f:
+        plain.write_bytes(f.read())
     script = (
         "import sys; sys.path.insert(0, %r)\n"
         "from test_pipeline import _small_cfg\n"
         "from infir.curate.pipeline import run_curate\n"
         "cfg = _small_cfg([%r]); cfg.tasks = 4\n"
         "run_curate(cfg, %r)\n") % (
-        str(Path(__file__).parent), str(root / "in.jsonl.gz"), str(tmp_path / "run"))
+        str(Path(__file__).parent), str(plain), str(tmp_path / "run"))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = tmp_path / "run/_work/logs/scan/completions"
     deadline = time.time() + 120
@@ -129,10 +132,11 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
     proc.kill()
     proc.wait()
     assert completions.is_dir() and not (tmp_path / "run/summary.json").exists()
-    cfg = _small_cfg([str(root / "in.jsonl.gz")])
+    cfg = _small_cfg([str(plain)])
     cfg.tasks = 4
-    run_curate(cfg, tmp_path / "run")
-    fresh = _small_cfg([str(root / "in.jsonl.gz")])
+    summary = run_curate(cfg, tmp_path / "run")
+    assert summary["totals"]["shards"] == 4
+    fresh = _small_cfg([str(plain)])
     fresh.tasks = 4
     run_curate(fresh, tmp_path / "fresh")
     assert _kept_ids(tmp_path / "run") == _kept_ids(tmp_path / "fresh")
