@@ -119,6 +119,8 @@ def _stage_specific(stage: str, section, dump: dict) -> Iterator[Input]:
     if stage == "eval":
         for spec in section.tasks:
             yield from _task_data(stage, spec.name, spec.data_path, spec)
+    if stage == "rl" and section.prompts.source == "task":
+        yield from _task_data(stage, section.task, section.task_options.get("data_path"))
 
 
 def _task_data(stage: str, name: str, data_path: str | None, spec=None) -> Iterator[Input]:
