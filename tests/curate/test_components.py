@@ -27,7 +27,7 @@ TEXTS = [
 
 
 def test_batched_langid_matches_py3langid():
-    py3langid = pytest.importorskip("py3langid.langid")
+    import py3langid.langid as py3langid
     from infir.curate.langid_batch import BatchLangId
 
     theirs = py3langid.LanguageIdentifier.from_model_file(py3langid.MODEL_FILE, norm_probs=True)

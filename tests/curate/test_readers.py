@@ -18,7 +18,7 @@ def _read(source: SourceConfig, tasks: int = 2) -> list:
 
 
 def test_parquet_rows_split_over_tasks_and_bad_rows_kept(tmp_path):
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = ROWS + [{"id": "no-text", "text": None, "url": "https://x.org/n", "lang": "en"}]
@@ -38,8 +38,6 @@ def test_unreadable_parquet_fails_with_its_path(tmp_path):
 
 @pytest.mark.shared
 def test_warc_responses_become_extracted_documents(shared):
-    pytest.importorskip("warcio")
-    pytest.importorskip("trafilatura")
     warcs = sorted((shared / "corpus/web-samples").glob("*.warc.gz"))
     assert len(warcs) == 2
     docs = _read(SourceConfig(type="warc", paths=[str(p) for p in warcs]), tasks=4)
@@ -51,7 +49,7 @@ def test_warc_responses_become_extracted_documents(shared):
 
 
 def test_dataset_saved_to_disk_and_parquet_folder(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
     docs = _read(SourceConfig(type="hf", name=str(tmp_path / "saved")), tasks=2)
     assert sorted(d.id for d in docs) == sorted(r["id"] for r in ROWS)
@@ -65,6 +63,5 @@ def test_dataset_saved_to_disk_and_parquet_folder(tmp_path):
 
 
 def test_missing_dataset_fails_with_its_name(tmp_path):
-    pytest.importorskip("datasets")
     with pytest.raises(CurateInputError, match="no-such-dataset"):
         _read(SourceConfig(type="hf", name=str(tmp_path / "no-such-dataset")), tasks=1)

@@ -85,8 +85,3 @@ def gguf_factory(model_factory, tmp_path_factory):
 
     return get
 
-
-def requires_llama_cpp():
-    from infir.export.llamacpp import INSTALL_HINT, llama_cpp_available
-
-    return pytest.mark.skipif(not llama_cpp_available(), reason=INSTALL_HINT)

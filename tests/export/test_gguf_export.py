@@ -10,7 +10,7 @@ import torch
 
 from tests.export import gguf_reference
 
-gguf = pytest.importorskip("gguf")
+import gguf
 
 
 def _fields(path):

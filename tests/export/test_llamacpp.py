@@ -1,15 +1,14 @@
 """The GGUF in llama.cpp itself (llama-cpp-python): tokenization, greedy decoding, eval backend, template.
 
-Skipped with the install hint when llama-cpp-python is absent (`pip install 'infir[edge]'` builds it).
+llama-cpp-python comes with the `edge` extra, which the `dev` extra (the test run's) includes.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.export.conftest import PROMPTS, edge_model, requires_llama_cpp
+from tests.export.conftest import PROMPTS, edge_model
 
-pytestmark = requires_llama_cpp()
 
 MIXED = (
     "Question: 12+345=? Answer: 357.\n\n  def f(x):\n\treturn x**2  "

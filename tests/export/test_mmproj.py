@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.export.conftest import edge_model, requires_llama_cpp
+from tests.export.conftest import edge_model
 
-gguf = pytest.importorskip("gguf")
+import gguf
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,6 @@ def _reference_features(llava_dir, pixels: torch.Tensor, class_token_last: bool)
     return features
 
 
-@requires_llama_cpp()
 def test_llama_cpp_computes_image_features_from_mmproj(llava, llava_files):
     """llama.cpp's image embeddings from the mmproj file equal the checkpoint's projector output.
 

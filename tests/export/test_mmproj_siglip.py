@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.export.conftest import requires_llama_cpp
 from tests.export.test_mmproj import _llama_cpp_image_embeddings
 
-gguf = pytest.importorskip("gguf")
+import gguf
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +53,6 @@ def test_siglip_mmproj_has_the_llava_graphs_tensors_and_every_block(siglip_files
     assert not any(n in names for n in ("v.class_embd", "v.pre_ln.weight", "v.post_ln.weight"))
 
 
-@requires_llama_cpp()
 def test_llama_cpp_computes_the_siglip_llava_image_features(siglip_llava, siglip_files):
     """Same pixels on both sides (an image of exactly the tower's size needs no resizing): llama.cpp's image
     embeddings equal transformers' `get_image_features` up to f16 weights and its tanh-GELU projector."""
@@ -95,7 +93,6 @@ def test_export_stage_picks_the_vl_model(siglip_llava, tmp_path):
     assert summary["source"] == "vl" and summary["mmproj"]["path"] == "mmproj-f16.gguf"
 
 
-@requires_llama_cpp()
 def test_llama_cpp_answers_like_transformers_on_images(siglip_llava, siglip_files):
     """Greedy answers of the f16 text GGUF + mmproj in llama.cpp's multimodal runtime equal transformers'
     on the same checkpoint, token for token, for held-out generated images."""

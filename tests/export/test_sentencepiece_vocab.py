@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.export.conftest import PROMPTS, edge_model, requires_llama_cpp
+from tests.export.conftest import PROMPTS, edge_model
 from tests.export.test_llamacpp import MIXED
 
-pytestmark = [pytest.mark.shared, requires_llama_cpp()]
+pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def test_transformers_content_lists_and_cauldron_texts():
 
 
 def test_hf_datasets_loader_keeps_images_lazy(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     images = [Image.new("RGB", (16, 16), c) for c in ("red", "green", "blue")]
     ds = datasets.Dataset.from_dict({
         "images": [[images[0]], [images[1], images[2]], []],
