@@ -28,8 +28,8 @@ SHRINK = [
 STAGES = ["curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "eval", "export", "report"]
 
 
-def infir(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "infir", *args], cwd=cwd, capture_output=True, text=True,
+def infir(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "infir", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_tiny_pipeline import SHRINK, STAGES
+from tests.e2e.test_tiny_pipeline import SHRINK, STAGES, infir
 from tests.train.helpers import losses
 
 # fp32 and a loss line per step: 1 and 2 ranks then differ only by the order of float sums.
@@ -31,11 +31,6 @@ def torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProce
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port", _port(),
            "-m", "infir", *args]
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
-
-
-def infir(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infir", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=900)
 
 
 
@@ -87,7 +82,7 @@ def test_two_rank_pretraining_logs_the_one_process_losses(two_rank_run):
     root, _ = two_rank_run
     single = root / "single"
     _copy_data_stages(root / "run", single)
-    out = infir("pretrain", "tiny", "--run-dir", str(single), *OVERRIDES, cwd=root)
+    out = infir("pretrain", "tiny", "--run-dir", str(single), *OVERRIDES, cwd=root, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
     one, two = losses(single / "pretrain"), losses(root / "run" / "pretrain")
     assert sorted(one) == sorted(two) == list(range(1, 13))

@@ -133,3 +133,11 @@ def start_time(pid: int) -> str | None:
     except OSError:
         return None
     return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def one_step_pretrain(hidden: int) -> list[str]:
+    """Overrides for a one-step pretraining of a one-layer model `hidden` wide."""
+    return ["model.preset=null", f"model.hidden_size={hidden}", "model.num_layers=1", "model.num_heads=2",
+            f"model.intermediate_size={2 * hidden}", "model.max_position_embeddings=128",
+            "pretrain.max_steps=1", "pretrain.global_batch_size=2", "pretrain.micro_batch_size=2",
+            "pretrain.seq_len=64", "pretrain.save_every=0"]

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import TINY, TRACEBACK, error_block, infir
+from tests.reliability.helpers import TINY, TRACEBACK, error_block, infir, one_step_pretrain
 
-TINY_MODEL = [
-    "model.preset=null", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
-    "model.intermediate_size=64", "model.max_position_embeddings=128",
-    "pretrain.max_steps=1", "pretrain.global_batch_size=2", "pretrain.micro_batch_size=2", "pretrain.seq_len=64",
-    "pretrain.save_every=0",
-]
+TINY_MODEL = one_step_pretrain(32)
 
 
 @pytest.fixture

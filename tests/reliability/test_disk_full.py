@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import TINY, TRACEBACK, error_block, infir
+from tests.reliability.helpers import TINY, TRACEBACK, error_block, infir, one_step_pretrain
 
-MODEL = [
-    "model.preset=null", "model.hidden_size=128", "model.num_layers=1", "model.num_heads=2",
-    "model.intermediate_size=256", "model.max_position_embeddings=128",
-    "pretrain.max_steps=1", "pretrain.global_batch_size=2", "pretrain.micro_batch_size=2", "pretrain.seq_len=64",
-    "pretrain.save_every=0",
-]
+MODEL = one_step_pretrain(128)
 
 
 @pytest.fixture
