@@ -130,15 +130,18 @@ def _run_stages(recipe, names: list[str], run_dir: Path, force: bool) -> int:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CliError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
+    finished = False
     try:
         # Held by rank 0 until the stages are done (or the process dies, whichever comes first).
         with _lock_run_dir(run_dir):
-            return _run_locked(recipe, names, run_dir, force, ranks)
+            code = _run_locked(recipe, names, run_dir, force, ranks)
+        finished = True
+        return code
     finally:
         if ranks.world > 1:
             from infir.train.parallel import shutdown
 
-            shutdown()
+            shutdown(synchronize=finished)
 
 
 def _run_locked(recipe, names: list[str], run_dir: Path, force: bool, ranks) -> int:

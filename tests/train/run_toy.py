@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from infir.train.config import TrainConfig  # noqa: E402
-from infir.train.parallel import init_distributed  # noqa: E402
+from infir.train.parallel import init_distributed, shutdown  # noqa: E402
 from infir.train.trainer import Trainer  # noqa: E402
 from tests.train.helpers import RandomTokens, tiny_model  # noqa: E402
 
@@ -55,7 +55,7 @@ def main() -> None:
     if info.is_main:
         print(json.dumps({"steps": result.steps, "resumed_from": result.resumed_from}))
     if info.distributed:
-        torch.distributed.destroy_process_group()
+        shutdown(synchronize=True)
 
 
 def _on_default_device(fn, device: str):

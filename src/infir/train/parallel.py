@@ -161,9 +161,15 @@ def broadcast_from_main(obj, info: DistInfo, group=None):
     return box[0]
 
 
-def shutdown() -> None:
-    """Leave the process group (torchrun's ranks exit cleanly, without NCCL's teardown warnings)."""
+def shutdown(synchronize: bool = False) -> None:
+    """Leave the process group (torchrun's ranks exit cleanly, without NCCL's teardown warnings).
+
+    `synchronize` waits for every rank first: a rank that tears gloo down while a peer still has work in
+    flight can abort that peer (SIGABRT, "terminate called without an active exception"). Only on
+    success: after a failure the other ranks may never arrive."""
     global _COORDINATION
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier(group=_COORDINATION if _COORDINATION is not None else dist.new_group(backend="gloo"))
         dist.destroy_process_group()
     _COORDINATION = None
