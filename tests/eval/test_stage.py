@@ -75,6 +75,12 @@ def test_stage_evaluates_each_trained_checkpoint_and_caches(tmp_path, tiny_model
     base = json.loads((ctx.stage_dir / "pretrain" / "reasoning.samples.jsonl").read_text().splitlines()[0])
     assert base["prompt"].startswith("Question: ") and base["prompt"].endswith("\nAnswer:")
     assert len(summary["samples"]["sft"]["reasoning"]) == 2
+    interval = summary["intervals"]["sft"]["reasoning"]
+    assert interval["n"] == 6 and interval["accuracy"] == summary["results"]["sft"]["reasoning"]["accuracy"]
+    assert interval["ci95"][0] <= interval["accuracy"] <= interval["ci95"][1]
+    (gain,) = summary["gains"]["reasoning"]
+    assert (gain["from"], gain["to"], gain["n"]) == ("pretrain", "sft", 6)
+    assert gain["diff"] == pytest.approx(interval["accuracy"] - metrics["accuracy"])
     assert json.loads((ctx.stage_dir / "metrics.jsonl").read_text().splitlines()[0])["stage"] == "pretrain"
 
     again = run(ctx)

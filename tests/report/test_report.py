@@ -21,12 +21,18 @@ def make_run(root):
         _write(root / stage / "summary.json", {"steps": 3, "tokens": 300, "loss": base - 1, "tokens_per_s": 10.0})
         (root / stage / "metrics.jsonl").write_text("".join(
             json.dumps({"step": s, "loss": base - s / 3}) + "\n" for s in (1, 2, 3)))
-    _write(root / "eval" / "summary.json", {"results": {"pretrain": {"reasoning": {"accuracy": 0.1, "n": 10}},
-                                                        "sft": {"reasoning": {"accuracy": 0.7, "n": 10}}}})
-    (root / "eval" / "sft").mkdir(parents=True)
-    (root / "eval" / "sft" / "reasoning.samples.jsonl").write_text(json.dumps(
-        {"prompt": "Question: 2 + 2 <b>", "output": "2 + 2 = 4. The answer is 4.", "extracted": "4",
-         "correct": True}) + "\n")
+    _write(root / "eval" / "summary.json", {
+        "results": {"pretrain": {"reasoning": {"accuracy": 0.1, "n": 10}},
+                    "sft": {"reasoning": {"accuracy": 0.7, "n": 10}}},
+        "intervals": {"pretrain": {"reasoning": {"accuracy": 0.1, "stderr": 0.09, "ci95": [0.018, 0.404], "n": 10}},
+                      "sft": {"reasoning": {"accuracy": 0.7, "stderr": 0.14, "ci95": [0.397, 0.892], "n": 10}}},
+        "gains": {"reasoning": [{"from": "pretrain", "to": "sft", "diff": 0.6, "stderr": 0.163, "z": 3.67,
+                                 "n": 10, "improved": 6, "regressed": 0}]}})
+    for stage, right in (("pretrain", 1), ("sft", 7)):
+        (root / "eval" / stage).mkdir(parents=True)
+        (root / "eval" / stage / "reasoning.samples.jsonl").write_text("".join(json.dumps(
+            {"doc_index": i, "prompt": f"Question: 2 + {i} <b>", "output": f"{stage} says {2 + i}",
+             "extracted": str(2 + i), "correct": i < right}) + "\n" for i in range(10)))
 
 
 def test_collect_builds_the_funnel_with_tokens(tmp_path):
@@ -35,7 +41,11 @@ def test_collect_builds_the_funnel_with_tokens(tmp_path):
     assert [r["step"] for r in data["funnel"]] == ["input", "validate", "dedup", "tokenized"]
     assert data["funnel"][0]["docs"] == 100 and data["funnel"][-1]["tokens"] == 5000
     assert set(data["metrics"]) == {"pretrain", "sft"}
-    assert data["samples"]["sft"]["reasoning"][0]["extracted"] == "4"
+    # the same problems for every stage, spread over the task
+    examples = data["examples"]["reasoning"]
+    assert [e["doc_index"] for e in examples] == [0, 3, 6]
+    assert all(set(e["answers"]) == {"pretrain", "sft"} for e in examples)
+    assert examples[1]["answers"]["pretrain"]["correct"] is False and examples[1]["answers"]["sft"]["correct"] is True
 
 
 def test_report_writes_plots_tables_and_escaped_samples(tmp_path):
@@ -46,4 +56,6 @@ def test_report_writes_plots_tables_and_escaped_samples(tmp_path):
         assert (tmp_path / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="{png}"' in html
     assert "0.7" in html and "near_duplicate" in html
-    assert "Question: 2 + 2 &lt;b&gt;" in html and "Question: 2 + 2 <b>" not in html  # escaped
+    assert "0.397 .. 0.892" in html and "+60.0" in html and "16.3" in html  # interval; paired gain and its SE
+    assert "Question: 2 + 3 &lt;b&gt;" in html and "Question: 2 + 3 <b>" not in html  # escaped
+    assert html.count("Question: 2 + 3 &lt;b&gt;") == 1 and "pretrain says 5" in html and "sft says 5" in html

@@ -3,7 +3,10 @@
 Training stages leave a Hugging Face model and tokenizer in `<run-dir>/<stage>/final/`. For each one this
 stage writes `<stage_dir>/<trained-stage>/<task>.samples.jsonl` and returns
 
-    {"results": {trained_stage: {task: {metric: value, "n": N}}}, "chat": {...}, "primary_metric": {...},
+    {"results": {trained_stage: {task: {metric: value, "n": N}}},
+     "intervals": {trained_stage: {task: {"accuracy", "stderr", "ci95": [lo, hi], "n"}}},
+     "gains": {task: [{"from", "to", "diff", "stderr", "z", "improved", "regressed"}]},
+     "chat": {...}, "primary_metric": {...},
      "samples": {trained_stage: {task: [a few samples for the report]}}, "cached": [...],
      "checkpoints": {...}}
 
@@ -22,6 +25,7 @@ from typing import Any
 
 from infir.eval.config import TRAINED_STAGES, EvalConfig
 from infir.eval.runner import build_task, evaluate_model, samples_file_name
+from infir.eval.stats import compare_stages, correctness_by_doc
 from infir.run import FINAL, StageContext, read_json, write_json
 
 log = logging.getLogger("infir.eval")
@@ -52,6 +56,26 @@ def stages_to_evaluate(ctx: StageContext, cfg: EvalConfig) -> list[str]:
             ctx.output_of(stage)  # fails clearly when a requested stage has not completed
         return list(cfg.stages)
     return [s for s in TRAINED_STAGES if ctx.has_output(s) and (ctx.run_dir / s / FINAL).is_dir()]
+
+
+def _uncertainty(stage_dir: Path, stages: list[str], cfg: EvalConfig) -> tuple[dict, dict]:
+    """Per task: each stage's accuracy with its 95% interval, and each stage's paired gain over the stage
+    evaluated before it (same problems), for tasks scored right/wrong per problem."""
+    intervals: dict = {}
+    gains: dict = {}
+    for task in cfg.tasks:
+        per_stage = {}
+        for stage in stages:
+            correct = correctness_by_doc(stage_dir / stage / samples_file_name(task.name))
+            if correct is not None:
+                per_stage[stage] = correct
+        if not per_stage:
+            continue
+        task_intervals, task_gains = compare_stages(per_stage)
+        for stage, summary in task_intervals.items():
+            intervals.setdefault(stage, {})[task.name] = summary
+        gains[task.name] = task_gains
+    return intervals, gains
 
 
 def _head(path: Path, k: int) -> list[dict]:
@@ -108,8 +132,11 @@ def run(ctx: StageContext) -> dict:
             {"stage": stage, **{f"{t}/{m}": v for t, ms in stage_results.items() for m, v in ms.items()}}
         )
     primary = {t.name: build_task(t).primary_metric for t in cfg.tasks}
+    intervals, gains = _uncertainty(ctx.stage_dir, stages, cfg)
     return {
         "results": results,
+        "intervals": intervals,
+        "gains": gains,
         "chat": chat_modes,
         "primary_metric": primary,
         "samples": samples,

@@ -27,7 +27,8 @@ def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
 
 def collect(run_dir: Path, samples_per_task: int = 3) -> dict:
     run_dir = Path(run_dir)
-    out: dict = {"run_dir": str(run_dir), "stages": {}, "metrics": {}, "funnel": [], "eval": {}, "samples": {}}
+    out: dict = {"run_dir": str(run_dir), "stages": {}, "metrics": {}, "funnel": [], "eval": {}, "intervals": {},
+                 "gains": {}, "examples": {}}
     from infir.config import STAGE_ORDER
 
     def pipeline_order(p: Path) -> tuple[int, str]:
@@ -45,12 +46,36 @@ def collect(run_dir: Path, samples_per_task: int = 3) -> dict:
     out["funnel"] = funnel(out["stages"])
     ev = out["stages"].get("eval", {}).get("summary", {})
     out["eval"] = ev.get("results", {})
-    for trained, tasks in out["eval"].items():
-        for task in tasks:
-            rows = _jsonl(run_dir / "eval" / trained / f"{task}.samples.jsonl", samples_per_task)
-            if rows:
-                out["samples"].setdefault(trained, {})[task] = rows
+    out["intervals"] = ev.get("intervals", {})
+    out["gains"] = ev.get("gains", {})
+    tasks = sorted({task for tasks in out["eval"].values() for task in tasks})
+    out["examples"] = {task: fixed_examples(run_dir / "eval", list(out["eval"]), task, samples_per_task)
+                       for task in tasks}
+    out["examples"] = {task: rows for task, rows in out["examples"].items() if rows}
     return out
+
+
+def fixed_examples(eval_dir: Path, stages: list[str], task: str, k: int) -> list[dict]:
+    """`k` problems spread evenly over the task (its families come in blocks), each with every stage's
+    answer: the same problems for every stage, so a reader follows one problem through the pipeline."""
+    from infir.eval.runner import samples_file_name
+
+    by_stage = {}
+    for stage in stages:
+        rows = _jsonl(eval_dir / stage / samples_file_name(task))
+        by_stage[stage] = {row.get("doc_index", i): row for i, row in enumerate(rows) if row.get("sample", 0) == 0}
+    by_stage = {stage: rows for stage, rows in by_stage.items() if rows}
+    if k <= 0 or not by_stage:
+        return []
+    common = sorted(set.intersection(*(set(rows) for rows in by_stage.values())))
+    picked = [common[i * len(common) // k] for i in range(min(k, len(common)))]
+    examples = []
+    for index in picked:
+        first = next(iter(by_stage.values()))[index]
+        examples.append({"doc_index": index, "prompt": first.get("prompt", ""),
+                         "answers": {stage: {key: rows[index].get(key) for key in ("output", "extracted", "correct")}
+                                     for stage, rows in by_stage.items()}})
+    return examples
 
 
 def funnel(stages: dict) -> list[dict]:

@@ -78,7 +78,7 @@ def _headline(metrics: dict) -> tuple[str, float] | None:
     return None
 
 
-def plot_eval(results: dict, path: Path) -> bool:
+def plot_eval(results: dict, path: Path, intervals: dict | None = None) -> bool:
     stages = [s for s in TRAINING if s in results] + [s for s in results if s not in TRAINING]
     tasks = sorted({t for s in stages for t in results[s]})
     if not stages or not tasks:
@@ -87,12 +87,15 @@ def plot_eval(results: dict, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(stages) * max(1, len(tasks)) / 2 + 2), 4))
     width = 0.8 / len(tasks)
     for i, task in enumerate(tasks):
-        vals = []
+        vals, errs = [], [[], []]
         for s in stages:
             head = _headline(results[s].get(task, {}))
             vals.append(head[1] if head else 0.0)
+            ci = (intervals or {}).get(s, {}).get(task, {}).get("ci95")
+            errs[0].append(max(0.0, vals[-1] - ci[0]) if ci else 0.0)
+            errs[1].append(max(0.0, ci[1] - vals[-1]) if ci else 0.0)
         xs = [j + i * width for j in range(len(stages))]
-        bars = ax.bar(xs, vals, width, label=task)
+        bars = ax.bar(xs, vals, width, label=task, yerr=errs if any(errs[0] + errs[1]) else None, capsize=3)
         for b, v in zip(bars, vals):
             ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(stages))], stages)
@@ -156,23 +159,36 @@ def write_report(run_dir: Path, title: str | None = None, samples_per_task: int 
                          [[rl.get(k) for k in ("steps", "reward_first", "reward_last", "accuracy_first",
                                                "accuracy_last", "tokens_per_s")]])]
     if data["eval"]:
-        plot_eval(data["eval"], out / "eval.png")
+        plot_eval(data["eval"], out / "eval.png", data["intervals"])
+        parts += ["<h2>Evaluation</h2>", '<img src="eval.png" alt="evaluation by stage">']
+        if data["intervals"]:
+            rows = [[stage, task, s["accuracy"], f"{s['ci95'][0]:.3f} .. {s['ci95'][1]:.3f}", s["stderr"], s["n"]]
+                    for stage, tasks in data["intervals"].items() for task, s in tasks.items()]
+            parts += ["<p>Accuracy with its 95% (Wilson) interval.</p>",
+                      _table(["stage", "task", "accuracy", "95% interval", "standard error", "problems"], rows)]
+        gain_rows = [[task, f"{g['from']} → {g['to']}", f"{100 * g['diff']:+.1f}", f"{100 * g['stderr']:.1f}",
+                      f"{g['z']:.1f}", g["improved"], g["regressed"]]
+                     for task, gains in data["gains"].items() for g in gains]
+        if gain_rows:
+            parts += ["<p>Each stage against the one before it on the same problems (paired): the difference in "
+                      "points, its standard error and z = difference / standard error (|z| >= 2: not noise).</p>",
+                      _table(["task", "stages", "difference (points)", "standard error (points)", "z",
+                              "problems newly right", "problems newly wrong"], gain_rows)]
         rows = []
         for stage, tasks in data["eval"].items():
             for task, metrics in tasks.items():
                 rows.append([stage, task, {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}])
-        parts += ["<h2>Evaluation</h2>", '<img src="eval.png" alt="evaluation by stage">',
-                  _table(["stage", "task", "metrics"], rows)]
-        for stage, tasks in data["samples"].items():
-            for task, samples in tasks.items():
-                parts.append(f"<h3>Sample generations: {html.escape(stage)} / {html.escape(task)}</h3>")
-                for smp in samples:
-                    ok = smp.get("correct")
-                    cls = "ok" if ok else "bad"
-                    parts.append(f"<pre>{html.escape(str(smp.get('prompt', ''))[-600:])}<b>"
-                                 f"{html.escape(str(smp.get('output', '')))}</b>\n<span class='{cls}'>"
-                                 f"extracted {html.escape(str(smp.get('extracted')))} · "
-                                 f"{'correct' if ok else 'wrong'}</span></pre>")
+        parts += [_table(["stage", "task", "metrics"], rows)]
+        for task, examples in data["examples"].items():
+            parts.append(f"<h3>The same problems after each stage: {html.escape(task)}</h3>")
+            for ex in examples:
+                lines = [f"<pre>{html.escape(str(ex['prompt'])[-600:])}"]
+                for stage, answer in ex["answers"].items():
+                    cls = "ok" if answer.get("correct") else "bad"
+                    lines.append(f"\n<b>{html.escape(stage)}:</b> {html.escape(str(answer.get('output', '')))}"
+                                 f" <span class='{cls}'>(extracted {html.escape(str(answer.get('extracted')))}, "
+                                 f"{'correct' if answer.get('correct') else 'wrong'})</span>")
+                parts.append("".join(lines) + "</pre>")
     from infir.export.report import EDGE_COLUMNS, edge_rows
 
     edge = edge_rows(run_dir / "export")
