@@ -12,6 +12,7 @@ credit; `correct` means full credit.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +23,17 @@ from infir.eval.registry import register, register_family
 from infir.eval.task import Task
 
 DEFAULT_FAMILIES = ("chain_sum", "basic_arithmetic", "simple_equations")
+
+
+# One written step of a worked solution: "a op b = c" (operands may be negative).
+_STEP = re.compile(r"(-?\d+(?:\.\d+)?) ([-+*/]) (-?\d+(?:\.\d+)?) =")
+
+
+def first_step_operands(text: str) -> tuple[str, str, str] | None:
+    """The operands and operator of the first arithmetic step in `text`: the part of a solution that is
+    copied from the question, so a model that cannot copy fails here before any arithmetic."""
+    m = _STEP.search(text)
+    return (m.group(1), m.group(2), m.group(3)) if m else None
 
 
 def _same_answer(extracted: str | None, gold: str) -> bool:
@@ -109,14 +121,21 @@ class HeldoutReasoning(Task):
 
     def evaluate(self, doc: dict, output: str) -> dict:
         extracted = problems.extract_answer(output)
-        return {
+        verdict = {
             "correct": _same_answer(extracted, str(doc["answer"])),
             "extracted": extracted,
             "family": doc.get("family"),
         }
+        reference = first_step_operands(doc["solution"]) if doc.get("solution") else None
+        if reference is not None:
+            verdict["first_step_copied"] = first_step_operands(output) == reference
+        return verdict
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         metrics = super().aggregate(verdicts)
+        copied = [v["first_step_copied"] for v in verdicts if "first_step_copied" in v]
+        if copied:
+            metrics["first_step_copied"] = sum(copied) / len(copied)
         families = sorted({v.get("family") for v in verdicts if v.get("family")})
         if len(families) > 1:
             for family in families:
