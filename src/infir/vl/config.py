@@ -9,6 +9,8 @@ vl:
       data: [{type: llava_json, path: ..., filter: true}]
       train: {max_steps: ..., optimizer: {lr: 1e-3}}
     - ...
+    - name: instruction
+      replay: {perception: 0.25}  # a quarter of the mix: perception's own data, so its skills stay trained
   eval: {tasks: [vl_vqa, vl_ocr, vl_gui, vl_math]}
 """
 
