@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,52 @@ def test_vl_config_cross_checks():
         VLConfig(filter={"enabled": False}, vision={"name_or_path": "filter"})
     with pytest.raises(ValidationError, match="folder"):
         CurriculumStage(name="a/b", trains=["projector"], data=[VLSource(type="generated", generator="shapes")])
+
+
+def test_replay_names_an_earlier_stage_and_leaves_the_stage_its_own_data():
+    src = [VLSource(type="generated", generator="shapes")]
+    a = CurriculumStage(name="a", trains=["projector"], data=src)
+    b = CurriculumStage(name="b", trains=["projector"], data=src, replay={"a": 0.3})
+    assert VLConfig(stages=[a, b]).stages[1].replay == {"a": 0.3}
+    with pytest.raises(ValidationError, match="not a stage before it"):
+        VLConfig(stages=[b, a])
+    with pytest.raises(ValidationError, match="not a stage before it"):
+        VLConfig(stages=[a, CurriculumStage(name="c", trains=["projector"], data=src, replay={"c": 0.2})])
+    for bad in ({"a": 0.0}, {"a": 1.0}, {"a": 0.6, "z": 0.5}):
+        with pytest.raises(ValidationError, match="replay shares"):
+            CurriculumStage(name="b", trains=["projector"], data=src, replay=bad)
+
+
+def test_replay_draws_the_earlier_stages_own_conversations():
+    from infir.vl.curriculum import ImagePool, replay_conversations, stage_conversations
+
+    text = CurriculumStage(name="perception", trains=["vision"], data=[
+        VLSource(type="generated", generator="text", n=12, options={"vocabulary": 4, "max_words": 1})])
+    gui = CurriculumStage(name="gui", trains=["vision"],
+                          data=[VLSource(type="generated", generator="gui", n=20, kinds=["click"])])
+    later = CurriculumStage(name="reasoning", trains=["language"], replay={"perception": 0.2, "gui": 0.3},
+                            data=[VLSource(type="generated", generator="math", n=30)])
+    stages = [text, gui, later]
+    pool = ImagePool(32, 0.2)
+    quiet = {"log": lambda *_: None}
+    own, _ = stage_conversations(later, 0, pool, "fail", **quiet)
+    replayed, stats = replay_conversations(later, stages, len(own), 0, pool, "fail", **quiet)
+    # shares of the whole mix: 30 own conversations are half of it, perception 0.2 of it, gui 0.3
+    assert stats["perception"]["conversations"] == 12 and stats["gui"]["conversations"] == 18
+    assert len(replayed) == 30
+    originals = {c.source: c.messages for c in stage_conversations(text, 0, pool, "fail", **quiet)[0]}
+    from_text = [c for c in replayed if c.meta["replay"] == "perception"]
+    assert sorted(c.source for c in from_text) == sorted(originals)  # all 12, each once
+    assert all(c.messages == originals[c.source] for c in from_text)  # the questions it was trained on
+    assert {k for c in replayed if c.meta["replay"] == "gui" for k in c.meta["kinds"]} == {"click"}
+    again, _ = replay_conversations(later, stages, len(own), 0, ImagePool(32, 0.2), "fail", **quiet)
+    assert [(c.source, c.messages) for c in again] == [(c.source, c.messages) for c in replayed]
+    # more than an earlier stage holds: every conversation once before any comes back
+    big = later.model_copy(update={"replay": {"perception": 0.6}})
+    many, stats = replay_conversations(big, stages, 30, 0, pool, "fail", **quiet)
+    counts = Counter(c.source for c in many)
+    assert len(many) == 45 and set(counts) == set(originals)
+    assert max(counts.values()) - min(counts.values()) <= 1
 
 
 def test_default_curriculum_is_the_papers_order():

@@ -26,6 +26,8 @@ def test_skill_table_shows_ocr_next_to_its_no_reading_level():
 
     stages = [{"stage": "perception", "eval": {"vl_ocr": {"exact_match": 0.4, "exact_match_shuffled": 0.15,
                                                           "cer": 0.5, "n": 200},
-                                               "vl_vqa": {"accuracy": 0.5, "chance": 0.26, "n": 400}}}]
+                                               "vl_vqa": {"accuracy": 0.5, "chance": 0.26, "n": 400},
+                                               "vl_position": {"accuracy": 0.3, "chance": 0.111, "n": 150}}}]
     assert skill_table(stages) == [{"stage": "perception", "vl_ocr": 0.4, "vl_ocr_shuffled": 0.15, "vl_ocr_cer": 0.5,
-                                    "vl_vqa": 0.5, "vl_vqa_chance": 0.26}]
+                                    "vl_vqa": 0.5, "vl_vqa_chance": 0.26, "vl_position": 0.3,
+                                    "vl_position_chance": 0.111}]

@@ -54,7 +54,7 @@ def test_choice_letters():
     assert choice_letter("E", "ABCD") is None
 
 
-@pytest.mark.parametrize("name", ["vl_vqa", "vl_ocr", "vl_gui", "vl_math"])
+@pytest.mark.parametrize("name", ["vl_vqa", "vl_position", "vl_ocr", "vl_gui", "vl_math"])
 def test_generated_tasks_are_registered_and_score_their_references_correct(name):
     assert name in task_names()
     task = get_task(name, n=15, size=32)
@@ -87,6 +87,16 @@ def test_vqa_reports_chance_per_kind_and_ocr_reports_cer():
     assert constant["exact_match"] == constant["exact_match_shuffled"] == 0.5
     reader = ocr.aggregate([ocr.evaluate(d, d["answer"]) for d in docs])
     assert reader["exact_match"] == 1.0 and reader["exact_match_shuffled"] == pytest.approx((4 + 1 + 1) / 16)
+
+
+def test_position_task_asks_only_where_a_shape_is():
+    task = get_task("vl_position", n=40, size=32)
+    docs = task.docs()
+    assert len(docs) > 30 and {d["kind"] for d in docs} == {"position"}
+    assert all(d["question"].startswith("Where is the") for d in docs)
+    metrics = task.aggregate([task.evaluate(d, "center") for d in docs])
+    assert metrics["chance"] == pytest.approx(1 / 9)
+    assert metrics["accuracy"] == pytest.approx(sum(d["answer"] == "center" for d in docs) / len(docs))
 
 
 def test_vl_tasks_refuse_text_only_prompts():

@@ -34,6 +34,7 @@ vl:
       trains: [vision, projector, language]
       data: [{type: generated, generator: gui, n: 20, kinds: [click, scroll, type]},
              {type: generated, generator: math, n: 10, image_as_text: true}]
+      replay: {alignment: 0.25}
       train: {max_steps: 4, global_batch_size: 4, micro_batch_size: 4, seq_len: 128, log_every: 1, save_every: 2}
   eval:
     tasks: [{name: vl_vqa, options: {n: 3}}, {name: vl_gui, options: {n: 3}}]
@@ -78,6 +79,9 @@ def test_vl_stage_runs_the_curriculum_and_resumes(tmp_path, capsys):
     data = first["data"]["0:shapes"]
     assert data["filter"]["corrupted"] == 6 and data["filter"]["scored"] == 30
     assert second["data"]["1:math"]["conversations"] == 10  # text-only conversations train too
+    # a quarter of the mix replays alignment's filtered captions and questions: 10 beside the stage's own 30
+    assert second["data"]["replay"]["alignment"]["conversations"] == 10
+    assert set(second["data"]["replay"]["alignment"]["turns"]) <= {"caption", "count"}
     json.dumps(summary)  # the framework writes it as summary.json
 
     # The saved final checkpoint is a LLaVA checkpoint anyone loads.
@@ -112,6 +116,8 @@ def test_tiny_vl_recipe_keeps_the_cpu_budget_shape():
     vl = recipe.vl
     assert vl.vision.shape()["image_size"] // vl.vision.shape()["patch_size"] <= 8  # <= 64 image tokens
     assert recipe.runtime.device == "cpu"
-    # The measured run (about 6.55M tokens, micro LM, 15m13s at load 3) fits the 20-minute CPU budget; much
-    # more would not.
-    assert sum(s.train.max_steps * s.train.global_batch_size * s.train.seq_len for s in vl.stages) <= 6_600_000
+    # The measured run (README, "The tiny VL curriculum") fits the 20-minute CPU budget; much more would not.
+    assert sum(s.train.max_steps * s.train.global_batch_size * s.train.seq_len for s in vl.stages) <= 6_800_000
+    # The stages that train the LM after perception keep its reading in their mix.
+    stages = {s.name: s for s in vl.stages}
+    assert "perception" in stages["instruction"].replay and "perception" in stages["reasoning"].replay

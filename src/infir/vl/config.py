@@ -9,6 +9,8 @@ vl:
       data: [{type: llava_json, path: ..., filter: true}]
       train: {max_steps: ..., optimizer: {lr: 1e-3}}
     - ...
+    - name: instruction
+      replay: {perception: 0.25}  # a quarter of the mix: perception's own data, so its skills stay trained
   eval: {tasks: [vl_vqa, vl_ocr, vl_gui, vl_math]}
 """
 
@@ -137,6 +139,10 @@ class CurriculumStage(Section):
     epochs: float | None = Field(None, gt=0)  # when set, max_steps follows from the packed rows
     packing: bool = True
     max_conversation_tokens: int | None = Field(None, ge=8)  # longer ones are dropped; None: seq_len
+    # Replay: {earlier stage: share of this stage's conversations drawn from that stage's own sources}.
+    # A stage that trains a part an earlier stage taught overwrites what it is not shown again (the tiny
+    # recipe's LM forgot how to read once instruction tuning trained it); replay keeps it in the mix.
+    replay: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -157,6 +163,10 @@ class CurriculumStage(Section):
         if revived:
             raise ValueError(f"stage {self.name}: module_lr gives {revived} a learning rate, but `trains` "
                              f"({self.trains}) freezes it")
+        bad = {k: v for k, v in self.replay.items() if not 0 < v < 1}
+        if bad or sum(self.replay.values()) >= 1:
+            raise ValueError(f"stage {self.name}: replay shares must each be in (0, 1) and sum below 1 (the "
+                             f"stage's own data is the rest), got {self.replay}")
         return self
 
     def train_config(self) -> TrainConfig:
@@ -227,6 +237,11 @@ class VLConfig(Section):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"vl.stages: names must be distinct, got {names}")
+        for i, stage in enumerate(self.stages):
+            later = sorted(set(stage.replay) - set(names[:i]))
+            if later:
+                raise ValueError(f"vl.stages: {stage.name} replays {later}, which is not a stage before it "
+                                 f"(earlier: {names[:i]})")
         for name in self.eval.after or []:
             if name not in names:
                 raise ValueError(f"vl.eval.after: no stage {name!r} (stages: {names})")

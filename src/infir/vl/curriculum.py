@@ -5,6 +5,10 @@ seed per generator, so stages that use a generator share its images (drawn once,
 and ask different questions about them, as real curricula reuse image collections. A generated
 source may swap a share of its captions between images (`corrupt_fraction`): the mismatched pairs
 a web crawl would hold, which the image-text filter is then measured on.
+
+A stage's `replay` mixes in conversations of earlier stages, rebuilt from those stages' own sources
+(same seeds, so the same images and questions they trained on, filtered alike), sampled to the
+share asked for.
 """
 
 from __future__ import annotations
@@ -125,3 +129,33 @@ def tokenizer_texts(stages: list[CurriculumStage], seed: int, per_generator: int
             yield image.view
             for qa in image.qas:
                 yield qa.question + "\n" + qa.answer
+
+
+def replay_conversations(stage: CurriculumStage, stages: list[CurriculumStage], own: int, recipe_seed: int,
+                         pool: ImagePool, on_bad_record: str, scorer=None, threshold: float = 0.5,
+                         batch_size: int = 64, log=print) -> tuple[list[VLConversation], dict]:
+    """Conversations of the earlier stages `stage.replay` names, each its share of the mix with the stage's
+    `own` conversations (share / (1 - all shares) * own of them), none repeated before all were drawn."""
+    by_name = {s.name: s for s in stages}
+    rest = 1 - sum(stage.replay.values())
+    out, stats = [], {}
+    for name, share in stage.replay.items():
+        earlier, _ = stage_conversations(by_name[name], recipe_seed, pool, on_bad_record, scorer, threshold,
+                                         batch_size, log=lambda *_: None)
+        want = round(own * share / rest)
+        if not earlier or not want:
+            stats[name] = {"conversations": 0, "of": len(earlier)}
+            continue
+        rng = random.Random(recipe_seed * 1_000_003 + zlib.crc32(f"{stage.name}<-{name}".encode()))
+        picked: list[VLConversation] = []
+        while len(picked) < want:
+            order = list(range(len(earlier)))
+            rng.shuffle(order)
+            picked += [earlier[i] for i in order[:want - len(picked)]]
+        for conv in picked:
+            conv.meta = dict(conv.meta, replay=name)
+        out += picked
+        stats[name] = {"conversations": len(picked), "of": len(earlier),
+                       "turns": dict(Counter(k for c in picked for k in c.meta.get("kinds", [])))}
+        log(f"  replay {name}: {len(picked)} of its {len(earlier)} conversations")
+    return out, stats

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 # Task columns in curriculum order of the skills, then anything else a recipe evaluates.
-KNOWN = ["vl_vqa", "vl_vqa_chance", "vl_ocr", "vl_ocr_shuffled", "vl_ocr_cer", "vl_gui", "vl_math", "vl_mmmu", "vl_screenspot"]
+KNOWN = ["vl_vqa", "vl_vqa_chance", "vl_position", "vl_position_chance", "vl_ocr", "vl_ocr_shuffled",
+         "vl_ocr_cer", "vl_gui", "vl_math", "vl_mmmu", "vl_screenspot"]
 
 
 def skill_columns_and_rows(stage_dir: str | Path) -> tuple[list[str], list[list]]:

@@ -139,11 +139,16 @@ def _sub_context(ctx: StageContext, name: str) -> StageContext:
 def train_stage(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumStage, model, processor, scorer,
                 pool, info) -> dict:
     from infir.vl.batches import ImagePreparer, VLBatches, encode_all_vl
-    from infir.vl.curriculum import stage_conversations
+    from infir.vl.curriculum import replay_conversations, stage_conversations
 
     tokenizer = processor.tokenizer
     conversations, data_stats = stage_conversations(stage, ctx.recipe.seed, pool, cfg.on_bad_record, scorer,
                                                     cfg.filter.threshold, cfg.filter.batch_size, log)
+    if stage.replay:
+        replayed, data_stats["replay"] = replay_conversations(
+            stage, cfg.stages, len(conversations), ctx.recipe.seed, pool, cfg.on_bad_record, scorer,
+            cfg.filter.threshold, cfg.filter.batch_size, log)
+        conversations = conversations + replayed
     train_cfg = stage.train_config()
     max_tokens = stage.max_conversation_tokens or train_cfg.seq_len
     examples, too_long = encode_all_vl(tokenizer, conversations, model.config.image_token_id,
@@ -179,9 +184,9 @@ def evaluate_stage(cfg: VLConfig, folder: Path, image_size: int, seed: int) -> d
     return results
 
 
-GENERATED_TASKS = ("vl_vqa", "vl_ocr", "vl_gui", "vl_math")
-PRIMARY = {"vl_vqa": "accuracy", "vl_ocr": "exact_match", "vl_gui": "accuracy", "vl_math": "accuracy",
-           "vl_mmmu": "accuracy", "vl_screenspot": "accuracy"}
+GENERATED_TASKS = ("vl_vqa", "vl_position", "vl_ocr", "vl_gui", "vl_math")
+PRIMARY = {"vl_vqa": "accuracy", "vl_position": "accuracy", "vl_ocr": "exact_match", "vl_gui": "accuracy",
+           "vl_math": "accuracy", "vl_mmmu": "accuracy", "vl_screenspot": "accuracy"}
 
 
 def skill_table(stages: list[dict]) -> list[dict]:
@@ -194,8 +199,8 @@ def skill_table(stages: list[dict]) -> list[dict]:
             if task == "vl_ocr":  # exact match with answers shuffled across images: the no-reading level
                 row["vl_ocr_shuffled"] = metrics.get("exact_match_shuffled")
                 row["vl_ocr_cer"] = metrics.get("cer")
-            if task == "vl_vqa":
-                row["vl_vqa_chance"] = metrics.get("chance")
+            if task in ("vl_vqa", "vl_position"):
+                row[f"{task}_chance"] = metrics.get("chance")
         rows.append(row)
     return rows
 

@@ -2,6 +2,7 @@
 
     vl_vqa   shapes and bar charts: counting, colour, shape, position, chart values and comparisons;
              exact match, with the chance level of each question's answer space for reference
+    vl_position  shapes: which of the 9 grid cells a named shape sits in (chance 1/9)
     vl_ocr   rendered text: exact match and character error rate
     vl_gui   app screens: click/type/scroll action accuracy (type matches and the point lies in the box)
     vl_math  figures with numbers solved step by step: the number after "The answer is"
@@ -41,6 +42,16 @@ class VQA(GeneratedVLTask):
         metrics.update(self.by_kind(verdicts, "generator"))
         metrics["chance"] = sum(v["chance"] for v in verdicts) / len(verdicts) if verdicts else 0.0
         return metrics
+
+
+@register
+class Position(VQA):
+    """Spatial questions only: vl_vqa asks one about roughly one image in six, too few to tell a model
+    that locates shapes from one at chance."""
+
+    name = "vl_position"
+    generators = ("shapes",)
+    kinds = ("position",)
 
 
 def answer_space(doc: dict) -> int:
