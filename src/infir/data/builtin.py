@@ -2,9 +2,7 @@
 
 - `python_stdlib`: Python's standard-library sources (code);
 - `python_docs`: module and function docstrings plus the `pydoc_data` help topics (prose);
-- `reasoning_gym`: worksheets of generated math problems with worked solutions (math);
-- `arithmetic_facts`: drill sheets of the single-operation facts ("7 + 8 = 15.") that those worked
-  solutions are made of (math).
+- `reasoning_gym`: worksheets of generated math problems with worked solutions (math).
 
 Each source yields documents as dicts `{"id", "text", "url", "metadata": {"domain", "source"}}`,
 deterministically for a given seed, so the tiny recipe is reproducible on any machine.
@@ -14,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import random
-import re
 import sysconfig
 from pathlib import Path
 from typing import Callable, Iterator
@@ -116,39 +113,7 @@ def reasoning_gym(families: list[str] | None = None, docs_per_family: int = 100,
                    "metadata": {"domain": "math", "source": "reasoning_gym"}}
 
 
-_FACT = re.compile(r"(-?\d+) ([-+*/]) (-?\d+) = (-?\d+)\.")
-
-
-def arithmetic_facts(families: list[str] | None = None, problems_per_family: int = 2000, repeats: int = 1,
-                     facts_per_doc: int = 64, seed: int = 0, heldout_fraction: float = 0.1) -> Iterator[Doc]:
-    """Drill sheets of the one-operation steps that training-split worked solutions contain, each fact
-    once per repeat, shuffled. Why: a small model gets the steps it writes wrong far more often than it
-    miscopies an operand, and a drill line is all fact, where a worked problem spends most of its tokens
-    on the question; steps come from training problems only, so no held-out question is written."""
-    families = families or ["chain_sum", "basic_arithmetic", "simple_equations"]
-    facts: set[str] = set()
-    for family in families:
-        for p in reasoning.generate(family, problems_per_family, seed=seed, split="train",
-                                    heldout_fraction=heldout_fraction):
-            facts.update(f"{a} {op} {b} = {c}." for a, op, b, c in _FACT.findall(p.solution))
-    ordered = sorted(facts)
-    rng = random.Random(seed)
-    lines = [fact for _ in range(repeats) for fact in rng.sample(ordered, len(ordered))]
-    for d, start in enumerate(range(0, len(lines), facts_per_doc)):
-        body = "\n\n".join(_drill(fact) for fact in lines[start:start + facts_per_doc])
-        yield {"id": f"facts/{seed}/{d}", "text": f"Worked examples (one step each).\n\n{body}",
-               "url": f"arithmetic-facts://{seed}/{d}", "metadata": {"domain": "math", "source": "arithmetic_facts"}}
-
-
-def _drill(fact: str) -> str:
-    """A fact as the worksheets write a one-step problem (the curation filters read it as math, not as
-    a table of symbols)."""
-    left, result = fact.rstrip(".").split(" = ")
-    return f"Question: What is {left}?\nAnswer: {left} = {result}. {reasoning.ANSWER_PREFIX} {result}."
-
-
 BUILTIN_SOURCES: dict[str, Callable[..., Iterator[Doc]]] = {
-    "arithmetic_facts": arithmetic_facts,
     "python_stdlib": python_stdlib,
     "python_docs": python_docs,
     "reasoning_gym": reasoning_gym,
