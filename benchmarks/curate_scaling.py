@@ -71,13 +71,14 @@ def build_corpus(shared: Path, size: int, path: Path, dup_rate: float, seed: int
     return copies
 
 
-def run_one(corpus: Path, out: Path, workers: int, partitions: int) -> dict:
+def run_one(corpus: Path, out: Path, workers: int, partition_rows: int | None) -> dict:
     """Runs in its own process: the pipeline on one corpus, with this process's memory figures."""
     from infir.curate.config import CurateConfig, SourceConfig
     from infir.curate.pipeline import run_curate
 
     cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=workers)
-    cfg.dedup.partitions = partitions
+    if partition_rows:
+        cfg.dedup.partition_rows = partition_rows
     cfg.decontam.tasks, cfg.decontam.data_paths, _ = decontam_setup(shared_dir())
     t0 = time.perf_counter()
     summary = run_curate(cfg, out, seed=0)
@@ -91,20 +92,21 @@ def run_one(corpus: Path, out: Path, workers: int, partitions: int) -> dict:
             "docs_kept": summary["totals"]["docs_kept"], "stage_seconds": summary["totals"]["stage_seconds"],
             "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "max_child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-            "dedup": {k: v for k, v in summary["select"]["dedup"].items() if k in ("pairs", "clusters", "removed")}}
+            "dedup": {k: v for k, v in summary["select"]["dedup"].items()
+                      if k in ("pairs", "clusters", "removed", "partitions")}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--partition-rows", type=int, help="dedup.partition_rows (default: the config's)")
     parser.add_argument("--dup-rate", type=float, default=0.02)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--run-one", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_one:
-        print(json.dumps(run_one(args.run_one[0], args.run_one[1], args.workers, args.partitions)))
+        print(json.dumps(run_one(args.run_one[0], args.run_one[1], args.workers, args.partition_rows)))
         return
     shared = shared_dir()
     root = args.out or Path(tempfile.mkdtemp(prefix="curate-scaling-"))
@@ -113,9 +115,9 @@ def main() -> None:
     for size in args.sizes:
         corpus = root / f"corpus-{size}.jsonl"
         copies = build_corpus(shared, size, corpus, args.dup_rate)
-        proc = subprocess.run([sys.executable, __file__, "--workers", str(args.workers), "--partitions",
-                               str(args.partitions), "--run-one", str(corpus), str(root / f"out-{size}")],
-                              capture_output=True, text=True)
+        rows = ["--partition-rows", str(args.partition_rows)] if args.partition_rows else []
+        proc = subprocess.run([sys.executable, __file__, "--workers", str(args.workers), *rows,
+                               "--run-one", str(corpus), str(root / f"out-{size}")], capture_output=True, text=True)
         if proc.returncode:
             raise SystemExit(f"size {size} failed:\n{proc.stderr[-4000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -127,8 +129,8 @@ def main() -> None:
         print(f"{size:>9} docs: {result['wall_seconds']:>8.1f}s  {result['docs_per_second']:>8.1f} docs/s  "
               f"driver peak {result['driver_peak_rss_mb']:>7.1f} MB  max worker peak "
               f"{result['max_child_peak_rss_mb']:>7.1f} MB  dup recall {result['dup_recall']:.4f} "
-              f"({len(copies)} pairs)", flush=True)
-    print(json.dumps({"workers": args.workers, "partitions": args.partitions, "dup_rate": args.dup_rate,
+              f"({len(copies)} pairs)  {result['dedup']['partitions']} pair tasks", flush=True)
+    print(json.dumps({"workers": args.workers, "partition_rows": args.partition_rows, "dup_rate": args.dup_rate,
                       "figures": figures}))
 
 

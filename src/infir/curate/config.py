@@ -180,10 +180,12 @@ class DedupConfig(Section):
     # `boilerplate_min_docs` of them) hold it
     boilerplate_min_fraction: float = 0.001
     boilerplate_min_docs: int = 5
-    # Bucket partitions, each one task of the pair stage: a task holds its partition's rows
-    # (docs x (bands + 1) / partitions rows of 24 bytes) plus sort and pair temporaries several
-    # times that, so raise it with the corpus to keep a task's memory where it is.
-    partitions: int = Field(default=8, ge=1)
+    # Rows (24 bytes each: one per band and one exact hash per document) a dedup task holds at
+    # once: a scan task sorts its rows in runs of this many, and the pair stage gets one task per
+    # key range of about this many rows (the count follows the corpus, counted after the scan).
+    # A task's memory is this many rows plus sort and pair temporaries a few times that, whatever
+    # the corpus size; the decisions do not depend on it.
+    partition_rows: int = Field(default=2_000_000, ge=1)
 
 
 class QualityConfig(Section):

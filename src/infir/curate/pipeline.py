@@ -4,11 +4,12 @@
                                (meanwhile a forked job generates the recall seeds)
   scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
                                -> features, a batch at a time, streamed to files: exact hashes
-                                  and MinHash band keys to bucket partitions, signatures, ids,
+                                  and MinHash band keys in sorted runs, signatures, ids,
                                   benchmark n-gram matches, the shard's share of the classifier
                                   sample (one word hashing serves MinHash and decontamination)
-  dedup (parallel, per bucket partition, then driver)
-                               candidate pairs per partition, verified on the signatures; the
+  dedup (parallel, per key range, then driver)
+                               candidate pairs per range of bucket keys (as many ranges as
+                               the rows counted after the scan need), verified on the signatures; the
                                driver joins the verified pairs into clusters. Meanwhile forked
                                jobs train recall (per domain) and quality on the sample
   score (parallel, per shard)  the classifiers on every document; per-prefix counts, from which
@@ -143,9 +144,10 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
 
 
 def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
-    """The pair stage (one task per bucket partition), then clusters on the driver."""
+    """The pair stage (one task per key range of about `dedup.partition_rows` rows), then clusters
+    on the driver."""
     from infir.curate.dedup import MinHasher
-    from infir.curate.dedup_stages import FindPairs, resolve
+    from infir.curate.dedup_stages import FindPairs, plan_partitions, resolve
 
     done = work / "dedup.json"
     if done.exists():
@@ -156,10 +158,12 @@ def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
 
         boilerplate = prepare_boilerplate(cfg, work, n_shards) if cfg.dedup.content_threshold is not None else None
         num_perm = MinHasher(cfg.dedup).num_perm
-        run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm)], cfg.dedup.partitions, cfg.workers,
+        parts = plan_partitions(work, cfg.dedup)
+        run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm, parts)], parts, cfg.workers,
                      str(work / "logs/pairs"), cfg.ray)
-        report = resolve(work, n_shards, cfg.dedup.partitions)
+        report = resolve(work, n_shards, parts)
         report["boilerplate"] = boilerplate
+        report["partitions"] = parts
     else:
         report = {}
     report["wall_seconds"] = time.perf_counter() - t0
@@ -196,7 +200,7 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
             pipeline, _ = scan_pipeline(cfg, shards, out)
             run_pipeline(cfg.executor, pipeline, n, cfg.workers, str(work / "logs/scan"), cfg.ray)
             walls["scan"] = done()
-        with reporter.stage("dedup", f"pairs in {cfg.dedup.partitions} bucket partitions, clusters; "
+        with reporter.stage("dedup", "pairs per key range, clusters; "
                                      "classifiers train on the sample meanwhile") as done:
             train_jobs = start_training(cfg, work, n, seed, seeds_job)
             dedup = _dedup_pairs(cfg, work, n)
