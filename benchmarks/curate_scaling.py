@@ -11,8 +11,9 @@ its domain's style; paragraphs repeated across the reference pages, boilerplate,
 words changed). Built pages that happen to share most paragraphs are duplicates too: the dedup
 figures count them, the duplicate recall does not. Each size runs in a fresh
 process, so its peak memory is its own: the driver's peak RSS, and the largest peak RSS of its
-children (datatrove workers and the driver's forked training jobs). Duplicate recall is the share
-of injected pairs of which at most one document is kept.
+children (datatrove workers and the driver's forked training jobs). Besides documents per wall
+second, documents per CPU second (driver and children): the machine may be shared. Duplicate
+recall is the share of injected pairs of which at most one document is kept.
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def run_one(corpus: Path, out: Path, workers: int, partition_rows: int | None) -
         with gzip.open(p, "rt", encoding="utf-8") as f:
             kept.update(json.loads(line)["id"] for line in f)
     (out / "kept_ids.json").write_text(json.dumps(sorted(kept)))
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall_seconds": round(wall, 1), "docs_read": summary["totals"]["docs_read"],
+            # the machine may be shared: CPU seconds (driver and workers) do not count others' load
+            "cpu_seconds": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 1),
             "docs_kept": summary["totals"]["docs_kept"], "stage_seconds": summary["totals"]["stage_seconds"],
             "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "max_child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
@@ -124,9 +128,11 @@ def main() -> None:
         kept = set(json.loads((root / f"out-{size}" / "kept_ids.json").read_text()))
         resolved = [not (c in kept and o in kept) for c, o in copies.items()]
         result.update(size=size, docs_per_second=round(result["docs_read"] / result["wall_seconds"], 1),
+                      docs_per_cpu_second=round(result["docs_read"] / result["cpu_seconds"], 1),
                       injected_pairs=len(copies), dup_recall=round(sum(resolved) / max(len(resolved), 1), 4))
         figures.append(result)
         print(f"{size:>9} docs: {result['wall_seconds']:>8.1f}s  {result['docs_per_second']:>8.1f} docs/s  "
+              f"{result['docs_per_cpu_second']:>7.1f} docs/CPU-s  "
               f"driver peak {result['driver_peak_rss_mb']:>7.1f} MB  max worker peak "
               f"{result['max_child_peak_rss_mb']:>7.1f} MB  dup recall {result['dup_recall']:.4f} "
               f"({len(copies)} pairs)  {result['dedup']['partitions']} pair tasks", flush=True)

@@ -253,6 +253,12 @@ class CurateConfig(Section):
     write_removed: bool = True
     executor: Literal["local", "ray"] = "local"
     ray: RayConfig = Field(default_factory=RayConfig)
+    # The work files between the stages (sorted runs, signatures, scanned shards, models), which
+    # are memory-mapped, read by row and renamed into place, so they need a POSIX folder: a local
+    # path or file:// URL, on a Ray cluster of several nodes one every node mounts. None:
+    # `<output>/_work`, when the output is on this machine's filesystem. The output itself (kept
+    # and removed documents, summary) may be any fsspec URL (s3://, gs://, ...).
+    work_dir: str | None = None
     workers: int = 2
     tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)
     # The recall and quality classifiers train on this many corpus documents (a sample drawn by
