@@ -169,7 +169,10 @@ class DedupConfig(Section):
     ngram: int = 3  # word n-grams (shingles)
     bands: int = 20
     rows: int = 6
-    verify_threshold: float = 0.6  # candidates must agree on this share of all hashes
+    # Candidates must agree on this share of all hashes (an estimate of their Jaccard similarity):
+    # it removes chance collisions of banding, and at the content check's level a true near copy
+    # whose estimate falls a little short is not lost to it.
+    verify_threshold: float = 0.5
     seed: int = 1
     # Templated pages (manuals, reference pages) share long boilerplate: signatures of two
     # different pages can agree on most values. A pair that passes `verify_threshold` is kept only
