@@ -77,15 +77,11 @@ class BucketWriter:
             return
         rows = np.concatenate(self.buffers[kind])
         self.buffers[kind], self.buffered[kind] = [], 0
-        rows = rows[np.argsort(rows["key"], kind="stable")]
-        starts = np.searchsorted(rows["key"] >> _PREFIX_SHIFT, np.arange((1 << PREFIX_BITS) + 1, dtype=np.uint64))
         folder = self.work / kind
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.rank:05d}-{self.runs[kind]:05d}.bin"
         self.runs[kind] += 1
-        for target, data in ((path, rows), (path.with_suffix(".idx"), starts.astype(np.uint64))):
-            data.tofile(self._tmp(target))
-            self.written.append(target)
+        self.written += write_run(path, rows, "key", suffix=".tmp")
 
     def add(self, exact: np.ndarray, sigs: np.ndarray, orders: np.ndarray) -> None:
         n = len(orders)
@@ -128,17 +124,31 @@ def prefix_range(part: int, parts: int) -> tuple[int, int]:
     return (part << PREFIX_BITS) // parts, ((part + 1) << PREFIX_BITS) // parts
 
 
-def _read_partition(work: Path, kind: str, part: int, parts: int) -> np.ndarray:
-    """The rows of every run whose key prefix is in the partition's range: one slice per run."""
+def write_run(path: Path, rows: np.ndarray, key: str, suffix: str = "") -> list[Path]:
+    """Writes `rows` sorted by their uint64 field `key` to `path` (+ `suffix`), and beside it
+    (`.idx`) where each key prefix of `PREFIX_BITS` bits starts; returns the two paths."""
+    rows = rows[np.argsort(rows[key], kind="stable")]
+    starts = np.searchsorted(rows[key] >> _PREFIX_SHIFT, np.arange((1 << PREFIX_BITS) + 1, dtype=np.uint64))
+    written = [path, path.with_suffix(".idx")]
+    for target, data in zip(written, (rows, starts.astype(np.uint64))):
+        data.tofile(target.with_name(target.name + suffix))
+    return written
+
+
+def read_range(paths: list[Path], dtype: np.dtype, part: int, parts: int) -> np.ndarray:
+    """The rows of the runs `paths` whose key prefix is in range `part` of `parts`: one slice per run."""
     lo, hi = prefix_range(part, parts)
     chunks = []
-    for path in sorted((work / kind).glob("*.bin")):
+    for path in paths:
         start, end = np.fromfile(path.with_suffix(".idx"), dtype=np.uint64, count=hi - lo + 1,
                                  offset=lo * 8)[[0, -1]].tolist()
         if end > start:
-            chunks.append(np.fromfile(path, dtype=BUCKET_DTYPE, count=end - start,
-                                      offset=start * BUCKET_DTYPE.itemsize))
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=BUCKET_DTYPE)
+            chunks.append(np.fromfile(path, dtype=dtype, count=end - start, offset=start * dtype.itemsize))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
+
+
+def _read_partition(work: Path, kind: str, part: int, parts: int) -> np.ndarray:
+    return read_range(sorted((work / kind).glob("*.bin")), BUCKET_DTYPE, part, parts)
 
 
 def _pairs(rows: np.ndarray, heads: np.ndarray, members: np.ndarray, exact: bool) -> np.ndarray:

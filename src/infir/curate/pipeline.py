@@ -13,13 +13,15 @@
                                driver joins the verified pairs into clusters. Meanwhile forked
                                jobs train recall (per domain) and quality on the sample
   score (parallel, per shard)  the classifiers on every document; per-prefix counts, from which
-                               the driver picks the URL prefixes to expand
+                               the driver picks the URL prefixes to expand (a range of prefix
+                               hashes at a time)
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 
-No step holds per-document data of the whole corpus: workers hold a batch, a partition or their
-shard's sample; the driver holds the sample (`max_train_docs`), the verified pairs and one count
-per URL prefix. Each parallel stage resumes through datatrove's completion files, each driver
+No step holds per-document data of the whole corpus: workers hold a batch, a run or key range of
+`dedup.partition_rows` rows, their shard's sample, and one count per URL prefix of their shard;
+the driver holds the sample (`max_train_docs`), the verified pairs, one range of prefix counts at
+a time and the hashes of the expanded prefixes. Each parallel stage resumes through datatrove's completion files, each driver
 step through its own marker, so a killed run rerun on the same output finishes only what is
 left. Every decision is deterministic and keyed by input position (file, record), never by shard
 (fixed seeds, single-threaded fastText, order-key sample and cluster representatives), so the
