@@ -188,8 +188,10 @@ class SignatureReader:
                 m._mmap.madvise(mmap.MADV_DONTNEED)
 
 
-def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chunk: int = 65536) -> np.ndarray:
-    """The candidate pairs whose signatures agree on at least `threshold` of their values."""
+def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chunk: int = 8192) -> np.ndarray:
+    """The candidate pairs whose signatures agree on at least `threshold` of their values. Each
+    row read can bring a page of its shard's file into this process (4 KB for 448 bytes), held
+    until the chunk's pages are released: `chunk` pairs touch up to 2 x chunk pages."""
     keep = np.zeros(len(pairs), dtype=bool)
     for start in range(0, len(pairs), chunk):
         p = pairs[start:start + chunk]
