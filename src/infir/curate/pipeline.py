@@ -21,9 +21,9 @@
 No step holds per-document data of the whole corpus: workers hold a batch, a run or key range of
 `dedup.partition_rows` rows, their shard's sample, and one count per URL prefix of their shard;
 the driver holds the sample (`max_train_docs`), the verified pairs, one range of prefix counts at
-a time and the hashes of the expanded prefixes. Each parallel stage resumes through datatrove's completion files, each driver
-step through its own marker, so a killed run rerun on the same output finishes only what is
-left. Every decision is deterministic and keyed by input position (file, record), never by shard
+a time and the hashes of the expanded prefixes. Each parallel stage resumes through datatrove's
+completion files, each driver step through its own marker, so a killed run rerun on the same
+output finishes only what is left. Every decision is deterministic and keyed by input position (file, record), never by shard
 (fixed seeds, single-threaded fastText, order-key sample and cluster representatives), so the
 kept set depends neither on the shard plan nor on where a run was interrupted.
 """
