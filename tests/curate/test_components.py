@@ -40,7 +40,7 @@ def test_batched_langid_matches_py3langid():
 def test_word_hashes_fold_case_and_punctuation():
     a, b = word_hashes("Hello, World! hello"), word_hashes("hello world   HELLO")
     assert (a == b).all() and a[0] == a[2]
-    assert words("Don’t stop—now: x_1 = 2.5") == ["don", "t", "stop", "now", "x_1", "2", "5"]
+    assert words("Don’t stop—now: x_1 = 2.5") == ["don", "t", "stop", "now", "x", "1", "2", "5"]
     many = word_hashes_many(TEXTS)
     assert all((m == word_hashes(t)).all() for m, t in zip(many, TEXTS))
     assert len(many[6]) == 0

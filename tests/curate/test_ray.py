@@ -1,6 +1,7 @@
 """`executor: ray` on a real two-node Ray cluster started here (a head and a second node, one CPU
 each): the curate output equals the local executor's, tasks run on both nodes, a node-local path
-is refused unless declared shared, and a rerun after a failed task runs only that task."""
+is refused unless declared shared, a rerun after a failed task runs only that task, and a whole
+curate run killed midway finishes, when rerun, only what was left."""
 
 from __future__ import annotations
 
@@ -160,6 +161,52 @@ def test_rerun_after_the_driver_is_killed_runs_only_unfinished_tasks(cluster, tm
     rerun = {int(name.split("-")[0]) for name in {p.name for p in ran.iterdir()} - before}
     assert rerun == set(range(6)) - done
     assert {int(p.name) for p in completions.iterdir()} == set(range(6))
+
+
+def test_killed_curate_run_rerun_finishes_only_what_is_left(cluster, tmp_path):
+    """A whole `run_curate` on the cluster, its driver killed between stages (scan and dedup done,
+    the finishing stage not started): the rerun redoes none of the finished work and ends with the
+    kept set of an uninterrupted run."""
+    corpus, out, signal = tmp_path / "corpus.jsonl", tmp_path / "ray", tmp_path / "expanded"
+    _write_corpus(corpus)
+    script = (
+        "import sys, time; sys.path.insert(0, %r)\n"
+        "import ray\n"
+        "from pathlib import Path\n"
+        "import infir.curate.select as select\n"
+        "from tests.curate.test_ray import _cfg\n"
+        "from infir.curate.pipeline import run_curate\n"
+        "expand = select.expand_prefixes\n"
+        "def expand_then_wait(*args):\n"
+        "    report = expand(*args)\n"
+        "    Path(%r).touch()\n"
+        "    time.sleep(120)\n"
+        "    return report\n"
+        "select.expand_prefixes = expand_then_wait\n"
+        "ray.init(address=%r)\n"
+        "run_curate(_cfg(Path(%r), 'ray'), Path(%r))\n") % (
+        str(Path(__file__).resolve().parents[2]), str(signal), cluster.address, str(corpus), str(out))
+    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not signal.exists() and driver.poll() is None:
+        time.sleep(0.1)
+    assert signal.exists(), "the driver ended before the dedup stage was done"
+    driver.kill()
+    driver.wait()
+    time.sleep(3)  # the killed driver's job and its actors end
+    work = out / "_work"
+    assert not (work / "logs/finish/completions").exists() and not (out / "summary.json").exists()
+    finished = sorted([*(work / "scan").glob("*.jsonl"), *(work / "pairs").glob("*.bin"), work / "dedup.json",
+                       work / "expand.json"])
+    stamps = {p: p.stat().st_mtime_ns for p in finished}
+    assert len(stamps) >= 5
+    if not ray.is_initialized():
+        ray.init(address=cluster.address)
+    summary = run_curate(_cfg(corpus, "ray"), out)
+    assert {p: p.stat().st_mtime_ns for p in finished} == stamps  # nothing finished ran again
+    assert summary["totals"]["executor"] == "ray"
+    run_curate(_cfg(corpus, "local"), tmp_path / "local")
+    assert _kept(out) and _kept(out) == _kept(tmp_path / "local")
 
 
 def test_without_an_address_a_local_cluster_is_started(tmp_path, monkeypatch):

@@ -93,17 +93,19 @@ def main(argv: list[str]) -> int:
         cfg = CurateConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in updates.items() if k != "sources"}}
                                           | ({"sources": [s.model_dump() for s in updates["sources"]]}
                                              if "sources" in updates else {}))
-        from infir.curate.pipeline import run_curate
+        from infir.curate.pipeline import locations, run_curate
         from infir.lock import LockError, acquire
 
+        folder, _, work = locations(cfg, args.output)
         try:
-            # One curate per output folder: two would overwrite each other's shards and summary.
-            lock = acquire(args.output)
+            # One curate per output folder: two would overwrite each other's shards and summary. An
+            # output on a remote filesystem is locked through its local work folder.
+            lock = acquire(folder.path if folder.is_local() else work)
         except LockError as e:
             print(f"infir curate: error: {e}", file=sys.stderr)
             return 2
         with lock:
-            summary = run_curate(cfg, Path(args.output), seed=args.seed if args.seed is not None else seed)
+            summary = run_curate(cfg, args.output, seed=args.seed if args.seed is not None else seed)
     except (CurateInputError, FileNotFoundError, ValueError, OSError, RuntimeError) as e:
         print(f"infir curate: error: {e}", file=sys.stderr)
         return 1

@@ -169,7 +169,10 @@ class DedupConfig(Section):
     ngram: int = 3  # word n-grams (shingles)
     bands: int = 20
     rows: int = 6
-    verify_threshold: float = 0.6  # candidates must agree on this share of all hashes
+    # Candidates must agree on this share of all hashes (an estimate of their Jaccard similarity):
+    # it removes chance collisions of banding, and at the content check's level a true near copy
+    # whose estimate falls a little short is not lost to it.
+    verify_threshold: float = 0.5
     seed: int = 1
     # Templated pages (manuals, reference pages) share long boilerplate: signatures of two
     # different pages can agree on most values. A pair that passes `verify_threshold` is kept only
@@ -180,10 +183,12 @@ class DedupConfig(Section):
     # `boilerplate_min_docs` of them) hold it
     boilerplate_min_fraction: float = 0.001
     boilerplate_min_docs: int = 5
-    # Bucket partitions, each one task of the pair stage: a task holds its partition's rows
-    # (docs x (bands + 1) / partitions rows of 24 bytes) plus sort and pair temporaries several
-    # times that, so raise it with the corpus to keep a task's memory where it is.
-    partitions: int = Field(default=8, ge=1)
+    # Rows (24 bytes each: one per band and one exact hash per document) a dedup task holds at
+    # once: a scan task sorts its rows in runs of this many, and the pair stage gets one task per
+    # key range of about this many rows (the count follows the corpus, counted after the scan).
+    # A task's memory is this many rows plus sort and pair temporaries a few times that, whatever
+    # the corpus size; the decisions do not depend on it.
+    partition_rows: int = Field(default=2_000_000, ge=1)
 
 
 class QualityConfig(Section):
@@ -251,6 +256,12 @@ class CurateConfig(Section):
     write_removed: bool = True
     executor: Literal["local", "ray"] = "local"
     ray: RayConfig = Field(default_factory=RayConfig)
+    # The work files between the stages (sorted runs, signatures, scanned shards, models), which
+    # are memory-mapped, read by row and renamed into place, so they need a POSIX folder: a local
+    # path or file:// URL, on a Ray cluster of several nodes one every node mounts. None:
+    # `<output>/_work`, when the output is on this machine's filesystem. The output itself (kept
+    # and removed documents, summary) may be any fsspec URL (s3://, gs://, ...).
+    work_dir: str | None = None
     workers: int = 2
     tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)
     # The recall and quality classifiers train on this many corpus documents (a sample drawn by

@@ -99,7 +99,7 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 def band_keys(sigs: np.ndarray, rows: int) -> np.ndarray:
     """(docs x bands) bucket keys; the band number is mixed in, so buckets of all bands share one
-    key space and a key's partition (key % partitions) spreads every band over all partitions."""
+    key space and each key range of the pair stage holds a share of every band."""
     n, num_perm = sigs.shape
     bands = num_perm // rows
     block = sigs[:, :bands * rows].astype(np.uint64).reshape(n, bands, rows)
@@ -147,7 +147,7 @@ def components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 def find_duplicates(exact: np.ndarray, sigs: np.ndarray, cfg: DedupConfig) -> dict[int, tuple[int, str]]:
     """In memory, for small sets (synthesis, tests): {index of a removed doc: (index of the doc
     kept in its cluster, reason)}; the earliest document of a cluster is kept. The corpus pipeline
-    takes the same decisions in bucket partitions (`dedup_stages`)."""
+    takes the same decisions in key ranges (`dedup_stages`)."""
     n = len(exact)
     order = np.arange(n, dtype=np.uint64)
     heads, members, is_exact = [], [], []

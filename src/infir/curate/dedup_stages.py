@@ -1,26 +1,33 @@
 """Deduplication at corpus scale, as stages with files between them (datatrove's MinHash design).
 
   scan (per shard)        `BucketWriter`: per document, one row per band key and one for the exact
-                          hash, (key, order, rank, row), appended to the file of partition
-                          key % `dedup.partitions`; the signatures go to `sigs/<rank>.u32`
-  pairs (per partition)   `FindPairs`: all rows of one key are in one partition, so each partition
-                          finds its own candidate pairs (head of bucket, member), verifies near
-                          pairs on the two signatures (read by row from the shards' files), then
-                          on the two pages' content: their word n-grams once the sample's
-                          boilerplate lines are out (templated pages, man pages say, share
-                          option sections and footers that make distinct pages agree on most
-                          MinHash values); writes `pairs/<partition>.bin`
+                          hash, (key, order, rank, row), buffered and written in runs sorted by key
+                          (`dedup.partition_rows` rows each, with an index of where each 16-bit key
+                          prefix starts); the signatures go to `sigs/<rank>.u32`
+  plan (driver)           `plan_partitions`: the rows the scan wrote, counted from the file sizes,
+                          give the number of pair tasks, each a range of key prefixes holding
+                          about `partition_rows` rows
+  pairs (per partition)   `FindPairs`: every row of a key is in one key range, so each task reads
+                          its range from every run (a slice, found in the run's index), finds its
+                          candidate pairs (head of bucket, member), verifies near pairs on the two
+                          signatures (read by row from the shards' files), then on the two pages'
+                          content: their word n-grams once the sample's boilerplate lines are out
+                          (templated pages, man pages say, share option sections and footers that
+                          make distinct pages agree on most MinHash values); writes
+                          `pairs/<partition>.bin`
   resolve (driver)        `resolve`: connected components over the pairs, the smallest order key
                           of a cluster kept, one removal file per shard for the finish stage
 
-A pair task holds one partition's rows (docs x (bands + 1) / partitions rows of 24 bytes, plus
-sort and pair temporaries several times that); the driver holds the verified pairs only. The decisions depend on (key, order) rows alone, so not on
-the shard plan nor on the number of partitions.
+A scan task holds one run being filled, a pair task one key range: both about `partition_rows`
+rows of 24 bytes plus sort and pair temporaries several times that, however large the corpus; the
+driver holds the verified pairs only. The decisions depend on the (key, order) rows alone, so not
+on the shard plan, the runs, nor the number of partitions.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Iterator
@@ -33,15 +40,21 @@ from infir.curate.dedup import (BUCKET_DTYPE, PAIR_DTYPE, band_keys, components,
                                 head_pairs)
 
 REASONS = ("exact_duplicate", "near_duplicate")
+KINDS = ("exact", "buckets")
+PREFIX_BITS = 16  # a run's index has one entry per key prefix of this many bits: the finest key range
+_PREFIX_SHIFT = np.uint64(64 - PREFIX_BITS)
 
 
 class BucketWriter:
-    """Streams one shard's dedup rows to its partition files (`.tmp` until `close`, so a killed
-    task leaves nothing a later stage would read)."""
+    """Streams one shard's dedup rows to sorted runs (`.tmp` until `close`, so a killed task
+    leaves nothing a later stage would read)."""
 
     def __init__(self, work: Path, cfg: DedupConfig, rank: int, num_perm: int):
         self.work, self.cfg, self.rank, self.num_perm = Path(work), cfg, rank, num_perm
-        self.files: dict[tuple[str, int], object] = {}
+        self.buffers: dict[str, list[np.ndarray]] = {kind: [] for kind in KINDS}
+        self.buffered = dict.fromkeys(KINDS, 0)
+        self.runs = dict.fromkeys(KINDS, 0)
+        self.written: list[Path] = []  # temporary files, renamed at close
         (self.work / "sigs").mkdir(parents=True, exist_ok=True)
         self.sigs = open(self._tmp(self.work / "sigs" / f"{rank:05d}.u32"), "wb")
         self.rows = 0
@@ -51,18 +64,24 @@ class BucketWriter:
         return path.with_name(path.name + ".tmp")
 
     def _append(self, kind: str, records: np.ndarray) -> None:
-        part = (records["key"] % np.uint64(self.cfg.partitions)).astype(np.int64)
-        by = np.argsort(part, kind="stable")
-        records, part = records[by], part[by]
-        cuts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]]) if len(part) else []
-        for start, end in zip(cuts, [*cuts[1:], len(part)]):
-            p = int(part[start])
-            f = self.files.get((kind, p))
-            if f is None:
-                folder = self.work / kind / f"{p:05d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                f = self.files[(kind, p)] = open(self._tmp(folder / f"{self.rank:05d}.bin"), "wb")
-            records[start:end].tofile(f)
+        while len(records):
+            room = self.cfg.partition_rows - self.buffered[kind]
+            self.buffers[kind].append(records[:room])
+            self.buffered[kind] += len(self.buffers[kind][-1])
+            records = records[room:]
+            if self.buffered[kind] >= self.cfg.partition_rows:
+                self._flush(kind)
+
+    def _flush(self, kind: str) -> None:
+        if not self.buffered[kind]:
+            return
+        rows = np.concatenate(self.buffers[kind])
+        self.buffers[kind], self.buffered[kind] = [], 0
+        folder = self.work / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.rank:05d}-{self.runs[kind]:05d}.bin"
+        self.runs[kind] += 1
+        self.written += write_run(path, rows, "key", suffix=".tmp")
 
     def add(self, exact: np.ndarray, sigs: np.ndarray, orders: np.ndarray) -> None:
         n = len(orders)
@@ -84,18 +103,52 @@ class BucketWriter:
             self._append("buckets", rec)
 
     def close(self) -> None:
-        handles = [self.sigs, *self.files.values()]
-        for f in handles:
-            f.close()
-        for f in handles:
-            Path(f.name).replace(f.name[:-len(".tmp")])
+        for kind in KINDS:
+            self._flush(kind)
+        self.sigs.close()
+        Path(self.sigs.name).replace(self.sigs.name[:-len(".tmp")])
+        for path in self.written:
+            self._tmp(path).replace(path)
 
 
-def _read_partition(work: Path, kind: str, part: int) -> np.ndarray:
-    files = sorted((work / kind / f"{part:05d}").glob("*.bin"))
-    if not files:
-        return np.zeros(0, dtype=BUCKET_DTYPE)
-    return np.concatenate([np.fromfile(f, dtype=BUCKET_DTYPE) for f in files])
+def plan_partitions(work: Path, cfg: DedupConfig) -> int:
+    """The number of pair tasks: the rows of the larger kind (counted from the runs' sizes) over
+    `partition_rows`. Key ranges cannot be finer than one key prefix."""
+    rows = max(sum(f.stat().st_size for f in (Path(work) / kind).glob("*.bin")) // BUCKET_DTYPE.itemsize
+               for kind in KINDS)
+    return max(1, min(1 << PREFIX_BITS, math.ceil(rows / cfg.partition_rows)))
+
+
+def prefix_range(part: int, parts: int) -> tuple[int, int]:
+    """The key prefixes [lo, hi) of partition `part` of `parts`."""
+    return (part << PREFIX_BITS) // parts, ((part + 1) << PREFIX_BITS) // parts
+
+
+def write_run(path: Path, rows: np.ndarray, key: str, suffix: str = "") -> list[Path]:
+    """Writes `rows` sorted by their uint64 field `key` to `path` (+ `suffix`), and beside it
+    (`.idx`) where each key prefix of `PREFIX_BITS` bits starts; returns the two paths."""
+    rows = rows[np.argsort(rows[key], kind="stable")]
+    starts = np.searchsorted(rows[key] >> _PREFIX_SHIFT, np.arange((1 << PREFIX_BITS) + 1, dtype=np.uint64))
+    written = [path, path.with_suffix(".idx")]
+    for target, data in zip(written, (rows, starts.astype(np.uint64))):
+        data.tofile(target.with_name(target.name + suffix))
+    return written
+
+
+def read_range(paths: list[Path], dtype: np.dtype, part: int, parts: int) -> np.ndarray:
+    """The rows of the runs `paths` whose key prefix is in range `part` of `parts`: one slice per run."""
+    lo, hi = prefix_range(part, parts)
+    chunks = []
+    for path in paths:
+        start, end = np.fromfile(path.with_suffix(".idx"), dtype=np.uint64, count=hi - lo + 1,
+                                 offset=lo * 8)[[0, -1]].tolist()
+        if end > start:
+            chunks.append(np.fromfile(path, dtype=dtype, count=end - start, offset=start * dtype.itemsize))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
+
+
+def _read_partition(work: Path, kind: str, part: int, parts: int) -> np.ndarray:
+    return read_range(sorted((work / kind).glob("*.bin")), BUCKET_DTYPE, part, parts)
 
 
 def _pairs(rows: np.ndarray, heads: np.ndarray, members: np.ndarray, exact: bool) -> np.ndarray:
@@ -135,8 +188,10 @@ class SignatureReader:
                 m._mmap.madvise(mmap.MADV_DONTNEED)
 
 
-def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chunk: int = 65536) -> np.ndarray:
-    """The candidate pairs whose signatures agree on at least `threshold` of their values."""
+def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chunk: int = 8192) -> np.ndarray:
+    """The candidate pairs whose signatures agree on at least `threshold` of their values. Each
+    row read can bring a page of its shard's file into this process (4 KB for 448 bytes), held
+    until the chunk's pages are released: `chunk` pairs touch up to 2 x chunk pages."""
     keep = np.zeros(len(pairs), dtype=bool)
     for start in range(0, len(pairs), chunk):
         p = pairs[start:start + chunk]
@@ -188,25 +243,25 @@ def verify_content(pairs: np.ndarray, reader: ContentReader, threshold: float) -
 
 
 class FindPairs(PipelineStep):
-    """Pair task `rank` = bucket partition `rank`: exact pairs, verified near pairs."""
+    """Pair task `rank` = key range `rank` of `parts`: exact pairs, verified near pairs."""
 
     name = "👯 dedup pairs"
     type = "👯 - DEDUP"
 
-    def __init__(self, work: str, cfg: DedupConfig, num_perm: int):
+    def __init__(self, work: str, cfg: DedupConfig, num_perm: int, parts: int):
         super().__init__()
-        self.work, self.cfg, self.num_perm = work, cfg, num_perm
+        self.work, self.cfg, self.num_perm, self.parts = work, cfg, num_perm, parts
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator:
         t0 = time.perf_counter()
         work = Path(self.work)
         found = []
-        exact = _read_partition(work, "exact", rank)
+        exact = _read_partition(work, "exact", rank, self.parts)
         if len(exact):
             h, m = head_pairs(exact["key"], exact["order"])
             found.append(_pairs(exact, h, m, True))
         del exact
-        buckets = _read_partition(work, "buckets", rank)
+        buckets = _read_partition(work, "buckets", rank, self.parts)
         candidates = signature_pairs = 0
         if len(buckets):
             h, m = head_pairs(buckets["key"], buckets["order"])

@@ -97,8 +97,8 @@ def check_cluster_paths(paths: list, shared_fs: bool) -> None:
             raise ClusterPathError(
                 f"the Ray cluster has {nodes} nodes, but {getattr(path, 'path', path)} is a path on this "
                 "machine: tasks on the other nodes would not find it. Give an output on storage every node "
-                "reaches (an fsspec URL such as s3://bucket/run), or set ray.shared_fs=true if this path is "
-                "on a filesystem every node mounts.")
+                "reaches (an fsspec URL such as s3://bucket/run) and a curate.work_dir on a filesystem every "
+                "node mounts, and set ray.shared_fs=true to say these local paths are shared.")
 
 
 PipelineFactory = Callable[[], list]

@@ -1,8 +1,12 @@
 """Word and n-gram hashing shared by MinHash dedup and n-gram decontamination, all in numpy.
 
-Words are runs of word bytes in the UTF-8 text: ASCII letters (case folded), digits and `_`, and
-every non-ASCII character but the punctuation blocks (U+0080-U+00BF, U+2000-U+207F, U+3000-U+303F:
-no-break space, quotes, dashes, ellipsis, CJK full stops), so punctuation, case and spacing never hide a copy. A word's
+Words are runs of word bytes in the UTF-8 text: ASCII letters (case folded), digits, and every
+non-ASCII character but the punctuation blocks (U+0080-U+00BF, U+2000-U+207F, U+3000-U+303F:
+no-break space, quotes, dashes, ellipsis, CJK full stops), so punctuation, case and spacing never
+hide a copy. `_` separates words, as datatrove's MinHash text normalisation does: an identifier
+(`PyObject_SetAttr`) is several words, so an edit inside a code or API page changes the shingles
+of a few of them, not of a whole identifier, and near copies of such pages keep more shingles in
+common (a higher Jaccard similarity, so more of them share a band). A word's
 hash is a polynomial hash of its bytes computed for all words of many documents at once from one
 prefix sum (with modular inverses of the base, so no loop over words), then mixed (splitmix64).
 N-gram hashes combine word hashes with one multiplier per position: no Python loop over n-grams.
@@ -49,7 +53,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def _word_bytes(buf: np.ndarray) -> np.ndarray:
     """Mask of the bytes that belong to words."""
-    word = (((buf | 0x20) >= 97) & ((buf | 0x20) <= 122)) | ((buf >= 48) & (buf <= 57)) | (buf == 95) | (buf >= 0x80)
+    word = (((buf | 0x20) >= 97) & ((buf | 0x20) <= 122)) | ((buf >= 48) & (buf <= 57)) | (buf >= 0x80)
     # Non-ASCII punctuation: C2 80-BF (Latin-1 symbols, no-break space), E2 80/81 xx (quotes,
     # dashes, ellipsis) and E3 80 xx (CJK full stops and commas).
     lead2 = np.flatnonzero(buf[:-1] == 0xC2)

@@ -4,23 +4,26 @@
                                (meanwhile a forked job generates the recall seeds)
   scan (parallel, per shard)   read -> validate -> language id -> domain-aware heuristics
                                -> features, a batch at a time, streamed to files: exact hashes
-                                  and MinHash band keys to bucket partitions, signatures, ids,
+                                  and MinHash band keys in sorted runs, signatures, ids,
                                   benchmark n-gram matches, the shard's share of the classifier
                                   sample (one word hashing serves MinHash and decontamination)
-  dedup (parallel, per bucket partition, then driver)
-                               candidate pairs per partition, verified on the signatures; the
+  dedup (parallel, per key range, then driver)
+                               candidate pairs per range of bucket keys (as many ranges as
+                               the rows counted after the scan need), verified on the signatures; the
                                driver joins the verified pairs into clusters. Meanwhile forked
                                jobs train recall (per domain) and quality on the sample
   score (parallel, per shard)  the classifiers on every document; per-prefix counts, from which
-                               the driver picks the URL prefixes to expand
+                               the driver picks the URL prefixes to expand (a range of prefix
+                               hashes at a time)
   finish (parallel, per shard) apply recall + dedup -> quality -> decontamination
                                -> domain counts -> DIR/kept/<domain>_<shard>.jsonl.gz
 
-No step holds per-document data of the whole corpus: workers hold a batch, a partition or their
-shard's sample; the driver holds the sample (`max_train_docs`), the verified pairs and one count
-per URL prefix. Each parallel stage resumes through datatrove's completion files, each driver
-step through its own marker, so a killed run rerun on the same output finishes only what is
-left. Every decision is deterministic and keyed by input position (file, record), never by shard
+No step holds per-document data of the whole corpus: workers hold a batch, a run or key range of
+`dedup.partition_rows` rows, their shard's sample, and one count per URL prefix of their shard;
+the driver holds the sample (`max_train_docs`), the verified pairs, one range of prefix counts at
+a time and the hashes of the expanded prefixes. Each parallel stage resumes through datatrove's
+completion files, each driver step through its own marker, so a killed run rerun on the same
+output finishes only what is left. Every decision is deterministic and keyed by input position (file, record), never by shard
 (fixed seeds, single-threaded fastText, order-key sample and cluster representatives), so the
 kept set depends neither on the shard plan nor on where a run was interrupted.
 """
@@ -62,20 +65,49 @@ def _fingerprint(cfg: CurateConfig, seed: int, shards) -> str:
     """Every setting that changes a decision, the shard plan (finished shards are reused by rank,
     so a plan made for another worker count would mix two partitions of the input) and every
     input's stamp. The executor and the worker count change neither, once the plan is fixed."""
-    payload = cfg.model_dump(mode="json", exclude={"executor", "workers", "ray"})
+    payload = cfg.model_dump(mode="json", exclude={"executor", "workers", "ray", "work_dir"})
     plan = [[s.source, s.path, s.part, s.parts] for s in shards]
     blob = json.dumps([payload, seed, plan, input_stamps(shards)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _prepare_output(out: Path, fingerprint: str) -> None:
+def local_folder(url: str, what: str) -> Path:
+    """The local path of `url` (a path or a file:// URL); other filesystems are refused."""
+    from fsspec.core import split_protocol
+
+    protocol, path = split_protocol(str(url))
+    if protocol not in (None, "file", "local"):
+        raise ValueError(f"{what} {url} is not a folder of this machine's filesystem: the work files are "
+                         "memory-mapped and renamed in place, so they need a local path (on a Ray cluster of several "
+                         "nodes, one every node mounts); the output may be on any fsspec filesystem")
+    return Path(path)
+
+
+def locations(cfg: CurateConfig, output_dir) -> tuple:
+    """(the output as a datatrove DataFolder, its URL, the local work folder)."""
+    from datatrove.io import get_datafolder
+
+    url = str(output_dir).rstrip("/")
+    out = get_datafolder(url)
+    if cfg.work_dir is not None:
+        work = local_folder(cfg.work_dir, "curate.work_dir")
+    elif out.is_local():
+        work = Path(out.path) / "_work"
+    else:
+        raise ValueError(f"the output {url} is not on this machine's filesystem: set curate.work_dir to a local "
+                         "folder for the work files (on a Ray cluster of several nodes, one every node mounts)")
+    return out, url, work
+
+
+def _prepare_output(out, work: Path, fingerprint: str) -> None:
     """Reuse partial work of the same config; start clean when the config changed."""
-    marker = out / "_work" / "fingerprint"
+    marker = work / "fingerprint"
     if marker.exists() and marker.read_text() != fingerprint:
-        log.warning("config, shard plan or inputs changed since the last run in %s: starting over", out)
-        for name in ("_work", "kept", "removed", "summary.json", "mixtures.json"):
-            path = out / name
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        log.warning("config, shard plan or inputs changed since the last run in %s: starting over", work)
+        shutil.rmtree(work, ignore_errors=True)
+        for name in ("kept", "removed", "summary.json", "mixtures.json"):
+            if out.exists(name):
+                out.rm(name, recursive=out.isdir(name))
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint)
 
@@ -87,14 +119,13 @@ def file_ordinals(shards) -> list[int]:
     return [numbers.setdefault((s.source, s.path), len(numbers)) for s in shards]
 
 
-def scan_pipeline(cfg: CurateConfig, shards, out: Path) -> tuple[list, list]:
+def scan_pipeline(cfg: CurateConfig, shards, out: str, work: Path) -> tuple[list, list]:
     from infir.curate.filters.heuristic import HeuristicFilter
     from infir.curate.langid import LanguageFilter
     from infir.curate.shard_steps import Featurize
     from infir.curate.steps import ShardStats, Validate
 
-    removed = str(out) if cfg.write_removed else None
-    work = out / "_work"
+    removed = out if cfg.write_removed else None
     steps = [Validate(removed)]
     if cfg.langid.enabled:
         steps.append(LanguageFilter(cfg.langid, removed))
@@ -113,23 +144,21 @@ def _score_columns(cfg: CurateConfig) -> int:
     return (len(cfg.recall.domains) if cfg.recall.enabled else 0) + 1
 
 
-def score_pipeline(cfg: CurateConfig, out: Path) -> list:
+def score_pipeline(cfg: CurateConfig, work: Path) -> list:
     from infir.curate.shard_steps import ScanReader, ScoreShard
 
-    work = out / "_work"
     return [ScanReader(str(work / "scan")),
             ScoreShard(str(work), cfg.recall, cfg.recall.domains if cfg.recall.enabled else [], cfg.quality.enabled)]
 
 
-def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
+def finish_pipeline(cfg: CurateConfig, out: str, work: Path) -> list:
     from infir.curate.decontam import Decontaminate
     from infir.curate.mixture import DomainCount
     from infir.curate.quality import QualityFilter
     from infir.curate.shard_steps import ApplyDedup, ApplyRecall, ScanReader
     from infir.curate.steps import ShardStats, gzip_writer
 
-    removed = str(out) if cfg.write_removed else None
-    work = out / "_work"
+    removed = out if cfg.write_removed else None
     steps = [ApplyRecall(str(work), cfg.recall)]
     if cfg.dedup.enabled:
         steps.append(ApplyDedup(str(work), removed))
@@ -138,14 +167,15 @@ def finish_pipeline(cfg: CurateConfig, out: Path) -> list:
     if cfg.decontam.enabled:
         steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))
-    writer = gzip_writer(str(out / "kept"), "${domain}_${rank}.jsonl.gz")
+    writer = gzip_writer(f"{out}/kept", "${domain}_${rank}.jsonl.gz")
     return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
 
 
-def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
-    """The pair stage (one task per bucket partition), then clusters on the driver."""
+def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int, outputs: tuple) -> dict:
+    """The pair stage (one task per key range of about `dedup.partition_rows` rows), then clusters
+    on the driver."""
     from infir.curate.dedup import MinHasher
-    from infir.curate.dedup_stages import FindPairs, resolve
+    from infir.curate.dedup_stages import FindPairs, plan_partitions, resolve
 
     done = work / "dedup.json"
     if done.exists():
@@ -156,10 +186,12 @@ def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
 
         boilerplate = prepare_boilerplate(cfg, work, n_shards) if cfg.dedup.content_threshold is not None else None
         num_perm = MinHasher(cfg.dedup).num_perm
-        run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm)], cfg.dedup.partitions, cfg.workers,
-                     str(work / "logs/pairs"), cfg.ray)
-        report = resolve(work, n_shards, cfg.dedup.partitions)
+        parts = plan_partitions(work, cfg.dedup)
+        run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm, parts)], parts, cfg.workers,
+                     str(work / "logs/pairs"), cfg.ray, outputs)
+        report = resolve(work, n_shards, parts)
         report["boilerplate"] = boilerplate
+        report["partitions"] = parts
     else:
         report = {}
     report["wall_seconds"] = time.perf_counter() - t0
@@ -170,16 +202,17 @@ def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
 
 
 def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
-    """Curate `cfg.sources` into `output_dir` (see the module doc); returns the summary."""
+    """Curate `cfg.sources` into `output_dir`, a path or an fsspec URL (see the module doc and
+    `CurateConfig.work_dir`); returns the summary."""
     from infir.curate.select import (expand_prefixes, finish_training, prepare_decontam, scan_seconds,
                                      start_seeds, start_training)
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    folder, out, work = locations(cfg, output_dir)
+    folder.makedirs("", exist_ok=True)
     t_start = time.perf_counter()
     shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
-    _prepare_output(out, _fingerprint(cfg, seed, shards))
-    work = out / "_work"
+    _prepare_output(folder, work, _fingerprint(cfg, seed, shards))
+    outputs = (out,)  # checked, like the work folder, on a Ray cluster of several nodes
     reporter = Reporter()
     (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
     n = len(shards)
@@ -193,23 +226,25 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
                 prepare["decontam"] = prepare_decontam(cfg, work)
                 walls["prepare"] = done()
         with reporter.stage("scan", f"{n} shards on {cfg.workers} {cfg.executor} workers") as done:
-            pipeline, _ = scan_pipeline(cfg, shards, out)
-            run_pipeline(cfg.executor, pipeline, n, cfg.workers, str(work / "logs/scan"), cfg.ray)
+            pipeline, _ = scan_pipeline(cfg, shards, out, work)
+            run_pipeline(cfg.executor, pipeline, n, cfg.workers, str(work / "logs/scan"), cfg.ray, outputs)
             walls["scan"] = done()
-        with reporter.stage("dedup", f"pairs in {cfg.dedup.partitions} bucket partitions, clusters; "
+        with reporter.stage("dedup", "pairs per key range, clusters; "
                                      "classifiers train on the sample meanwhile") as done:
             train_jobs = start_training(cfg, work, n, seed, seeds_job)
-            dedup = _dedup_pairs(cfg, work, n)
+            dedup = _dedup_pairs(cfg, work, n, outputs)
             train = finish_training(cfg, work, train_jobs)
             train_jobs = None
             walls["dedup"] = done()
         with reporter.stage("score", "recall and quality classifiers on every document") as done:
             if cfg.recall.enabled or cfg.quality.enabled:
-                run_pipeline(cfg.executor, score_pipeline(cfg, out), n, cfg.workers, str(work / "logs/score"), cfg.ray)
+                run_pipeline(cfg.executor, score_pipeline(cfg, work), n, cfg.workers, str(work / "logs/score"),
+                             cfg.ray, outputs)
             expand = expand_prefixes(cfg, work, n)
             walls["score"] = done()
         with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-            run_pipeline(cfg.executor, finish_pipeline(cfg, out), n, cfg.workers, str(work / "logs/finish"), cfg.ray)
+            run_pipeline(cfg.executor, finish_pipeline(cfg, out, work), n, cfg.workers, str(work / "logs/finish"),
+                         cfg.ray, outputs)
             walls["finish"] = done()
     finally:
         if seeds_job is not None:
@@ -221,6 +256,6 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     select_report = {**train, "dedup": {**dedup, "seconds": featurize["dedup"] + dedup.get("wall_seconds", 0.0)},
                      "expand": expand, "decontam_match_seconds": featurize["decontam"], **prepare}
     select_report["recall"]["seconds"] += featurize["recall"] + expand.get("score_seconds", 0.0)
-    summary = build_summary(cfg, out, n, select_report, walls, time.perf_counter() - t_start)
+    summary = build_summary(cfg, folder, work, n, select_report, walls, time.perf_counter() - t_start)
     reporter.funnel(summary)
     return summary

@@ -5,7 +5,7 @@
   model, trained in forked jobs on the run's classifier sample: the `max_train_docs` documents
   with the smallest draws (`shard_steps.sample_hash`), merged from the shards' own smallest;
 - `expand_prefixes`: URL prefixes whose pages are mostly recalled, from the per-prefix counts the
-  score stage wrote.
+  score stage wrote, summed one range of prefix hashes at a time.
 Dedup clusters are resolved in `dedup_stages.resolve`. Each step saves its report last; when it is
 present, a rerun skips the step.
 """
@@ -189,30 +189,43 @@ def finish_training(cfg: CurateConfig, work: Path, jobs: dict | None) -> dict:
 def expand_prefixes(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
     """Domain-level expansion: a URL prefix with at least `expand_min_pages` pages, of which at
     least `expand_min_fraction` are recalled, has its other pages reconsidered at the lower
-    `expand_threshold` (applied per document in the finishing stage). Writes
-    `decisions/expand.json` ({domain: [prefixes]}); memory is one count per prefix."""
+    `expand_threshold` (applied per document in the finishing stage). The shards' counts, runs
+    sorted by prefix hash, are summed one range of hashes at a time (as many ranges as hold about
+    `dedup.partition_rows` rows each), so memory follows that setting, not the number of prefixes.
+    Writes `decisions/expand_<domain>.u64`, the sorted hashes of the expanded prefixes."""
+    import math
+
+    from infir.curate.dedup_stages import PREFIX_BITS, read_range
+    from infir.curate.shard_steps import prefix_dtype
+
     done = work / "expand.json"
     if done.exists():
         return json.loads(done.read_text())
     t0 = time.perf_counter()
     domains = cfg.recall.domains if cfg.recall.enabled else []
-    counts: dict[str, list[int]] = {}
-    score_seconds = 0.0
-    for rank in range(n_shards):
-        path = work / "prefixes" / f"{rank:05d}.json"
-        if not path.exists():
+    dtype = prefix_dtype(len(cfg.recall.domains) + 1 if cfg.recall.enabled else 1)
+    runs = [p for p in (work / "prefixes" / f"{rank:05d}.bin" for rank in range(n_shards)) if p.exists()]
+    score_seconds = sum(json.loads(p.with_suffix(".json").read_text())["seconds"] for p in runs)
+    rows = sum(p.stat().st_size for p in runs) // dtype.itemsize
+    parts = max(1, min(1 << PREFIX_BITS, math.ceil(rows / cfg.dedup.partition_rows)))
+    expanded: dict[str, list[np.ndarray]] = {d: [] for d in domains}
+    distinct = 0
+    for part in range(parts):
+        block = read_range(runs, dtype, part, parts)
+        if not len(block):
             continue
-        data = json.loads(path.read_text())
-        score_seconds += data["seconds"]
-        for prefix, c in data["prefixes"].items():
-            total = counts.setdefault(prefix, [0] * len(c))
-            for k, v in enumerate(c):
-                total[k] += v
-    expanded = {d: sorted(p for p, c in counts.items() if c[0] >= cfg.recall.expand_min_pages
-                          and c[k + 1] >= cfg.recall.expand_min_fraction * c[0])
-                for k, d in enumerate(domains)}
+        block = block[np.argsort(block["hash"], kind="stable")]
+        starts = np.flatnonzero(np.r_[True, block["hash"][1:] != block["hash"][:-1]])
+        counts, hashes = np.add.reduceat(block["counts"], starts, axis=0), block["hash"][starts]
+        distinct += len(hashes)
+        for k, d in enumerate(domains):
+            chosen = (counts[:, 0] >= cfg.recall.expand_min_pages) & \
+                (counts[:, k + 1] >= cfg.recall.expand_min_fraction * counts[:, 0])
+            expanded[d].append(hashes[chosen])
     out = work / "decisions"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "expand.json").write_text(json.dumps(expanded))
-    return _save(done, {"prefixes": len(counts), "expanded": {d: len(v) for d, v in expanded.items()},
-                        "score_seconds": score_seconds, "seconds": time.perf_counter() - t0})
+    for d, chunks in expanded.items():
+        # ranges ascend and each is sorted: the concatenation is sorted
+        np.concatenate(chunks or [np.zeros(0, dtype=np.uint64)]).tofile(out / f"expand_{d}.u64")
+    return _save(done, {"prefixes": distinct, "expanded": {d: int(sum(map(len, v))) for d, v in expanded.items()},
+                        "ranges": parts, "score_seconds": score_seconds, "seconds": time.perf_counter() - t0})

@@ -53,7 +53,7 @@ def sample_hash(orders: np.ndarray) -> np.ndarray:
 class Featurize(PipelineStep):
     """Computes, a batch of documents at a time, what the later stages need, and streams it to
     files: word hashes once (shared by the MinHash signatures and the benchmark n-gram lookup),
-    exact hashes and band keys to the dedup partitions (`dedup_stages.BucketWriter`), the ids, and
+    exact hashes and band keys in sorted runs (`dedup_stages.BucketWriter`), the ids, and
     the shard's share of the classifier sample (its `sample_docs` smallest draws). Memory is a
     batch plus the sample, whatever the shard's size."""
 
@@ -179,7 +179,8 @@ class ScanReader(PipelineStep):
 class ScoreShard(PipelineStep):
     """The classifiers trained on the sample, applied to every document of one shard: writes the
     recall score per domain and the quality score (`scores/<rank>.f32`, one row per document) and
-    the shard's pages and recalled pages per URL prefix (`prefixes/<rank>.json`, for expansion)."""
+    the shard's pages and recalled pages per URL prefix, keyed by the prefix's hash, as a run
+    sorted by it (`prefixes/<rank>.bin`, for expansion, see `select.expand_prefixes`)."""
 
     name = "🎯 score"
     type = "🎯 - CLASSIFY"
@@ -203,7 +204,7 @@ class ScoreShard(PipelineStep):
                 models[d] = _FastText(model_path=str(work / f"recall_{d}.bin"))
         has_quality = self.quality and (work / "quality.bin").exists()
         quality = _FastText(model_path=str(work / "quality.bin")) if has_quality else None
-        prefixes: dict[str, list[int]] = {}
+        prefixes: dict[int, list[int]] = {}
         columns = len(self.domains) + 1
         (work / "scores").mkdir(parents=True, exist_ok=True)
         path = work / "scores" / f"{rank:05d}.f32"
@@ -221,15 +222,34 @@ class ScoreShard(PipelineStep):
                 for doc, row in zip(batch, block):
                     prefix = url_prefix(doc.metadata.get("url"), self.recall.url_prefix_depth)
                     if prefix:
-                        counts = prefixes.setdefault(prefix, [0] * columns)
+                        counts = prefixes.setdefault(prefix_hash(prefix), [0] * columns)
                         counts[0] += 1
                         for k in range(len(self.domains)):
                             counts[k + 1] += int(row[k] >= self.recall.threshold)
         path.with_name(path.name + ".tmp").replace(path)
+        from infir.curate.dedup_stages import write_run
+
         (work / "prefixes").mkdir(parents=True, exist_ok=True)
+        rows = np.zeros(len(prefixes), dtype=prefix_dtype(columns))
+        if prefixes:
+            rows["hash"] = np.fromiter(prefixes, dtype=np.uint64, count=len(prefixes))
+            rows["counts"] = np.array(list(prefixes.values()), dtype=np.int64)
+        for path in write_run(work / "prefixes" / f"{rank:05d}.bin", rows, "hash", suffix=".tmp"):
+            path.with_name(path.name + ".tmp").replace(path)
         _atomic_bytes(work / "prefixes" / f"{rank:05d}.json", lambda f: f.write(json.dumps(
-            {"prefixes": prefixes, "seconds": time.perf_counter() - t0}).encode()))
+            {"prefixes": len(prefixes), "seconds": time.perf_counter() - t0}).encode()))
         return iter(())
+
+
+def prefix_hash(prefix: str) -> int:
+    import xxhash
+
+    return xxhash.xxh3_64_intdigest(prefix.encode("utf-8", "surrogatepass"))
+
+
+def prefix_dtype(columns: int) -> np.dtype:
+    """A URL prefix's row: its hash, its pages and, per recall domain, its recalled pages."""
+    return np.dtype([("hash", "<u8"), ("counts", "<i8", (columns,))])
 
 
 def load_scores(work_dir: str, rank: int, columns: int) -> np.ndarray:
@@ -254,8 +274,17 @@ class ApplyRecall(CurateStep):
 
     def setup(self, rank: int, world_size: int) -> None:
         self._scores = load_scores(self.work_dir, rank, len(self.cfg.domains) + 1) if self.cfg.enabled else None
-        expand = Path(self.work_dir) / "decisions" / "expand.json"
-        self._expanded = {d: set(v) for d, v in json.loads(expand.read_text()).items()} if expand.exists() else {}
+        folder = Path(self.work_dir) / "decisions"
+        self._expanded = {d: np.fromfile(folder / f"expand_{d}.u64", dtype=np.uint64)
+                          for d in self.cfg.domains if (folder / f"expand_{d}.u64").exists()}
+
+    def _expanded_in(self, domain: str, prefix: str | None) -> bool:
+        hashes = self._expanded.get(domain)
+        if prefix is None or hashes is None or not len(hashes):
+            return False
+        h = np.uint64(prefix_hash(prefix))
+        i = int(np.searchsorted(hashes, h))
+        return i < len(hashes) and hashes[i] == h
 
     def filter(self, doc: Document) -> bool:
         from infir.curate.recall import url_prefix
@@ -271,7 +300,7 @@ class ApplyRecall(CurateStep):
         best, best_score = "web", -1.0
         for k, d in enumerate(cfg.domains):
             s = float(self._scores[i, k])
-            recalled = s >= cfg.threshold or (prefix in self._expanded.get(d, ()) and s >= cfg.expand_threshold)
+            recalled = s >= cfg.threshold or (s >= cfg.expand_threshold and self._expanded_in(d, prefix))
             if d == "code" and cfg.code_requires_program and not doc.metadata.get("_program"):
                 recalled = False
             if recalled and s > best_score:

@@ -29,11 +29,12 @@ def _add_books(total: dict, books: dict) -> None:
         slot["tokens"] += counts["tokens"]
 
 
-def build_summary(cfg: CurateConfig, out: Path, n_shards: int, select: dict, walls: dict, wall: float) -> dict:
+def build_summary(cfg: CurateConfig, out, work: Path, n_shards: int, select: dict, walls: dict, wall: float) -> dict:
+    """`out`: the output folder (a datatrove DataFolder, any fsspec filesystem); `work`: the work folder."""
     steps: dict[str, dict] = {}
     for stage in ("scan", "finish"):
         for rank in range(n_shards):
-            for books in json.loads((out / "_work/stats" / stage / f"{rank:05d}.json").read_text())["steps"]:
+            for books in json.loads((work / "stats" / stage / f"{rank:05d}.json").read_text())["steps"]:
                 _add_books(steps, books)
     for name in ("recall", "dedup"):  # driver time of the global steps, plus their share of the scan
         if name in steps and name in select:
@@ -56,7 +57,8 @@ def build_summary(cfg: CurateConfig, out: Path, n_shards: int, select: dict, wal
     mix = mixtures(cfg.mixture, {d: v["tokens"] for d, v in per_domain.items()},
                    {d: v["docs"] for d, v in per_domain.items()})
     if cfg.mixture.enabled:
-        (out / "mixtures.json").write_text(json.dumps({k: v for k, v in mix.items() if k != "token_count"}, indent=2))
+        with out.open("mixtures.json", "wt") as f:
+            f.write(json.dumps({k: v for k, v in mix.items() if k != "token_count"}, indent=2))
     docs_read = funnel[0]["docs_in"] if funnel else 0
     kept = funnel[-1]["docs_out"] if funnel else 0
     summary = {
@@ -72,5 +74,6 @@ def build_summary(cfg: CurateConfig, out: Path, n_shards: int, select: dict, wal
         "outputs": {"kept": "kept/<domain>_<shard>.jsonl.gz", "removed": "removed/<step>/<shard>.jsonl.gz"
                     if cfg.write_removed else None, "mixtures": "mixtures.json" if cfg.mixture.enabled else None},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    with out.open("summary.json", "wt") as f:
+        f.write(json.dumps(summary, indent=2, default=str))
     return summary

@@ -1,0 +1,79 @@
+"""Outputs on fsspec filesystems (datatrove DataFolders), the work folder on a local one."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from infir.curate.config import CurateConfig, SourceConfig
+from infir.curate.pipeline import run_curate
+
+
+def _corpus(path: Path) -> None:
+    from infir.data.builtin import iter_builtin
+
+    docs = list(iter_builtin("python_docs", max_docs=30)) + list(iter_builtin("reasoning_gym", docs_per_family=3))
+    docs.insert(4, {**docs[0], "id": "copy"})  # an exact duplicate, removed by the dedup stages
+    path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"], "url": d["url"]}) + "\n" for d in docs))
+
+
+def _cfg(path: Path, workers: int, **kw) -> CurateConfig:
+    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(path)])], workers=workers, tasks=2, **kw)
+    for section in (cfg.recall, cfg.quality, cfg.decontam):
+        section.enabled = False
+    return cfg
+
+
+def _kept_ids(fs, folder: str) -> list[str]:
+    ids = []
+    for name in fs.glob(f"{folder}/kept/*.jsonl.gz"):
+        with fs.open(name, "rb") as f:
+            ids += [json.loads(line)["id"] for line in gzip.decompress(f.read()).splitlines()]
+    return sorted(ids)
+
+
+def test_output_on_a_memory_filesystem_equals_a_local_run(tmp_path):
+    """memory:// is no local folder: every output goes through fsspec. One worker, so the tasks run
+    in this process and see the same in-memory filesystem."""
+    corpus = tmp_path / "in.jsonl"
+    _corpus(corpus)
+    local = run_curate(_cfg(corpus, 1), tmp_path / "local")
+    url = "memory://infir-curate-test/out"
+    remote = run_curate(_cfg(corpus, 1, work_dir=str(tmp_path / "work")), url)
+    fs = fsspec.filesystem("memory")
+    try:
+        assert remote["totals"] == {**local["totals"], "seconds": remote["totals"]["seconds"],
+                                    "stage_seconds": remote["totals"]["stage_seconds"]}
+        assert local["select"]["dedup"]["removed"] >= 1
+        kept = _kept_ids(fs, "/infir-curate-test/out")
+        assert kept and kept == _kept_ids(fsspec.filesystem("file"), str(tmp_path / "local"))
+        assert "copy" not in kept
+        assert json.loads(fs.cat("/infir-curate-test/out/summary.json"))["totals"]["docs_kept"] == len(kept)
+        assert fs.glob("/infir-curate-test/out/removed/dedup/*.jsonl.gz")
+        assert not (tmp_path / "work" / "kept").exists() and (tmp_path / "work" / "fingerprint").exists()
+    finally:
+        fs.rm("/infir-curate-test", recursive=True)
+
+
+def test_file_urls_for_output_and_work_with_parallel_workers(tmp_path):
+    corpus = tmp_path / "in.jsonl"
+    _corpus(corpus)
+    local = run_curate(_cfg(corpus, 2), tmp_path / "local")
+    remote = run_curate(_cfg(corpus, 2, work_dir=f"file://{tmp_path}/work"), f"file://{tmp_path}/out")
+    assert remote["totals"]["docs_kept"] == local["totals"]["docs_kept"]
+    files = fsspec.filesystem("file")
+    assert _kept_ids(files, str(tmp_path / "out")) == _kept_ids(files, str(tmp_path / "local"))
+    assert (tmp_path / "work" / "buckets").is_dir() and not (tmp_path / "out" / "_work").exists()
+
+
+def test_work_folder_must_be_local(tmp_path):
+    corpus = tmp_path / "in.jsonl"
+    _corpus(corpus)
+    with pytest.raises(ValueError, match="set curate.work_dir"):
+        run_curate(_cfg(corpus, 1), "memory://infir-curate-test/no-work")
+    with pytest.raises(ValueError, match="work_dir memory://scratch is not a folder of this machine"):
+        run_curate(_cfg(corpus, 1, work_dir="memory://scratch"), tmp_path / "out")
