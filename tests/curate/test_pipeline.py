@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from infir.curate.cli import main as cli_main
 from infir.curate.config import CurateConfig, SourceConfig
 from infir.curate.pipeline import run_curate
+from tests.curate.interrupt import kill_after_first_completion
 
 
 QUESTION = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
@@ -124,13 +122,8 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
         "cfg = _small_cfg([%r]); cfg.tasks = 4\n"
         "run_curate(cfg, %r)\n") % (
         str(Path(__file__).parent), str(plain), str(tmp_path / "run"))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = tmp_path / "run/_work/logs/scan/completions"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (completions.is_dir() and any(completions.iterdir())):
-        time.sleep(0.2)
-    proc.kill()
-    proc.wait()
+    kill_after_first_completion(script, completions, timeout=120)
     assert completions.is_dir() and not (tmp_path / "run/summary.json").exists()
     cfg = _small_cfg([str(plain)])
     cfg.tasks = 4

@@ -22,6 +22,7 @@ from ray.cluster_utils import Cluster
 from infir.curate.config import CurateConfig, RayConfig, SourceConfig
 from infir.curate.executors import ClusterPathError, alive_nodes, check_cluster_paths, run_pipeline
 from infir.curate.pipeline import run_curate
+from tests.curate.interrupt import kill_after_first_completion
 
 # Small nodes: the suite shares a small machine; tasks reserve little memory.
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
@@ -144,13 +145,8 @@ def test_rerun_after_the_driver_is_killed_runs_only_unfinished_tasks(cluster, tm
         "ray.init(address=%r)\n"
         "run_pipeline('ray', [_Mark(%r, None)], 6, 2, %r, SMALL_TASKS)\n") % (
         str(Path(__file__).resolve().parents[2]), cluster.address, str(ran), str(logs))
-    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     completions = logs / "completions"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (completions.is_dir() and any(completions.iterdir())):
-        time.sleep(0.1)
-    driver.kill()
-    driver.wait()
+    kill_after_first_completion(script, completions, timeout=60)
     time.sleep(3)  # the killed driver's job and its actors end
     done = {int(p.name) for p in completions.iterdir()}
     assert 0 < len(done) < 6, done  # killed midway

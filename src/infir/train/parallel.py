@@ -170,6 +170,6 @@ def shutdown(synchronize: bool = False) -> None:
     global _COORDINATION
     if dist.is_initialized():
         if synchronize:
-            dist.barrier(group=_COORDINATION if _COORDINATION is not None else dist.new_group(backend="gloo"))
+            dist.barrier(group=coordination_group())
         dist.destroy_process_group()
     _COORDINATION = None
