@@ -1,4 +1,4 @@
-"""Outputs on fsspec filesystems (datatrove DataFolders), the work folder on a local one."""
+"""Outputs and the work folder on fsspec filesystems (datatrove DataFolders, `WorkFolder`)."""
 
 from __future__ import annotations
 
@@ -70,10 +70,18 @@ def test_file_urls_for_output_and_work_with_parallel_workers(tmp_path):
     assert (tmp_path / "work" / "buckets").is_dir() and not (tmp_path / "out" / "_work").exists()
 
 
-def test_work_folder_must_be_local(tmp_path):
+def test_work_and_output_on_a_memory_filesystem_equal_a_local_run(tmp_path):
+    """No local folder at all: the work folder defaults to `<output>/_work` on the same fsspec
+    filesystem, and tasks move its files through their node-local cache."""
     corpus = tmp_path / "in.jsonl"
     _corpus(corpus)
-    with pytest.raises(ValueError, match="set curate.work_dir"):
-        run_curate(_cfg(corpus, 1), "memory://infir-curate-test/no-work")
-    with pytest.raises(ValueError, match="work_dir memory://scratch is not a folder of this machine"):
-        run_curate(_cfg(corpus, 1, work_dir="memory://scratch"), tmp_path / "out")
+    local = run_curate(_cfg(corpus, 1), tmp_path / "local")
+    fs = fsspec.filesystem("memory")
+    try:
+        remote = run_curate(_cfg(corpus, 1, work_cache_dir=str(tmp_path / "cache")), "memory://infir-curate-test/w")
+        assert remote["totals"]["docs_kept"] == local["totals"]["docs_kept"]
+        assert _kept_ids(fs, "/infir-curate-test/w") == _kept_ids(fsspec.filesystem("file"), str(tmp_path / "local"))
+        assert fs.exists("/infir-curate-test/w/_work/dedup.json") and fs.glob("/infir-curate-test/w/_work/sigs/*")
+        assert not list((tmp_path / "cache").glob("*/*"))  # the driver's cache is dropped at the end
+    finally:
+        fs.rm("/infir-curate-test", recursive=True)
