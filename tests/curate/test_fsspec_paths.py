@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import fsspec
-import pytest
 
 from infir.curate.config import CurateConfig, SourceConfig
 from infir.curate.pipeline import run_curate
@@ -83,5 +82,26 @@ def test_work_and_output_on_a_memory_filesystem_equal_a_local_run(tmp_path):
         assert _kept_ids(fs, "/infir-curate-test/w") == _kept_ids(fsspec.filesystem("file"), str(tmp_path / "local"))
         assert fs.exists("/infir-curate-test/w/_work/dedup.json") and fs.glob("/infir-curate-test/w/_work/sigs/*")
         assert not list((tmp_path / "cache").glob("*/*"))  # the driver's cache is dropped at the end
+    finally:
+        fs.rm("/infir-curate-test", recursive=True)
+
+
+def test_work_folder_cache_trusts_only_a_copy_of_the_published_size(tmp_path):
+    from infir.curate.workfolder import WorkFolder
+
+    fs = fsspec.filesystem("memory")
+    work = WorkFolder("memory://infir-curate-test/wf", "fp", cache_dir=str(tmp_path / "cache"))
+    try:
+        (work / "runs").mkdir(parents=True)
+        (work / "runs/a.bin").write_bytes(bytes(range(16)))
+        work.publish(work / "runs/a.bin")
+        assert work.sizes("runs", ".bin") == {"a.bin": 16} and work.exists("runs/a.bin")
+        assert work.read_range("runs/a.bin", "u1", 4, 3).tolist() == [4, 5, 6]
+        (work / "runs/a.bin").write_bytes(b"partial")  # a killed attempt's copy on this node
+        assert work.fetch("runs/a.bin").read_bytes() == bytes(range(16))
+        assert work.fetch("runs/none.bin", missing_ok=True) is None and work.read_text("none") is None
+        other = WorkFolder("memory://infir-curate-test/wf", "fp", cache_dir=str(tmp_path / "other"))
+        assert other.fetch("runs/a.bin").read_bytes() == bytes(range(16))  # another node's empty cache
+        assert other.local != work.local and WorkFolder("memory://infir-curate-test/wf", "fp2").local != work.local
     finally:
         fs.rm("/infir-curate-test", recursive=True)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import socket
-import sys
 import time
 from pathlib import Path
 
