@@ -265,7 +265,8 @@ class CurateConfig(Section):
     # fsspec URL too.
     work_dir: str | None = None
     # The node-local cache of a remote work_dir: None: each node's $INFIR_CURATE_CACHE, else its
-    # temporary folder. It holds about what a local work folder would, spread over the nodes.
+    # temporary folder. It holds about what a local work folder would, spread over the nodes; the
+    # driver's copy is removed when the run ends, other nodes' copies stay until removed.
     work_cache_dir: str | None = None
     workers: int = 2
     tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)

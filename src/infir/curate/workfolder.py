@@ -138,7 +138,7 @@ class WorkFolder:
             return np.fromfile(self.local / rel, dtype=dtype, count=count, offset=offset * dtype.itemsize)
         start = offset * dtype.itemsize
         data = self.fs.cat_file(self._remote(rel), start=start, end=start + count * dtype.itemsize)
-        return np.frombuffer(data, dtype=dtype).copy()
+        return np.frombuffer(data, dtype=dtype)  # read-only, as callers only concatenate or index it
 
     # -- moving files between the node's cache and the work folder --------------------------
     def fetch(self, rel: str, missing_ok: bool = False) -> Path | None:
