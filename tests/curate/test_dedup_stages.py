@@ -12,6 +12,7 @@ import numpy as np
 from infir.curate.config import CurateConfig, DedupConfig, SourceConfig
 from infir.curate.dedup import components
 from infir.curate.dedup_stages import PREFIX_BITS, BucketWriter, _read_partition, plan_partitions, prefix_range
+from infir.curate.workfolder import WorkFolder
 from infir.curate.pipeline import run_curate
 
 
@@ -88,11 +89,12 @@ def test_key_ranges_split_the_runs_without_loss_or_overlap(tmp_path):
         writer.close()
     assert not list(tmp_path.rglob("*.tmp"))
     total = 2 * 7 * 90 * cfg.bands
-    assert plan_partitions(tmp_path, cfg) == -(-total // 1000)
-    everything = np.sort(_read_partition(tmp_path, "buckets", 0, 1), order=["key", "order"])
+    work = WorkFolder(str(tmp_path))
+    assert plan_partitions(work, cfg) == -(-total // 1000)
+    everything = np.sort(_read_partition(work, "buckets", 0, 1), order=["key", "order"])
     assert len(everything) == total
     for parts in (2, 5, 16):
-        pieces = [_read_partition(tmp_path, "buckets", p, parts) for p in range(parts)]
+        pieces = [_read_partition(work, "buckets", p, parts) for p in range(parts)]
         for p, piece in enumerate(pieces):
             lo, hi = prefix_range(p, parts)
             prefixes = piece["key"] >> np.uint64(64 - PREFIX_BITS)

@@ -12,6 +12,7 @@ from infir.curate.config import CurateConfig
 from infir.curate.dedup_stages import write_run
 from infir.curate.select import expand_prefixes
 from infir.curate.shard_steps import ApplyRecall, prefix_dtype, prefix_hash
+from infir.curate.workfolder import WorkFolder
 
 
 def _shards(work, rng: random.Random, n_shards: int) -> dict[str, list[int]]:
@@ -46,9 +47,9 @@ def test_expanded_prefixes_equal_a_plain_count_for_any_number_of_ranges(tmp_path
         work = tmp_path / f"r{rows}"
         _shards(work, random.Random(0), 4)
         cfg.dedup.partition_rows = rows
-        report = expand_prefixes(cfg, work, 4)
+        report = expand_prefixes(cfg, WorkFolder(str(work)), 4)
         assert report["ranges"] == ranges and report["prefixes"] == len(totals)
-        step = ApplyRecall(str(work), cfg.recall)
+        step = ApplyRecall(WorkFolder(str(work)), cfg.recall)
         step.setup(0, 1)
         for d in r.domains:
             assert report["expanded"][d] == len(expected[d])

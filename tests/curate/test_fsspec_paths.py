@@ -1,4 +1,4 @@
-"""Outputs on fsspec filesystems (datatrove DataFolders), the work folder on a local one."""
+"""Outputs and the work folder on fsspec filesystems (datatrove DataFolders, `WorkFolder`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import fsspec
-import pytest
 
 from infir.curate.config import CurateConfig, SourceConfig
 from infir.curate.pipeline import run_curate
@@ -70,10 +69,39 @@ def test_file_urls_for_output_and_work_with_parallel_workers(tmp_path):
     assert (tmp_path / "work" / "buckets").is_dir() and not (tmp_path / "out" / "_work").exists()
 
 
-def test_work_folder_must_be_local(tmp_path):
+def test_work_and_output_on_a_memory_filesystem_equal_a_local_run(tmp_path):
+    """No local folder at all: the work folder defaults to `<output>/_work` on the same fsspec
+    filesystem, and tasks move its files through their node-local cache."""
     corpus = tmp_path / "in.jsonl"
     _corpus(corpus)
-    with pytest.raises(ValueError, match="set curate.work_dir"):
-        run_curate(_cfg(corpus, 1), "memory://infir-curate-test/no-work")
-    with pytest.raises(ValueError, match="work_dir memory://scratch is not a folder of this machine"):
-        run_curate(_cfg(corpus, 1, work_dir="memory://scratch"), tmp_path / "out")
+    local = run_curate(_cfg(corpus, 1), tmp_path / "local")
+    fs = fsspec.filesystem("memory")
+    try:
+        remote = run_curate(_cfg(corpus, 1, work_cache_dir=str(tmp_path / "cache")), "memory://infir-curate-test/w")
+        assert remote["totals"]["docs_kept"] == local["totals"]["docs_kept"]
+        assert _kept_ids(fs, "/infir-curate-test/w") == _kept_ids(fsspec.filesystem("file"), str(tmp_path / "local"))
+        assert fs.exists("/infir-curate-test/w/_work/dedup.json") and fs.glob("/infir-curate-test/w/_work/sigs/*")
+        assert not list((tmp_path / "cache").glob("*/*"))  # the driver's cache is dropped at the end
+    finally:
+        fs.rm("/infir-curate-test", recursive=True)
+
+
+def test_work_folder_cache_trusts_only_a_copy_of_the_published_size(tmp_path):
+    from infir.curate.workfolder import WorkFolder
+
+    fs = fsspec.filesystem("memory")
+    work = WorkFolder("memory://infir-curate-test/wf", "fp", cache_dir=str(tmp_path / "cache"))
+    try:
+        (work / "runs").mkdir(parents=True)
+        (work / "runs/a.bin").write_bytes(bytes(range(16)))
+        work.publish(work / "runs/a.bin")
+        assert work.sizes("runs", ".bin") == {"a.bin": 16} and work.exists("runs/a.bin")
+        assert work.read_range("runs/a.bin", "u1", 4, 3).tolist() == [4, 5, 6]
+        (work / "runs/a.bin").write_bytes(b"partial")  # a killed attempt's copy on this node
+        assert work.fetch("runs/a.bin").read_bytes() == bytes(range(16))
+        assert work.fetch("runs/none.bin", missing_ok=True) is None and work.read_text("none") is None
+        other = WorkFolder("memory://infir-curate-test/wf", "fp", cache_dir=str(tmp_path / "other"))
+        assert other.fetch("runs/a.bin").read_bytes() == bytes(range(16))  # another node's empty cache
+        assert other.local != work.local and WorkFolder("memory://infir-curate-test/wf", "fp2").local != work.local
+    finally:
+        fs.rm("/infir-curate-test", recursive=True)

@@ -96,11 +96,13 @@ def main(argv: list[str]) -> int:
         from infir.curate.pipeline import locations, run_curate
         from infir.lock import LockError, acquire
 
+        from infir.curate.workfolder import lock_folder
+
         folder, _, work = locations(cfg, args.output)
         try:
             # One curate per output folder: two would overwrite each other's shards and summary. An
-            # output on a remote filesystem is locked through its local work folder.
-            lock = acquire(folder.path if folder.is_local() else work)
+            # output on a remote filesystem is locked through its work folder (see `lock_folder`).
+            lock = acquire(folder.path if folder.is_local() else lock_folder(work))
         except LockError as e:
             print(f"infir curate: error: {e}", file=sys.stderr)
             return 2

@@ -256,12 +256,18 @@ class CurateConfig(Section):
     write_removed: bool = True
     executor: Literal["local", "ray"] = "local"
     ray: RayConfig = Field(default_factory=RayConfig)
-    # The work files between the stages (sorted runs, signatures, scanned shards, models), which
-    # are memory-mapped, read by row and renamed into place, so they need a POSIX folder: a local
-    # path or file:// URL, on a Ray cluster of several nodes one every node mounts. None:
-    # `<output>/_work`, when the output is on this machine's filesystem. The output itself (kept
-    # and removed documents, summary) may be any fsspec URL (s3://, gs://, ...).
+    # The work files between the stages (sorted runs, signatures, scanned shards, models, the
+    # completion markers): a local path (on a Ray cluster of several nodes, one every node mounts,
+    # with ray.shared_fs) or an fsspec URL (s3://bucket/run/work, gs://...), which every node
+    # reaches; None: `<output>/_work`. With a URL, each task uploads what it wrote before it
+    # completes and downloads what it reads at random into a node-local cache (`work_cache_dir`),
+    # see `infir.curate.workfolder`. The output (kept and removed documents, summary) may be any
+    # fsspec URL too.
     work_dir: str | None = None
+    # The node-local cache of a remote work_dir: None: each node's $INFIR_CURATE_CACHE, else its
+    # temporary folder. It holds about what a local work folder would, spread over the nodes; the
+    # driver's copy is removed when the run ends, other nodes' copies stay until removed.
+    work_cache_dir: str | None = None
     workers: int = 2
     tasks: int | None = None  # shards; None: one per worker (or per input file when there are more)
     # The recall and quality classifiers train on this many corpus documents (a sample drawn by

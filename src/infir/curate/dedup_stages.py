@@ -36,6 +36,7 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DedupConfig
+from infir.curate.workfolder import WorkFolder
 from infir.curate.dedup import (BUCKET_DTYPE, PAIR_DTYPE, band_keys, components, content_jaccard, content_shingles,
                                 head_pairs)
 
@@ -56,7 +57,8 @@ class BucketWriter:
         self.runs = dict.fromkeys(KINDS, 0)
         self.written: list[Path] = []  # temporary files, renamed at close
         (self.work / "sigs").mkdir(parents=True, exist_ok=True)
-        self.sigs = open(self._tmp(self.work / "sigs" / f"{rank:05d}.u32"), "wb")
+        self.sigs_path = self.work / "sigs" / f"{rank:05d}.u32"
+        self.sigs = open(self._tmp(self.sigs_path), "wb")
         self.rows = 0
 
     @staticmethod
@@ -111,11 +113,10 @@ class BucketWriter:
             self._tmp(path).replace(path)
 
 
-def plan_partitions(work: Path, cfg: DedupConfig) -> int:
+def plan_partitions(work: WorkFolder, cfg: DedupConfig) -> int:
     """The number of pair tasks: the rows of the larger kind (counted from the runs' sizes) over
     `partition_rows`. Key ranges cannot be finer than one key prefix."""
-    rows = max(sum(f.stat().st_size for f in (Path(work) / kind).glob("*.bin")) // BUCKET_DTYPE.itemsize
-               for kind in KINDS)
+    rows = max(sum(work.sizes(kind, ".bin").values()) // BUCKET_DTYPE.itemsize for kind in KINDS)
     return max(1, min(1 << PREFIX_BITS, math.ceil(rows / cfg.partition_rows)))
 
 
@@ -135,20 +136,21 @@ def write_run(path: Path, rows: np.ndarray, key: str, suffix: str = "") -> list[
     return written
 
 
-def read_range(paths: list[Path], dtype: np.dtype, part: int, parts: int) -> np.ndarray:
-    """The rows of the runs `paths` whose key prefix is in range `part` of `parts`: one slice per run."""
+def read_range(work: WorkFolder, runs: list[str], dtype: np.dtype, part: int, parts: int) -> np.ndarray:
+    """The rows of the runs `runs` (files of the work folder) whose key prefix is in range `part`
+    of `parts`: one slice per run, read where it lies."""
     lo, hi = prefix_range(part, parts)
     chunks = []
-    for path in paths:
-        start, end = np.fromfile(path.with_suffix(".idx"), dtype=np.uint64, count=hi - lo + 1,
-                                 offset=lo * 8)[[0, -1]].tolist()
+    for run in runs:
+        bounds = work.read_range(run[:-len(".bin")] + ".idx", np.uint64, lo, hi - lo + 1)
+        start, end = bounds[[0, -1]].tolist()
         if end > start:
-            chunks.append(np.fromfile(path, dtype=dtype, count=end - start, offset=start * dtype.itemsize))
+            chunks.append(work.read_range(run, dtype, start, end - start))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
 
 
-def _read_partition(work: Path, kind: str, part: int, parts: int) -> np.ndarray:
-    return read_range(sorted((work / kind).glob("*.bin")), BUCKET_DTYPE, part, parts)
+def _read_partition(work: WorkFolder, kind: str, part: int, parts: int) -> np.ndarray:
+    return read_range(work, [f"{kind}/{name}" for name in sorted(work.sizes(kind, ".bin"))], BUCKET_DTYPE, part, parts)
 
 
 def _pairs(rows: np.ndarray, heads: np.ndarray, members: np.ndarray, exact: bool) -> np.ndarray:
@@ -163,8 +165,8 @@ def _pairs(rows: np.ndarray, heads: np.ndarray, members: np.ndarray, exact: bool
 class SignatureReader:
     """Rows of the shards' signature files, read where they lie (memory maps), a few at a time."""
 
-    def __init__(self, work: Path, num_perm: int):
-        self.work, self.num_perm = Path(work), num_perm
+    def __init__(self, work: WorkFolder, num_perm: int):
+        self.work, self.num_perm = work, num_perm
         self._maps: dict[int, np.memmap] = {}
 
     def rows(self, ranks: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -173,7 +175,7 @@ class SignatureReader:
             sel = np.flatnonzero(ranks == rank)
             m = self._maps.get(rank)
             if m is None:
-                m = self._maps[rank] = np.memmap(self.work / "sigs" / f"{rank:05d}.u32", dtype=np.uint32,
+                m = self._maps[rank] = np.memmap(self.work.fetch(f"sigs/{rank:05d}.u32"), dtype=np.uint32,
                                                  mode="r").reshape(-1, self.num_perm)
             out[sel] = m[rows[sel]]
         return out
@@ -206,17 +208,16 @@ class ContentReader:
     """Content shingles of single scanned documents, read by row where they lie (`scan/<rank>.jsonl`
     and its offsets), boilerplate lines left out."""
 
-    def __init__(self, work: Path, boilerplate: np.ndarray, ngram: int):
-        self.work, self.boilerplate, self.ngram = Path(work), boilerplate, ngram
+    def __init__(self, work: WorkFolder, boilerplate: np.ndarray, ngram: int):
+        self.work, self.boilerplate, self.ngram = work, boilerplate, ngram
         self._files: dict[int, tuple] = {}
 
     def shingles(self, rank: int, row: int) -> np.ndarray:
         import orjson
 
         if rank not in self._files:
-            scan = self.work / "scan" / f"{rank:05d}"
-            self._files[rank] = (np.memmap(scan.with_suffix(".off"), dtype=np.uint64, mode="r"),
-                                 open(scan.with_suffix(".jsonl"), "rb"))
+            self._files[rank] = (np.memmap(self.work.fetch(f"scan/{rank:05d}.off"), dtype=np.uint64, mode="r"),
+                                 open(self.work.fetch(f"scan/{rank:05d}.jsonl"), "rb"))
         offsets, f = self._files[rank]
         f.seek(int(offsets[row]))
         return content_shingles(orjson.loads(f.readline())["text"], self.boilerplate, self.ngram)
@@ -248,13 +249,13 @@ class FindPairs(PipelineStep):
     name = "👯 dedup pairs"
     type = "👯 - DEDUP"
 
-    def __init__(self, work: str, cfg: DedupConfig, num_perm: int, parts: int):
+    def __init__(self, work: WorkFolder, cfg: DedupConfig, num_perm: int, parts: int):
         super().__init__()
         self.work, self.cfg, self.num_perm, self.parts = work, cfg, num_perm, parts
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator:
         t0 = time.perf_counter()
-        work = Path(self.work)
+        work = self.work
         found = []
         exact = _read_partition(work, "exact", rank, self.parts)
         if len(exact):
@@ -276,7 +277,7 @@ class FindPairs(PipelineStep):
             near = verify_near(near, SignatureReader(work, self.num_perm), self.cfg.verify_threshold)
             signature_pairs = len(near)
             if self.cfg.content_threshold is not None and len(near):
-                boilerplate = np.fromfile(work / "boilerplate.u64", dtype=np.uint64)
+                boilerplate = np.fromfile(work.fetch("boilerplate.u64"), dtype=np.uint64)
                 reader = ContentReader(work, boilerplate, self.cfg.ngram)
                 try:
                     near = verify_content(near, reader, self.cfg.content_threshold)
@@ -284,40 +285,40 @@ class FindPairs(PipelineStep):
                     reader.close()
             found.append(near)
         pairs = np.concatenate(found) if found else np.zeros(0, dtype=PAIR_DTYPE)
-        out = work / "pairs" / f"{rank:05d}.bin"
+        out = work / f"pairs/{rank:05d}.bin"
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")
         pairs.tofile(tmp)
         tmp.replace(out)
-        (work / "pairs" / f"{rank:05d}.json").write_text(json.dumps(
+        work.publish(out)
+        work.write_text(f"pairs/{rank:05d}.json", json.dumps(
             {"candidates": candidates, "signature_pairs": signature_pairs, "pairs": int(len(pairs)),
              "seconds": time.perf_counter() - t0}))
         return iter(())
 
 
-def _doc_ids(work: Path, ranks: np.ndarray, rows: np.ndarray) -> list[str]:
+def _doc_ids(work: WorkFolder, ranks: np.ndarray, rows: np.ndarray) -> list[str]:
     """Ids of a few documents, read by row from each shard's id file and its offsets."""
     out: list[str] = [""] * len(ranks)
     for rank in np.unique(ranks).tolist():
         sel = np.flatnonzero(ranks == rank)
-        offsets = np.memmap(work / "ids" / f"{rank:05d}.off", dtype=np.uint64, mode="r")
-        with open(work / "ids" / f"{rank:05d}.jsonl", "rb") as f:
+        offsets = np.memmap(work.fetch(f"ids/{rank:05d}.off"), dtype=np.uint64, mode="r")
+        with open(work.fetch(f"ids/{rank:05d}.jsonl"), "rb") as f:
             for i in sel[np.argsort(rows[sel])].tolist():
                 f.seek(int(offsets[rows[i]]))
                 out[i] = json.loads(f.readline())
     return out
 
 
-def resolve(work: Path, n_shards: int, partitions: int) -> dict:
+def resolve(work: WorkFolder, n_shards: int, partitions: int) -> dict:
     """Clusters from the verified pairs; writes `decisions/dedup/<rank>.json`: rows removed, the id
     of the document kept in their cluster and the reason. Returns a report."""
     t0 = time.perf_counter()
-    work = Path(work)
-    files = [work / "pairs" / f"{p:05d}.bin" for p in range(partitions)]
-    pairs = np.concatenate([np.fromfile(f, dtype=PAIR_DTYPE) for f in files if f.exists()] or
+    files = [work.fetch(f"pairs/{p:05d}.bin", missing_ok=True) for p in range(partitions)]
+    pairs = np.concatenate([np.fromfile(f, dtype=PAIR_DTYPE) for f in files if f is not None] or
                            [np.zeros(0, dtype=PAIR_DTYPE)])
-    stats = [json.loads((work / "pairs" / f"{p:05d}.json").read_text()) for p in range(partitions)
-             if (work / "pairs" / f"{p:05d}.json").exists()]
+    stats = [json.loads(text) for text in (work.read_text(f"pairs/{p:05d}.json") for p in range(partitions))
+             if text is not None]
     orders = np.concatenate([pairs["a_order"], pairs["b_order"]])
     ranks = np.concatenate([pairs["a_rank"], pairs["b_rank"]])
     rows = np.concatenate([pairs["a_row"], pairs["b_row"]])
@@ -340,6 +341,7 @@ def resolve(work: Path, n_shards: int, partitions: int) -> dict:
                    "keeper": [keeper_ids[k] for k in keeper_slot[sel].tolist()],
                    "reason": [REASONS[0] if r else REASONS[1] for r in reason[sel].tolist()]}
         (out / f"{rank:05d}.json").write_text(json.dumps(payload))
+        work.publish(out / f"{rank:05d}.json")
     return {"pairs": int(len(pairs)), "exact_pairs": int(pairs["exact"].sum()),
             "candidate_near_pairs": sum(s["candidates"] for s in stats),
             "signature_verified_near_pairs": sum(s["signature_pairs"] for s in stats),

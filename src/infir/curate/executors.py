@@ -5,10 +5,12 @@ URL, through datatrove's DataFolder), so a rerun of a killed or failed run skips
 finished and runs only the rest.
 
 Ray runs on the cluster at `ray.address` or $RAY_ADDRESS when one is given, else on a local one.
-A task of a cluster with several nodes may run on any of them, so it must find the work folders
-there: a plain local path is refused on such a cluster unless `ray.shared_fs` says every node
-mounts it; otherwise each node would write its own half of the work and the run would end with
-tasks that "completed" where the driver cannot see them.
+A task of a cluster with several nodes may run on any of them, so it must find the work folder
+and the output there: a plain local path is refused on such a cluster unless `ray.shared_fs` says
+every node mounts it; otherwise each node would write its own half of the work and the run would
+end with tasks that "completed" where the driver cannot see them. An fsspec URL (s3://, gs://) is
+reached from every node; the node-local cache of a remote work folder (`workfolder`) is meant to
+be per node and is not checked.
 """
 
 from __future__ import annotations
@@ -96,9 +98,9 @@ def check_cluster_paths(paths: list, shared_fs: bool) -> None:
         if _is_local(path):
             raise ClusterPathError(
                 f"the Ray cluster has {nodes} nodes, but {getattr(path, 'path', path)} is a path on this "
-                "machine: tasks on the other nodes would not find it. Give an output on storage every node "
-                "reaches (an fsspec URL such as s3://bucket/run) and a curate.work_dir on a filesystem every "
-                "node mounts, and set ray.shared_fs=true to say these local paths are shared.")
+                "machine: tasks on the other nodes would not find it. Give an output and a curate.work_dir on "
+                "storage every node reaches (fsspec URLs such as s3://bucket/run and s3://bucket/run/work), or "
+                "local paths on a filesystem every node mounts, with ray.shared_fs=true to say so.")
 
 
 PipelineFactory = Callable[[], list]

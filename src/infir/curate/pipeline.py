@@ -26,6 +26,10 @@ completion files, each driver step through its own marker, so a killed run rerun
 output finishes only what is left. Every decision is deterministic and keyed by input position (file, record), never by shard
 (fixed seeds, single-threaded fastText, order-key sample and cluster representatives), so the
 kept set depends neither on the shard plan nor on where a run was interrupted.
+
+The work folder (`curate.work_dir`, else `<output>/_work`) may be a local path or an fsspec URL:
+`workfolder.WorkFolder` moves its files between each node's cache and the folder, and every
+"is it done" question (completion files, driver markers) is asked of the folder itself.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -43,6 +46,7 @@ from infir.curate.jobs import Job
 from infir.curate.progress import Reporter
 from infir.curate.sources import ShardReader, plan_shards
 from infir.curate.summary import build_summary
+from infir.curate.workfolder import WorkFolder
 
 log = logging.getLogger("infir.curate")
 
@@ -65,51 +69,35 @@ def _fingerprint(cfg: CurateConfig, seed: int, shards) -> str:
     """Every setting that changes a decision, the shard plan (finished shards are reused by rank,
     so a plan made for another worker count would mix two partitions of the input) and every
     input's stamp. The executor and the worker count change neither, once the plan is fixed."""
-    payload = cfg.model_dump(mode="json", exclude={"executor", "workers", "ray", "work_dir"})
+    payload = cfg.model_dump(mode="json", exclude={"executor", "workers", "ray", "work_dir", "work_cache_dir"})
     plan = [[s.source, s.path, s.part, s.parts] for s in shards]
     blob = json.dumps([payload, seed, plan, input_stamps(shards)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def local_folder(url: str, what: str) -> Path:
-    """The local path of `url` (a path or a file:// URL); other filesystems are refused."""
-    from fsspec.core import split_protocol
-
-    protocol, path = split_protocol(str(url))
-    if protocol not in (None, "file", "local"):
-        raise ValueError(f"{what} {url} is not a folder of this machine's filesystem: the work files are "
-                         "memory-mapped and renamed in place, so they need a local path (on a Ray cluster of several "
-                         "nodes, one every node mounts); the output may be on any fsspec filesystem")
-    return Path(path)
-
-
 def locations(cfg: CurateConfig, output_dir) -> tuple:
-    """(the output as a datatrove DataFolder, its URL, the local work folder)."""
+    """(the output as a datatrove DataFolder, its URL, the work folder's URL): `curate.work_dir`,
+    else `<output>/_work`; either may be a local path or an fsspec URL (see `workfolder`)."""
     from datatrove.io import get_datafolder
 
     url = str(output_dir).rstrip("/")
     out = get_datafolder(url)
-    if cfg.work_dir is not None:
-        work = local_folder(cfg.work_dir, "curate.work_dir")
-    elif out.is_local():
-        work = Path(out.path) / "_work"
-    else:
-        raise ValueError(f"the output {url} is not on this machine's filesystem: set curate.work_dir to a local "
-                         "folder for the work files (on a Ray cluster of several nodes, one every node mounts)")
+    work = str(cfg.work_dir).rstrip("/") if cfg.work_dir is not None else f"{url}/_work"
     return out, url, work
 
 
-def _prepare_output(out, work: Path, fingerprint: str) -> None:
+def _prepare_output(out, work: WorkFolder, fingerprint: str) -> None:
     """Reuse partial work of the same config; start clean when the config changed."""
-    marker = work / "fingerprint"
-    if marker.exists() and marker.read_text() != fingerprint:
-        log.warning("config, shard plan or inputs changed since the last run in %s: starting over", work)
-        shutil.rmtree(work, ignore_errors=True)
+    previous = work.read_text("fingerprint")
+    if previous is not None and previous != fingerprint:
+        log.warning("config, shard plan or inputs changed since the last run in %s: starting over", work.url)
+        work.clear()
         for name in ("kept", "removed", "summary.json", "mixtures.json"):
             if out.exists(name):
                 out.rm(name, recursive=out.isdir(name))
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fingerprint)
+    if previous != fingerprint:
+        work.write_text("fingerprint", fingerprint)
+    work.local.mkdir(parents=True, exist_ok=True)
 
 
 def file_ordinals(shards) -> list[int]:
@@ -119,7 +107,7 @@ def file_ordinals(shards) -> list[int]:
     return [numbers.setdefault((s.source, s.path), len(numbers)) for s in shards]
 
 
-def scan_pipeline(cfg: CurateConfig, shards, out: str, work: Path) -> tuple[list, list]:
+def scan_pipeline(cfg: CurateConfig, shards, out: str, work: WorkFolder) -> tuple[list, list]:
     from infir.curate.filters.heuristic import HeuristicFilter
     from infir.curate.langid import LanguageFilter
     from infir.curate.shard_steps import Featurize
@@ -131,12 +119,11 @@ def scan_pipeline(cfg: CurateConfig, shards, out: str, work: Path) -> tuple[list
         steps.append(LanguageFilter(cfg.langid, removed))
     if cfg.filters.enabled:
         steps.append(HeuristicFilter(cfg.filters, removed))
-    index = str(work / "decontam.npz") if cfg.decontam.enabled else None
     featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
-                          str(work), cfg.decontam, index,
+                          work, cfg.decontam, "decontam.npz" if cfg.decontam.enabled else None,
                           programs=cfg.recall.enabled and cfg.recall.code_requires_program,
                           file_of_rank=file_ordinals(shards), sample_docs=cfg.max_train_docs)
-    pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, ShardStats(steps, str(work / "stats/scan"))]
+    pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, ShardStats(steps, work, "stats/scan")]
     return pipeline, steps
 
 
@@ -144,14 +131,14 @@ def _score_columns(cfg: CurateConfig) -> int:
     return (len(cfg.recall.domains) if cfg.recall.enabled else 0) + 1
 
 
-def score_pipeline(cfg: CurateConfig, work: Path) -> list:
+def score_pipeline(cfg: CurateConfig, work: WorkFolder) -> list:
     from infir.curate.shard_steps import ScanReader, ScoreShard
 
-    return [ScanReader(str(work / "scan")),
-            ScoreShard(str(work), cfg.recall, cfg.recall.domains if cfg.recall.enabled else [], cfg.quality.enabled)]
+    return [ScanReader(work),
+            ScoreShard(work, cfg.recall, cfg.recall.domains if cfg.recall.enabled else [], cfg.quality.enabled)]
 
 
-def finish_pipeline(cfg: CurateConfig, out: str, work: Path) -> list:
+def finish_pipeline(cfg: CurateConfig, out: str, work: WorkFolder) -> list:
     from infir.curate.decontam import Decontaminate
     from infir.curate.mixture import DomainCount
     from infir.curate.quality import QualityFilter
@@ -159,27 +146,26 @@ def finish_pipeline(cfg: CurateConfig, out: str, work: Path) -> list:
     from infir.curate.steps import ShardStats, gzip_writer
 
     removed = out if cfg.write_removed else None
-    steps = [ApplyRecall(str(work), cfg.recall)]
+    steps = [ApplyRecall(work, cfg.recall)]
     if cfg.dedup.enabled:
-        steps.append(ApplyDedup(str(work), removed))
+        steps.append(ApplyDedup(work, removed))
     if cfg.quality.enabled:
-        steps.append(QualityFilter(cfg.quality, str(work), _score_columns(cfg), removed))
+        steps.append(QualityFilter(cfg.quality, work, _score_columns(cfg), removed))
     if cfg.decontam.enabled:
         steps.append(Decontaminate(removed))
     steps.append(DomainCount(cfg.mixture))
     writer = gzip_writer(f"{out}/kept", "${domain}_${rank}.jsonl.gz")
-    return [ScanReader(str(work / "scan")), *steps, writer, ShardStats(steps, str(work / "stats/finish"))]
+    return [ScanReader(work), *steps, writer, ShardStats(steps, work, "stats/finish")]
 
 
-def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int, outputs: tuple) -> dict:
+def _dedup_pairs(cfg: CurateConfig, work: WorkFolder, n_shards: int, outputs: tuple) -> dict:
     """The pair stage (one task per key range of about `dedup.partition_rows` rows), then clusters
     on the driver."""
     from infir.curate.dedup import MinHasher
     from infir.curate.dedup_stages import FindPairs, plan_partitions, resolve
 
-    done = work / "dedup.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    if work.exists("dedup.json"):
+        return work.read_json("dedup.json")
     t0 = time.perf_counter()
     if cfg.dedup.enabled:
         from infir.curate.select import prepare_boilerplate
@@ -187,17 +173,15 @@ def _dedup_pairs(cfg: CurateConfig, work: Path, n_shards: int, outputs: tuple) -
         boilerplate = prepare_boilerplate(cfg, work, n_shards) if cfg.dedup.content_threshold is not None else None
         num_perm = MinHasher(cfg.dedup).num_perm
         parts = plan_partitions(work, cfg.dedup)
-        run_pipeline(cfg.executor, [FindPairs(str(work), cfg.dedup, num_perm, parts)], parts, cfg.workers,
-                     str(work / "logs/pairs"), cfg.ray, outputs)
+        run_pipeline(cfg.executor, [FindPairs(work, cfg.dedup, num_perm, parts)], parts, cfg.workers,
+                     work.url_of("logs/pairs"), cfg.ray, outputs)
         report = resolve(work, n_shards, parts)
         report["boilerplate"] = boilerplate
         report["partitions"] = parts
     else:
         report = {}
     report["wall_seconds"] = time.perf_counter() - t0
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report))
-    tmp.replace(done)
+    work.write_text("dedup.json", json.dumps(report))
     return report
 
 
@@ -207,14 +191,16 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     from infir.curate.select import (expand_prefixes, finish_training, prepare_decontam, scan_seconds,
                                      start_seeds, start_training)
 
-    folder, out, work = locations(cfg, output_dir)
+    folder, out, work_url = locations(cfg, output_dir)
     folder.makedirs("", exist_ok=True)
     t_start = time.perf_counter()
     shards = plan_shards(cfg.sources, cfg.tasks or cfg.workers)
-    _prepare_output(folder, work, _fingerprint(cfg, seed, shards))
-    outputs = (out,)  # checked, like the work folder, on a Ray cluster of several nodes
+    fingerprint = _fingerprint(cfg, seed, shards)
+    work = WorkFolder(work_url, fingerprint, cfg.work_cache_dir)
+    _prepare_output(folder, work, fingerprint)
+    outputs = (out,)  # checked, like the work folder's logs, on a Ray cluster of several nodes
     reporter = Reporter()
-    (work / "shards.json").write_text(json.dumps([s.__dict__ for s in shards]))
+    work.write_text("shards.json", json.dumps([s.__dict__ for s in shards]))
     n = len(shards)
     seeds_job = start_seeds(cfg, work)  # the recall seeds are generated while the scan runs
     train_jobs = None
@@ -227,7 +213,7 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
                 walls["prepare"] = done()
         with reporter.stage("scan", f"{n} shards on {cfg.workers} {cfg.executor} workers") as done:
             pipeline, _ = scan_pipeline(cfg, shards, out, work)
-            run_pipeline(cfg.executor, pipeline, n, cfg.workers, str(work / "logs/scan"), cfg.ray, outputs)
+            run_pipeline(cfg.executor, pipeline, n, cfg.workers, work.url_of("logs/scan"), cfg.ray, outputs)
             walls["scan"] = done()
         with reporter.stage("dedup", "pairs per key range, clusters; "
                                      "classifiers train on the sample meanwhile") as done:
@@ -238,12 +224,12 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
             walls["dedup"] = done()
         with reporter.stage("score", "recall and quality classifiers on every document") as done:
             if cfg.recall.enabled or cfg.quality.enabled:
-                run_pipeline(cfg.executor, score_pipeline(cfg, work), n, cfg.workers, str(work / "logs/score"),
+                run_pipeline(cfg.executor, score_pipeline(cfg, work), n, cfg.workers, work.url_of("logs/score"),
                              cfg.ray, outputs)
             expand = expand_prefixes(cfg, work, n)
             walls["score"] = done()
         with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-            run_pipeline(cfg.executor, finish_pipeline(cfg, out, work), n, cfg.workers, str(work / "logs/finish"),
+            run_pipeline(cfg.executor, finish_pipeline(cfg, out, work), n, cfg.workers, work.url_of("logs/finish"),
                          cfg.ray, outputs)
             walls["finish"] = done()
     finally:
@@ -257,5 +243,6 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
                      "expand": expand, "decontam_match_seconds": featurize["decontam"], **prepare}
     select_report["recall"]["seconds"] += featurize["recall"] + expand.get("score_seconds", 0.0)
     summary = build_summary(cfg, folder, work, n, select_report, walls, time.perf_counter() - t_start)
+    work.drop_cache()  # the driver's copy; the work folder keeps everything for a rerun
     reporter.funnel(summary)
     return summary

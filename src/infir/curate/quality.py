@@ -99,16 +99,17 @@ class QualityFilter(CurateStep):
     name = "🏅 quality"
     step_name = "quality"
 
-    def __init__(self, cfg: QualityConfig, work_dir: str, score_columns: int, removed_dir: str | None = None):
+    def __init__(self, cfg: QualityConfig, work, score_columns: int, removed_dir: str | None = None):
+        """`work`: the run's `WorkFolder`, where the score stage left the scores."""
         super().__init__(removed_dir)
         self.cfg = cfg
-        self.work_dir = work_dir
+        self.work = work
         self.score_columns = score_columns
 
     def setup(self, rank: int, world_size: int) -> None:
         from infir.curate.shard_steps import load_scores
 
-        self._scores = load_scores(self.work_dir, rank, self.score_columns)[:, -1]
+        self._scores = load_scores(self.work, rank, self.score_columns)[:, -1]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         score = round(float(self._scores[doc.metadata["_index"]]), 4)

@@ -17,53 +17,52 @@ import json
 import logging
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 
 from infir.curate.config import CurateConfig
 from infir.curate.jobs import Job
+from infir.curate.workfolder import WorkFolder
 
 log = logging.getLogger("infir.curate")
 
 
-def _save(path: Path, report: dict) -> dict:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report))
-    tmp.replace(path)
+def _save(work: WorkFolder, name: str, report: dict) -> dict:
+    """Saves a driver step's report, its completion marker: last, after the files it describes."""
+    work.write_text(name, json.dumps(report))
     return report
 
 
-def prepare_decontam(cfg: CurateConfig, work: Path) -> dict:
+def prepare_decontam(cfg: CurateConfig, work: WorkFolder) -> dict:
     """Builds (once) the benchmark n-gram index the scan matches documents against, from the
     evaluation Task registry; a listed task that cannot be loaded stops the run with its name."""
     from infir.curate.decontam import build_index, save_index
 
-    done = work / "decontam.json"
-    if done.exists() and (work / "decontam.npz").exists():
-        return json.loads(done.read_text())
+    if work.exists("decontam.json") and work.exists("decontam.npz"):
+        return work.read_json("decontam.json")
     t0 = time.perf_counter()
     index, report = build_index(cfg.decontam)
     save_index(index, work / "decontam.npz")
-    return _save(done, {"index": report, "index_seconds": time.perf_counter() - t0})
+    work.publish("decontam.npz")
+    return _save(work, "decontam.json", {"index": report, "index_seconds": time.perf_counter() - t0})
 
 
-def scan_seconds(work: Path, n_shards: int) -> dict:
+def scan_seconds(work: WorkFolder, n_shards: int) -> dict:
     total = {"dedup": 0.0, "recall": 0.0, "decontam": 0.0}
     for rank in range(n_shards):
-        path = work / "scan" / f"{rank:05d}.meta.json"
-        if path.exists():
-            for key, value in json.loads(path.read_text())["seconds"].items():
+        text = work.read_text(f"scan/{rank:05d}.meta.json")
+        if text is not None:
+            for key, value in json.loads(text)["seconds"].items():
                 total[key] += value
     return total
 
 
-def _sample_records(work: Path, n_shards: int, size: int, field: str):
+def _sample_records(work: WorkFolder, n_shards: int, size: int, field: str):
     """(order, record[field]) of the run's sample: the `size` smallest draws over all shards (each
     shard file is sorted by draw and holds at most `size`), streamed, in input order."""
     def records(rank: int):
-        path = work / "sample" / f"{rank:05d}.jsonl"
-        if path.exists():
+        path = work.fetch(f"sample/{rank:05d}.jsonl", missing_ok=True)
+        if path is not None:
             with open(path, encoding="utf-8") as f:
                 for line in f:
                     r = json.loads(line)
@@ -73,31 +72,32 @@ def _sample_records(work: Path, n_shards: int, size: int, field: str):
     return sorted((order, value) for _, (_, order, value) in zip(range(size), merged))
 
 
-def read_sample(work: Path, n_shards: int, size: int) -> tuple[list[str], list[str]]:
+def read_sample(work: WorkFolder, n_shards: int, size: int) -> tuple[list[str], list[str]]:
     """The classifier sample in input order: (texts as the classifiers read them, rule-based kinds)."""
     texts = _sample_records(work, n_shards, size, "text")
     kinds = _sample_records(work, n_shards, size, "kind")
     return [t for _, t in texts], [k for _, k in kinds]
 
 
-def prepare_boilerplate(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
+def prepare_boilerplate(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> dict:
     """Lines held by many of the sample's documents (`dedup.boilerplate_min_fraction`): the pair
     stage leaves them out when it compares two pages' content. Saved as `boilerplate.u64`."""
     from infir.curate.dedup import boilerplate_lines
 
     path = work / "boilerplate.u64"
-    if path.exists():
-        return {"lines": int(path.stat().st_size // 8)}
+    if work.exists("boilerplate.u64"):
+        return {"lines": int(work.fetch("boilerplate.u64").stat().st_size // 8)}
     lines = [np.asarray(v, dtype=np.uint64) for _, v in _sample_records(work, n_shards, cfg.max_train_docs, "lines")]
     min_docs = max(cfg.dedup.boilerplate_min_docs, int(np.ceil(cfg.dedup.boilerplate_min_fraction * len(lines))))
     common = boilerplate_lines(lines, min_docs)
     tmp = path.with_suffix(".tmp")
     common.tofile(tmp)
     tmp.replace(path)
+    work.publish(path)
     return {"lines": int(len(common)), "min_docs": min_docs, "sample_docs": len(lines)}
 
 
-def _recall_train(domain: str, cfg: CurateConfig, texts: list[str], kinds: list[str], seed: int, work: Path,
+def _recall_train(domain: str, cfg: CurateConfig, texts: list[str], kinds: list[str], seed: int, work: WorkFolder,
                   seeds: dict) -> dict:
     from infir.curate.recall import recall_domain
 
@@ -111,7 +111,7 @@ def _recall_train(domain: str, cfg: CurateConfig, texts: list[str], kinds: list[
             "seconds": time.perf_counter() - t0}
 
 
-def _quality_train(cfg: CurateConfig, texts: list[str], seed: int, work: Path) -> dict:
+def _quality_train(cfg: CurateConfig, texts: list[str], seed: int, work: WorkFolder) -> dict:
     from infir.curate.quality import train_quality_model
 
     t0 = time.perf_counter()
@@ -124,15 +124,15 @@ def _quality_train(cfg: CurateConfig, texts: list[str], seed: int, work: Path) -
     return report
 
 
-def start_seeds(cfg: CurateConfig, work: Path) -> Job | None:
+def start_seeds(cfg: CurateConfig, work: WorkFolder) -> Job | None:
     """Loads the recall seeds in a child process, started before the scan: generating them takes
     a core for a few seconds, and the driver has one to spare while it builds the decontamination
     index and waits for the scan."""
-    if not cfg.recall.enabled or (work / "train.json").exists():
+    if not cfg.recall.enabled or work.exists("train.json"):
         return None
     from infir.curate.recall import load_all_seeds
 
-    return Job(load_all_seeds, cfg.recall, parallel=_fork_jobs(cfg), folder=work)
+    return Job(load_all_seeds, cfg.recall, parallel=_fork_jobs(cfg), folder=work.local)
 
 
 def _fork_jobs(cfg: CurateConfig) -> bool:
@@ -141,11 +141,11 @@ def _fork_jobs(cfg: CurateConfig) -> bool:
     return cfg.workers > 1 and cfg.executor == "local"
 
 
-def start_training(cfg: CurateConfig, work: Path, n_shards: int, seed: int,
+def start_training(cfg: CurateConfig, work: WorkFolder, n_shards: int, seed: int,
                    seeds_job: Job | None) -> dict[str, Job] | None:
     """Starts the classifier jobs (forked where cores allow, so they train while the dedup pairs
     are found); None when a previous run already trained them."""
-    if (work / "train.json").exists():
+    if work.exists("train.json"):
         return None
     texts, kinds = read_sample(work, n_shards, cfg.max_train_docs)
     jobs: dict[str, Job] = {}
@@ -154,9 +154,9 @@ def start_training(cfg: CurateConfig, work: Path, n_shards: int, seed: int,
         if cfg.recall.enabled and texts:
             seeds = (seeds_job or start_seeds(cfg, work)).result()
             for d in cfg.recall.domains:
-                jobs[d] = Job(_recall_train, d, cfg, texts, kinds, seed, work, seeds, parallel=parallel, folder=work)
+                jobs[d] = Job(_recall_train, d, cfg, texts, kinds, seed, work, seeds, parallel=parallel, folder=work.local)
         if cfg.quality.enabled and (texts or cfg.quality.model_path or cfg.quality.labels_path):
-            jobs["quality"] = Job(_quality_train, cfg, texts, seed, work, parallel=parallel, folder=work)
+            jobs["quality"] = Job(_quality_train, cfg, texts, seed, work, parallel=parallel, folder=work.local)
     except BaseException:
         for job in jobs.values():
             job.cancel()
@@ -165,10 +165,9 @@ def start_training(cfg: CurateConfig, work: Path, n_shards: int, seed: int,
     return jobs
 
 
-def finish_training(cfg: CurateConfig, work: Path, jobs: dict | None) -> dict:
-    done = work / "train.json"
+def finish_training(cfg: CurateConfig, work: WorkFolder, jobs: dict | None) -> dict:
     if jobs is None:
-        return json.loads(done.read_text())
+        return work.read_json("train.json")
     sample = jobs.pop("_sample")
     try:
         results = {name: job.result() for name, job in jobs.items()}
@@ -183,10 +182,13 @@ def finish_training(cfg: CurateConfig, work: Path, jobs: dict | None) -> dict:
         report["recall"] = {"method": "rule-based guess (recall disabled)", "seconds": 0.0}
     if "quality" in results:
         report["quality"] = results["quality"]
-    return _save(done, report)
+    # uploaded here, not in the jobs: a forked child must not use the driver's filesystem client
+    work.publish(*[f"recall_{d}.bin" for d in cfg.recall.domains if d in results],
+                 *(["quality.bin"] if "quality" in results else []))
+    return _save(work, "train.json", report)
 
 
-def expand_prefixes(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
+def expand_prefixes(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> dict:
     """Domain-level expansion: a URL prefix with at least `expand_min_pages` pages, of which at
     least `expand_min_fraction` are recalled, has its other pages reconsidered at the lower
     `expand_threshold` (applied per document in the finishing stage). The shards' counts, runs
@@ -198,20 +200,20 @@ def expand_prefixes(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
     from infir.curate.dedup_stages import PREFIX_BITS, read_range
     from infir.curate.shard_steps import prefix_dtype
 
-    done = work / "expand.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    if work.exists("expand.json"):
+        return work.read_json("expand.json")
     t0 = time.perf_counter()
     domains = cfg.recall.domains if cfg.recall.enabled else []
     dtype = prefix_dtype(len(cfg.recall.domains) + 1 if cfg.recall.enabled else 1)
-    runs = [p for p in (work / "prefixes" / f"{rank:05d}.bin" for rank in range(n_shards)) if p.exists()]
-    score_seconds = sum(json.loads(p.with_suffix(".json").read_text())["seconds"] for p in runs)
-    rows = sum(p.stat().st_size for p in runs) // dtype.itemsize
+    sizes = work.sizes("prefixes", ".bin")
+    runs = [f"prefixes/{rank:05d}.bin" for rank in range(n_shards) if f"{rank:05d}.bin" in sizes]
+    score_seconds = sum(work.read_json(p[:-len(".bin")] + ".json")["seconds"] for p in runs)
+    rows = sum(sizes.values()) // dtype.itemsize
     parts = max(1, min(1 << PREFIX_BITS, math.ceil(rows / cfg.dedup.partition_rows)))
     expanded: dict[str, list[np.ndarray]] = {d: [] for d in domains}
     distinct = 0
     for part in range(parts):
-        block = read_range(runs, dtype, part, parts)
+        block = read_range(work, runs, dtype, part, parts)
         if not len(block):
             continue
         block = block[np.argsort(block["hash"], kind="stable")]
@@ -227,5 +229,6 @@ def expand_prefixes(cfg: CurateConfig, work: Path, n_shards: int) -> dict:
     for d, chunks in expanded.items():
         # ranges ascend and each is sorted: the concatenation is sorted
         np.concatenate(chunks or [np.zeros(0, dtype=np.uint64)]).tofile(out / f"expand_{d}.u64")
-    return _save(done, {"prefixes": distinct, "expanded": {d: int(sum(map(len, v))) for d, v in expanded.items()},
+        work.publish(out / f"expand_{d}.u64")
+    return _save(work, "expand.json", {"prefixes": distinct, "expanded": {d: int(sum(map(len, v))) for d, v in expanded.items()},
                         "ranges": parts, "score_seconds": score_seconds, "seconds": time.perf_counter() - t0})

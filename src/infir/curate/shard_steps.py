@@ -24,6 +24,7 @@ from infir.curate.fasttext_utils import normalize
 from infir.curate.filters.domain_guess import guess_domain, parses_cached
 from infir.curate.filters.rules import is_program
 from infir.curate.steps import CurateStep, batched, scan_record
+from infir.curate.workfolder import WorkFolder
 
 
 ROW_BITS = 40
@@ -61,7 +62,7 @@ class Featurize(PipelineStep):
     type = "🧬 - FEATURES"
     batch_size = 256
 
-    def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, work_dir: str,
+    def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, work: WorkFolder,
                  decontam: DecontamConfig | None = None, decontam_index: str | None = None,
                  programs: bool = False, file_of_rank: list[int] | None = None, sample_docs: int = 0):
         """`recall`: the classifier text settings, None when no classifier runs. The sample is kept
@@ -70,9 +71,9 @@ class Featurize(PipelineStep):
         self.dedup = dedup
         self.recall = recall  # its text settings; None: no classifier needs the text
         self.programs = programs  # whether recall needs to know which documents are programs
-        self.work_dir = work_dir
+        self.work = work
         self.decontam = decontam
-        self.decontam_index = decontam_index
+        self.decontam_index = decontam_index  # a file of the work folder
         self.file_of_rank = file_of_rank  # the input file each shard reads, numbered in plan order
         self.lines = dedup.enabled and dedup.minhash and dedup.content_threshold is not None
         self.sample_docs = sample_docs if (recall is not None or self.lines) else 0
@@ -86,9 +87,9 @@ class Featurize(PipelineStep):
         from infir.curate.decontam import DecontamIndex, contamination_of
         from infir.curate.dedup_stages import BucketWriter
 
-        work = Path(self.work_dir)
+        work = self.work.local
         hasher = MinHasher(self.dedup)
-        index = DecontamIndex(self.decontam_index) if self.decontam_index else None
+        index = DecontamIndex(str(self.work.fetch(self.decontam_index))) if self.decontam_index else None
         buckets = BucketWriter(work, self.dedup, rank, hasher.num_perm)
         (work / "ids").mkdir(parents=True, exist_ok=True)
         for folder in ("sample", "scan"):
@@ -141,16 +142,20 @@ class Featurize(PipelineStep):
             count += len(batch)
             yield from batch
         buckets.close()
+        written = list(buckets.written) + [buckets.sigs_path]
         for stream, offsets, path, offsets_path in outputs.values():
             stream.close(), offsets.close()
             Path(offsets.name).replace(offsets_path)
             Path(stream.name).replace(path)
+            written += [offsets_path, path]
         records = sorted(((-d, order, text, kind, lines) for d, order, text, kind, lines in sample))
         _atomic_bytes(work / "sample" / f"{rank:05d}.jsonl", lambda f: f.write("".join(
             json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li.tolist()}) + "\n"
             for d, o, t, k, li in records).encode()))
         _atomic_bytes(work / "scan" / f"{rank:05d}.meta.json", lambda f: f.write(json.dumps(
             {"docs": count, "seconds": self.seconds}).encode()))
+        # before the task completes: the next stages may run on other nodes
+        self.work.publish(*written, work / "sample" / f"{rank:05d}.jsonl", work / "scan" / f"{rank:05d}.meta.json")
 
 
 class ScanReader(PipelineStep):
@@ -159,15 +164,15 @@ class ScanReader(PipelineStep):
     name = "📖 scanned shard"
     type = "📖 - READER"
 
-    def __init__(self, scan_dir: str):
+    def __init__(self, work: WorkFolder):
         super().__init__()
-        self.scan_dir = scan_dir
+        self.work = work
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         import orjson
 
-        path = Path(self.scan_dir) / f"{rank:05d}.jsonl"
-        if not path.exists():
+        path = self.work.fetch(f"scan/{rank:05d}.jsonl", missing_ok=True)
+        if path is None:
             return
         with open(path, "rb") as f:
             for index, line in enumerate(f):
@@ -186,9 +191,9 @@ class ScoreShard(PipelineStep):
     type = "🎯 - CLASSIFY"
     batch_size = 256
 
-    def __init__(self, work_dir: str, recall: RecallConfig, domains: list[str], quality: bool):
+    def __init__(self, work: WorkFolder, recall: RecallConfig, domains: list[str], quality: bool):
         super().__init__()
-        self.work_dir, self.recall, self.domains, self.quality = work_dir, recall, domains, quality
+        self.work, self.recall, self.domains, self.quality = work, recall, domains, quality
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         from fasttext.FastText import _FastText
@@ -197,13 +202,14 @@ class ScoreShard(PipelineStep):
         from infir.curate.quality import expected_score
         from infir.curate.recall import url_prefix
 
-        work = Path(self.work_dir)
+        work = self.work.local
         models = {}
         for d in self.domains:
-            if (work / f"recall_{d}.bin").exists():
-                models[d] = _FastText(model_path=str(work / f"recall_{d}.bin"))
-        has_quality = self.quality and (work / "quality.bin").exists()
-        quality = _FastText(model_path=str(work / "quality.bin")) if has_quality else None
+            path = self.work.fetch(f"recall_{d}.bin", missing_ok=True)
+            if path is not None:
+                models[d] = _FastText(model_path=str(path))
+        path = self.work.fetch("quality.bin", missing_ok=True) if self.quality else None
+        quality = _FastText(model_path=str(path)) if path is not None else None
         prefixes: dict[int, list[int]] = {}
         columns = len(self.domains) + 1
         (work / "scores").mkdir(parents=True, exist_ok=True)
@@ -234,10 +240,12 @@ class ScoreShard(PipelineStep):
         if prefixes:
             rows["hash"] = np.fromiter(prefixes, dtype=np.uint64, count=len(prefixes))
             rows["counts"] = np.array(list(prefixes.values()), dtype=np.int64)
-        for path in write_run(work / "prefixes" / f"{rank:05d}.bin", rows, "hash", suffix=".tmp"):
+        runs = write_run(work / "prefixes" / f"{rank:05d}.bin", rows, "hash", suffix=".tmp")
+        for path in runs:
             path.with_name(path.name + ".tmp").replace(path)
         _atomic_bytes(work / "prefixes" / f"{rank:05d}.json", lambda f: f.write(json.dumps(
             {"prefixes": len(prefixes), "seconds": time.perf_counter() - t0}).encode()))
+        self.work.publish(work / "scores" / f"{rank:05d}.f32", *runs, work / "prefixes" / f"{rank:05d}.json")
         return iter(())
 
 
@@ -252,9 +260,9 @@ def prefix_dtype(columns: int) -> np.dtype:
     return np.dtype([("hash", "<u8"), ("counts", "<i8", (columns,))])
 
 
-def load_scores(work_dir: str, rank: int, columns: int) -> np.ndarray:
-    path = Path(work_dir) / "scores" / f"{rank:05d}.f32"
-    if not path.exists():
+def load_scores(work: WorkFolder, rank: int, columns: int) -> np.ndarray:
+    path = work.fetch(f"scores/{rank:05d}.f32", missing_ok=True)
+    if path is None:
         return np.zeros((0, columns), dtype=np.float32)
     return np.fromfile(path, dtype=np.float32).reshape(-1, columns)
 
@@ -268,15 +276,14 @@ class ApplyRecall(CurateStep):
     name = "🎯 recall"
     step_name = "recall"
 
-    def __init__(self, work_dir: str, cfg: RecallConfig):
+    def __init__(self, work: WorkFolder, cfg: RecallConfig):
         super().__init__(None)
-        self.work_dir, self.cfg = work_dir, cfg
+        self.work, self.cfg = work, cfg
 
     def setup(self, rank: int, world_size: int) -> None:
-        self._scores = load_scores(self.work_dir, rank, len(self.cfg.domains) + 1) if self.cfg.enabled else None
-        folder = Path(self.work_dir) / "decisions"
-        self._expanded = {d: np.fromfile(folder / f"expand_{d}.u64", dtype=np.uint64)
-                          for d in self.cfg.domains if (folder / f"expand_{d}.u64").exists()}
+        self._scores = load_scores(self.work, rank, len(self.cfg.domains) + 1) if self.cfg.enabled else None
+        files = {d: self.work.fetch(f"decisions/expand_{d}.u64", missing_ok=True) for d in self.cfg.domains}
+        self._expanded = {d: np.fromfile(path, dtype=np.uint64) for d, path in files.items() if path is not None}
 
     def _expanded_in(self, domain: str, prefix: str | None) -> bool:
         hashes = self._expanded.get(domain)
@@ -314,13 +321,13 @@ class ApplyDedup(CurateStep):
     name = "👯 dedup"
     step_name = "dedup"
 
-    def __init__(self, work_dir: str, removed_dir: str | None = None):
+    def __init__(self, work: WorkFolder, removed_dir: str | None = None):
         super().__init__(removed_dir)
-        self.work_dir = work_dir
+        self.work = work
 
     def setup(self, rank: int, world_size: int) -> None:
-        path = Path(self.work_dir) / "decisions" / "dedup" / f"{rank:05d}.json"
-        data = json.loads(path.read_text()) if path.exists() else {"rows": [], "keeper": [], "reason": []}
+        path = self.work.fetch(f"decisions/dedup/{rank:05d}.json", missing_ok=True)
+        data = json.loads(path.read_text()) if path is not None else {"rows": [], "keeper": [], "reason": []}
         self._dups = {row: (keeper, reason)
                       for row, keeper, reason in zip(data["rows"], data["keeper"], data["reason"])}
 

@@ -12,7 +12,6 @@ import itertools
 import json
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Iterator
 
 from datatrove.data import Document
@@ -161,19 +160,17 @@ class ShardStats(PipelineStep):
     name = "📒 shard books"
     type = "📒 - STATS"
 
-    def __init__(self, steps: list[CurateStep], stats_dir: str):
+    def __init__(self, steps: list[CurateStep], work, stats_dir: str):
+        """`work`: the run's `WorkFolder`; `stats_dir`: the folder in it."""
         super().__init__()
         self.steps = steps
-        self.stats_dir = stats_dir
+        self.work, self.stats_dir = work, stats_dir
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         t0 = time.perf_counter()
         for _ in data or ():
             pass
         books = [dict(s.books, dropped=dict(s.books["dropped"])) for s in self.steps]
-        path = Path(self.stats_dir) / f"{rank:05d}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"rank": rank, "wall_seconds": time.perf_counter() - t0, "steps": books}))
-        tmp.replace(path)
+        self.work.write_text(f"{self.stats_dir}/{rank:05d}.json",
+                             json.dumps({"rank": rank, "wall_seconds": time.perf_counter() - t0, "steps": books}))
         return iter(())

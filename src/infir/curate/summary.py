@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 from infir.curate.config import CurateConfig
 from infir.curate.mixture import mixtures
@@ -29,12 +28,12 @@ def _add_books(total: dict, books: dict) -> None:
         slot["tokens"] += counts["tokens"]
 
 
-def build_summary(cfg: CurateConfig, out, work: Path, n_shards: int, select: dict, walls: dict, wall: float) -> dict:
-    """`out`: the output folder (a datatrove DataFolder, any fsspec filesystem); `work`: the work folder."""
+def build_summary(cfg: CurateConfig, out, work, n_shards: int, select: dict, walls: dict, wall: float) -> dict:
+    """`out`: the output folder (a datatrove DataFolder, any fsspec filesystem); `work`: the run's `WorkFolder`."""
     steps: dict[str, dict] = {}
     for stage in ("scan", "finish"):
         for rank in range(n_shards):
-            for books in json.loads((work / "stats" / stage / f"{rank:05d}.json").read_text())["steps"]:
+            for books in work.read_json(f"stats/{stage}/{rank:05d}.json")["steps"]:
                 _add_books(steps, books)
     for name in ("recall", "dedup"):  # driver time of the global steps, plus their share of the scan
         if name in steps and name in select:
