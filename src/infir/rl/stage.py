@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from infir.rl.config import PromptConfig, RLConfig, start_stage
+from infir.rl.config import PromptConfig, RLConfig
 from infir.run import FINAL, StageContext
 
 
@@ -92,20 +92,19 @@ def run(ctx: StageContext) -> dict:
     from infir.rl.rollout import RolloutBatches, SamplingSettings
     from infir.train.config import resolve_precision
     from infir.train.parallel import init_distributed
-    from infir.train.stage import load_model, resolve_init
+    from infir.stages import resolve_start
+    from infir.train.fit import load_model
     from infir.train.trainer import Trainer
 
     cfg: RLConfig = ctx.recipe.rl
     # One process: under torchrun the stage runs on rank 0 while the others wait (rollouts decode token
     # by token, which sharded weights would turn into a collective per token).
     info = init_distributed(ctx.recipe.runtime.device)
-    init = start_stage(cfg.init_from, ctx.recipe.stages) or (None if cfg.init_from == "auto" else cfg.init_from)
-    model_path = resolve_init(ctx, init) or ctx.recipe.model.name_or_path
+    model_path = resolve_start(ctx) or ctx.recipe.model.name_or_path
     if model_path is None:
         raise ValueError("rl: nothing to start from (set rl.init_from to a stage of this run or a checkpoint)")
-    cfg = cfg.model_copy(update={"init_from": str(model_path)})  # load_model reads cfg.init_from
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    policy = load_model(ctx, cfg, tokenizer).to(info.device)
+    policy = load_model(ctx, tokenizer, str(model_path)).to(info.device)
     chat = cfg.chat if cfg.chat is not None else bool(getattr(tokenizer, "chat_template", None))
     task = get_task(cfg.task, **cfg.task_options)
     docs, prompt_ids, counts = build_prompts(ctx, cfg, task, tokenizer, policy, chat)
@@ -113,7 +112,7 @@ def run(ctx: StageContext) -> dict:
     autocast = _autocast(precision, info.device)
     ref_model = None
     if cfg.kl_coef > 0:
-        ref_model = load_model(ctx, cfg, tokenizer).to(info.device).eval().requires_grad_(False)
+        ref_model = load_model(ctx, tokenizer, str(model_path)).to(info.device).eval().requires_grad_(False)
     settings = SamplingSettings(group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                 stop=tuple(task.stops(chat)), batch_size=cfg.rollout_batch_size)

@@ -53,7 +53,7 @@ class DualEncoderConfig(Section):
 
     @model_validator(mode="after")
     def _check_options(self) -> DualEncoderConfig:
-        from infir.vl.generators import GENERATORS
+        from infir.data.images import GENERATORS
 
         for name, options in self.generator_options.items():
             if name not in self.generators:
@@ -85,7 +85,7 @@ class VLSource(Section):
     n: int = Field(1000, ge=1)  # images
     max_turns: int = Field(4, ge=1)  # questions per image, asked in one conversation
     seed: int | None = None  # None: derived from the recipe seed, the stage and the source position
-    # The generator's difficulty settings (only `text` has any: see infir.vl.generators.text.TextStyle);
+    # The generator's difficulty settings (only `text` has any: see infir.data.images.text.TextStyle);
     # empty: its defaults, the full task. Evaluate with the same ones (vl_ocr's `generator_options`).
     options: dict[str, Any] = Field(default_factory=dict)
     # Share of images whose caption is swapped with another image's: simulated web noise for the filter.
@@ -113,7 +113,7 @@ class VLSource(Section):
         if getattr(self, needs) is None:
             raise ValueError(f"a {self.type} source needs `{needs}`")
         if self.type == "generated":
-            from infir.vl.generators import GENERATORS
+            from infir.data.images import GENERATORS
 
             if self.generator not in GENERATORS:
                 raise ValueError(f"unknown generator {self.generator!r}; known: {sorted(GENERATORS)}")
@@ -221,7 +221,8 @@ class VLEvalConfig(Section):
 class VLConfig(Section):
     vision: VisionConfig = Field(default_factory=VisionConfig)
     projector: ProjectorConfig = Field(default_factory=ProjectorConfig)
-    # "auto": this run's sft/final when present, else a fresh `lm`; or a checkpoint path / hub name.
+    # "auto": this run's SFT model when the recipe runs sft, else a fresh `lm`; or a stage name of this run,
+    # a checkpoint path or a Hub name.
     language_model: str | None = "auto"
     lm: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
     tokenizer: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig(vocab_size=1024, max_train_chars=2_000_000))

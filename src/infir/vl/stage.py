@@ -21,21 +21,15 @@ import os
 import time
 from pathlib import Path
 
-from infir.run import Stage, StageContext, read_json, write_json
+from infir.run import FINAL, Stage, StageContext, read_json, write_json
+from infir.stages import resolve_start
+from infir.train.fit import fit_stage
 from infir.train.parallel import init_distributed
-from infir.run import FINAL
-from infir.train.stage import fit_stage
 from infir.vl.config import CurriculumStage, VLConfig
 
 
 def log(msg: str) -> None:
     print(f"[vl] {msg}", flush=True)
-
-
-def resolve_language_model(ctx: StageContext, cfg: VLConfig) -> str | None:
-    if cfg.language_model == "auto":
-        return str(ctx.checkpoint_of("sft")) if ctx.has_output("sft") else None
-    return cfg.language_model
 
 
 def resolve_tokenizer(ctx: StageContext, cfg: VLConfig, lm_path: str | None):
@@ -222,7 +216,7 @@ def run(ctx: StageContext) -> dict:
     cfg: VLConfig = ctx.recipe.vl
     info = init_distributed(ctx.recipe.runtime.device)
     t0 = time.time()
-    lm_path = resolve_language_model(ctx, cfg)
+    lm_path = resolve_start(ctx)  # vl.language_model: this run's SFT model (auto), a path, or None (fresh)
     image_size = vision_image_size(cfg)
     tokenizer = resolve_tokenizer(ctx, cfg, lm_path)
     scorer, filter_stats = (None, None)

@@ -1,19 +1,11 @@
-"""Pretraining and annealing stages; `fit_stage` is the one path every training stage goes through."""
+"""The library side of a training stage: the model it starts from, its tokenizer, and `fit_stage`, the one
+path every training stage goes through."""
 
 from __future__ import annotations
 
 from infir.run import FINAL, StageContext
 from infir.train.config import TrainConfig
-from infir.train.parallel import DistInfo, init_distributed
-
-
-def resolve_init(ctx: StageContext, init_from: str | None) -> str | None:
-    """A stage name of this run becomes its final checkpoint; anything else is a path or Hub name."""
-    from infir.config import TRAINING_STAGES
-
-    if init_from in TRAINING_STAGES:
-        return str(ctx.checkpoint_of(init_from))
-    return init_from
+from infir.train.parallel import DistInfo
 
 
 def load_tokenizer_for(ctx: StageContext, model_path: str | None):
@@ -26,13 +18,14 @@ def load_tokenizer_for(ctx: StageContext, model_path: str | None):
     raise FileNotFoundError("no tokenizer: run the tokenize stage or start from a checkpoint that has one")
 
 
-def load_model(ctx: StageContext, cfg: TrainConfig, tokenizer):
+def load_model(ctx: StageContext, tokenizer, start: str | None):
+    """The model a training stage starts from: `start` (a checkpoint folder or Hub name, see
+    `infir.stages.resolve_start`), or a new one from the recipe's model section when None."""
     import torch
 
     from infir.model.llm import build_model
 
-    init = resolve_init(ctx, cfg.init_from)
-    model_cfg = ctx.recipe.model if init is None else ctx.recipe.model.model_copy(update={"name_or_path": init})
+    model_cfg = ctx.recipe.model if start is None else ctx.recipe.model.model_copy(update={"name_or_path": start})
     # A model built from scratch (and any rows a stage adds to a loaded one) draws its initial weights
     # here: seeded, or every run of a recipe trains a different model.
     torch.manual_seed(ctx.recipe.seed)
@@ -61,34 +54,3 @@ def fit_stage(ctx: StageContext, cfg: TrainConfig, model, tokenizer, data, val_d
     }
     summary.update(extra_summary or {})
     return summary
-
-
-def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
-    from infir.tokenize.loader import build_loader
-    from infir.tokenize.validation import ValidationBatches
-
-    info = init_distributed(ctx.recipe.runtime.device)
-    init = resolve_init(ctx, cfg.init_from)
-    tokenizer = load_tokenizer_for(ctx, init or ctx.recipe.model.name_or_path)
-    model = load_model(ctx, cfg, tokenizer)
-    tok_dir = ctx.output_of("tokenize")
-    common = dict(seq_len=cfg.seq_len, global_batch_size=cfg.global_batch_size, seed=ctx.recipe.seed,
-                  rank=info.rank, world_size=info.world_size)
-    data = build_loader(tok_dir, cfg.data_mix, **common)
-    val = None
-    if cfg.val_batches:  # repeatable: every validation sees the same batches
-        val = ValidationBatches(tok_dir, cfg.seq_len, cfg.global_batch_size, info.rank, info.world_size,
-                                max_batches=cfg.val_batches)
-    return fit_stage(ctx, cfg, model, tokenizer, data, val, info, {"data_mix": cfg.data_mix})
-
-
-def run_pretrain(ctx: StageContext) -> dict:
-    return _token_stage(ctx, ctx.recipe.pretrain)
-
-
-def run_anneal(ctx: StageContext) -> dict:
-    cfg = ctx.recipe.anneal
-    if cfg.init_from is None:
-        cfg = cfg.model_copy(update={"init_from": "pretrain"})
-    return _token_stage(ctx, cfg)
-
