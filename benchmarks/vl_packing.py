@@ -109,7 +109,7 @@ def build(tmp: Path, n: int):
     from infir.tokenize.config import TokenizerConfig
     from infir.tokenize.tokenizer import train_tokenizer
     from infir.vl.data import from_generated
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     rng = random.Random(0)
     images = [g for name in ("shapes", "charts", "gui", "text") for g in generate(name, n // 4, 0, size=96)]
@@ -133,7 +133,8 @@ def run_mode(mode: str, convs, model_and_processor, steps: int, warmup: int, row
     from infir.train.config import TrainConfig
     from infir.train.parallel import DistInfo
     from infir.train.trainer import Trainer
-    from infir.vl.batches import ImagePreparer, VLBatches, encode_all_vl
+    from infir.model.vlm_inputs import ImagePreparer
+    from infir.vl.batches import VLBatches, encode_all_vl
 
     model, processor = model_and_processor()
     if mode == "packed":

@@ -39,7 +39,7 @@ class ImagePool:
         self._pools: dict[tuple, list] = {}
 
     def get(self, name: str, n: int, seed: int, draw: bool = True, options: dict | None = None) -> list:
-        from infir.vl.generators import generate
+        from infir.data.images import generate
 
         key = (name, seed, draw, repr(sorted((options or {}).items())))
         have = self._pools.get(key, [])
@@ -121,7 +121,7 @@ def stage_conversations(stage: CurriculumStage, recipe_seed: int, pool: ImagePoo
 
 def tokenizer_texts(stages: list[CurriculumStage], seed: int, per_generator: int = 2000) -> Iterator[str]:
     """Every text the curriculum's generators write, views included (the tiny tokenizer's corpus)."""
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     names = sorted({src.generator for s in stages for src in s.data if src.type == "generated"})
     for name in names:

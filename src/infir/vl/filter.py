@@ -55,7 +55,7 @@ class SimilarityScorer:
 
     @torch.no_grad()
     def scores(self, images: list, texts: list[str], batch_size: int = 64) -> list[float]:
-        from infir.vl.data import open_image
+        from infir.model.vlm_inputs import open_image
 
         out: list[float] = []
         for i in range(0, len(images), batch_size):
@@ -85,7 +85,7 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 def caption_pairs(generator_names: list[str], n: int, seed: int, split: str, size: int,
                   generator_options: dict[str, dict] | None = None) -> tuple[list, list[str]]:
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     generator_options = generator_options or {}
     images, texts = [], []

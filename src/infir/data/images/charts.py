@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from functools import lru_cache
 
-from infir.vl.generators.common import COLORS, QA, Generator, join_words
+from infir.data.images.common import COLORS, QA, ImageGenerator, join_words
 
 LABELS = ("A", "B", "C", "D")
 KINDS = ("chart_table", "chart_value", "chart_max", "chart_min", "chart_compare")
@@ -90,4 +90,4 @@ def draw_chart(s: dict, size: int):
     return draw_bars(s["labels"], s["values"], s["colors"], size)
 
 
-GENERATOR = Generator("charts", KINDS, spec, questions, draw_chart, view)
+GENERATOR = ImageGenerator("charts", KINDS, spec, questions, draw_chart, view)
