@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from infir.curate.config import RecallConfig, SeedSource
+from infir.curate.config import RecallConfig, RecallSeedSource
 from infir.curate.fasttext_utils import label_probabilities, normalize, train_supervised
 
 
-def load_seeds(source: SeedSource, cfg: RecallConfig) -> list[str]:
+def load_seeds(source: RecallSeedSource, cfg: RecallConfig) -> list[str]:
     import json
 
     import fsspec

@@ -9,7 +9,7 @@ from __future__ import annotations
 from infir.run import StageContext
 from infir.stages import resolve_start
 from infir.train.config import TrainConfig
-from infir.train.fit import fit_stage, load_model, load_tokenizer_for
+from infir.train.fit import fit_stage, initial_model, load_tokenizer_for
 from infir.train.parallel import init_distributed
 
 
@@ -20,7 +20,7 @@ def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
     info = init_distributed(ctx.recipe.runtime.device)
     start = resolve_start(ctx)
     tokenizer = load_tokenizer_for(ctx, start or ctx.recipe.model.name_or_path)
-    model = load_model(ctx, tokenizer, start)
+    model = initial_model(ctx, tokenizer, start)
     tok_dir = ctx.output_of("tokenize")
     common = dict(seq_len=cfg.seq_len, global_batch_size=cfg.global_batch_size, seed=ctx.recipe.seed,
                   rank=info.rank, world_size=info.world_size)

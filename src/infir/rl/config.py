@@ -44,7 +44,7 @@ class PromptConfig(Section):
 class RewardConfig(Section):
     """Reward = correct * Task.reward(doc, output) + format * [output matches `format_pattern`]
     + steps * (share of the doc's reference solution steps that the output writes first, in order;
-    0 for docs without a `solution`). See `infir.rl.steps`."""
+    0 for docs without a `solution`). See `infir.rl.solution_steps`."""
 
     correct: float = 1.0
     format: float = 0.0
@@ -76,7 +76,7 @@ class RLConfig(TrainConfig):
     # GRPO
     # grpo: (r - mean(group)) / std; dr_grpo: r - mean(group), no division by the std; process: per-step
     # rewards against the doc's reference solution, per-token advantages (DeepSeekMath's process
-    # supervision; see `infir.rl.steps`), for prompts whose docs carry a worked `solution`.
+    # supervision; see `infir.rl.solution_steps`), for prompts whose docs carry a worked `solution`.
     advantage: Literal["grpo", "dr_grpo", "process"] = "grpo"
     loss_aggregation: Literal["token", "sequence", "constant"] = "token"
     clip_eps: float = Field(0.2, gt=0, lt=1)

@@ -93,7 +93,7 @@ def run(ctx: StageContext) -> dict:
     from infir.train.config import resolve_precision
     from infir.train.parallel import init_distributed
     from infir.stages import resolve_start
-    from infir.train.fit import load_model
+    from infir.train.fit import initial_model
     from infir.train.trainer import Trainer
 
     cfg: RLConfig = ctx.recipe.rl
@@ -104,7 +104,7 @@ def run(ctx: StageContext) -> dict:
     if model_path is None:
         raise ValueError("rl: nothing to start from (set rl.init_from to a stage of this run or a checkpoint)")
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    policy = load_model(ctx, tokenizer, str(model_path)).to(info.device)
+    policy = initial_model(ctx, tokenizer, str(model_path)).to(info.device)
     chat = cfg.chat if cfg.chat is not None else bool(getattr(tokenizer, "chat_template", None))
     task = get_task(cfg.task, **cfg.task_options)
     docs, prompt_ids, counts = build_prompts(ctx, cfg, task, tokenizer, policy, chat)
@@ -112,7 +112,7 @@ def run(ctx: StageContext) -> dict:
     autocast = _autocast(precision, info.device)
     ref_model = None
     if cfg.kl_coef > 0:
-        ref_model = load_model(ctx, tokenizer, str(model_path)).to(info.device).eval().requires_grad_(False)
+        ref_model = initial_model(ctx, tokenizer, str(model_path)).to(info.device).eval().requires_grad_(False)
     settings = SamplingSettings(group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                 stop=tuple(task.stops(chat)), batch_size=cfg.rollout_batch_size)

@@ -11,7 +11,7 @@ from infir.tokenize.chat import CHATML_TEMPLATE, has_chatml_tokens, use_chat_eos
 from infir.tokenize.config import IM_END, IM_START, PAD
 from infir.train.parallel import init_distributed
 from infir.stages import resolve_start, start_of
-from infir.train.fit import fit_stage, load_model
+from infir.train.fit import fit_stage, initial_model
 
 
 def ensure_chat_tokens(tokenizer, model) -> None:
@@ -53,7 +53,7 @@ def run(ctx: StageContext) -> dict:
         raise ValueError("sft: nothing to start from (no pretrain/anneal stage, no sft.init_from, no model.name_or_path)")
     start = resolve_start(ctx)
     tokenizer = AutoTokenizer.from_pretrained(start or ctx.recipe.model.name_or_path)
-    model = load_model(ctx, tokenizer, start)
+    model = initial_model(ctx, tokenizer, start)
     ensure_chat_tokens(tokenizer, model)
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHATML_TEMPLATE

@@ -271,7 +271,7 @@ class DifficultyConfig(Section):
     max: float = Field(1.0, ge=0, le=1)
 
 
-class QualityConfig(Section):
+class AnswerQualityConfig(Section):
     judge: ScorerConfig | None = None  # None: not scored
     min: float = Field(0.0, ge=0, le=1)  # keep answers whose judge score / scale >= min
 
@@ -326,7 +326,7 @@ class SynthConfig(Section):
     verify: dict[str, DomainVerify] = Field(default_factory=_default_verify)
     scorer: ScorerConfig | None = None  # verifies domains whose method is scorer (general by default)
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
+    quality: AnswerQualityConfig = Field(default_factory=AnswerQualityConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
     dedup: DedupConfig = Field(default_factory=lambda: DedupConfig(minhash=False))
     decontam: DecontamConfig = Field(

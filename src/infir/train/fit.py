@@ -18,7 +18,7 @@ def load_tokenizer_for(ctx: StageContext, model_path: str | None):
     raise FileNotFoundError("no tokenizer: run the tokenize stage or start from a checkpoint that has one")
 
 
-def load_model(ctx: StageContext, tokenizer, start: str | None):
+def initial_model(ctx: StageContext, tokenizer, start: str | None):
     """The model a training stage starts from: `start` (a checkpoint folder or Hub name, see
     `infir.stages.resolve_start`), or a new one from the recipe's model section when None."""
     import torch

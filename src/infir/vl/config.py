@@ -62,7 +62,7 @@ class DualEncoderConfig(Section):
         return self
 
 
-class FilterConfig(Section):
+class ImageTextFilterConfig(Section):
     enabled: bool = True
     # A SigLIP/CLIP dual encoder (hub name or path); None: train `dual_encoder` on generated pairs.
     model: str | None = None
@@ -129,7 +129,9 @@ class VLSource(Section):
         return self
 
 
-class CurriculumStage(Section):
+class CurriculumPhase(Section):
+    """One phase of the VL curriculum (`vl.stages` in a recipe, as InfiR-VL calls them; not a pipeline Stage)."""
+
     name: str
     trains: list[Part]
     data: list[VLSource]
@@ -152,7 +154,7 @@ class CurriculumStage(Section):
         return name
 
     @model_validator(mode="after")
-    def _check(self) -> CurriculumStage:
+    def _check(self) -> CurriculumPhase:
         if not self.trains:
             raise ValueError(f"stage {self.name}: `trains` is empty; nothing would learn")
         if not self.data:
@@ -178,10 +180,10 @@ class CurriculumStage(Section):
         return self.train.model_copy(update={"optimizer": optimizer})
 
 
-def _default_stages() -> list[CurriculumStage]:
+def _default_stages() -> list[CurriculumPhase]:
     """InfiR-VL's order: alignment, perception, instruction tuning, reasoning."""
     def stage(name, trains, data, lr):
-        return CurriculumStage(name=name, trains=trains, data=data,
+        return CurriculumPhase(name=name, trains=trains, data=data,
                                train=TrainConfig(seq_len=512, optimizer=OptimizerConfig(lr=lr)))
 
     gen = lambda g, kinds=None: VLSource(type="generated", generator=g, kinds=kinds)
@@ -228,8 +230,8 @@ class VLConfig(Section):
     tokenizer: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig(vocab_size=1024, max_train_chars=2_000_000))
     image_aspect: Literal["resize", "pad"] = "resize"
     heldout_fraction: float = Field(0.2, gt=0, lt=1)  # share of generated content kept for evaluation
-    filter: FilterConfig = Field(default_factory=FilterConfig)
-    stages: list[CurriculumStage] = Field(default_factory=_default_stages)
+    filter: ImageTextFilterConfig = Field(default_factory=ImageTextFilterConfig)
+    stages: list[CurriculumPhase] = Field(default_factory=_default_stages)
     eval: VLEvalConfig = Field(default_factory=VLEvalConfig)
     on_bad_record: Literal["fail", "drop"] = "fail"
 

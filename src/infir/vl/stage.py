@@ -25,7 +25,7 @@ from infir.run import FINAL, Stage, StageContext, read_json, write_json
 from infir.stages import resolve_start
 from infir.train.fit import fit_stage
 from infir.train.parallel import init_distributed
-from infir.vl.config import CurriculumStage, VLConfig
+from infir.vl.config import CurriculumPhase, VLConfig
 
 
 def log(msg: str) -> None:
@@ -130,7 +130,7 @@ def _sub_context(ctx: StageContext, name: str) -> StageContext:
                         stage=Stage(name=name, sections=(), needs=(), fn=run))
 
 
-def train_phase(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumStage, model, processor, scorer,
+def train_phase(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumPhase, model, processor, scorer,
                 pool, info) -> dict:
     from infir.model.vlm_inputs import ImagePreparer
     from infir.vl.batches import VLBatches, encode_all_vl
