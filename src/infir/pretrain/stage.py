@@ -9,7 +9,7 @@ from __future__ import annotations
 from infir.run import StageContext
 from infir.stages import resolve_start
 from infir.train.config import TrainConfig
-from infir.train.fit import fit_stage, initial_model, load_tokenizer_for
+from infir.train.fit import fit, initial_model, load_tokenizer_for
 from infir.train.parallel import init_distributed
 
 
@@ -29,7 +29,8 @@ def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
     if cfg.val_batches:  # repeatable: every validation sees the same batches
         val = ValidationBatches(tok_dir, cfg.seq_len, cfg.global_batch_size, info.rank, info.world_size,
                                 max_batches=cfg.val_batches)
-    return fit_stage(ctx, cfg, model, tokenizer, data, val, info, {"data_mix": cfg.data_mix})
+    return fit(cfg, model, tokenizer, data, ctx.stage_dir, info, val_data=val, seed=ctx.recipe.seed,
+               extra_summary={"data_mix": cfg.data_mix})
 
 
 def run_pretrain(ctx: StageContext) -> dict:

@@ -1,7 +1,7 @@
 """The `rl` stage: GRPO with verifiable rewards on the shared trainer, starting from the SFT model.
 
 Reads as: policy (+ frozen reference) -> task and train-split prompts -> rollout batch source ->
-Trainer(objective=GRPO) -> fit. Precision, accumulation, clipping, the schedule, metrics.jsonl,
+fit(objective=GRPO), the one training entry point. Precision, accumulation, clipping, the schedule, metrics.jsonl,
 atomic checkpoints and exact resume are the trainer's; the final model lands in `<stage_dir>/final`
 with the SFT model's tokenizer and end-of-turn settings.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 
 from infir.rl.config import PromptConfig, RLConfig
-from infir.run import FINAL, StageContext
+from infir.run import StageContext
 
 
 def prompt_docs(cfg: PromptConfig, task_name: str, task_options: dict) -> list[dict]:
@@ -86,15 +86,14 @@ def run(ctx: StageContext) -> dict:
     from transformers import AutoTokenizer
 
     from infir.eval.registry import get_task
-    from infir.model.llm import count_parameters
     from infir.rl.grpo import GRPOObjective
     from infir.rl.rewards import Rewarder
     from infir.rl.rollout import RolloutBatches, SamplingSettings
     from infir.train.config import resolve_precision
     from infir.train.parallel import init_distributed
     from infir.stages import resolve_start
-    from infir.train.fit import initial_model
-    from infir.train.trainer import Trainer
+    from infir.run import MetricsLog
+    from infir.train.fit import fit, initial_model
 
     cfg: RLConfig = ctx.recipe.rl
     # One process: under torchrun the stage runs on rank 0 while the others wait (rollouts decode token
@@ -124,18 +123,12 @@ def run(ctx: StageContext) -> dict:
                             drop_zero_signal=cfg.drop_zero_signal, negative_weight=cfg.negative_weight)
     objective = GRPOObjective(cfg.clip_eps, cfg.clip_high, cfg.kl_coef, cfg.loss_aggregation, cfg.max_new_tokens,
                               temperature=cfg.temperature)
-    trainer = Trainer(cfg, policy, tokenizer, source,
-                      ctx.stage_dir, info, log=print, objective=objective)
-    result = trainer.fit()
-    trainer.save_final(ctx.stage_dir / FINAL)
-    return {
-        "steps": result.steps, "loss": result.loss, "train_seconds": result.seconds,
-        "tokens": result.tokens, "tokens_per_s": result.tokens_per_s, "resumed_from": result.resumed_from,
-        "parameters": count_parameters(trainer.raw_model), "precision": trainer.cfg.precision,
-        "device": str(info.device), "checkpoint": str(ctx.stage_dir / FINAL), "init_from": str(model_path),
-        "task": cfg.task, "chat": chat, "backend": cfg.backend, **counts,
-        **reward_curve_summary(trainer.metrics.read()),
-    }
+    # No seed: RL runs on the RNG state building the policy left (initial_model seeds it); seeding again
+    # here would change its rollouts.
+    summary = fit(cfg, policy, tokenizer, source, ctx.stage_dir, info, objective=objective)
+    summary.update({"init_from": str(model_path), "task": cfg.task, "chat": chat, "backend": cfg.backend, **counts,
+                    **reward_curve_summary(MetricsLog(ctx.stage_dir / "metrics.jsonl").read())})
+    return summary
 
 
 def reward_curve_summary(records: list[dict], window: int = 10) -> dict:

@@ -11,7 +11,7 @@ from infir.tokenize.chat import CHATML_TEMPLATE, has_chatml_tokens, use_chat_eos
 from infir.tokenize.config import IM_END, IM_START, PAD
 from infir.train.parallel import init_distributed
 from infir.stages import resolve_start, start_of
-from infir.train.fit import fit_stage, initial_model
+from infir.train.fit import fit, initial_model
 
 
 def ensure_chat_tokens(tokenizer, model) -> None:
@@ -66,4 +66,4 @@ def run(ctx: StageContext) -> dict:
     extra = {"conversations": examples.meta["load"], "too_long": examples.meta["too_long"],
              "examples": len(examples), "rows": len(data.rows), "packing": cfg.packing,
              "padding_share": round(data.padding_share(), 4), "epochs": cfg.epochs, "init_from": init}
-    return fit_stage(ctx, cfg, model, tokenizer, data, None, info, extra)
+    return fit(cfg, model, tokenizer, data, ctx.stage_dir, info, seed=ctx.recipe.seed, extra_summary=extra)

@@ -21,9 +21,9 @@ import os
 import time
 from pathlib import Path
 
-from infir.run import FINAL, Stage, StageContext, read_json, write_json
+from infir.run import FINAL, StageContext, read_json, write_json
 from infir.stages import resolve_start
-from infir.train.fit import fit_stage
+from infir.train.fit import fit
 from infir.train.parallel import init_distributed
 from infir.vl.config import CurriculumPhase, VLConfig
 
@@ -124,12 +124,6 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
     return scorer, stats
 
 
-def _sub_context(ctx: StageContext, name: str) -> StageContext:
-    # fit_stage writes to ctx.stage_dir: a context rooted in our folder gives each stage its own.
-    return StageContext(recipe=ctx.recipe, run_dir=ctx.stage_dir, force=ctx.force,
-                        stage=Stage(name=name, sections=(), needs=(), fn=run))
-
-
 def train_phase(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumPhase, model, processor, scorer,
                 pool, info) -> dict:
     from infir.model.vlm_inputs import ImagePreparer
@@ -159,8 +153,8 @@ def train_phase(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumP
              "epochs_seen": round(train_cfg.max_steps / data.steps_per_epoch, 3)}
     log(f"stage {index + 1} {stage.name}: {len(examples)} conversations in {len(data.rows)} rows, "
         f"{train_cfg.max_steps} steps, trains {stage.trains}")
-    return fit_stage(_sub_context(ctx, f"{index + 1}-{stage.name}"), train_cfg, model, processor, data, None, info,
-                     extra)
+    return fit(train_cfg, model, processor, data, ctx.stage_dir / f"{index + 1}-{stage.name}", info,
+               seed=ctx.recipe.seed, extra_summary=extra)
 
 
 def with_image_settings(spec, image_size: int, seed: int):
