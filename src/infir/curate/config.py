@@ -7,9 +7,9 @@ LaTeX rendered by sympy, Python sources). Each step can be switched off with `en
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from infir.config_base import Section
 
@@ -244,10 +244,28 @@ class RayConfig(Section):
     mem_per_cpu_gb: float = 1.0  # memory Ray reserves per task CPU
 
 
+class ExtraFilterSpec(Section):
+    """A registered filter (`infir.curate.filters.register_filter`) and its keyword arguments."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from infir.curate.filters import registered_filters
+
+        known = registered_filters()
+        if name not in known:
+            raise ValueError(f"unknown curation filter {name!r}; registered: {sorted(known) or 'none'}")
+        return name
+
+
 class CurateConfig(Section):
     sources: list[SourceConfig] = Field(default_factory=_default_sources)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     filters: FilterConfig = Field(default_factory=FilterConfig)
+    extra_filters: list[ExtraFilterSpec] = Field(default_factory=list)  # after `filters`, in this order
     recall: RecallConfig = Field(default_factory=RecallConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
 
 from infir.curate.config import RayConfig
 
@@ -99,6 +98,3 @@ def check_cluster_paths(paths: list, shared_fs: bool) -> None:
                 "machine: tasks on the other nodes would not find it. Give an output on storage every node "
                 "reaches (an fsspec URL such as s3://bucket/run) and a curate.work_dir on a filesystem every "
                 "node mounts, and set ray.shared_fs=true to say these local paths are shared.")
-
-
-PipelineFactory = Callable[[], list]

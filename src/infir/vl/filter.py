@@ -122,8 +122,8 @@ def train_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer, image_p
     """A tiny SigLIP trained on generated (image, caption) pairs, then calibrated to score pairs.
 
     Representation: the symmetric softmax contrastive loss (CLIP's). At this size and step count
-    SigLIP's own sigmoid loss barely moves (held-out positive and negative cosines stay equal after
-    60 steps, where the softmax loss already separates them 0.72 vs 0.14). Scoring: SigLIP's head,
+    SigLIP's own sigmoid loss barely moves (held-out matched and shuffled pairs keep equal cosines
+    after the steps in which the softmax loss already separates them). Scoring: SigLIP's head,
     sigmoid(exp(t) * cos + b), with t and b then fitted by logistic regression on matched vs
     shuffled training pairs, so that 0.5 means "as likely matched as not".
 

@@ -27,7 +27,7 @@ def spec(rng: random.Random) -> dict:
 @lru_cache(maxsize=8)
 def _template(size: int, k: int):
     """Axes with `k` bars drawn once without the bars; a chart restores that background and draws
-    only its bars over it (blitting: ~10x faster than drawing a figure, and the same pixels)."""
+    only its bars over it (blitting: far cheaper than drawing a figure, and the same pixels)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

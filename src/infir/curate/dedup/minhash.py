@@ -20,7 +20,7 @@ import numpy as np
 import xxhash
 
 from infir.curate.config import DedupConfig
-from infir.curate.hashing import ngram_hashes, word_hashes
+from infir.curate.dedup.hashing import ngram_hashes, word_hashes
 
 _PRIME_SHIFT = np.uint64(32)
 
