@@ -151,6 +151,10 @@ class StageContext:
     def has_output(self, stage_name: str) -> bool:
         return (self.run_dir / stage_name / MARKER).exists()
 
+    def has_checkpoint(self, stage_name: str) -> bool:
+        """Whether a completed stage left a model in `<stage>/final` (checked, when read, by checkpoint_of)."""
+        return self.has_output(stage_name) and (self.run_dir / stage_name / FINAL).is_dir()
+
     def metrics_logger(self) -> "MetricsLog":
         return MetricsLog(self.stage_dir / "metrics.jsonl")
 

@@ -56,7 +56,7 @@ def stages_to_evaluate(ctx: StageContext, cfg: EvalConfig) -> list[str]:
         for stage in cfg.stages:
             ctx.output_of(stage)  # fails clearly when a requested stage has not completed
         return list(cfg.stages)
-    return [s for s in text_checkpoint_stages() if ctx.has_output(s) and (ctx.run_dir / s / FINAL).is_dir()]
+    return [s for s in text_checkpoint_stages() if ctx.has_checkpoint(s)]
 
 
 def _uncertainty(stage_dir: Path, stages: list[str], cfg: EvalConfig) -> tuple[dict, dict]:

@@ -27,7 +27,7 @@ def resolve_source(ctx: StageContext, cfg: ExportConfig) -> tuple[str, Path]:
     trained = checkpoint_stages()[::-1]  # `auto`: the last one that completed
     if cfg.source == "auto":
         for stage in trained:
-            if ctx.has_output(stage) and (ctx.run_dir / stage / FINAL).is_dir():
+            if ctx.has_checkpoint(stage):
                 return stage, ctx.checkpoint_of(stage)
         raise FileNotFoundError(
             f"export: no trained stage with a final checkpoint in {ctx.run_dir} "
