@@ -221,4 +221,8 @@ def load_backend(kind: str, path: str | Path, device: str = "auto", dtype: str =
         return VLLMBackend(path, dtype=dtype)
     if kind == "hf":
         return HFBackend.load(path, device, dtype)
-    raise ValueError(f"unknown backend {kind!r} (hf or vllm)")
+    if kind == "vl":
+        from infir.train.parallel import pick_device
+
+        return VLBackend.load(path, str(pick_device(device)))
+    raise ValueError(f"unknown backend {kind!r} (hf, vllm or vl)")
