@@ -180,7 +180,7 @@ def infir_word_splitter():
     """infir's MinHash words (`hashing.words`) as a datatrove WordTokenizer, for MinHash shingles."""
     from datatrove.utils.word_tokenizers import WordTokenizer
 
-    from infir.curate.hashing import words
+    from infir.curate.dedup.hashing import words
 
     class InfirWords(WordTokenizer):
         def word_tokenize(self, text: str) -> list[str]:
@@ -215,8 +215,8 @@ def infir_minhash(docs: list[dict], seed: int = 1, verify: float | None = None) 
     import numpy as np
 
     from infir.curate.config import DedupConfig
-    from infir.curate.dedup import MinHasher, find_duplicates
-    from infir.curate.hashing import word_hashes_many
+    from infir.curate.dedup.minhash import MinHasher, find_duplicates
+    from infir.curate.dedup.hashing import word_hashes_many
 
     cfg = DedupConfig(exact=False, ngram=NGRAMS, bands=BUCKETS, rows=ROWS, seed=seed)
     if verify is not None:

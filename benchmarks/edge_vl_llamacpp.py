@@ -33,7 +33,7 @@ def _prompts(model_dir: Path, n: int, seed: int) -> list[tuple[str, np.ndarray]]
     """Held-out generated images with one of their questions, rendered with the checkpoint's chat template."""
     from transformers import AutoConfig, AutoProcessor
 
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     processor = AutoProcessor.from_pretrained(str(model_dir))
     size = AutoConfig.from_pretrained(str(model_dir)).vision_config.image_size

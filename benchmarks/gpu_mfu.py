@@ -54,6 +54,7 @@ def main() -> None:
     from infir.train.flops import flops_per_token, peak_flops
     from infir.train.parallel import DistInfo
     from infir.train.trainer import Trainer
+    from infir.train.callbacks import OnLog
 
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -70,7 +71,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, model, None, RandomTokens(128256, args.micro_batch, args.seq), Path(tmp),
-                          DistInfo(device=device), log=lambda m: None, on_step=on_step)
+                          DistInfo(device=device), log=lambda m: None, callbacks=[OnLog(on_step)])
         trainer.save = lambda: None  # timing training, not checkpoint writes
         trainer.fit()
     seconds = stamps[total] - stamps[args.warmup]

@@ -143,7 +143,7 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
     from infir.config import Recipe, load_recipe
     from infir.curate.config import QualityConfig, RecallConfig
     from infir.curate.fasttext_utils import normalize
-    from infir.curate.quality import score_texts, train_quality_model
+    from infir.curate.filters.quality import score_texts, train_quality_model
     from infir.run import run_stage
     from infir.stages import STAGES
     from infir.synth.loopback import LoopbackServer

@@ -57,6 +57,7 @@ def main() -> None:
     from infir.train.config import TrainConfig
     from infir.train.parallel import DistInfo
     from infir.train.trainer import Trainer
+    from infir.train.callbacks import OnLog
 
     seq, batch = 256, 4
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +88,7 @@ def main() -> None:
             cfg = TrainConfig(max_steps=total, global_batch_size=batch, micro_batch_size=batch, seq_len=seq,
                               log_every=1, resume="never", peak_flops=1.0)
             trainer = Trainer(cfg, model, tok, data, Path(tmp) / f"run{packing}", DistInfo(), log=lambda m: None,
-                              on_step=on_step)
+                              callbacks=[OnLog(on_step)])
             trainer.save = lambda: None
             trainer.fit()
             secs = stamps[total] - stamps[args.warmup]

@@ -135,6 +135,7 @@ def run_infir(turns: TakeTurns, name: str, precision: str, compile_: bool, data:
     from infir.train.config import TrainConfig
     from infir.train.parallel import DistInfo
     from infir.train.trainer import Trainer
+    from infir.train.callbacks import OnLog
 
     # log_every=1: the on_step hook (which takes turns) runs after every step; progress bars off on both sides.
     cfg = TrainConfig(max_steps=turns.steps, global_batch_size=MICRO, micro_batch_size=MICRO, seq_len=SEQ,
@@ -142,7 +143,7 @@ def run_infir(turns: TakeTurns, name: str, precision: str, compile_: bool, data:
                       peak_flops=1.0)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, make_model(), None, ListData(data), Path(tmp), DistInfo(), log=lambda m: None,
-                          on_step=lambda step, record: turns.step_done(name))
+                          callbacks=[OnLog(lambda step, record: turns.step_done(name))])
         trainer.save = lambda: None  # checkpoint writes are not training throughput
         trainer.fit()
 

@@ -109,7 +109,7 @@ def build(tmp: Path, n: int):
     from infir.tokenize.config import TokenizerConfig
     from infir.tokenize.tokenizer import train_tokenizer
     from infir.vl.data import from_generated
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     rng = random.Random(0)
     images = [g for name in ("shapes", "charts", "gui", "text") for g in generate(name, n // 4, 0, size=96)]
@@ -133,7 +133,9 @@ def run_mode(mode: str, convs, model_and_processor, steps: int, warmup: int, row
     from infir.train.config import TrainConfig
     from infir.train.parallel import DistInfo
     from infir.train.trainer import Trainer
-    from infir.vl.batches import ImagePreparer, VLBatches, encode_all_vl
+    from infir.train.callbacks import OnLog
+    from infir.model.vlm_inputs import ImagePreparer
+    from infir.vl.batches import VLBatches, encode_all_vl
 
     model, processor = model_and_processor()
     if mode == "packed":
@@ -160,7 +162,7 @@ def run_mode(mode: str, convs, model_and_processor, steps: int, warmup: int, row
     n = steps + warmup
     cfg = TrainConfig(max_steps=n, global_batch_size=rows, micro_batch_size=rows, seq_len=seq, log_every=1,
                       resume="never", peak_flops=1.0, precision="fp32")
-    trainer = Trainer(cfg, model, None, data, tmp / mode, DistInfo(), log=lambda m: None, on_step=on_step)
+    trainer = Trainer(cfg, model, None, data, tmp / mode, DistInfo(), log=lambda m: None, callbacks=[OnLog(on_step)])
     trainer.save = lambda: None
     trainer.fit()
     secs = stamps[n] - stamps[warmup]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from infir.config_base import Section
 from infir.curate.config import CurateConfig
@@ -22,15 +22,12 @@ from infir.inputs.config import InputsConfig
 from infir.model.llm import ModelConfig
 from infir.rl.config import RLConfig
 from infir.sft.config import SFTConfig
+from infir.stages import STAGE_ORDER, check_starts
 from infir.synth.config import SynthConfig
 from infir.tokenize.config import TokenizeConfig, TokenizerConfig
 from infir.train.config import ScheduleConfig, TrainConfig
 from infir.vl.config import VLConfig
 
-# The order stages run in; a recipe names a subsequence of it.
-STAGE_ORDER = ("inputs", "curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "vl", "eval",
-               "export", "report")
-TRAINING_STAGES = ("pretrain", "anneal", "sft", "rl")
 EMBEDDED_RECIPES = Path(__file__).parent / "recipes"
 
 
@@ -82,6 +79,11 @@ class Recipe(Section):
         if positions != sorted(positions) or len(set(stages)) != len(stages):
             raise ValueError(f"stages must be distinct and in pipeline order {list(STAGE_ORDER)}")
         return stages
+
+    @model_validator(mode="after")
+    def _starts(self) -> "Recipe":
+        check_starts(self)
+        return self
 
     def resolved_run_dir(self, override: str | Path | None = None) -> Path:
         return Path(override or self.run_dir or Path("runs") / self.name)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
+from infir.stages import is_checkpoint_stage
+
 # Keys whose string values name something outside the run: a local path, a URL or a hub name.
 PATH_KEYS = {"path", "paths", "model_path", "labels_path", "data_path"}
 MODEL_KEYS = {"name_or_path", "path_or_name", "language_model", "vision_tower"}
@@ -91,7 +93,7 @@ def _walk_inputs(stage: str, node: Any, key: str = "") -> Iterator[Input]:
             yield _dataset(stage, node["name"], node.get("subset"))
         if isinstance(node.get("base_url"), str):
             yield _endpoint(stage, node["base_url"], node.get("api_key_env"))
-        if node.get("type") == "local" and isinstance(node.get("model"), str) and not node["model"].startswith("stage:"):
+        if node.get("type") == "local" and isinstance(node.get("model"), str) and not is_checkpoint_stage(node["model"]):
             yield _model(stage, node["model"])
         for k, v in node.items():
             yield from _walk_inputs(stage, v, k)
@@ -101,7 +103,7 @@ def _walk_inputs(stage: str, node: Any, key: str = "") -> Iterator[Input]:
     elif isinstance(node, str) and node:
         if key in PATH_KEYS:
             yield _path(stage, node, hub_kind="dataset" if key == "data_path" else None)
-        elif key in MODEL_KEYS and not node.startswith("stage:") and node not in ("auto",):
+        elif key in MODEL_KEYS and not is_checkpoint_stage(node) and node not in ("auto",):
             yield _model(stage, node)
 
 

@@ -78,6 +78,16 @@ class Stage:
     keep: tuple[str, ...] = ()
     # Runs on every rank under torchrun (sharded training); other stages run on rank 0 alone.
     all_ranks: bool = False
+    # Trains a model and leaves it in <run-dir>/<stage>/final (FINAL): a checkpoint later stages start from,
+    # eval evaluates (text models) and export converts. `modality`: "text" (a causal LM) or "image" (LLaVA).
+    checkpoint: bool = False
+    modality: str = "text"
+    chat: bool = False  # its model answers chat prompts: eval's and export's default prompt form
+    # Where its weights start: the recipe field (`section.field`) naming a checkpoint stage of this run, a
+    # path or Hub name, or `auto`: the first of `starts_from` the recipe runs (nearest first).
+    start_field: str | None = None
+    starts_from: tuple[str, ...] = ()
+    default_start: str | None = None  # what an unset start field means
 
     def upstream(self, recipe: "Recipe") -> tuple[str, ...]:
         return self.needs(recipe) if callable(self.needs) else self.needs
@@ -129,7 +139,7 @@ class StageContext:
         return path
 
     def checkpoint_of(self, stage_name: str) -> Path:
-        """The final model a completed training stage left, checked against its checksums."""
+        """The final model a completed checkpoint stage left, checked against its checksums."""
         from infir.integrity import verify
 
         path = self.output_of(stage_name) / FINAL
@@ -140,6 +150,10 @@ class StageContext:
 
     def has_output(self, stage_name: str) -> bool:
         return (self.run_dir / stage_name / MARKER).exists()
+
+    def has_checkpoint(self, stage_name: str) -> bool:
+        """Whether a completed stage left a model in `<stage>/final` (checked, when read, by checkpoint_of)."""
+        return self.has_output(stage_name) and (self.run_dir / stage_name / FINAL).is_dir()
 
     def metrics_logger(self) -> "MetricsLog":
         return MetricsLog(self.stage_dir / "metrics.jsonl")

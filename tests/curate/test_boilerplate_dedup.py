@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from infir.curate.config import CurateConfig, SourceConfig
-from infir.curate.dedup import MinHasher
+from infir.curate.dedup.minhash import MinHasher
 from infir.curate.pipeline import run_curate
 
 _WORDS = ("account address archive backup bucket cache certificate channel cluster config connection "

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from infir.curate.config import DecontamConfig, QualityConfig
-from infir.curate.decontam import short_text_is_specific
+from infir.curate.filters.decontam import short_text_is_specific
 from infir.curate.fasttext_utils import normalize
 from infir.curate.filters.rules import is_program, letter_count, top_bigram_char_fraction
-from infir.curate.hashing import ngram_accumulators, ngram_hashes, word_hashes, word_hashes_many, words
+from infir.curate.dedup.hashing import ngram_accumulators, ngram_hashes, word_hashes, word_hashes_many, words
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. It's 3.5 km away — “really”.",
@@ -28,7 +28,7 @@ TEXTS = [
 
 def test_batched_langid_matches_py3langid():
     import py3langid.langid as py3langid
-    from infir.curate.langid_batch import BatchLangId
+    from infir.curate.filters.langid_batch import BatchLangId
 
     theirs = py3langid.LanguageIdentifier.from_model_file(py3langid.MODEL_FILE, norm_probs=True)
     ours = BatchLangId().classify(TEXTS)
@@ -75,7 +75,7 @@ def test_normalize_reads_windows_over_long_documents():
 
 
 def test_bootstrap_quality_model_separates_text_from_word_salad(tmp_path):
-    from infir.curate.quality import score_texts, shuffled, train_quality_model
+    from infir.curate.filters.quality import score_texts, shuffled, train_quality_model
     from infir.curate.config import RecallConfig
     from infir.data.builtin import iter_builtin
 

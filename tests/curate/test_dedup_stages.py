@@ -10,8 +10,8 @@ import random
 import numpy as np
 
 from infir.curate.config import CurateConfig, DedupConfig, SourceConfig
-from infir.curate.dedup import components
-from infir.curate.dedup_stages import PREFIX_BITS, BucketWriter, _read_partition, plan_partitions, prefix_range
+from infir.curate.dedup.minhash import components
+from infir.curate.dedup.stages import PREFIX_BITS, BucketWriter, _read_partition, plan_partitions, prefix_range
 from infir.curate.workfolder import WorkFolder
 from infir.curate.pipeline import run_curate
 

@@ -9,7 +9,7 @@ import random
 import numpy as np
 
 from infir.curate.config import CurateConfig
-from infir.curate.dedup_stages import write_run
+from infir.curate.dedup.stages import write_run
 from infir.curate.select import expand_prefixes
 from infir.curate.shard_steps import ApplyRecall, prefix_dtype, prefix_hash
 from infir.curate.workfolder import WorkFolder

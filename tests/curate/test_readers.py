@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infir.curate.config import SourceConfig
-from infir.curate.sources import CurateInputError, ShardReader, plan_shards
+from infir.curate.readers.sources import CurateInputError, ShardReader, plan_shards
 
 ROWS = [{"id": f"r{i}", "text": f"Document number {i} talks about rivers and mountains.", "url": f"https://x.org/{i}",
          "lang": "en"} for i in range(7)]

@@ -16,7 +16,7 @@ import pytest
 from infir.curate.config import SourceConfig
 from infir.curate.readers import files
 from infir.curate.readers.jsonl import iter_lines
-from infir.curate.sources import ShardReader, plan_shards
+from infir.curate.readers.sources import ShardReader, plan_shards
 
 
 def _read(source: SourceConfig, tasks: int) -> tuple[list, list]:
@@ -225,7 +225,7 @@ def test_parquet_with_a_limit_is_one_task_that_stops(tmp_path):
 
 
 def test_truncated_compressed_file_fails_with_its_path(tmp_path):
-    from infir.curate.sources import CurateInputError
+    from infir.curate.readers.sources import CurateInputError
 
     path = tmp_path / "cut.jsonl.gz"
     whole = gzip.compress(b"".join(json.dumps({"id": f"d{i}", "text": "t " * 50}).encode() + b"\n"

@@ -7,12 +7,12 @@ import pytest
 from datatrove.data import Document
 
 from infir.curate.config import DecontamConfig, DedupConfig, FilterConfig, MixtureSpec
-from infir.curate.decontam import DecontamIndex, build_index, contamination, save_index
-from infir.curate.dedup import MinHasher, exact_hash, find_duplicates
+from infir.curate.filters.decontam import DecontamIndex, build_index, contamination, save_index
+from infir.curate.dedup.minhash import MinHasher, exact_hash, find_duplicates
 from infir.curate.filters.domain_guess import guess_domain
 from infir.curate.filters.heuristic import HeuristicFilter
 from infir.curate.filters.rules import trim_trailing_colon
-from infir.curate.hashing import word_hashes
+from infir.curate.dedup.hashing import word_hashes
 from infir.curate.mixture import sample_rates
 
 PROSE = ("The committee met on Tuesday to discuss the budget for the coming year.\n"
@@ -115,7 +115,7 @@ def test_sample_rates_meet_weights():
 
 
 def test_decontam_fails_loudly_naming_the_task(tmp_path):
-    from infir.curate.decontam import DecontamError
+    from infir.curate.filters.decontam import DecontamError
 
     missing = DecontamConfig(tasks=["gsm8k"], data_paths={"gsm8k": str(tmp_path / "no-such-folder")})
     with pytest.raises(DecontamError, match="'gsm8k'.*no-such-folder"):

@@ -99,7 +99,7 @@ def test_llama_cpp_answers_like_transformers_on_images(siglip_llava, siglip_file
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     from infir.export.llamacpp_vl import LlamaCppVLM
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     processor = AutoProcessor.from_pretrained(str(siglip_llava))
     model = LlavaForConditionalGeneration.from_pretrained(str(siglip_llava)).eval()

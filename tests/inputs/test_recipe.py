@@ -10,7 +10,7 @@ import yaml
 
 from infir.cli import main
 from infir.config import RecipeError, load_recipe
-from infir.curate.config import RecallConfig, SeedSource
+from infir.curate.config import RecallConfig, RecallSeedSource
 from infir.run import MARKER
 
 
@@ -27,10 +27,10 @@ def test_infir_1b_inputs_stage_writes_every_file_curate_reads():
 
 def test_recall_cap_below_the_asked_seeds_is_a_config_error():
     with pytest.raises(ValueError, match="max_positives=1500"):
-        RecallConfig(seeds={"math": SeedSource(paths=["m.jsonl"], limit=200000)})
-    assert RecallConfig(seeds={"math": SeedSource(paths=["m.jsonl"], limit=200000)}, max_positives=200000)
+        RecallConfig(seeds={"math": RecallSeedSource(paths=["m.jsonl"], limit=200000)})
+    assert RecallConfig(seeds={"math": RecallSeedSource(paths=["m.jsonl"], limit=200000)}, max_positives=200000)
     with pytest.raises(ValueError, match="seeds.code.limit=2000"):  # the default limit, seed files given
-        RecallConfig(seeds={"code": SeedSource(paths=["c.jsonl"])})
+        RecallConfig(seeds={"code": RecallSeedSource(paths=["c.jsonl"])})
     RecallConfig()  # the defaults' builtin generators are sized by their own arguments
     RecallConfig.model_validate(RecallConfig().model_dump())  # survives a round trip (the curate CLI makes one)
     with pytest.raises(RecipeError, match="curate.recall"):

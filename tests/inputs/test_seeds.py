@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from infir.config import Recipe
-from infir.curate.config import RecallConfig, SeedSource
-from infir.curate.recall import load_seeds
+from infir.curate.config import RecallConfig, RecallSeedSource
+from infir.curate.recall import load_recall_seeds
 from infir.inputs.config import DatasetSource, SampleSpec
 from infir.inputs.sample import Reservoir, draw
 from infir.run import MARKER, run_stage
@@ -110,7 +110,7 @@ def test_stage_draws_seeds_in_each_schema_and_curate_reads_them(sources, tmp_pat
     # the sample is spread over the whole stream, not its head
     assert max(int(t.split()[2].rstrip(".")) for t in math) > 900
     # curate's recall reads these files as its seeds
-    loaded = load_seeds(SeedSource(paths=["seeds/math_positive.jsonl"], limit=5000), RecallConfig())
+    loaded = load_recall_seeds(RecallSeedSource(paths=["seeds/math_positive.jsonl"], limit=5000), RecallConfig())
     assert len(loaded) == 300 and "\\frac" in loaded[0]
     run_dir = tmp_path / "run" / "inputs"
     assert (run_dir / MARKER).exists() and (run_dir / "config.yaml").exists()

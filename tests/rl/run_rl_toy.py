@@ -16,6 +16,7 @@ from infir.rl.grpo import GRPOObjective
 from infir.train.config import TrainConfig
 from infir.train.parallel import DistInfo
 from infir.train.trainer import Trainer
+from infir.train.callbacks import OnLog
 from tests.rl.helpers import DigitsTask, load, rollout_source
 
 
@@ -39,7 +40,7 @@ def main() -> None:
                       peak_flops=1e12)
     sleep = args.step_sleep
     trainer = Trainer(cfg, model, tok, source, Path(args.out), DistInfo(), log=lambda m: None,
-                      objective=GRPOObjective(kl_coef=0.1), on_step=lambda s, r: time.sleep(sleep) if sleep else None)
+                      objective=GRPOObjective(kl_coef=0.1), callbacks=[OnLog(lambda s, r: time.sleep(sleep) if sleep else None)])
     result = trainer.fit()
     print(json.dumps({"steps": result.steps, "resumed_from": result.resumed_from}))
 

@@ -12,7 +12,7 @@ from infir.config import Recipe, load_recipe
 from infir.eval.registry import get_task
 from infir.report.rewards import plot_reward_curve
 from infir.rl import stage as rl_stage
-from infir.rl.config import PromptConfig, RLConfig, start_stage
+from infir.rl.config import PromptConfig, RLConfig
 from infir.run import MARKER, run_stage, write_json
 from infir.stages import STAGES
 from tests.rl.helpers import load
@@ -57,11 +57,16 @@ def test_rl_stage_trains_from_sft_and_keeps_the_chat_model(chat_model_dir, tmp_p
 
 
 def test_rl_starts_from_sft_or_the_last_training_stage_before_it():
-    assert start_stage("auto", ["pretrain", "anneal", "sft", "rl"]) == "sft"
-    assert start_stage("auto", ["pretrain", "anneal", "rl"]) == "anneal"
-    assert start_stage("auto", ["rl"]) is None
-    assert start_stage("pretrain", ["pretrain", "sft", "rl"]) == "pretrain"
-    assert start_stage("some/checkpoint", ["sft", "rl"]) is None
+    from infir.stages import start_stage
+
+    def start(stages, init_from="auto"):
+        return start_stage(Recipe(stages=stages, rl={"init_from": init_from}), "rl")
+
+    assert start(["pretrain", "anneal", "sft", "rl"]) == "sft"
+    assert start(["pretrain", "anneal", "rl"]) == "anneal"
+    assert start(["rl"]) is None
+    assert start(["pretrain", "sft", "rl"], "pretrain") == "pretrain"
+    assert start(["sft", "rl"], "some/checkpoint") is None
     assert RL_STAGE.upstream(Recipe(stages=["tokenize", "pretrain", "rl", "eval"])) == ("pretrain",)
     assert RL_STAGE.upstream(Recipe(stages=["rl"], rl={"init_from": "org/model"})) == ()
 

@@ -8,7 +8,7 @@ from infir.model.llm import ModelConfig, build_model
 from infir.sft.config import ConversationSource
 from infir.sft.data import BadRecord, load_conversations
 from infir.sft.packing import ConversationBatches, best_fit_decreasing, build_row, encode_conversation
-from infir.train.trainer import token_loss_sum
+from infir.train.objectives import token_loss_sum
 
 CONVO = [
     {"role": "system", "content": "You are a careful math tutor."},

@@ -53,9 +53,9 @@ def test_stage_models_and_input_files():
                 {"type": "jsonl", "path": "data/a.jsonl"},
                 {"type": "generated", "families": ["chain_sum"]},
             ],
-            "teacher": {"type": "local", "model": "stage:anneal"},
-            "difficulty": {"reference": {"type": "local", "model": "stage:pretrain"}},
-            "quality": {"judge": {"type": "judge", "teacher": {"type": "local", "model": "stage:anneal"}}},
+            "teacher": {"type": "local", "model": "anneal"},
+            "difficulty": {"reference": {"type": "local", "model": "pretrain"}},
+            "quality": {"judge": {"type": "judge", "teacher": {"type": "local", "model": "anneal"}}},
         }
     )
     assert cfg.stage_models() == ("anneal", "pretrain")
@@ -72,3 +72,8 @@ def test_teacher_keeps_only_the_variable_name():
         type="openai", base_url="http://127.0.0.1:8000/v1", model="m", api_key_env="TEACHER_KEY"
     )
     assert t.model_dump()["api_key_env"] == "TEACHER_KEY"
+
+
+def test_a_stage_checkpoint_is_named_by_the_stage_alone():
+    with pytest.raises(ValidationError, match="stage name alone"):
+        SynthConfig.model_validate({"teacher": {"type": "local", "model": "stage:anneal"}})

@@ -65,11 +65,11 @@ def test_retrained_weights_are_another_cache_namespace(tmp_path, model_dir):
 
 def test_stage_checkpoints_resolve_in_the_run_dir(tmp_path, model_dir):
     shutil.copytree(model_dir, tmp_path / "anneal" / "final")
-    assert resolve_model_path("stage:anneal", tmp_path) == str(tmp_path / "anneal" / "final")
+    assert resolve_model_path("anneal", tmp_path) == str(tmp_path / "anneal" / "final")
     with pytest.raises(FileNotFoundError, match="infir pretrain"):
-        resolve_model_path("stage:pretrain", tmp_path)
+        resolve_model_path("pretrain", tmp_path)
     teacher = build_teacher(
-        TeacherConfig(type="local", model="stage:anneal", device="cpu"),
+        TeacherConfig(type="local", model="anneal", device="cpu"),
         None,
         run_dir=tmp_path,
         show_progress=False,
@@ -88,7 +88,7 @@ def test_difficulty_from_a_local_reference_model(tmp_path, model_dir):
             "difficulty": {
                 "reference": {
                     "type": "local",
-                    "model": "stage:anneal",
+                    "model": "anneal",
                     "device": "cpu",
                     "prompt_format": "base",
                     "max_tokens": 16,

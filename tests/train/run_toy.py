@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from infir.train.config import TrainConfig  # noqa: E402
 from infir.train.parallel import init_distributed, shutdown  # noqa: E402
 from infir.train.trainer import Trainer  # noqa: E402
+from infir.train.callbacks import OnLog
 from tests.train.helpers import RandomTokens, tiny_model  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def main() -> None:
             import time
             time.sleep(sleep)
 
-    trainer = Trainer(cfg, model, None, data, Path(args.out), info, on_step=on_step, log=lambda m: None)
+    trainer = Trainer(cfg, model, None, data, Path(args.out), info, callbacks=[OnLog(on_step)], log=lambda m: None)
     if args.default_device:  # around the steps (checkpoint writing is torch's code, not under test)
         for name in ("train_step", "validate"):
             setattr(trainer, name, _on_default_device(getattr(trainer, name), args.default_device))

@@ -79,23 +79,23 @@ def test_a_damaged_final_model_stops_the_stage_that_reads_it(tmp_path):
     from infir.config import load_recipe
     from infir.run import MARKER, FINAL, StageContext
     from infir.stages import STAGES
-    from infir.train.stage import resolve_init
+    from infir.stages import resolve_start
 
     t = trainer(tmp_path / "run" / "pretrain", 4)
     t.fit()
     t.save_final(tmp_path / "run" / "pretrain" / FINAL)
     (tmp_path / "run" / "pretrain" / MARKER).write_text(json.dumps({"fingerprint": "x"}))
     ctx = StageContext(recipe=load_recipe("tiny", []), run_dir=tmp_path / "run", stage=STAGES["anneal"])
-    assert resolve_init(ctx, "pretrain") == str(tmp_path / "run" / "pretrain" / FINAL)
+    assert resolve_start(ctx) == str(tmp_path / "run" / "pretrain" / FINAL)
     weights = tmp_path / "run" / "pretrain" / FINAL / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2:] = bytes(len(data) - len(data) // 2)  # zero the second half
     weights.write_bytes(bytes(data))
     with pytest.raises(CorruptCheckpoint, match="model.safetensors"):
-        resolve_init(ctx, "pretrain")
+        resolve_start(ctx)
     weights.write_bytes(bytes(data[: len(data) // 3]))
     with pytest.raises(CorruptCheckpoint, match="truncated"):
-        resolve_init(ctx, "pretrain")
+        resolve_start(ctx)
 
 
 def test_a_full_disk_during_a_checkpoint_says_so_and_names_the_folder(tmp_path):

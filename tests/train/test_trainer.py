@@ -14,7 +14,8 @@ from infir.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from infir.train.optim import module_lr, param_groups
 from infir.train.parallel import DistInfo
 from infir.train.schedule import lr_factor
-from infir.train.trainer import Trainer, count_targets, token_loss_sum
+from infir.train.objectives import count_targets, token_loss_sum
+from infir.train.trainer import Trainer
 from tests.train.helpers import RandomTokens, losses, tiny_model
 
 RUN_TOY = Path(__file__).with_name("run_toy.py")

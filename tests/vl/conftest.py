@@ -19,7 +19,7 @@ TINY_LM = ModelConfig(preset=None, hidden_size=32, num_layers=2, num_heads=2, in
 def vl_tokenizer_dir(tmp_path_factory):
     from infir.tokenize.config import TokenizerConfig
     from infir.tokenize.tokenizer import train_tokenizer
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     texts = [qa.question + "\n" + qa.answer for name in ("shapes", "charts", "text", "gui", "math")
              for g in generate(name, 150, 0, draw=False) for qa in g.qas]

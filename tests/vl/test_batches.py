@@ -4,9 +4,10 @@ from infir.model.vlm import IMAGE_TOKEN
 from infir.train.config import TrainConfig
 from infir.train.parallel import DistInfo
 from infir.train.trainer import Trainer
-from infir.vl.batches import ImagePreparer, VLBatches, encode_all_vl, pad_to_square
+from infir.model.vlm_inputs import ImagePreparer, pad_to_square
+from infir.vl.batches import VLBatches, encode_all_vl
 from infir.vl.data import VLConversation, from_generated
-from infir.vl.generators import generate
+from infir.data.images import generate
 
 from .conftest import make_vlm
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from infir.eval.loading import DataError
 from infir.eval.registry import get_task
-from infir.vl.data import open_image
+from infir.model.vlm_inputs import open_image
 
 
 def _png(color, size=(50, 40)) -> bytes:

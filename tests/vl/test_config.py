@@ -6,7 +6,7 @@ import yaml
 from pydantic import ValidationError
 
 from infir.config import EMBEDDED_RECIPES, Recipe
-from infir.vl.config import CurriculumStage, VLConfig, VLSource
+from infir.vl.config import CurriculumPhase, VLConfig, VLSource
 
 
 def _load(name: str) -> Recipe:
@@ -34,16 +34,16 @@ def test_real_recipe_is_so400m_at_384_with_a_1b_language_model():
 
 
 def test_trains_sets_module_lr_and_refuses_contradictions():
-    stage = CurriculumStage(name="alignment", trains=["projector"],
+    stage = CurriculumPhase(name="alignment", trains=["projector"],
                             data=[VLSource(type="generated", generator="shapes")])
     lrs = stage.train_config().optimizer.module_lr
     assert lrs == {"model.vision_tower": 0.0, "model.language_model": 0.0, "lm_head": 0.0}
-    stage = CurriculumStage(name="s", trains=["vision", "projector", "language"],
+    stage = CurriculumPhase(name="s", trains=["vision", "projector", "language"],
                             data=[VLSource(type="generated", generator="shapes")],
                             train={"optimizer": {"lr": 1e-3, "module_lr": {"model.vision_tower": 1e-4}}})
     assert stage.train_config().optimizer.module_lr == {"model.vision_tower": 1e-4}
     with pytest.raises(ValidationError, match="freezes it"):
-        CurriculumStage(name="s", trains=["projector"], data=[VLSource(type="generated", generator="shapes")],
+        CurriculumPhase(name="s", trains=["projector"], data=[VLSource(type="generated", generator="shapes")],
                         train={"optimizer": {"module_lr": {"model.vision_tower.encoder": 1e-4}}})
 
 
@@ -66,38 +66,38 @@ def test_sources_are_checked(bad, match):
 
 def test_vl_config_cross_checks():
     with pytest.raises(ValidationError, match="distinct"):
-        VLConfig(stages=[CurriculumStage(name="a", trains=["projector"],
+        VLConfig(stages=[CurriculumPhase(name="a", trains=["projector"],
                                          data=[VLSource(type="generated", generator="shapes")])] * 2)
     with pytest.raises(ValidationError, match="text task"):
         VLConfig(eval={"tasks": ["reasoning"]})
     with pytest.raises(ValidationError, match="filter"):
         VLConfig(filter={"enabled": False}, vision={"name_or_path": "filter"})
     with pytest.raises(ValidationError, match="folder"):
-        CurriculumStage(name="a/b", trains=["projector"], data=[VLSource(type="generated", generator="shapes")])
+        CurriculumPhase(name="a/b", trains=["projector"], data=[VLSource(type="generated", generator="shapes")])
 
 
 def test_replay_names_an_earlier_stage_and_leaves_the_stage_its_own_data():
     src = [VLSource(type="generated", generator="shapes")]
-    a = CurriculumStage(name="a", trains=["projector"], data=src)
-    b = CurriculumStage(name="b", trains=["projector"], data=src, replay={"a": 0.3})
+    a = CurriculumPhase(name="a", trains=["projector"], data=src)
+    b = CurriculumPhase(name="b", trains=["projector"], data=src, replay={"a": 0.3})
     assert VLConfig(stages=[a, b]).stages[1].replay == {"a": 0.3}
     with pytest.raises(ValidationError, match="not a stage before it"):
         VLConfig(stages=[b, a])
     with pytest.raises(ValidationError, match="not a stage before it"):
-        VLConfig(stages=[a, CurriculumStage(name="c", trains=["projector"], data=src, replay={"c": 0.2})])
+        VLConfig(stages=[a, CurriculumPhase(name="c", trains=["projector"], data=src, replay={"c": 0.2})])
     for bad in ({"a": 0.0}, {"a": 1.0}, {"a": 0.6, "z": 0.5}):
         with pytest.raises(ValidationError, match="replay shares"):
-            CurriculumStage(name="b", trains=["projector"], data=src, replay=bad)
+            CurriculumPhase(name="b", trains=["projector"], data=src, replay=bad)
 
 
 def test_replay_draws_the_earlier_stages_own_conversations():
     from infir.vl.curriculum import ImagePool, replay_conversations, stage_conversations
 
-    text = CurriculumStage(name="perception", trains=["vision"], data=[
+    text = CurriculumPhase(name="perception", trains=["vision"], data=[
         VLSource(type="generated", generator="text", n=12, options={"vocabulary": 4, "max_words": 1})])
-    gui = CurriculumStage(name="gui", trains=["vision"],
+    gui = CurriculumPhase(name="gui", trains=["vision"],
                           data=[VLSource(type="generated", generator="gui", n=20, kinds=["click"])])
-    later = CurriculumStage(name="reasoning", trains=["language"], replay={"perception": 0.2, "gui": 0.3},
+    later = CurriculumPhase(name="reasoning", trains=["language"], replay={"perception": 0.2, "gui": 0.3},
                             data=[VLSource(type="generated", generator="math", n=30)])
     stages = [text, gui, later]
     pool = ImagePool(32, 0.2)

@@ -5,7 +5,8 @@ from PIL import Image
 
 from infir.model.vlm import IMAGE_TOKEN
 from infir.sft.data import BadRecord, LoadReport
-from infir.vl.data import content_to_text, from_record, load_hf_conversations, load_llava_json, open_image
+from infir.model.vlm_inputs import open_image
+from infir.vl.data import content_to_text, from_record, load_hf_conversations, load_llava_json
 
 
 def _llava_dir(tmp_path):

@@ -11,8 +11,8 @@ def test_skill_table_rows_and_report_section(tmp_path):
     (tmp_path / "vl").mkdir()
     (tmp_path / "vl" / "summary.json").write_text(json.dumps({"table": table}))
     columns, rows = skill_columns_and_rows(tmp_path / "vl")
-    assert columns == ["stage", "vl_vqa", "vl_vqa_chance", "vl_ocr", "vl_custom"]
-    assert rows == [["alignment", 0.4, 0.25, 0.0, None], ["perception", 0.5, 0.25, 0.3, 1.0]]
+    assert columns == ["stage", "vl_ocr", "vl_vqa", "vl_vqa_chance", "vl_custom"]  # the table's own order
+    assert rows == [["alignment", 0.0, 0.4, 0.25, None], ["perception", 0.3, 0.5, 0.25, 1.0]]
     assert skill_columns_and_rows(tmp_path / "absent") == ([], [])
 
     from infir.report.render import write_report

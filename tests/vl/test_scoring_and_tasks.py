@@ -1,7 +1,7 @@
 import pytest
 
 from infir.eval.registry import get_task, task_names
-from infir.vl.scoring import (
+from infir.eval.vl_scoring import (
     action_correct,
     character_error_rate,
     choice_letter,
@@ -102,6 +102,6 @@ def test_position_task_asks_only_where_a_shape_is():
 def test_vl_tasks_refuse_text_only_prompts():
     task = get_task("vl_ocr", n=2, size=32)
     with pytest.raises(ValueError, match="shows images"):
-        task.build_prompt(task.docs()[0], chat=True)
+        task.build_prompt(task.docs()[0], chat=True)  # no tokenizer with a chat template
     messages = task.vl_messages(task.docs()[0])
     assert messages[0]["content"].startswith("<image>\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from infir.curate.config import CurateConfig, SourceConfig
-from infir.curate.sources import CurateInputError
+from infir.curate.readers.sources import CurateInputError
 
 
 def source_for(path: str) -> SourceConfig:

@@ -7,9 +7,9 @@ LaTeX rendered by sympy, Python sources). Each step can be switched off with `en
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from infir.config_base import Section
 
@@ -106,7 +106,7 @@ class FilterConfig(Section):
     colon_rule_domains: list[str] = Field(default_factory=lambda: ["math", "web", "technical"])
 
 
-class SeedSource(Section):
+class RecallSeedSource(Section):
     """Positive seeds for one recall domain: JSONL files (field `text`) and/or builtin generators."""
 
     paths: list[str] = Field(default_factory=list)
@@ -114,22 +114,22 @@ class SeedSource(Section):
     limit: int = 2000
 
 
-def _math_seeds() -> SeedSource:
-    return SeedSource(builtin=[SourceConfig(type="builtin", name="reasoning_gym",
+def _math_seeds() -> RecallSeedSource:
+    return RecallSeedSource(builtin=[SourceConfig(type="builtin", name="reasoning_gym",
                                             kwargs={"docs_per_family": 30, "seed": 1234}),
                                SourceConfig(type="builtin", name="curate:math_text", kwargs={"n": 600})])
 
 
-def _code_seeds() -> SeedSource:
-    return SeedSource(builtin=[SourceConfig(type="builtin", name="curate:python_code", kwargs={"n": 600})])
+def _code_seeds() -> RecallSeedSource:
+    return RecallSeedSource(builtin=[SourceConfig(type="builtin", name="curate:python_code", kwargs={"n": 600})])
 
 
 class RecallConfig(Section):
     enabled: bool = True
     domains: list[str] = Field(default_factory=lambda: ["math", "code"])
-    seeds: dict[str, SeedSource] = Field(default_factory=lambda: {"math": _math_seeds(), "code": _code_seeds()})
+    seeds: dict[str, RecallSeedSource] = Field(default_factory=lambda: {"math": _math_seeds(), "code": _code_seeds()})
     # Extra negatives per domain, besides random corpus documents and the other domains' seeds.
-    negative_seeds: dict[str, SeedSource] = Field(default_factory=dict)
+    negative_seeds: dict[str, RecallSeedSource] = Field(default_factory=dict)
     rounds: int = 1  # rounds after the first: recalled docs join the positives, the model retrains
     threshold: float = 0.5  # score above which a document belongs to the domain
     positive_threshold: float = 0.9  # score above which a recalled document joins the positives
@@ -244,10 +244,28 @@ class RayConfig(Section):
     mem_per_cpu_gb: float = 1.0  # memory Ray reserves per task CPU
 
 
+class ExtraFilterSpec(Section):
+    """A registered filter (`infir.curate.filters.register_filter`) and its keyword arguments."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from infir.curate.filters import registered_filters
+
+        known = registered_filters()
+        if name not in known:
+            raise ValueError(f"unknown curation filter {name!r}; registered: {sorted(known) or 'none'}")
+        return name
+
+
 class CurateConfig(Section):
     sources: list[SourceConfig] = Field(default_factory=_default_sources)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     filters: FilterConfig = Field(default_factory=FilterConfig)
+    extra_filters: list[ExtraFilterSpec] = Field(default_factory=list)  # after `filters`, in this order
     recall: RecallConfig = Field(default_factory=RecallConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
 
 from infir.curate.config import RayConfig
 
@@ -101,6 +100,3 @@ def check_cluster_paths(paths: list, shared_fs: bool) -> None:
                 "machine: tasks on the other nodes would not find it. Give an output and a curate.work_dir on "
                 "storage every node reaches (fsspec URLs such as s3://bucket/run and s3://bucket/run/work), or "
                 "local paths on a filesystem every node mounts, with ray.shared_fs=true to say so.")
-
-
-PipelineFactory = Callable[[], list]

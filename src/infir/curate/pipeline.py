@@ -44,7 +44,7 @@ from infir.curate.config import CurateConfig
 from infir.curate.executors import run_pipeline
 from infir.curate.jobs import Job
 from infir.curate.progress import Reporter
-from infir.curate.sources import ShardReader, plan_shards
+from infir.curate.readers.sources import ShardReader, plan_shards
 from infir.curate.summary import build_summary
 from infir.curate.workfolder import WorkFolder
 
@@ -108,8 +108,9 @@ def file_ordinals(shards) -> list[int]:
 
 
 def scan_pipeline(cfg: CurateConfig, shards, out: str, work: WorkFolder) -> tuple[list, list]:
+    from infir.curate.filters import build_extra_filters
     from infir.curate.filters.heuristic import HeuristicFilter
-    from infir.curate.langid import LanguageFilter
+    from infir.curate.filters.langid import LanguageFilter
     from infir.curate.shard_steps import Featurize
     from infir.curate.steps import ShardStats, Validate
 
@@ -119,6 +120,7 @@ def scan_pipeline(cfg: CurateConfig, shards, out: str, work: WorkFolder) -> tupl
         steps.append(LanguageFilter(cfg.langid, removed))
     if cfg.filters.enabled:
         steps.append(HeuristicFilter(cfg.filters, removed))
+    steps += build_extra_filters(cfg.extra_filters, removed)
     featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
                           work, cfg.decontam, "decontam.npz" if cfg.decontam.enabled else None,
                           programs=cfg.recall.enabled and cfg.recall.code_requires_program,
@@ -139,9 +141,9 @@ def score_pipeline(cfg: CurateConfig, work: WorkFolder) -> list:
 
 
 def finish_pipeline(cfg: CurateConfig, out: str, work: WorkFolder) -> list:
-    from infir.curate.decontam import Decontaminate
+    from infir.curate.filters.decontam import Decontaminate
     from infir.curate.mixture import DomainCount
-    from infir.curate.quality import QualityFilter
+    from infir.curate.filters.quality import QualityFilter
     from infir.curate.shard_steps import ApplyDedup, ApplyRecall, ScanReader
     from infir.curate.steps import ShardStats, gzip_writer
 
@@ -161,8 +163,8 @@ def finish_pipeline(cfg: CurateConfig, out: str, work: WorkFolder) -> list:
 def _dedup_pairs(cfg: CurateConfig, work: WorkFolder, n_shards: int, outputs: tuple) -> dict:
     """The pair stage (one task per key range of about `dedup.partition_rows` rows), then clusters
     on the driver."""
-    from infir.curate.dedup import MinHasher
-    from infir.curate.dedup_stages import FindPairs, plan_partitions, resolve
+    from infir.curate.dedup.minhash import MinHasher
+    from infir.curate.dedup.stages import FindPairs, plan_partitions, resolve
 
     if work.exists("dedup.json"):
         return work.read_json("dedup.json")

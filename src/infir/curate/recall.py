@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from infir.curate.config import RecallConfig, SeedSource
+from infir.curate.config import RecallConfig, RecallSeedSource
 from infir.curate.fasttext_utils import label_probabilities, normalize, train_supervised
 
 
-def load_seeds(source: SeedSource, cfg: RecallConfig) -> list[str]:
+def load_recall_seeds(source: RecallSeedSource, cfg: RecallConfig) -> list[str]:
     import json
 
     import fsspec
@@ -109,11 +109,11 @@ def expand_by_prefix(scores: np.ndarray, urls: list[str | None], cfg: RecallConf
 
 def load_all_seeds(cfg: RecallConfig) -> dict[str, dict[str, list[str]]]:
     """{"positive": {domain: texts}, "negative": {domain: texts}}, normalised for the classifiers."""
-    seeds = {d: load_seeds(cfg.seeds[d], cfg) for d in cfg.domains if d in cfg.seeds}
+    seeds = {d: load_recall_seeds(cfg.seeds[d], cfg) for d in cfg.domains if d in cfg.seeds}
     missing = [d for d in cfg.domains if not seeds.get(d)]
     if missing:
         raise ValueError(f"recall has no seeds for {missing}: give `recall.seeds.<domain>` paths or builtin sources")
-    negatives = {d: load_seeds(cfg.negative_seeds[d], cfg) for d in cfg.domains if d in cfg.negative_seeds}
+    negatives = {d: load_recall_seeds(cfg.negative_seeds[d], cfg) for d in cfg.domains if d in cfg.negative_seeds}
     return {"positive": seeds, "negative": negatives}
 
 

@@ -36,7 +36,7 @@ def _save(work: WorkFolder, name: str, report: dict) -> dict:
 def prepare_decontam(cfg: CurateConfig, work: WorkFolder) -> dict:
     """Builds (once) the benchmark n-gram index the scan matches documents against, from the
     evaluation Task registry; a listed task that cannot be loaded stops the run with its name."""
-    from infir.curate.decontam import build_index, save_index
+    from infir.curate.filters.decontam import build_index, save_index
 
     if work.exists("decontam.json") and work.exists("decontam.npz"):
         return work.read_json("decontam.json")
@@ -82,7 +82,7 @@ def read_sample(work: WorkFolder, n_shards: int, size: int) -> tuple[list[str], 
 def prepare_boilerplate(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> dict:
     """Lines held by many of the sample's documents (`dedup.boilerplate_min_fraction`): the pair
     stage leaves them out when it compares two pages' content. Saved as `boilerplate.u64`."""
-    from infir.curate.dedup import boilerplate_lines
+    from infir.curate.dedup.minhash import boilerplate_lines
 
     path = work / "boilerplate.u64"
     if work.exists("boilerplate.u64"):
@@ -112,7 +112,7 @@ def _recall_train(domain: str, cfg: CurateConfig, texts: list[str], kinds: list[
 
 
 def _quality_train(cfg: CurateConfig, texts: list[str], seed: int, work: WorkFolder) -> dict:
-    from infir.curate.quality import train_quality_model
+    from infir.curate.filters.quality import train_quality_model
 
     t0 = time.perf_counter()
     if cfg.quality.model_path:
@@ -197,7 +197,7 @@ def expand_prefixes(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> dict:
     Writes `decisions/expand_<domain>.u64`, the sorted hashes of the expanded prefixes."""
     import math
 
-    from infir.curate.dedup_stages import PREFIX_BITS, read_range
+    from infir.curate.dedup.stages import PREFIX_BITS, read_range
     from infir.curate.shard_steps import prefix_dtype
 
     if work.exists("expand.json"):

@@ -18,8 +18,8 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DecontamConfig, DedupConfig, RecallConfig
-from infir.curate.dedup import MinHasher, exact_hash, line_hashes
-from infir.curate.hashing import word_hashes_many
+from infir.curate.dedup.minhash import MinHasher, exact_hash, line_hashes
+from infir.curate.dedup.hashing import word_hashes_many
 from infir.curate.fasttext_utils import normalize
 from infir.curate.filters.domain_guess import guess_domain, parses_cached
 from infir.curate.filters.rules import is_program
@@ -46,7 +46,7 @@ def _atomic_bytes(path: Path, write) -> None:
 def sample_hash(orders: np.ndarray) -> np.ndarray:
     """A document's draw for the classifier sample: a bijective mix of its order key, so the
     sample (the documents with the smallest draws) is the same under any shard plan."""
-    from infir.curate.dedup import _mix64
+    from infir.curate.dedup.minhash import _mix64
 
     return _mix64(orders.astype(np.uint64) ^ np.uint64(0x5851F42D4C957F2D))
 
@@ -84,8 +84,8 @@ class Featurize(PipelineStep):
 
         import orjson
 
-        from infir.curate.decontam import DecontamIndex, contamination_of
-        from infir.curate.dedup_stages import BucketWriter
+        from infir.curate.filters.decontam import DecontamIndex, contamination_of
+        from infir.curate.dedup.stages import BucketWriter
 
         work = self.work.local
         hasher = MinHasher(self.dedup)
@@ -199,7 +199,7 @@ class ScoreShard(PipelineStep):
         from fasttext.FastText import _FastText
 
         from infir.curate.fasttext_utils import distribution, label_probabilities
-        from infir.curate.quality import expected_score
+        from infir.curate.filters.quality import expected_score
         from infir.curate.recall import url_prefix
 
         work = self.work.local
@@ -233,7 +233,7 @@ class ScoreShard(PipelineStep):
                         for k in range(len(self.domains)):
                             counts[k + 1] += int(row[k] >= self.recall.threshold)
         path.with_name(path.name + ".tmp").replace(path)
-        from infir.curate.dedup_stages import write_run
+        from infir.curate.dedup.stages import write_run
 
         (work / "prefixes").mkdir(parents=True, exist_ok=True)
         rows = np.zeros(len(prefixes), dtype=prefix_dtype(columns))

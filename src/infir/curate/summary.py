@@ -1,4 +1,6 @@
-"""The run's summary: the funnel (docs and tokens through each step, in order) plus totals.
+"""The run's summary: the funnel (docs and tokens through each step, in the order the pipelines ran them)
+plus totals. The counts are the steps' own (`CurateStep`'s books, saved per rank by `ShardStats`): the
+one statistics system of a curation run.
 
 Per step: name, docs in, docs out, dropped by reason, seconds (summed over workers, plus the
 driver's share for the global steps) and approximate tokens in and out. Every step satisfies
@@ -12,9 +14,6 @@ from collections import Counter
 
 from infir.curate.config import CurateConfig
 from infir.curate.mixture import mixtures
-
-STEP_ORDER = ["validate", "langid", "heuristics", "recall", "dedup", "quality", "decontam", "mixture"]
-
 
 def _add_books(total: dict, books: dict) -> None:
     entry = total.setdefault(books["name"], {"name": books["name"], "docs_in": 0, "docs_out": 0,
@@ -44,7 +43,7 @@ def build_summary(cfg: CurateConfig, out, work, n_shards: int, select: dict, wal
         steps["decontam"]["seconds"] += select["decontam"]["index_seconds"] + select.get("decontam_match_seconds", 0)
     tpw = cfg.mixture.tokens_per_word
     funnel = []
-    for name in [s for s in STEP_ORDER if s in steps]:
+    for name in steps:  # the order the steps ran in: the scan pipeline's, then the finish pipeline's
         s = steps[name]
         dropped = dict(sorted(s["dropped"].items(), key=lambda kv: -kv[1]))
         if s["docs_in"] != s["docs_out"] + sum(dropped.values()):

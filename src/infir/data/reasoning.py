@@ -20,6 +20,10 @@ from typing import Iterator, Literal
 Split = Literal["train", "heldout", "all"]
 
 ANSWER_PREFIX = "The answer is"
+# The families the tiny recipe's held-out task evaluates on (and RL trains on by default), and the share of
+# each family's problems held out: every consumer reads these, so their train/held-out splits agree.
+DEFAULT_FAMILIES = ("chain_sum", "basic_arithmetic", "simple_equations")
+HELDOUT_FRACTION = 0.1
 
 # Defaults keep the problems within reach of a model of a few million parameters trained for minutes on
 # a CPU: one-digit operands, so every step is a fact it can learn, and several steps per problem, so
@@ -134,7 +138,7 @@ def write_solution(family: str, question: str, answer: str, metadata: dict) -> s
     return " ".join(steps) + f" {ANSWER_PREFIX} {answer}."
 
 
-def generate(family: str, n: int, seed: int, split: Split = "train", heldout_fraction: float = 0.1,
+def generate(family: str, n: int, seed: int, split: Split = "train", heldout_fraction: float = HELDOUT_FRACTION,
              **params) -> list[Problem]:
     """`n` distinct problems of one family from `split` (deterministic in all arguments)."""
     return list(_iter_problems(family, n, seed, split, heldout_fraction, params))

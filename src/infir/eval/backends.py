@@ -1,7 +1,9 @@
-"""Inference backends the evaluator drives: transformers (CPU or GPU) and vLLM (GPU, where it runs).
+"""Inference backends the evaluator drives: transformers (CPU or GPU), vLLM (GPU, where it runs), and
+transformers LLaVA models for the tasks that show images.
 
-Both answer the same two calls: `generate(prompts, ...) -> list[Generation]` and
-`loglikelihood(requests) -> list[Scored]`, and expose the tokenizer for chat templates.
+All answer `generate(prompts, ...) -> list[Generation]` and expose the tokenizer for chat templates; the
+text backends also answer `loglikelihood(requests) -> list[Scored]`, and the VL backend (`sees_images`)
+takes each prompt's images beside it.
 """
 
 from __future__ import annotations
@@ -146,9 +148,81 @@ class VLLMBackend:
         return results
 
 
+class VLBackend:
+    """A LLaVA-format model (`LlavaForConditionalGeneration` + its processor), greedy decoding.
+
+    Prompts carry one `<image>` marker per image, expanded to the tower's patch tokens exactly as in
+    training (`infir.model.vlm_inputs`); rows are left-padded so generation continues from every row's
+    last token. Decoding is transformers' `generate` (it feeds `pixel_values` to the first forward only and
+    keeps the KV cache); it stops at the chat template's end-of-turn."""
+
+    name = "vl"
+    sees_images = True
+
+    def __init__(self, model, processor, aspect: str = "resize"):
+        self.model, self.processor, self.aspect = model, processor, aspect
+        self.tokenizer = processor.tokenizer
+        self.last_stats = None
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", aspect: str = "resize") -> "VLBackend":
+        from infir.model.vlm import load_vlm
+
+        return cls(*load_vlm(path, device), aspect=aspect)
+
+    def generate(self, prompts: Sequence[str], *, images: Sequence[Sequence], max_new_tokens: int = 32,
+                 temperature: float = 0.0, num_samples: int = 1, batch_size: int = 32,
+                 progress: Callable[[int], object] | None = None, **_ignored) -> list[Generation]:
+        import torch
+
+        from infir.model.vlm_inputs import ImagePreparer, expand_image_tokens
+        from infir.tokenize.chat import chat_stop_token_ids
+
+        if temperature != 0 or num_samples != 1:
+            raise ValueError("the VL backend decodes greedily, one sample per prompt")
+        model, tokenizer = self.model, self.tokenizer
+        image_token_id, n_image_tokens = model.config.image_token_id, model.config.image_seq_length
+        prepare = ImagePreparer(self.processor.image_processor, self.aspect)
+        stops = chat_stop_token_ids(tokenizer)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+        device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+        model.eval()
+        results: list[Generation] = []
+        for start in range(0, len(prompts), batch_size):
+            encoded = []
+            for text in prompts[start:start + batch_size]:
+                ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+                encoded.append(expand_image_tokens(ids, [0] * len(ids), image_token_id, n_image_tokens)[0])
+            width = max(len(p) for p in encoded)
+            ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, p in enumerate(encoded):  # left padding
+                ids[row, width - len(p):] = torch.tensor(p)
+                mask[row, width - len(p):] = 1
+            inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+            chunk_images = [im for row in images[start:start + batch_size] for im in row]
+            if chunk_images:
+                inputs["pixel_values"] = prepare(chunk_images).to(device, dtype=dtype)
+            with torch.inference_mode():
+                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
+                                     pad_token_id=pad)
+            texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+            for text, row in zip(texts, out[:, width:].tolist()):
+                ended = next((i for i, t in enumerate(row) if t in stops), None)
+                results.append(Generation(text=text, finish_reason="length" if ended is None else "eos",
+                                          prompt_tokens=width, new_tokens=len(row) if ended is None else ended + 1))
+            if progress is not None:
+                progress(len(encoded))
+        return results
+
+
 def load_backend(kind: str, path: str | Path, device: str = "auto", dtype: str = "auto"):
     if kind == "vllm":
         return VLLMBackend(path, dtype=dtype)
     if kind == "hf":
         return HFBackend.load(path, device, dtype)
-    raise ValueError(f"unknown backend {kind!r} (hf or vllm)")
+    if kind == "vl":
+        from infir.train.parallel import pick_device
+
+        return VLBackend.load(path, str(pick_device(device)))
+    raise ValueError(f"unknown backend {kind!r} (hf, vllm or vl)")

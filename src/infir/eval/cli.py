@@ -1,7 +1,7 @@
 """`infir eval` in its direct forms (the recipe form, `infir eval RECIPE`, is the lead's stage runner).
 
 infir eval --model PATH_OR_NAME --tasks gsm8k,math500,humaneval [--limit N] [--num-fewshot K] [--chat]
-           [--batch-size B] [--output FILE] [--data TASK=PATH ...] [--backend hf|vllm]
+           [--batch-size B] [--output FILE] [--data TASK=PATH ...] [--backend hf|vllm|vl]
 infir eval score --task T --samples FILE [--data PATH] --output OUT
 """
 
@@ -56,7 +56,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output", type=Path, help="results JSON; samples go beside it as <stem>.<task>.samples.jsonl"
     )
-    p.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+    p.add_argument("--backend", choices=("hf", "vllm", "vl"), default="hf")  # vl: a LLaVA model, image tasks
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     p.add_argument("--sandbox-workers", type=_at_least(1), default=2)

@@ -17,9 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from infir.config_base import Section
-
-TRAINED_STAGES = ("pretrain", "anneal", "sft", "rl")
-CHAT_BY_DEFAULT = {"pretrain": False, "anneal": False, "sft": True, "rl": True}
+from infir.stages import chat_by_default, text_checkpoint_stages
 
 
 def names_as_specs(value: Any) -> Any:
@@ -85,20 +83,20 @@ class EvalConfig(Section):
     @field_validator("stages")
     @classmethod
     def _trained_stages(cls, value: list[str] | None) -> list[str] | None:
+        trained = text_checkpoint_stages()
         for stage in value or []:
-            if stage not in TRAINED_STAGES:
-                raise ValueError(
-                    f"eval.stages: {stage!r} is not a trained stage ({', '.join(TRAINED_STAGES)})"
-                )
+            if stage not in trained:
+                raise ValueError(f"eval.stages: {stage!r} is not a trained stage ({', '.join(trained)})")
         return value
 
     @field_validator("chat")
     @classmethod
     def _chat_stages(cls, value: dict[str, bool]) -> dict[str, bool]:
-        unknown = sorted(set(value) - set(TRAINED_STAGES))
+        trained = text_checkpoint_stages()
+        unknown = sorted(set(value) - set(trained))
         if unknown:
-            raise ValueError(f"eval.chat: unknown stage(s) {unknown}; use {', '.join(TRAINED_STAGES)}")
+            raise ValueError(f"eval.chat: unknown stage(s) {unknown}; use {', '.join(trained)}")
         return value
 
     def chat_for(self, stage: str) -> bool:
-        return self.chat.get(stage, CHAT_BY_DEFAULT.get(stage, False))
+        return self.chat.get(stage, chat_by_default(stage))

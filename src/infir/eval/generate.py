@@ -27,6 +27,7 @@ import torch
 
 from infir.eval.batching import RunningBatch, mergeable
 from infir.eval.sampling import Sampler
+from infir.train.parallel import pick_device
 
 
 @dataclass
@@ -48,12 +49,6 @@ class GenerationStats:
     @property
     def tokens_per_second(self) -> float:
         return self.new_tokens / self.seconds if self.seconds else 0.0
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -52,6 +52,12 @@ def family_prefixes() -> list[str]:
     return sorted(_FAMILIES)
 
 
+def task_class(name: str) -> type["Task"] | None:
+    """The class of a fixed task (None for a family member such as `rg:leg_counting`, or an unknown name)."""
+    _load_builtin()
+    return _TASKS.get(name)
+
+
 def get_task(name: str, data_path: str | Path | None = None, **options) -> "Task":
     """Build a task by name; `options` are the task's keyword arguments (split, max_new_tokens, ...)."""
     _load_builtin()

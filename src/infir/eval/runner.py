@@ -1,6 +1,7 @@
 """Evaluate one model on a list of tasks: prompts -> backend -> verdicts -> metrics + samples files.
 
-Shared by `infir eval --model ...` and the recipe's eval stage. Every sample is written with its prompt,
+The one evaluation path: `infir eval --model ...`, the recipe's eval stage and the vl stage's evaluation
+after each curriculum stage (text and image tasks alike; see `backends.VLBackend`). Every sample is written with its prompt,
 output, extracted answer and verdict, one JSON line each, in document order.
 """
 
@@ -59,6 +60,9 @@ def run_task(
     show_progress: bool = True,
 ) -> TaskResult:
     task = build_task(spec)
+    if task.modality == "image" and not getattr(backend, "sees_images", False):
+        raise ValueError(f"task {task.name!r} shows images: evaluate it with a VL model (the vl stage's "
+                         f"vl.eval.tasks), not with the text-only {getattr(backend, 'name', 'given')} backend")
     docs = task.docs(spec.limit)
     num_fewshot = task.default_num_fewshot if spec.num_fewshot is None else spec.num_fewshot
     tokenizer = backend.tokenizer
@@ -110,6 +114,8 @@ def _score_choices(backend, task, docs, prompts, chat, batch_size, progress):
 
 def _generate_and_judge(backend, task, spec, docs, prompts, chat, batch_size, workers, seed, progress):
     bar = progress.add_task(f"{task.name} (generate)", total=len(prompts) * spec.num_samples)
+    # A task that shows images hands each prompt's images to the backend beside it.
+    images = {"images": [task.images(doc) for doc in docs]} if task.modality == "image" else {}
     generations = backend.generate(
         prompts,
         max_new_tokens=task.max_new_tokens,
@@ -119,6 +125,7 @@ def _generate_and_judge(backend, task, spec, docs, prompts, chat, batch_size, wo
         seed=seed,
         batch_size=batch_size,
         progress=lambda n: progress.advance(bar, n),
+        **images,
     )
     expanded = [doc for doc in docs for _ in range(spec.num_samples)]
     outputs = [g.text for g in generations]

@@ -49,8 +49,8 @@ class Sampler:
         """One index per row, drawn with probability `probs` (rows x vocab, rows summing to 1).
 
         Inverse-CDF sampling: one uniform per row against the running sum. `torch.multinomial` draws
-        an exponential variate for every vocabulary entry of every row, which was ~30% of a decoding
-        step of the tiny model on CPU; this costs one cumulative sum. A zero-probability (top-k /
+        an exponential variate for every vocabulary entry of every row, a large share of a decoding
+        step of a small model on CPU; this costs one cumulative sum. A zero-probability (top-k /
         top-p masked) entry does not raise the running sum, so no draw lands on it; the one exception,
         u * total rounding up to the total (odds ~1e-7), falls back to the likeliest entry.
         """

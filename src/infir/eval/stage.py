@@ -23,10 +23,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from infir.eval.config import TRAINED_STAGES, EvalConfig
+from infir.eval.config import EvalConfig
 from infir.eval.runner import build_task, evaluate_model, samples_file_name
 from infir.eval.stats import compare_stages, correctness_by_doc
 from infir.run import FINAL, StageContext, read_json, write_json
+from infir.stages import text_checkpoint_stages
 
 log = logging.getLogger("infir.eval")
 
@@ -55,7 +56,7 @@ def stages_to_evaluate(ctx: StageContext, cfg: EvalConfig) -> list[str]:
         for stage in cfg.stages:
             ctx.output_of(stage)  # fails clearly when a requested stage has not completed
         return list(cfg.stages)
-    return [s for s in TRAINED_STAGES if ctx.has_output(s) and (ctx.run_dir / s / FINAL).is_dir()]
+    return [s for s in text_checkpoint_stages() if ctx.has_checkpoint(s)]
 
 
 def _uncertainty(stage_dir: Path, stages: list[str], cfg: EvalConfig) -> tuple[dict, dict]:
@@ -106,7 +107,7 @@ def run(ctx: StageContext) -> dict:
     if not stages:
         raise FileNotFoundError(
             f"eval: no trained stage with a final checkpoint in {ctx.run_dir} "
-            f"(looked for {', '.join(s + '/final' for s in TRAINED_STAGES)})"
+            f"(looked for {', '.join(f'{s}/{FINAL}' for s in text_checkpoint_stages())})"
         )
     results, samples, cached, checkpoints, chat_modes = {}, {}, [], {}, {}
     metrics_log = ctx.metrics_logger()

@@ -34,6 +34,9 @@ class Task(ABC):
     description: ClassVar[str] = ""  # text placed before the few-shot examples in base prompts
     target_delimiter: ClassVar[str] = " "
     fewshot_delimiter: ClassVar[str] = "\n\n"
+    modality: ClassVar[str] = "text"  # "image": docs carry images, only a backend that sees them runs it
+    # Columns a per-stage table shows next to the primary metric: {column suffix: metric}.
+    report_columns: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 export:
   source: auto                  # trained stage (or model folder) to export; auto: the last completed
-                                #   of vl, rl, sft, anneal, pretrain
+                                #   checkpoint stage (vl, rl, sft, anneal, pretrain)
   formats: [gguf, hf]           # gguf: one file per quant; hf: bf16 safetensors
   quants: [f16, q8_0, q4_0]
   bench:
@@ -18,8 +18,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from infir.config_base import Section
-
-TRAINED_STAGES = ("vl", "rl", "sft", "anneal", "pretrain")  # the order `source: auto` tries them in
 
 
 class EdgeBenchConfig(Section):

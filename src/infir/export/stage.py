@@ -15,28 +15,30 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from infir.export.config import TRAINED_STAGES, ExportConfig
+from infir.export.config import ExportConfig
 from infir.run import FINAL, StageContext
+from infir.stages import chat_by_default, checkpoint_stages
 
 log = logging.getLogger("infir.export")
 
 
 def resolve_source(ctx: StageContext, cfg: ExportConfig) -> tuple[str, Path]:
     """(name, folder) of the checkpoint to export."""
+    trained = checkpoint_stages()[::-1]  # `auto`: the last one that completed
     if cfg.source == "auto":
-        for stage in TRAINED_STAGES:
-            if ctx.has_output(stage) and (ctx.run_dir / stage / FINAL).is_dir():
+        for stage in trained:
+            if ctx.has_checkpoint(stage):
                 return stage, ctx.checkpoint_of(stage)
         raise FileNotFoundError(
             f"export: no trained stage with a final checkpoint in {ctx.run_dir} "
-            f"(looked for {', '.join(s + '/final' for s in TRAINED_STAGES)})"
+            f"(looked for {', '.join(f'{s}/{FINAL}' for s in trained)})"
         )
-    if cfg.source in TRAINED_STAGES:
+    if cfg.source in trained:
         return cfg.source, ctx.checkpoint_of(cfg.source)
     folder = Path(cfg.source)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
-            f"export.source {cfg.source!r}: not a trained stage ({', '.join(TRAINED_STAGES)}) "
+            f"export.source {cfg.source!r}: not a trained stage ({', '.join(trained)}) "
             "nor a model folder with config.json"
         )
     return folder.name, folder
@@ -49,7 +51,6 @@ def is_llava(model_dir: Path) -> bool:
 
 
 def run(ctx: StageContext) -> dict:
-    from infir.eval.config import CHAT_BY_DEFAULT
     from infir.export.edge_bench import BenchSettings, find_variants, run_bench, write_result
     from infir.export.gguf_export import export_gguf
     from infir.export.quantize import export_hf_bf16
@@ -93,7 +94,7 @@ def run(ctx: StageContext) -> dict:
             threads=b.threads or ctx.recipe.runtime.threads,
             task=b.task,
             task_limit=b.task_limit,
-            chat=b.chat if b.chat is not None else CHAT_BY_DEFAULT.get(name, False),
+            chat=b.chat if b.chat is not None else chat_by_default(name),
         )
         ggufs = [out / g["path"] for g in summary["gguf"]]
         result = run_bench(find_variants(ggufs, int8=b.int8, reference=source), settings, log=say)

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from infir.run import MARKER, read_json
-
-TRAINING = ("pretrain", "anneal", "sft", "rl")
+from infir.stages import STAGE_ORDER, checkpoint_stages
 
 
 def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
@@ -29,8 +28,6 @@ def collect(run_dir: Path, samples_per_task: int = 3) -> dict:
     run_dir = Path(run_dir)
     out: dict = {"run_dir": str(run_dir), "stages": {}, "metrics": {}, "funnel": [], "eval": {}, "intervals": {},
                  "gains": {}, "examples": {}}
-    from infir.config import STAGE_ORDER
-
     def pipeline_order(p: Path) -> tuple[int, str]:
         return (STAGE_ORDER.index(p.name) if p.name in STAGE_ORDER else len(STAGE_ORDER), p.name)
 
@@ -39,7 +36,7 @@ def collect(run_dir: Path, samples_per_task: int = 3) -> dict:
         if summary.exists():
             out["stages"][stage_dir.name] = {"summary": read_json(summary),
                                              "complete": (stage_dir / MARKER).exists()}
-    for name in TRAINING:
+    for name in checkpoint_stages():
         metrics = _jsonl(run_dir / name / "metrics.jsonl")
         if metrics:
             out["metrics"][name] = metrics

@@ -6,7 +6,8 @@ import html
 import json
 from pathlib import Path
 
-from infir.report.collect import TRAINING, collect
+from infir.report.collect import collect
+from infir.stages import text_checkpoint_stages
 from infir.report.rewards import plot_reward_curve
 
 
@@ -48,7 +49,7 @@ def plot_losses(metrics: dict[str, list[dict]], path: Path) -> bool:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.2))
     offset = 0
-    for stage in TRAINING:
+    for stage in text_checkpoint_stages():
         if stage == "rl":  # a policy-gradient surrogate, not nats/token: it has its own reward curve
             continue
         rows = [r for r in metrics.get(stage, []) if "loss" in r]
@@ -79,7 +80,8 @@ def _headline(metrics: dict) -> tuple[str, float] | None:
 
 
 def plot_eval(results: dict, path: Path, intervals: dict | None = None) -> bool:
-    stages = [s for s in TRAINING if s in results] + [s for s in results if s not in TRAINING]
+    trained = text_checkpoint_stages()
+    stages = [s for s in trained if s in results] + [s for s in results if s not in trained]
     tasks = sorted({t for s in stages for t in results[s]})
     if not stages or not tasks:
         return False
@@ -144,7 +146,7 @@ def write_report(run_dir: Path, title: str | None = None, samples_per_task: int 
                          [[r["step"], r.get("docs"), r.get("tokens"), r.get("dropped", "")] for r in data["funnel"]])]
     if plot_losses(data["metrics"], out / "loss.png"):
         rows = []
-        for stage in TRAINING:
+        for stage in text_checkpoint_stages():
             s = data["stages"].get(stage, {}).get("summary")
             if s:
                 rows.append([stage, s.get("steps"), s.get("tokens"), s.get("loss"), s.get("val_loss"),

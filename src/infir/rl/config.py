@@ -19,20 +19,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from infir.config_base import Section
+from infir.data.reasoning import DEFAULT_FAMILIES, HELDOUT_FRACTION
 from infir.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 
-# Stages rl can start from, nearest first (`init_from: auto` takes the first one the recipe runs).
-START_STAGES = ("sft", "anneal", "pretrain")
-DEFAULT_FAMILIES = ["chain_sum", "basic_arithmetic", "simple_equations"]
 # "The answer is 42." as the last sentence of the completion: the form the reasoning task reads.
 DEFAULT_FORMAT = r"The answer is -?[\d,]*\.?\d+\.?$"
-
-
-def start_stage(init_from: str | None, stages: list[str]) -> str | None:
-    """The stage of this run whose final checkpoint rl starts from; None for a path or Hub name."""
-    if init_from == "auto":
-        return next((s for s in START_STAGES if s in stages), None)
-    return init_from if init_from in START_STAGES else None
 
 
 class PromptConfig(Section):
@@ -44,7 +35,7 @@ class PromptConfig(Section):
     families: list[str] = Field(default_factory=lambda: list(DEFAULT_FAMILIES))
     per_family: int = Field(2000, ge=1)
     seed: int = 0
-    heldout_fraction: float = Field(0.1, gt=0, lt=1)  # must match the eval task's, so the splits agree
+    heldout_fraction: float = Field(HELDOUT_FRACTION, gt=0, lt=1)  # the eval task's, so the splits agree
     split: str = "train"
     limit: int | None = Field(None, ge=1)
     num_fewshot: int = Field(0, ge=0)
@@ -53,7 +44,7 @@ class PromptConfig(Section):
 class RewardConfig(Section):
     """Reward = correct * Task.reward(doc, output) + format * [output matches `format_pattern`]
     + steps * (share of the doc's reference solution steps that the output writes first, in order;
-    0 for docs without a `solution`). See `infir.rl.steps`."""
+    0 for docs without a `solution`). See `infir.rl.solution_steps`."""
 
     correct: float = 1.0
     format: float = 0.0
@@ -85,7 +76,7 @@ class RLConfig(TrainConfig):
     # GRPO
     # grpo: (r - mean(group)) / std; dr_grpo: r - mean(group), no division by the std; process: per-step
     # rewards against the doc's reference solution, per-token advantages (DeepSeekMath's process
-    # supervision; see `infir.rl.steps`), for prompts whose docs carry a worked `solution`.
+    # supervision; see `infir.rl.solution_steps`), for prompts whose docs carry a worked `solution`.
     advantage: Literal["grpo", "dr_grpo", "process"] = "grpo"
     loss_aggregation: Literal["token", "sequence", "constant"] = "token"
     clip_eps: float = Field(0.2, gt=0, lt=1)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from infir.eval.task import Task
 from infir.rl.config import RewardConfig
-from infir.rl.steps import reference_prefix_share
+from infir.rl.solution_steps import reference_prefix_share
 
 
 @dataclass(frozen=True)

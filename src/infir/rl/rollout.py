@@ -29,7 +29,7 @@ import torch
 from infir.eval.generate import Generation, Generator, eos_token_ids
 from infir.rl.grpo import group_advantages, process_advantages, sequence_logprobs
 from infir.rl.rewards import Rewarder
-from infir.rl.steps import step_rewards
+from infir.rl.solution_steps import step_rewards
 
 
 @dataclass(frozen=True)

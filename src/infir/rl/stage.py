@@ -1,7 +1,7 @@
 """The `rl` stage: GRPO with verifiable rewards on the shared trainer, starting from the SFT model.
 
 Reads as: policy (+ frozen reference) -> task and train-split prompts -> rollout batch source ->
-Trainer(objective=GRPO) -> fit. Precision, accumulation, clipping, the schedule, metrics.jsonl,
+fit(objective=GRPO), the one training entry point. Precision, accumulation, clipping, the schedule, metrics.jsonl,
 atomic checkpoints and exact resume are the trainer's; the final model lands in `<stage_dir>/final`
 with the SFT model's tokenizer and end-of-turn settings.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
-from infir.rl.config import PromptConfig, RLConfig, start_stage
-from infir.run import FINAL, StageContext
+from infir.rl.config import PromptConfig, RLConfig
+from infir.run import StageContext
 
 
 def prompt_docs(cfg: PromptConfig, task_name: str, task_options: dict) -> list[dict]:
@@ -86,26 +86,24 @@ def run(ctx: StageContext) -> dict:
     from transformers import AutoTokenizer
 
     from infir.eval.registry import get_task
-    from infir.model.llm import count_parameters
     from infir.rl.grpo import GRPOObjective
     from infir.rl.rewards import Rewarder
     from infir.rl.rollout import RolloutBatches, SamplingSettings
     from infir.train.config import resolve_precision
     from infir.train.parallel import init_distributed
-    from infir.train.stage import load_model, resolve_init
-    from infir.train.trainer import Trainer
+    from infir.stages import resolve_start
+    from infir.run import MetricsLog
+    from infir.train.fit import fit, initial_model
 
     cfg: RLConfig = ctx.recipe.rl
     # One process: under torchrun the stage runs on rank 0 while the others wait (rollouts decode token
     # by token, which sharded weights would turn into a collective per token).
     info = init_distributed(ctx.recipe.runtime.device)
-    init = start_stage(cfg.init_from, ctx.recipe.stages) or (None if cfg.init_from == "auto" else cfg.init_from)
-    model_path = resolve_init(ctx, init) or ctx.recipe.model.name_or_path
+    model_path = resolve_start(ctx) or ctx.recipe.model.name_or_path
     if model_path is None:
         raise ValueError("rl: nothing to start from (set rl.init_from to a stage of this run or a checkpoint)")
-    cfg = cfg.model_copy(update={"init_from": str(model_path)})  # load_model reads cfg.init_from
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    policy = load_model(ctx, cfg, tokenizer).to(info.device)
+    policy = initial_model(ctx, tokenizer, str(model_path)).to(info.device)
     chat = cfg.chat if cfg.chat is not None else bool(getattr(tokenizer, "chat_template", None))
     task = get_task(cfg.task, **cfg.task_options)
     docs, prompt_ids, counts = build_prompts(ctx, cfg, task, tokenizer, policy, chat)
@@ -113,7 +111,7 @@ def run(ctx: StageContext) -> dict:
     autocast = _autocast(precision, info.device)
     ref_model = None
     if cfg.kl_coef > 0:
-        ref_model = load_model(ctx, cfg, tokenizer).to(info.device).eval().requires_grad_(False)
+        ref_model = initial_model(ctx, tokenizer, str(model_path)).to(info.device).eval().requires_grad_(False)
     settings = SamplingSettings(group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                 stop=tuple(task.stops(chat)), batch_size=cfg.rollout_batch_size)
@@ -125,18 +123,12 @@ def run(ctx: StageContext) -> dict:
                             drop_zero_signal=cfg.drop_zero_signal, negative_weight=cfg.negative_weight)
     objective = GRPOObjective(cfg.clip_eps, cfg.clip_high, cfg.kl_coef, cfg.loss_aggregation, cfg.max_new_tokens,
                               temperature=cfg.temperature)
-    trainer = Trainer(cfg, policy, tokenizer, source,
-                      ctx.stage_dir, info, log=print, objective=objective)
-    result = trainer.fit()
-    trainer.save_final(ctx.stage_dir / FINAL)
-    return {
-        "steps": result.steps, "loss": result.loss, "train_seconds": result.seconds,
-        "tokens": result.tokens, "tokens_per_s": result.tokens_per_s, "resumed_from": result.resumed_from,
-        "parameters": count_parameters(trainer.raw_model), "precision": trainer.cfg.precision,
-        "device": str(info.device), "checkpoint": str(ctx.stage_dir / FINAL), "init_from": str(model_path),
-        "task": cfg.task, "chat": chat, "backend": cfg.backend, **counts,
-        **reward_curve_summary(trainer.metrics.read()),
-    }
+    # No seed: RL runs on the RNG state building the policy left (initial_model seeds it); seeding again
+    # here would change its rollouts.
+    summary = fit(cfg, policy, tokenizer, source, ctx.stage_dir, info, objective=objective)
+    summary.update({"init_from": str(model_path), "task": cfg.task, "chat": chat, "backend": cfg.backend, **counts,
+                    **reward_curve_summary(MetricsLog(ctx.stage_dir / "metrics.jsonl").read())})
+    return summary
 
 
 def reward_curve_summary(records: list[dict], window: int = 10) -> dict:

@@ -10,15 +10,8 @@ from infir.sft.packing import ConversationBatches
 from infir.tokenize.chat import CHATML_TEMPLATE, has_chatml_tokens, use_chat_eos
 from infir.tokenize.config import IM_END, IM_START, PAD
 from infir.train.parallel import init_distributed
-from infir.train.stage import fit_stage, load_model, resolve_init
-
-
-def sft_init(ctx: StageContext) -> str | None:
-    init = ctx.recipe.sft.init_from
-    if init == "auto":
-        before = [s for s in ("anneal", "pretrain") if s in ctx.recipe.stages]
-        init = before[0] if before else None
-    return init
+from infir.stages import resolve_start, start_of
+from infir.train.fit import fit, initial_model
 
 
 def ensure_chat_tokens(tokenizer, model) -> None:
@@ -55,13 +48,12 @@ def run(ctx: StageContext) -> dict:
 
     cfg = ctx.recipe.sft
     info = init_distributed(ctx.recipe.runtime.device)
-    init = sft_init(ctx)
+    init = start_of(ctx.recipe, "sft")
     if init is None and ctx.recipe.model.name_or_path is None:
         raise ValueError("sft: nothing to start from (no pretrain/anneal stage, no sft.init_from, no model.name_or_path)")
-    cfg = cfg.model_copy(update={"init_from": init})
-    model_path = resolve_init(ctx, init) or ctx.recipe.model.name_or_path
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = load_model(ctx, cfg, tokenizer)
+    start = resolve_start(ctx)
+    tokenizer = AutoTokenizer.from_pretrained(start or ctx.recipe.model.name_or_path)
+    model = initial_model(ctx, tokenizer, start)
     ensure_chat_tokens(tokenizer, model)
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHATML_TEMPLATE
@@ -74,4 +66,4 @@ def run(ctx: StageContext) -> dict:
     extra = {"conversations": examples.meta["load"], "too_long": examples.meta["too_long"],
              "examples": len(examples), "rows": len(data.rows), "packing": cfg.packing,
              "padding_share": round(data.padding_share(), 4), "epochs": cfg.epochs, "init_from": init}
-    return fit_stage(ctx, cfg, model, tokenizer, data, None, info, extra)
+    return fit(cfg, model, tokenizer, data, ctx.stage_dir, info, seed=ctx.recipe.seed, extra_summary=extra)

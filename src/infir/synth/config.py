@@ -24,6 +24,8 @@ from pydantic_core import PydanticCustomError
 
 from infir.config_base import Section
 from infir.curate.config import DecontamConfig, DedupConfig
+from infir.data.reasoning import DEFAULT_FAMILIES
+from infir.stages import is_checkpoint_stage
 
 Domain = Literal["math", "code", "general"]
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -80,12 +82,12 @@ class EndpointConfig(Section):
 
 class TeacherConfig(EndpointConfig):
     """Who answers: `openai` (any OpenAI-compatible chat-completions server: vLLM, SGLang, llama.cpp,
-    hosted APIs), `local` (a transformers model run in-process; `model: stage:anneal` is this run's
-    annealed checkpoint), or `generated` (the tiny recipe's teacher: worked solutions of generated
+    hosted APIs), `local` (a transformers model run in-process; `model: anneal`, a stage name, is this
+    run's annealed checkpoint), or `generated` (the tiny recipe's teacher: worked solutions of generated
     arithmetic and equations, `wrong_fraction` of them deliberately wrong)."""
 
     type: Literal["openai", "local", "generated"] = "generated"
-    model: str | None = None  # served model name (openai) or a folder / hub name / stage:<name> (local)
+    model: str | None = None  # served model name (openai) or a folder / hub name / stage name (local)
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(1024, ge=1)
@@ -108,7 +110,10 @@ class TeacherConfig(EndpointConfig):
         if self.type == "openai" and (not self.base_url or not self.model):
             raise ValueError("an openai teacher needs `base_url` and `model`")
         if self.type == "local" and not self.model:
-            raise ValueError("a local teacher needs `model` (a folder, hub name or stage:<name>)")
+            raise ValueError("a local teacher needs `model` (a folder, hub name or a stage name of this run)")
+        if self.type == "local" and self.model.startswith("stage:"):
+            raise ValueError(f"model {self.model!r}: name this run's checkpoint by the stage name alone "
+                             f"({self.model.split(':', 1)[1]!r})")
         return self
 
 
@@ -266,7 +271,7 @@ class DifficultyConfig(Section):
     max: float = Field(1.0, ge=0, le=1)
 
 
-class QualityConfig(Section):
+class AnswerQualityConfig(Section):
     judge: ScorerConfig | None = None  # None: not scored
     min: float = Field(0.0, ge=0, le=1)  # keep answers whose judge score / scale >= min
 
@@ -307,7 +312,7 @@ def _default_seeds() -> list[SeedSource]:
         SeedSource(
             type="generated",
             name="generated",
-            families=["chain_sum", "basic_arithmetic", "simple_equations"],
+            families=list(DEFAULT_FAMILIES),
             per_family=200,
         )
     ]
@@ -321,7 +326,7 @@ class SynthConfig(Section):
     verify: dict[str, DomainVerify] = Field(default_factory=_default_verify)
     scorer: ScorerConfig | None = None  # verifies domains whose method is scorer (general by default)
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
+    quality: AnswerQualityConfig = Field(default_factory=AnswerQualityConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
     dedup: DedupConfig = Field(default_factory=lambda: DedupConfig(minhash=False))
     decontam: DecontamConfig = Field(
@@ -357,14 +362,8 @@ class SynthConfig(Section):
         return [t for t in found if t is not None]
 
     def stage_models(self) -> tuple[str, ...]:
-        """Stages whose checkpoints a local model here uses (`model: stage:anneal`): synth needs them."""
-        return tuple(
-            dict.fromkeys(
-                t.model.split(":", 1)[1]
-                for t in self._models()
-                if t.type == "local" and t.model and t.model.startswith("stage:")
-            )
-        )
+        """Stages whose checkpoints a local model here uses (`model: anneal`): synth needs them."""
+        return tuple(dict.fromkeys(t.model for t in self._models() if t.type == "local" and is_checkpoint_stage(t.model)))
 
     def input_files(self) -> list[str]:
         """Local seed files: their size and mtime join the stage fingerprint."""

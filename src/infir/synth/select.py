@@ -1,6 +1,6 @@
 """Selection: dedup and decontamination of prompts, rejection sampling, difficulty, quality, labels.
 
-Dedup is curation's (`infir.curate.dedup`: exact hash, MinHash-LSH), run over prompts in order, so a seed
+Dedup is curation's (`infir.curate.dedup.minhash`: exact hash, MinHash-LSH), run over prompts in order, so a seed
 is kept over a later evolved copy of it. Decontamination is curation's n-gram index over the Task
 registry's `decontamination_texts()`: every benchmark we evaluate on is one we keep out of SFT data.
 """
@@ -18,7 +18,7 @@ from infir.synth.items import Candidate, Item, fill
 
 
 def dedup_prompts(items: list[Item], cfg: DedupConfig) -> tuple[list[Item], Counter]:
-    from infir.curate.dedup import MinHasher, exact_hash, find_duplicates
+    from infir.curate.dedup.minhash import MinHasher, exact_hash, find_duplicates
 
     if not cfg.enabled or not items:
         return items, Counter()
@@ -35,10 +35,10 @@ def dedup_prompts(items: list[Item], cfg: DedupConfig) -> tuple[list[Item], Coun
 
 
 class Decontaminator:
-    """Finds texts sharing `ngram`-word sequences with benchmark items (see `infir.curate.decontam`)."""
+    """Finds texts sharing `ngram`-word sequences with benchmark items (see `infir.curate.filters.decontam`)."""
 
     def __init__(self, cfg: DecontamConfig, workdir: Path):
-        from infir.curate.decontam import DecontamIndex, build_index, registry_task_names, save_index
+        from infir.curate.filters.decontam import DecontamIndex, build_index, registry_task_names, save_index
 
         self.cfg = cfg
         tasks = cfg.tasks if cfg.tasks is not None else registry_task_names()
@@ -55,8 +55,8 @@ class Decontaminator:
     def contaminated_with(self, text: str) -> str | None:
         if not self.enabled:
             return None
-        from infir.curate.decontam import contamination
-        from infir.curate.hashing import word_hashes
+        from infir.curate.filters.decontam import contamination
+        from infir.curate.dedup.hashing import word_hashes
 
         hits = contamination(self.index, word_hashes(text), self.cfg)
         return max(hits, key=lambda t: hits[t]["item_share"]) if hits else None

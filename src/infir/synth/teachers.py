@@ -302,15 +302,17 @@ class LocalTeacher(Teacher):
 
 
 def resolve_model_path(model: str, run_dir: Path | None) -> str:
-    """`stage:<name>` is that stage's final checkpoint in this run; anything else is used as given."""
-    if not model.startswith("stage:"):
+    """A stage name (`anneal`) is that stage's final checkpoint in this run; anything else is used as given."""
+    from infir.run import FINAL
+    from infir.stages import is_checkpoint_stage
+
+    if not is_checkpoint_stage(model):
         return model
-    stage = model.split(":", 1)[1]
     if run_dir is None:
         raise ValueError(f"teacher model {model!r} needs a run directory")
-    path = run_dir / stage / "final"
+    path = run_dir / model / FINAL
     if not path.is_dir():
-        raise FileNotFoundError(f"teacher model {model!r}: {path} does not exist (run `infir {stage}` first)")
+        raise FileNotFoundError(f"teacher model {model!r}: {path} does not exist (run `infir {model}` first)")
     return str(path)
 
 

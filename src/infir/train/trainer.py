@@ -1,16 +1,17 @@
-"""The training loop shared by pretraining, annealing, SFT and the VL stages.
+"""The training loop shared by pretraining, annealing, SFT, RL and the VL curriculum (stages reach it through
+`infir.train.fit.fit`, the one entry point).
 
 Reads as: model -> optimizer -> data -> fit. A stage hands in a model, a batch source (an
 iterable of dicts with `input_ids`, `labels`, `position_ids` and optional extra model inputs,
 holding this rank's share of the global batch, with `state_dict()`/`load_state_dict()`), and the
-config; the trainer owns precision, accumulation, clipping, the schedule, logging, checkpoints and
+config; the trainer owns precision, accumulation, clipping, the schedule, metrics.jsonl, checkpoints and
 exact resume. Loss is the sum of token losses over the whole global batch divided by its number of
 target tokens, so 1 or N ranks and any accumulation give the same update.
 
-The loss is an `objective` (default: next-token cross-entropy): `count(batch)` gives the normaliser of a
-rank's share of the global batch, `loss_sum(logits, micro)` the summed loss of a micro-batch, and an
-optional `pop_metrics()` extra values to log for the step. RL plugs its policy-gradient loss in here;
-values a batch carries under `"metrics"` (e.g. rollout rewards) are logged with the step too.
+The loss is an `Objective` (`infir.train.objectives`; default: next-token cross-entropy). RL plugs its
+policy-gradient loss in here; values a batch carries under `"metrics"` (e.g. rollout rewards) are logged
+with the step too. What only watches the run (progress bar, TensorBoard, W&B, hooks) is a `Callback`
+(`infir.train.callbacks`).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from infir.run import MetricsLog
 from infir.train import checkpoint as ckpt
+from infir.train.callbacks import Callback, default_callbacks
 from infir.train.config import TrainConfig, resolve_precision
 from infir.train.flops import flops_per_token, peak_flops
+from infir.train.objectives import Objective, TokenCrossEntropy, count_targets, token_loss_sum
 from infir.train.optim import build_optimizer, freeze_by_lr, set_lr
 from infir.train.parallel import DistInfo, all_reduce_sum, apply_fsdp, barrier, full_model_state_dict, sum_over_ranks
 from infir.train.schedule import lr_factor
@@ -39,29 +41,6 @@ MODEL_KEYS = ("input_ids", "position_ids", "pixel_values", "image_sizes")
 # Batch keys indexed by image rather than by row; `image_rows` names each image's row so that a
 # micro-batch takes the images of its own rows (a row may hold several images, or none).
 PER_IMAGE_KEYS = ("pixel_values", "image_sizes", "image_rows")
-
-
-def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of next-token cross-entropies; labels follow the HF convention (shifted here)."""
-    # Shift the labels, not the logits: slicing [B, T, V] logits copies them (tens of MB per micro-batch);
-    # the last position gets the ignore label instead.
-    shift_labels = F.pad(labels[:, 1:], (0, 1), value=-100)
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), shift_labels.reshape(-1),
-                           ignore_index=-100, reduction="sum")
-
-
-def count_targets(labels: torch.Tensor) -> int:
-    return int((labels[:, 1:] != -100).sum())
-
-
-class TokenCrossEntropy:
-    """The default objective: next-token cross-entropy, averaged over the global batch's target tokens."""
-
-    def count(self, batch: dict) -> float:
-        return float(count_targets(batch["labels"]))
-
-    def loss_sum(self, logits: torch.Tensor, micro: dict) -> torch.Tensor:
-        return token_loss_sum(logits, micro["labels"].to(logits.device))
 
 
 @dataclass
@@ -80,11 +59,11 @@ class FitResult:
 class Trainer:
     def __init__(self, cfg: TrainConfig, model, tokenizer, data, out_dir: Path, info: DistInfo,
                  val_data: Iterable[dict] | None = None, log: Callable[[str], None] = print,
-                 on_step: Callable[[int, dict], None] | None = None, objective=None):
+                 objective: Objective | None = None, callbacks: Sequence[Callback] = ()):
         cfg = cfg.model_copy(update={"precision": resolve_precision(cfg.precision, info.device)})
         self.cfg, self.tokenizer, self.data, self.info = cfg, tokenizer, data, info
-        self.out_dir, self.val_data, self.log, self.on_step = Path(out_dir), val_data, log, on_step
-        self.objective = objective if objective is not None else TokenCrossEntropy()
+        self.out_dir, self.val_data, self.log = Path(out_dir), val_data, log
+        self.objective: Objective = objective if objective is not None else TokenCrossEntropy()
         self.ckpt_root = self.out_dir / "checkpoints"
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.device = info.device
@@ -102,7 +81,7 @@ class Trainer:
                          else contextlib.nullcontext())
         self.flops_per_token = flops_per_token(self.raw_model, cfg.seq_len)
         self.peak = cfg.peak_flops or peak_flops(self.device, cfg.precision)
-        self._loggers = self._external_loggers()
+        self.callbacks = default_callbacks(cfg, self.out_dir, info.is_main, log) + list(callbacks)
 
     # -- setup -------------------------------------------------------------------------------
     def _wrap(self, model):
@@ -132,25 +111,6 @@ class Trainer:
         if self.info.is_main:
             self.metrics.truncate_after(self.step)
         self.log(f"resumed from {latest} at step {self.step}")
-
-    def _external_loggers(self) -> list:
-        loggers = []
-        if not self.info.is_main:
-            return loggers
-        for name in self.cfg.loggers:
-            try:
-                if name == "tensorboard":
-                    from torch.utils.tensorboard import SummaryWriter
-
-                    loggers.append(("tensorboard", SummaryWriter(str(self.out_dir / "tensorboard"))))
-                elif name == "wandb":
-                    import wandb
-
-                    loggers.append(("wandb", wandb.init(project="infir", dir=str(self.out_dir),
-                                                        config=self.cfg.model_dump(mode="json"))))
-            except ImportError as exc:
-                self.log(f"logger {name!r} asked for but not installed ({exc}); pip install 'infir[log]'")
-        return loggers
 
     # -- one optimizer step ------------------------------------------------------------------
     def _logits(self, micro: dict) -> torch.Tensor:
@@ -193,8 +153,7 @@ class Trainer:
         loss = all_reduce_sum(loss_sum, self.info).item() / denom
         tokens = int(sum_over_ranks(batch["input_ids"].numel(), info=self.info)[0])
         metrics = dict(batch.get("metrics", {}))
-        if hasattr(self.objective, "pop_metrics"):
-            metrics.update(self.objective.pop_metrics())
+        metrics.update(self.objective.pop_metrics())
         return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "targets": int(targets),
                 "metrics": metrics}
 
@@ -262,7 +221,9 @@ class Trainer:
         last: dict[str, Any] = {}
         total_tokens_run = 0
         data_iter = iter(self.data)
-        with _progress(self.info.is_main and cfg.progress, cfg.max_steps, self.step) as advance:
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        try:
             while self.step < cfg.max_steps:
                 batch = next(data_iter)
                 stats = self.train_step(batch)
@@ -288,53 +249,26 @@ class Trainer:
                     record["val_loss"] = self.validate()
                 if record and self.info.is_main:
                     self.metrics.log(record)
-                    for kind, lg in self._loggers:
-                        _external_log(kind, lg, record)
-                    if self.on_step:
-                        self.on_step(self.step, record)
+                    for cb in self.callbacks:
+                        cb.on_log(self, record)
                 last = record or last
-                advance(stats["loss"])
+                for cb in self.callbacks:
+                    cb.on_step(self, stats["loss"])
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.max_steps:
                     self.save()
+        finally:
+            for cb in self.callbacks:
+                cb.on_fit_end(self)
         val = self.validate()
         if val is not None and self.info.is_main:
             self.metrics.log({"step": self.step, "val_loss": val})
         seconds = time.perf_counter() - t_start
         tps = total_tokens_run / seconds if seconds > 0 else 0.0
         self.save()
-        for kind, lg in self._loggers:
-            lg.close() if kind == "tensorboard" else lg.finish()
         return FitResult(steps=self.step, tokens=self.tokens_seen, loss=last.get("loss"), val_loss=val,
                          seconds=round(seconds, 2), tokens_per_s=round(tps, 1),
                          mfu=round(tps * self.flops_per_token / self.peak, 5) if tps else None,
                          resumed_from=self.resumed_from)
-
-
-def _external_log(kind: str, logger, record: dict) -> None:
-    step = record["step"]
-    values = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
-    if kind == "tensorboard":
-        for k, v in values.items():
-            logger.add_scalar(f"train/{k}", v, step)
-    else:
-        logger.log(values, step=step)
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int, start: int):
-    if not enabled:
-        yield lambda loss: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=False) as progress:
-        task = progress.add_task("train", total=total, completed=start, loss="-")
-
-        def advance(loss: float) -> None:
-            progress.update(task, advance=1, loss=f"{loss:.4f}")
-
-        yield advance
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -14,31 +14,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from infir.sft.packing import ConversationBatches, Example, encode_conversation
-from infir.vl.data import VLConversation, open_image
-
-Aspect = Literal["resize", "pad"]
-
+from infir.model.vlm_inputs import ImagePreparer, expand_image_tokens
+from infir.vl.data import VLConversation
 
 @dataclass(frozen=True)
 class VLExample(Example):
     images: tuple = ()
-
-
-def expand_image_tokens(ids: list[int], labels: list[int], image_token_id: int, n_tokens: int):
-    out_ids, out_labels = [], []
-    for t, lab in zip(ids, labels):
-        if t == image_token_id:
-            out_ids += [image_token_id] * n_tokens
-            out_labels += [-100] * n_tokens
-        else:
-            out_ids.append(t)
-            out_labels.append(lab)
-    return out_ids, out_labels
 
 
 def encode_vl(tokenizer, conv: VLConversation, image_token_id: int, n_image_tokens: int) -> VLExample:
@@ -60,34 +45,6 @@ def encode_all_vl(tokenizer, conversations: list[VLConversation], image_token_id
             continue
         examples.append(ex)
     return examples, dropped
-
-
-def pad_to_square(img, fill: tuple[int, int, int]):
-    """LLaVA's "pad" aspect mode: centre the image on a square of the normalisation mean colour."""
-    from PIL import Image
-
-    w, h = img.size
-    if w == h:
-        return img
-    side = max(w, h)
-    out = Image.new("RGB", (side, side), fill)
-    out.paste(img, ((side - w) // 2, (side - h) // 2))
-    return out
-
-
-class ImagePreparer:
-    """Images (PIL, paths, bytes) -> `pixel_values` through the model's own image processor."""
-
-    def __init__(self, image_processor, aspect: Aspect = "resize"):
-        self.image_processor, self.aspect = image_processor, aspect
-        mean = getattr(image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
-        self.fill = tuple(round(255 * m) for m in mean)
-
-    def __call__(self, images: list) -> torch.Tensor:
-        opened = [open_image(im) for im in images]
-        if self.aspect == "pad":
-            opened = [pad_to_square(im, self.fill) for im in opened]
-        return self.image_processor(opened, return_tensors="pt")["pixel_values"]
 
 
 class VLBatches(ConversationBatches):

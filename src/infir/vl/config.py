@@ -53,7 +53,7 @@ class DualEncoderConfig(Section):
 
     @model_validator(mode="after")
     def _check_options(self) -> DualEncoderConfig:
-        from infir.vl.generators import GENERATORS
+        from infir.data.images import GENERATORS
 
         for name, options in self.generator_options.items():
             if name not in self.generators:
@@ -62,7 +62,7 @@ class DualEncoderConfig(Section):
         return self
 
 
-class FilterConfig(Section):
+class ImageTextFilterConfig(Section):
     enabled: bool = True
     # A SigLIP/CLIP dual encoder (hub name or path); None: train `dual_encoder` on generated pairs.
     model: str | None = None
@@ -85,7 +85,7 @@ class VLSource(Section):
     n: int = Field(1000, ge=1)  # images
     max_turns: int = Field(4, ge=1)  # questions per image, asked in one conversation
     seed: int | None = None  # None: derived from the recipe seed, the stage and the source position
-    # The generator's difficulty settings (only `text` has any: see infir.vl.generators.text.TextStyle);
+    # The generator's difficulty settings (only `text` has any: see infir.data.images.text.TextStyle);
     # empty: its defaults, the full task. Evaluate with the same ones (vl_ocr's `generator_options`).
     options: dict[str, Any] = Field(default_factory=dict)
     # Share of images whose caption is swapped with another image's: simulated web noise for the filter.
@@ -113,7 +113,7 @@ class VLSource(Section):
         if getattr(self, needs) is None:
             raise ValueError(f"a {self.type} source needs `{needs}`")
         if self.type == "generated":
-            from infir.vl.generators import GENERATORS
+            from infir.data.images import GENERATORS
 
             if self.generator not in GENERATORS:
                 raise ValueError(f"unknown generator {self.generator!r}; known: {sorted(GENERATORS)}")
@@ -129,7 +129,9 @@ class VLSource(Section):
         return self
 
 
-class CurriculumStage(Section):
+class CurriculumPhase(Section):
+    """One phase of the VL curriculum (`vl.stages` in a recipe, as InfiR-VL calls them; not a pipeline Stage)."""
+
     name: str
     trains: list[Part]
     data: list[VLSource]
@@ -152,7 +154,7 @@ class CurriculumStage(Section):
         return name
 
     @model_validator(mode="after")
-    def _check(self) -> CurriculumStage:
+    def _check(self) -> CurriculumPhase:
         if not self.trains:
             raise ValueError(f"stage {self.name}: `trains` is empty; nothing would learn")
         if not self.data:
@@ -178,10 +180,10 @@ class CurriculumStage(Section):
         return self.train.model_copy(update={"optimizer": optimizer})
 
 
-def _default_stages() -> list[CurriculumStage]:
+def _default_stages() -> list[CurriculumPhase]:
     """InfiR-VL's order: alignment, perception, instruction tuning, reasoning."""
     def stage(name, trains, data, lr):
-        return CurriculumStage(name=name, trains=trains, data=data,
+        return CurriculumPhase(name=name, trains=trains, data=data,
                                train=TrainConfig(seq_len=512, optimizer=OptimizerConfig(lr=lr)))
 
     gen = lambda g, kinds=None: VLSource(type="generated", generator=g, kinds=kinds)
@@ -221,14 +223,15 @@ class VLEvalConfig(Section):
 class VLConfig(Section):
     vision: VisionConfig = Field(default_factory=VisionConfig)
     projector: ProjectorConfig = Field(default_factory=ProjectorConfig)
-    # "auto": this run's sft/final when present, else a fresh `lm`; or a checkpoint path / hub name.
+    # "auto": this run's SFT model when the recipe runs sft, else a fresh `lm`; or a stage name of this run,
+    # a checkpoint path or a Hub name.
     language_model: str | None = "auto"
     lm: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
     tokenizer: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig(vocab_size=1024, max_train_chars=2_000_000))
     image_aspect: Literal["resize", "pad"] = "resize"
     heldout_fraction: float = Field(0.2, gt=0, lt=1)  # share of generated content kept for evaluation
-    filter: FilterConfig = Field(default_factory=FilterConfig)
-    stages: list[CurriculumStage] = Field(default_factory=_default_stages)
+    filter: ImageTextFilterConfig = Field(default_factory=ImageTextFilterConfig)
+    stages: list[CurriculumPhase] = Field(default_factory=_default_stages)
     eval: VLEvalConfig = Field(default_factory=VLEvalConfig)
     on_bad_record: Literal["fail", "drop"] = "fail"
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from infir.sft.data import LoadReport
-from infir.vl.config import CAPTION_KINDS, CurriculumStage, VLSource
+from infir.vl.config import CAPTION_KINDS, CurriculumPhase, VLSource
 from infir.vl.data import (
     VLConversation,
     from_generated,
@@ -39,7 +39,7 @@ class ImagePool:
         self._pools: dict[tuple, list] = {}
 
     def get(self, name: str, n: int, seed: int, draw: bool = True, options: dict | None = None) -> list:
-        from infir.vl.generators import generate
+        from infir.data.images import generate
 
         key = (name, seed, draw, repr(sorted((options or {}).items())))
         have = self._pools.get(key, [])
@@ -88,7 +88,7 @@ def _corrupt_captions(images, caption_kind: str | None, fraction: float, rng: ra
     return changed
 
 
-def stage_conversations(stage: CurriculumStage, recipe_seed: int, pool: ImagePool, on_bad_record: str,
+def stage_conversations(stage: CurriculumPhase, recipe_seed: int, pool: ImagePool, on_bad_record: str,
                         scorer=None, threshold: float = 0.5, batch_size: int = 64,
                         log=print) -> tuple[list[VLConversation], dict]:
     """Every source of the stage, filtered where asked; returns the conversations and per-source stats."""
@@ -119,9 +119,9 @@ def stage_conversations(stage: CurriculumStage, recipe_seed: int, pool: ImagePoo
     return conversations, stats
 
 
-def tokenizer_texts(stages: list[CurriculumStage], seed: int, per_generator: int = 2000) -> Iterator[str]:
+def tokenizer_texts(stages: list[CurriculumPhase], seed: int, per_generator: int = 2000) -> Iterator[str]:
     """Every text the curriculum's generators write, views included (the tiny tokenizer's corpus)."""
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     names = sorted({src.generator for s in stages for src in s.data if src.type == "generated"})
     for name in names:
@@ -131,7 +131,7 @@ def tokenizer_texts(stages: list[CurriculumStage], seed: int, per_generator: int
                 yield qa.question + "\n" + qa.answer
 
 
-def replay_conversations(stage: CurriculumStage, stages: list[CurriculumStage], own: int, recipe_seed: int,
+def replay_conversations(stage: CurriculumPhase, stages: list[CurriculumPhase], own: int, recipe_seed: int,
                          pool: ImagePool, on_bad_record: str, scorer=None, threshold: float = 0.5,
                          batch_size: int = 64, log=print) -> tuple[list[VLConversation], dict]:
     """Conversations of the earlier stages `stage.replay` names, each its share of the mix with the stage's

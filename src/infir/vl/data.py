@@ -14,7 +14,6 @@ but no `<image>` marker gets them in front of its first user turn, as LLaVA's lo
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from infir.model.vlm import IMAGE_TOKEN
+from infir.model.vlm_inputs import LazyImage
 from infir.sft.data import BadRecord, LoadReport, keep_good, normalize
 
 
@@ -32,43 +32,6 @@ class VLConversation:
     messages: list[dict]
     source: str = ""
     meta: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LazyImage:
-    """Image `k` of row `index` of a (memory-mapped) Hugging Face dataset, read when a batch needs it."""
-
-    dataset: Any
-    index: int
-    field: str
-    k: int = 0
-
-    def load(self):
-        value = self.dataset[self.index][self.field]
-        return value[self.k] if isinstance(value, (list, tuple)) else value
-
-
-def open_image(item: Any, where: str = ""):
-    """A PIL RGB image from a PIL image, a path, raw bytes, a `{"bytes"|"path": ...}` record or a LazyImage."""
-    from PIL import Image
-
-    if isinstance(item, LazyImage):
-        return open_image(item.load(), where)
-    if isinstance(item, Image.Image):
-        img = item
-    elif isinstance(item, (str, Path)):
-        try:
-            img = Image.open(item)
-            img.load()
-        except (OSError, ValueError) as exc:
-            raise FileNotFoundError(f"{where or item}: cannot open image {item}: {exc}") from None
-    elif isinstance(item, (bytes, bytearray)):
-        img = Image.open(io.BytesIO(item))
-    elif isinstance(item, dict) and (item.get("bytes") or item.get("path")):
-        return open_image(item.get("bytes") or item["path"], where)
-    else:
-        raise TypeError(f"{where}: not an image: {type(item).__name__}")
-    return img.convert("RGB") if img.mode != "RGB" else img
 
 
 def content_to_text(content: Any) -> Any:

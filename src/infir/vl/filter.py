@@ -55,7 +55,7 @@ class SimilarityScorer:
 
     @torch.no_grad()
     def scores(self, images: list, texts: list[str], batch_size: int = 64) -> list[float]:
-        from infir.vl.data import open_image
+        from infir.model.vlm_inputs import open_image
 
         out: list[float] = []
         for i in range(0, len(images), batch_size):
@@ -85,7 +85,7 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 def caption_pairs(generator_names: list[str], n: int, seed: int, split: str, size: int,
                   generator_options: dict[str, dict] | None = None) -> tuple[list, list[str]]:
-    from infir.vl.generators import generate
+    from infir.data.images import generate
 
     generator_options = generator_options or {}
     images, texts = [], []
@@ -122,8 +122,8 @@ def train_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer, image_p
     """A tiny SigLIP trained on generated (image, caption) pairs, then calibrated to score pairs.
 
     Representation: the symmetric softmax contrastive loss (CLIP's). At this size and step count
-    SigLIP's own sigmoid loss barely moves (held-out positive and negative cosines stay equal after
-    60 steps, where the softmax loss already separates them 0.72 vs 0.14). Scoring: SigLIP's head,
+    SigLIP's own sigmoid loss barely moves (held-out matched and shuffled pairs keep equal cosines
+    after the steps in which the softmax loss already separates them). Scoring: SigLIP's head,
     sigmoid(exp(t) * cos + b), with t and b then fitted by logistic regression on matched vs
     shuffled training pairs, so that 0.5 means "as likely matched as not".
 

@@ -21,21 +21,15 @@ import os
 import time
 from pathlib import Path
 
-from infir.run import Stage, StageContext, read_json, write_json
+from infir.run import FINAL, StageContext, read_json, write_json
+from infir.stages import resolve_start
+from infir.train.fit import fit
 from infir.train.parallel import init_distributed
-from infir.run import FINAL
-from infir.train.stage import fit_stage
-from infir.vl.config import CurriculumStage, VLConfig
+from infir.vl.config import CurriculumPhase, VLConfig
 
 
 def log(msg: str) -> None:
     print(f"[vl] {msg}", flush=True)
-
-
-def resolve_language_model(ctx: StageContext, cfg: VLConfig) -> str | None:
-    if cfg.language_model == "auto":
-        return str(ctx.checkpoint_of("sft")) if ctx.has_output("sft") else None
-    return cfg.language_model
 
 
 def resolve_tokenizer(ctx: StageContext, cfg: VLConfig, lm_path: str | None):
@@ -130,15 +124,10 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
     return scorer, stats
 
 
-def _sub_context(ctx: StageContext, name: str) -> StageContext:
-    # fit_stage writes to ctx.stage_dir: a context rooted in our folder gives each stage its own.
-    return StageContext(recipe=ctx.recipe, run_dir=ctx.stage_dir, force=ctx.force,
-                        stage=Stage(name=name, sections=(), needs=(), fn=run))
-
-
-def train_stage(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumStage, model, processor, scorer,
+def train_phase(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumPhase, model, processor, scorer,
                 pool, info) -> dict:
-    from infir.vl.batches import ImagePreparer, VLBatches, encode_all_vl
+    from infir.model.vlm_inputs import ImagePreparer
+    from infir.vl.batches import VLBatches, encode_all_vl
     from infir.vl.curriculum import replay_conversations, stage_conversations
 
     tokenizer = processor.tokenizer
@@ -164,43 +153,47 @@ def train_stage(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumS
              "epochs_seen": round(train_cfg.max_steps / data.steps_per_epoch, 3)}
     log(f"stage {index + 1} {stage.name}: {len(examples)} conversations in {len(data.rows)} rows, "
         f"{train_cfg.max_steps} steps, trains {stage.trains}")
-    return fit_stage(_sub_context(ctx, f"{index + 1}-{stage.name}"), train_cfg, model, processor, data, None, info,
-                     extra)
+    return fit(train_cfg, model, processor, data, ctx.stage_dir / f"{index + 1}-{stage.name}", info,
+               seed=ctx.recipe.seed, extra_summary=extra)
 
 
-def evaluate_stage(cfg: VLConfig, folder: Path, image_size: int, seed: int) -> dict:
-    from infir.eval.runner import build_task
-    from infir.model.vlm import load_vlm
-    from infir.vl.evaluate import evaluate_task
+def with_image_settings(spec, image_size: int, seed: int):
+    """A task that draws its held-out images draws them at the model's image size, from the recipe's seed."""
+    from infir.eval.registry import task_class
 
-    model, processor = load_vlm(folder / FINAL)
-    results = {}
-    for spec in cfg.eval.tasks:
-        task = build_task(spec.model_copy(update={"options": {"size": image_size, "seed": seed, **spec.options}})
-                          if spec.name in GENERATED_TASKS else spec)
-        results[task.name] = evaluate_task(model, processor, task, spec.limit, cfg.eval.batch_size,
-                                           folder / "eval" / f"{task.name}.samples.jsonl", cfg.image_aspect)
-        log(f"  {task.name}: {results[task.name]}")
+    if getattr(task_class(spec.name), "draws_images", False):
+        return spec.model_copy(update={"options": {"size": image_size, "seed": seed, **spec.options}})
+    return spec
+
+
+def evaluate_phase(cfg: VLConfig, folder: Path, image_size: int, seed: int) -> dict:
+    """The curriculum stage's model on `vl.eval.tasks`, through the one evaluation path (samples in eval/)."""
+    from infir.eval.backends import VLBackend
+    from infir.eval.runner import evaluate_model
+
+    backend = VLBackend.load(folder / FINAL, aspect=cfg.image_aspect)
+    specs = [with_image_settings(spec, image_size, seed) for spec in cfg.eval.tasks]
+    results = evaluate_model(backend, specs, chat=True, batch_size=cfg.eval.batch_size, samples_dir=folder / "eval")
+    for name, metrics in results.items():
+        results[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+        log(f"  {name}: {results[name]}")
     return results
 
 
-GENERATED_TASKS = ("vl_vqa", "vl_position", "vl_ocr", "vl_gui", "vl_math")
-PRIMARY = {"vl_vqa": "accuracy", "vl_position": "accuracy", "vl_ocr": "exact_match", "vl_gui": "accuracy",
-           "vl_math": "accuracy", "vl_mmmu": "accuracy", "vl_screenspot": "accuracy"}
-
-
 def skill_table(stages: list[dict]) -> list[dict]:
-    """One row per curriculum stage: the primary metric of every task evaluated after it."""
+    """One row per curriculum stage: the primary metric of every task evaluated after it, and the columns
+    its task shows beside it (`Task.report_columns`, e.g. OCR's no-reading level)."""
+    from infir.eval.registry import task_class
+    from infir.eval.task import Task
+
     rows = []
     for s in stages:
         row = {"stage": s["stage"]}
         for task, metrics in (s.get("eval") or {}).items():
-            row[task] = metrics.get(PRIMARY.get(task, "accuracy"))
-            if task == "vl_ocr":  # exact match with answers shuffled across images: the no-reading level
-                row["vl_ocr_shuffled"] = metrics.get("exact_match_shuffled")
-                row["vl_ocr_cer"] = metrics.get("cer")
-            if task in ("vl_vqa", "vl_position"):
-                row[f"{task}_chance"] = metrics.get("chance")
+            cls = task_class(task) or Task
+            row[task] = metrics.get(cls.primary_metric)
+            for suffix, metric in cls.report_columns.items():
+                row[f"{task}_{suffix}"] = metrics.get(metric)
         rows.append(row)
     return rows
 
@@ -222,7 +215,7 @@ def run(ctx: StageContext) -> dict:
     cfg: VLConfig = ctx.recipe.vl
     info = init_distributed(ctx.recipe.runtime.device)
     t0 = time.time()
-    lm_path = resolve_language_model(ctx, cfg)
+    lm_path = resolve_start(ctx)  # vl.language_model: this run's SFT model (auto), a path, or None (fresh)
     image_size = vision_image_size(cfg)
     tokenizer = resolve_tokenizer(ctx, cfg, lm_path)
     scorer, filter_stats = (None, None)
@@ -244,10 +237,10 @@ def run(ctx: StageContext) -> dict:
             model, processor = build_initial_model(ctx, cfg, tokenizer, lm_path)
         else:
             model, processor = load_stage_model(previous)
-        summary = train_stage(ctx, cfg, i, stage, model, processor, scorer, pool, info)
+        summary = train_phase(ctx, cfg, i, stage, model, processor, scorer, pool, info)
         del model
         if info.is_main and (cfg.eval.after is None or stage.name in cfg.eval.after):
-            summary["eval"] = evaluate_stage(cfg, folder, image_size, ctx.recipe.seed)
+            summary["eval"] = evaluate_phase(cfg, folder, image_size, ctx.recipe.seed)
         if info.is_main:
             write_json(folder / "summary.json", summary)
         stages.append(summary)

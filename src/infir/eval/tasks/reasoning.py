@@ -22,7 +22,7 @@ from infir.eval.loading import DataError, check_fields, read_records
 from infir.eval.registry import register, register_family
 from infir.eval.task import Task
 
-DEFAULT_FAMILIES = ("chain_sum", "basic_arithmetic", "simple_equations")
+DEFAULT_FAMILIES = problems.DEFAULT_FAMILIES
 
 
 # One written step of a worked solution: "a op b = c" (operands may be negative).
@@ -63,7 +63,7 @@ class HeldoutReasoning(Task):
         families: Sequence[str] = DEFAULT_FAMILIES,
         n: int = 50,
         seed: int = 0,
-        heldout_fraction: float = 0.1,
+        heldout_fraction: float = problems.HELDOUT_FRACTION,
         **kw,
     ):
         super().__init__(data_path, **kw)

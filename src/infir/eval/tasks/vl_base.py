@@ -1,9 +1,10 @@
 """What vision-language tasks share: documents carry images, prompts are chat turns with `<image>` markers.
 
 A VL task's docs hold `images` (PIL images, paths or byte records) next to the question and the
-answer. Text-only backends cannot see images, so `build_prompt` refuses with a clear message; the VL
-evaluator (`infir.vl.evaluate`) renders `vl_messages(doc)` with the model's processor instead.
-Scoring (`evaluate`, `aggregate`) is plain text in, verdict out, like every other task.
+answer. Its prompt is the chat turn `vl_messages(doc)` rendered by the model's chat template, with one
+`<image>` marker per image; the evaluation runner hands the doc's images to the backend beside it (only
+`infir.eval.backends.VLBackend` sees images; the text backends refuse such a task). Scoring (`evaluate`,
+`aggregate`) is plain text in, verdict out, like every other task.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from infir.model.vlm import IMAGE_TOKEN
 
 
 class VLTask(Task):
-    modality: ClassVar[str] = "image"
+    modality = "image"
+    draws_images: ClassVar[bool] = False
     default_max_new_tokens = 32
     fewshot_split = None
 
@@ -40,8 +42,10 @@ class VLTask(Task):
         return [{"role": "user", "content": self.chat_user_message(doc)}]
 
     def build_prompt(self, doc: dict, num_fewshot: int = 0, chat: bool = False, tokenizer=None) -> str:
-        raise ValueError(f"task {self.name!r} shows images: evaluate it in the vl stage (vl.eval.tasks) or with "
-                         "infir.vl.evaluate, not with a text-only backend")
+        """The chat prompt (a VL model is always a chat model); `num_fewshot` and `chat` do not apply."""
+        if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError(f"task {self.name!r} shows images: it needs a VL model's chat template")
+        return tokenizer.apply_chat_template(self.vl_messages(doc), tokenize=False, add_generation_prompt=True)
 
 
 class GeneratedVLTask(VLTask):
@@ -49,6 +53,7 @@ class GeneratedVLTask(VLTask):
 
     generators: ClassVar[tuple[str, ...]] = ()
     kinds: ClassVar[tuple[str, ...]] = ()
+    draws_images: ClassVar[bool] = True  # takes `size` and `seed`: the model's image size, the recipe's seed
 
     def __init__(self, data_path=None, *, n: int = 100, seed: int = 0, size: int = 96,
                  heldout_fraction: float = 0.2, generator_options: dict | None = None, **kw):
@@ -67,7 +72,7 @@ class GeneratedVLTask(VLTask):
 
     def docs(self, limit: int | None = None) -> list[dict]:
         if self._docs is None:
-            from infir.vl.generators import generate
+            from infir.data.images import generate
 
             self._docs = []
             for name in self.generators:

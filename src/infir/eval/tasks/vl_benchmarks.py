@@ -31,7 +31,7 @@ from infir.eval.loading import DataError
 from infir.eval.registry import register
 from infir.eval.tasks.vl_base import VLTask
 from infir.model.vlm import IMAGE_TOKEN
-from infir.vl.scoring import action_correct, choice_letter, normalize_answer, parse_action
+from infir.eval.vl_scoring import action_correct, choice_letter, normalize_answer, parse_action
 
 _IMAGE_REF = re.compile(r"<image (\d+)>")
 LETTERS = "ABCDEFGHI"
@@ -123,7 +123,7 @@ class ScreenSpot(VLTask):
         return base / "images" if (base / "images").is_dir() else base
 
     def prepare(self, records: list[dict]) -> list[dict]:
-        from infir.vl.data import open_image
+        from infir.model.vlm_inputs import open_image
 
         docs = []
         for i, r in enumerate(records):

@@ -17,7 +17,7 @@ from infir.data.reasoning import extract_answer
 from infir.eval.answers import normalize_number
 from infir.eval.registry import register
 from infir.eval.tasks.vl_base import GeneratedVLTask
-from infir.vl.scoring import action_correct, character_error_rate, exact_match, parse_action
+from infir.eval.vl_scoring import action_correct, character_error_rate, exact_match, parse_action
 
 # How many answers each question kind allows: 1/size is the accuracy of guessing.
 _ANSWER_SPACE = {"count": 4, "count_shape": 5, "color": 6, "shape": 3, "position": 9, "chart_value": 9,
@@ -31,6 +31,7 @@ class VQA(GeneratedVLTask):
     kinds = ("count", "count_shape", "color", "shape", "position", "chart_value", "chart_max", "chart_min",
              "chart_compare")
     default_max_new_tokens = 12
+    report_columns = {"chance": "chance"}
 
     def evaluate(self, doc: dict, output: str) -> dict:
         return {"correct": exact_match(output, doc["answer"]), "extracted": output.strip(), "kind": doc["kind"],
@@ -66,6 +67,9 @@ class OCR(GeneratedVLTask):
     generators = ("text",)
     kinds = ("ocr",)
     default_max_new_tokens = 16
+    primary_metric = "exact_match"
+    # Exact match with the answers shuffled across the images (the no-reading level), and the error rate.
+    report_columns = {"shuffled": "exact_match_shuffled", "cer": "cer"}
 
     def evaluate(self, doc: dict, output: str) -> dict:
         text = output.strip()
@@ -81,8 +85,6 @@ class OCR(GeneratedVLTask):
         said, truth = Counter(v["extracted"] for v in verdicts), Counter(v["reference"] for v in verdicts)
         metrics["exact_match_shuffled"] = sum(said[w] * truth[w] for w in truth) / n**2 if n else 0.0
         return metrics
-
-    primary_metric = "exact_match"
 
 
 @register

@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from infir.vl.generators.common import FONT_NAMES, QA, Generator, contrast_pair, font, scaled
-from infir.vl.generators.words import OCR_WORDS
+from infir.data.images.common import FONT_NAMES, QA, ImageGenerator, contrast_pair, font, scaled
+from infir.data.images.words import OCR_WORDS
 
 KINDS = ("ocr",)
 QUESTIONS = ("What does the text say?", "Read the text in the image.", "What is written here?")
@@ -121,4 +121,4 @@ def questions(s: dict) -> list[QA]:
     return [QA("ocr", s["question"], s["text"])]
 
 
-GENERATOR = Generator("text", KINDS, spec, questions, render_text, view, options=TextStyle)
+GENERATOR = ImageGenerator("text", KINDS, spec, questions, render_text, view, options=TextStyle)

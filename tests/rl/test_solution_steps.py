@@ -7,7 +7,7 @@ from infir.eval.registry import get_task
 from infir.rl.config import RewardConfig
 from infir.rl.grpo import clipped_surrogate, process_advantages
 from infir.rl.rewards import Rewarder
-from infir.rl.steps import reference_prefix_share, solution_steps, step_rewards
+from infir.rl.solution_steps import reference_prefix_share, solution_steps, step_rewards
 
 EQUATION = ("Subtract 4 from both sides: -3*w = 1 - 4 = -3. Divide both sides by -3: w = -3 / -3 = 1. "
             "The answer is 1.")

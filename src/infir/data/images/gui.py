@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import random
 
-from infir.vl.generators.common import COLORS, QA, Generator, font, join_words, norm1000, scaled
-from infir.vl.generators.words import APPS, BUTTONS, FIELDS, WORDS
+from infir.data.images.common import COLORS, QA, ImageGenerator, font, join_words, norm1000, scaled
+from infir.data.images.words import APPS, BUTTONS, FIELDS, WORDS
 
 KINDS = ("gui_describe", "gui_title", "gui_read", "click", "type", "scroll")
 ACTION_KINDS = ("click", "type", "scroll")
@@ -185,4 +185,4 @@ def questions(s: dict) -> list[QA]:
     return qas
 
 
-GENERATOR = Generator("gui", KINDS, spec, questions, render_screen, view)
+GENERATOR = ImageGenerator("gui", KINDS, spec, questions, render_screen, view)

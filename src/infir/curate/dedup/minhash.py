@@ -20,7 +20,7 @@ import numpy as np
 import xxhash
 
 from infir.curate.config import DedupConfig
-from infir.curate.hashing import ngram_hashes, word_hashes
+from infir.curate.dedup.hashing import ngram_hashes, word_hashes
 
 _PRIME_SHIFT = np.uint64(32)
 
@@ -147,7 +147,7 @@ def components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 def find_duplicates(exact: np.ndarray, sigs: np.ndarray, cfg: DedupConfig) -> dict[int, tuple[int, str]]:
     """In memory, for small sets (synthesis, tests): {index of a removed doc: (index of the doc
     kept in its cluster, reason)}; the earliest document of a cluster is kept. The corpus pipeline
-    takes the same decisions in key ranges (`dedup_stages`)."""
+    takes the same decisions in key ranges (`infir.curate.dedup.stages`)."""
     n = len(exact)
     order = np.arange(n, dtype=np.uint64)
     heads, members, is_exact = [], [], []

@@ -44,7 +44,7 @@ class GeneratedImage:
 
 
 @dataclass(frozen=True)
-class Generator:
+class ImageGenerator:
     name: str
     kinds: tuple[str, ...]  # every QA kind it writes
     spec: Callable[[random.Random], dict]  # the content of one image, drawn from `rng`
@@ -80,7 +80,7 @@ def is_heldout(key: str, fraction: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
-def iter_specs(gen: Generator, seed: int, split: Split, heldout_fraction: float, patience: int, options=None):
+def iter_specs(gen: ImageGenerator, seed: int, split: Split, heldout_fraction: float, patience: int, options=None):
     """Specs of `split`, distinct by key, in a deterministic order; ends after `patience` draws in a
     row bring nothing new (the generator has run out of distinct content for this split)."""
     seen: set[str] = set()

@@ -37,7 +37,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DedupConfig
 from infir.curate.workfolder import WorkFolder
-from infir.curate.dedup import (BUCKET_DTYPE, PAIR_DTYPE, band_keys, components, content_jaccard, content_shingles,
+from infir.curate.dedup.minhash import (BUCKET_DTYPE, PAIR_DTYPE, band_keys, components, content_jaccard, content_shingles,
                                 head_pairs)
 
 REASONS = ("exact_duplicate", "near_duplicate")

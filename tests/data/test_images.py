@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from infir.vl.generators import GENERATORS, generate, is_heldout
-from infir.vl.generators.charts import draw_bars
-from infir.vl.generators.common import COLORS
-from infir.vl.generators.gui import slot_box
-from infir.vl.generators.text import render_text
+from infir.data.images import GENERATORS, generate, is_heldout
+from infir.data.images.charts import draw_bars
+from infir.data.images.common import COLORS
+from infir.data.images.gui import slot_box
+from infir.data.images.text import render_text
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
@@ -81,7 +81,7 @@ def test_text_is_drawn_inside_the_canvas_in_its_colour():
 
 
 def test_gui_clicks_point_at_the_centre_of_their_target():
-    from infir.vl.scoring import action_correct, parse_action
+    from infir.eval.vl_scoring import action_correct, parse_action
 
     seen, refs = set(), set()
     for g in generate("gui", 80, 0, draw=False):
@@ -133,7 +133,7 @@ def test_asking_for_more_distinct_images_than_exist_fails_clearly():
 
 
 def test_text_style_sets_vocabulary_words_size_and_rotation():
-    from infir.vl.generators.words import OCR_WORDS
+    from infir.data.images.words import OCR_WORDS
 
     style = {"vocabulary": 10, "max_words": 1, "px": [24, 28], "max_angle": 4, "fonts": ["DejaVuSans-Bold"]}
     keys = [f"{w}|DejaVuSans-Bold" for w in OCR_WORDS[:10]]  # one word per image: ten contents in all

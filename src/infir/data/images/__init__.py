@@ -1,6 +1,6 @@
 """Generated images with questions and answers for the tiny VL curriculum, each with a held-out split.
 
-    from infir.vl.generators import generate
+    from infir.data.images import generate
     images = generate("gui", n=500, seed=0, split="train", size=96)
     images[0].image, images[0].qas[0].question, images[0].qas[0].answer
 
@@ -12,15 +12,15 @@ charts: read a value, highest/lowest, compare), `text` (rendered words and sente
 
 from __future__ import annotations
 
-from infir.vl.generators import charts, gui, shapes, text
-from infir.vl.generators import math as math_figures
-from infir.vl.generators.common import QA, GeneratedImage, Generator, Split, is_heldout, iter_specs
+from infir.data.images import charts, gui, shapes, text
+from infir.data.images import math as math_figures
+from infir.data.images.common import QA, GeneratedImage, ImageGenerator, Split, is_heldout, iter_specs
 
-GENERATORS: dict[str, Generator] = {g.name: g for g in (shapes.GENERATOR, charts.GENERATOR, text.GENERATOR,
+GENERATORS: dict[str, ImageGenerator] = {g.name: g for g in (shapes.GENERATOR, charts.GENERATOR, text.GENERATOR,
                                                         gui.GENERATOR, math_figures.GENERATOR)}
 
 
-def get_generator(name: str) -> Generator:
+def get_generator(name: str) -> ImageGenerator:
     if name not in GENERATORS:
         raise KeyError(f"unknown image generator {name!r}; known: {sorted(GENERATORS)}")
     return GENERATORS[name]
@@ -50,4 +50,4 @@ def generate(name: str, n: int, seed: int, split: Split = "train", size: int = 9
                      f"{patience} draws in a row brought nothing new); lower n")
 
 
-__all__ = ["GENERATORS", "QA", "GeneratedImage", "Generator", "generate", "get_generator", "is_heldout"]
+__all__ = ["GENERATORS", "QA", "GeneratedImage", "ImageGenerator", "generate", "get_generator", "is_heldout"]

@@ -190,7 +190,6 @@ class ShardReader(PipelineStep):
             doc.metadata.setdefault("source", source.label())
             if source.domain:
                 doc.metadata["domain_hint"] = source.domain
-            self.stat_update("documents")
             yield doc
 
     def _mine(self, index: int, shard: Shard) -> bool:

@@ -1,9 +1,9 @@
 """Partial credit for following a worked solution: the share of its steps a completion reproduces.
 
-A small model lands on the right final number by luck often: 55% of the tiny recipe's SFT model's
-right simple-equation answers and 68% of its right chain sums rest on a wrong step, and only 12-24% of
-the arithmetic steps it writes hold (greedy, 900 held-out problems). An outcome reward alone then reinforces wrong steps as often as right
-ones, and most groups (all wrong) carry no signal at all. Generated problems come with the reference
+A small model often lands on the right final number by luck: many of its right answers rest on a wrong
+step, and few of the arithmetic steps it writes hold (README, "The tiny recipe", has the measurements).
+An outcome reward alone then reinforces wrong steps as often as right ones, and most groups (all wrong)
+carry no signal at all. Generated problems come with the reference
 solution they were verified against; the longest run of its steps that a completion writes down
 first, word for word, is a dense reward that is grounded in the problem: the first step can only
 match if the operands were copied and the fact is right, so writing true but unrelated arithmetic

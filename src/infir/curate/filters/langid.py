@@ -51,7 +51,7 @@ class LanguageFilter(CurateStep):
 
     def setup(self, rank: int, world_size: int) -> None:
         if self._model is None:
-            from infir.curate.langid_batch import BatchLangId
+            from infir.curate.filters.langid_batch import BatchLangId
 
             self._model = _FastTextLangId(self.cfg.model_path) if self.cfg.model_path else BatchLangId()
 

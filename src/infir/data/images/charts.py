@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from functools import lru_cache
 
-from infir.vl.generators.common import COLORS, QA, Generator, join_words
+from infir.data.images.common import COLORS, QA, ImageGenerator, join_words
 
 LABELS = ("A", "B", "C", "D")
 KINDS = ("chart_table", "chart_value", "chart_max", "chart_min", "chart_compare")
@@ -27,7 +27,7 @@ def spec(rng: random.Random) -> dict:
 @lru_cache(maxsize=8)
 def _template(size: int, k: int):
     """Axes with `k` bars drawn once without the bars; a chart restores that background and draws
-    only its bars over it (blitting: ~10x faster than drawing a figure, and the same pixels)."""
+    only its bars over it (blitting: far cheaper than drawing a figure, and the same pixels)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -90,4 +90,4 @@ def draw_chart(s: dict, size: int):
     return draw_bars(s["labels"], s["values"], s["colors"], size)
 
 
-GENERATOR = Generator("charts", KINDS, spec, questions, draw_chart, view)
+GENERATOR = ImageGenerator("charts", KINDS, spec, questions, draw_chart, view)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from infir.vl.generators.common import COLORS, QA, Generator, join_words, scaled
+from infir.data.images.common import COLORS, QA, ImageGenerator, join_words, scaled
 
 SHAPES = ("circle", "square", "triangle")
 CELL_NAMES = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right")
@@ -88,4 +88,4 @@ def draw_scene(s: dict, size: int):
     return img
 
 
-GENERATOR = Generator("shapes", KINDS, spec, questions, draw_scene, view)
+GENERATOR = ImageGenerator("shapes", KINDS, spec, questions, draw_scene, view)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 
 from infir.data.reasoning import ANSWER_PREFIX
-from infir.vl.generators.charts import LABELS, draw_bars
-from infir.vl.generators.common import COLORS, QA, Generator, font, scaled
+from infir.data.images.charts import LABELS, draw_bars
+from infir.data.images.common import COLORS, QA, ImageGenerator, font, scaled
 
 KINDS = ("math",)
 
@@ -95,4 +95,4 @@ def draw_figure(s: dict, size: int):
     return draw_rectangle(s, size) if s["figure"] == "rect" else draw_bars(s["labels"], s["values"], s["colors"], size)
 
 
-GENERATOR = Generator("math", KINDS, spec, questions, draw_figure, view)
+GENERATOR = ImageGenerator("math", KINDS, spec, questions, draw_figure, view)

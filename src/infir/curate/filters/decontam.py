@@ -21,7 +21,7 @@ import numpy as np
 from datatrove.data import Document
 
 from infir.curate.config import DecontamConfig
-from infir.curate.hashing import finish_ngrams, ngram_accumulators, ngram_hashes, word_hashes_many
+from infir.curate.dedup.hashing import finish_ngrams, ngram_accumulators, ngram_hashes, word_hashes_many
 from infir.curate.steps import CurateStep
 
 TextSource = Callable[[str, str | None], Iterator[str]]

@@ -1,0 +1,1 @@
+"""The pretrain and anneal stages: token shards -> the shared trainer."""
