@@ -47,3 +47,8 @@ def test_an_extra_filter_runs_after_the_heuristics_with_its_own_funnel_row(tmp_p
     assert row["dropped"].get("too_short", 0) > 0
     assert row["docs_in"] == row["docs_out"] + sum(row["dropped"].values())
     assert list((tmp_path / "out" / "removed" / "short_docs").glob("*.jsonl.gz"))
+
+
+def test_without_extra_filters_the_section_dumps_as_before_so_old_run_dirs_are_not_curated_again():
+    assert "extra_filters" not in CurateConfig().model_dump()
+    assert CurateConfig(extra_filters=[{"name": "short_docs"}]).model_dump()["extra_filters"][0]["name"] == "short_docs"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from infir.config_base import Section
 
@@ -292,3 +292,12 @@ class CurateConfig(Section):
     # input position, the same for any shard plan) and run inside the workers: what the driver
     # and each scan worker hold for them is bounded by it, not by the corpus.
     max_train_docs: int = Field(default=50_000, ge=1)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_extra_filters(self, handler):
+        # Without extra filters the section dumps as it did before they existed: the same stage fingerprint,
+        # so run directories made before them are not curated again.
+        data = handler(self)
+        if not self.extra_filters and isinstance(data, dict):
+            data.pop("extra_filters", None)
+        return data
