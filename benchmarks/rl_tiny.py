@@ -23,8 +23,12 @@ from pathlib import Path
 
 def accuracy(results: dict) -> dict:
     """Every accuracy figure per task (overall and per family)."""
-    return {f"{task}/{key}": value for task, metrics in results.items() for key, value in metrics.items()
-            if key.startswith("accuracy") or key == "pass@1"}
+    return {
+        f"{task}/{key}": value
+        for task, metrics in results.items()
+        for key, value in metrics.items()
+        if key.startswith("accuracy") or key == "pass@1"
+    }
 
 
 def paired_gain(sft_samples: Path, rl_samples: Path) -> dict:
@@ -33,6 +37,7 @@ def paired_gain(sft_samples: Path, rl_samples: Path) -> dict:
     Both models answer the same prompts, so the per-problem differences (each -1, 0 or 1) carry the
     comparison; their standard error is far below that of two independent accuracies.
     """
+
     def verdicts(path: Path) -> dict:
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
         return {(r["doc_index"], r.get("sample", 0)): float(bool(r["correct"])) for r in rows}
@@ -44,9 +49,14 @@ def paired_gain(sft_samples: Path, rl_samples: Path) -> dict:
     mean = sum(diffs) / n
     var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
     se = math.sqrt(var / n)
-    return {"n": n, "gain": round(mean, 4), "paired_se": round(se, 4),
-            "z": round(mean / se, 2) if se > 0 else None,
-            "rl_better": int(sum(d > 0 for d in diffs)), "sft_better": int(sum(d < 0 for d in diffs))}
+    return {
+        "n": n,
+        "gain": round(mean, 4),
+        "paired_se": round(se, 4),
+        "z": round(mean / se, 2) if se > 0 else None,
+        "rl_better": int(sum(d > 0 for d in diffs)),
+        "sft_better": int(sum(d < 0 for d in diffs)),
+    }
 
 
 def main() -> None:
@@ -76,25 +86,50 @@ def main() -> None:
     results = {}
     for stage in ("sft", "rl"):
         t = time.perf_counter()
-        results[stage] = evaluate_checkpoint(run_dir / stage / "final", out_root / stage, recipe.eval, chat=True)
+        results[stage] = evaluate_checkpoint(
+            run_dir / stage / "final", out_root / stage, recipe.eval, chat=True
+        )
         print(f"{stage}: {results[stage]} ({time.perf_counter() - t:.1f}s)", flush=True)
     records = [json.loads(x) for x in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()]
     curve = [[r["step"], r["reward"], r["accuracy"]] for r in records if "reward" in r]
     sft_acc, rl_acc = accuracy(results["sft"]), accuracy(results["rl"])
-    print(json.dumps({
-        "sft_accuracy": sft_acc, "rl_accuracy": rl_acc,
-        "accuracy_gain_vs_sft": {t: round(rl_acc[t] - sft_acc[t], 4) for t in rl_acc},
-        "paired": {task: paired_gain(out_root / "sft" / f"{task}.samples.jsonl",
-                                     out_root / "rl" / f"{task}.samples.jsonl") for task in results["rl"]},
-        "rl_seconds": rl_seconds, "rl_steps": summary["steps"], "rollout_s_mean": round(
-            sum(r["rollout_s"] for r in records if "rollout_s" in r) / max(1, len(curve)), 3),
-        "reward_first": summary.get("reward_first"), "reward_last": summary.get("reward_last"),
-        "reward_curve_every_10": curve[::10] + ([curve[-1]] if curve and (len(curve) - 1) % 10 else []),
-        "rollout_means": {k: round(sum(r[k] for r in records if k in r) / max(1, sum(k in r for r in records)), 4)
-                          for k in ("zero_signal_groups", "steps_followed", "completion_tokens", "trained_rows", "ratio",
-                                    "clip_frac", "kl")},
-        "threads": torch.get_num_threads(),
-    }))
+    print(
+        json.dumps(
+            {
+                "sft_accuracy": sft_acc,
+                "rl_accuracy": rl_acc,
+                "accuracy_gain_vs_sft": {t: round(rl_acc[t] - sft_acc[t], 4) for t in rl_acc},
+                "paired": {
+                    task: paired_gain(
+                        out_root / "sft" / f"{task}.samples.jsonl", out_root / "rl" / f"{task}.samples.jsonl"
+                    )
+                    for task in results["rl"]
+                },
+                "rl_seconds": rl_seconds,
+                "rl_steps": summary["steps"],
+                "rollout_s_mean": round(
+                    sum(r["rollout_s"] for r in records if "rollout_s" in r) / max(1, len(curve)), 3
+                ),
+                "reward_first": summary.get("reward_first"),
+                "reward_last": summary.get("reward_last"),
+                "reward_curve_every_10": curve[::10]
+                + ([curve[-1]] if curve and (len(curve) - 1) % 10 else []),
+                "rollout_means": {
+                    k: round(sum(r[k] for r in records if k in r) / max(1, sum(k in r for r in records)), 4)
+                    for k in (
+                        "zero_signal_groups",
+                        "steps_followed",
+                        "completion_tokens",
+                        "trained_rows",
+                        "ratio",
+                        "clip_frac",
+                        "kl",
+                    )
+                },
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

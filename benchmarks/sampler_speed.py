@@ -45,8 +45,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     ours_draw = Sampler.draw
     samplers = {"infir": ours_draw, "multinomial": multinomial_draw}
-    out: dict = {"benchmark": "sampler_speed", "threads": torch.get_num_threads(), "draw_ms": {},
-                 "speedup_vs_multinomial": {}}
+    out: dict = {
+        "benchmark": "sampler_speed",
+        "threads": torch.get_num_threads(),
+        "draw_ms": {},
+        "speedup_vs_multinomial": {},
+    }
 
     for rows in args.rows:
         probs = (torch.randn(rows, args.vocab, generator=torch.Generator().manual_seed(0)) / 0.7).softmax(-1)
@@ -62,18 +66,23 @@ def main() -> None:
         med = {name: statistics.median(v) for name, v in times.items()}
         out["draw_ms"][str(rows)] = {k: round(v, 4) for k, v in med.items()}
         out["speedup_vs_multinomial"][str(rows)] = round(med["multinomial"] / med["infir"], 2)
-        print(f"draw {rows} x {args.vocab}: infir {med['infir']:.3f} ms, multinomial {med['multinomial']:.3f} ms",
-              flush=True)
+        print(
+            f"draw {rows} x {args.vocab}: infir {med['infir']:.3f} ms, multinomial {med['multinomial']:.3f} ms",
+            flush=True,
+        )
 
     if args.model is not None:
         from infir.data.reasoning import generate as problems
         from infir.eval.generate import Generator
 
         gen = Generator.from_pretrained(args.model, device="cpu")
-        texts = [gen.tokenizer.apply_chat_template([{"role": "user", "content": p.question}], tokenize=False,
-                                                   add_generation_prompt=True)
-                 for family in ("chain_sum", "basic_arithmetic", "simple_equations")
-                 for p in problems(family, 32, seed=5)]
+        texts = [
+            gen.tokenizer.apply_chat_template(
+                [{"role": "user", "content": p.question}], tokenize=False, add_generation_prompt=True
+            )
+            for family in ("chain_sum", "basic_arithmetic", "simple_equations")
+            for p in problems(family, 32, seed=5)
+        ]
         prompts = gen.encode(texts)
         out["rollout_tokens_per_s"], out["rollout_speedup_vs_multinomial"] = {}, {}
         for rows in args.rows:
@@ -84,16 +93,25 @@ def main() -> None:
                     Sampler.draw = draw
                     try:
                         t = time.perf_counter()
-                        gens = gen.generate(batch, max_new_tokens=64, temperature=0.7, num_samples=8, seed=r,
-                                            batch_size=rows, return_token_ids=True)
+                        gens = gen.generate(
+                            batch,
+                            max_new_tokens=64,
+                            temperature=0.7,
+                            num_samples=8,
+                            seed=r,
+                            batch_size=rows,
+                            return_token_ids=True,
+                        )
                         rates[name].append(sum(g.new_tokens for g in gens) / (time.perf_counter() - t))
                     finally:
                         Sampler.draw = ours_draw
             med = {name: statistics.median(v) for name, v in rates.items()}
             out["rollout_tokens_per_s"][str(rows)] = {k: round(v, 1) for k, v in med.items()}
             out["rollout_speedup_vs_multinomial"][str(rows)] = round(med["infir"] / med["multinomial"], 2)
-            print(f"rollout batch {rows}: infir {med['infir']:.0f} tok/s, multinomial {med['multinomial']:.0f} tok/s",
-                  flush=True)
+            print(
+                f"rollout batch {rows}: infir {med['infir']:.0f} tok/s, multinomial {med['multinomial']:.0f} tok/s",
+                flush=True,
+            )
     print(json.dumps(out))
 
 

@@ -65,8 +65,12 @@ def main() -> None:
         if args.run_dir:
             convos, _ = load_conversations([ConversationSource(type="synth")], run_dir=Path(args.run_dir))
         else:
-            src = ConversationSource(type="generated", per_family=args.per_family, seed=11,
-                                     families=["chain_sum", "basic_arithmetic", "simple_equations"])
+            src = ConversationSource(
+                type="generated",
+                per_family=args.per_family,
+                seed=11,
+                families=["chain_sum", "basic_arithmetic", "simple_equations"],
+            )
             convos, _ = load_conversations([src])
         examples, _ = encode_all(tok, convos, seq)
         useful_total = sum(len(e.input_ids) for e in examples)
@@ -85,25 +89,53 @@ def main() -> None:
 
             torch.manual_seed(0)
             model = build_model(ModelConfig(preset="micro"), tokenizer=tok)
-            cfg = TrainConfig(max_steps=total, global_batch_size=batch, micro_batch_size=batch, seq_len=seq,
-                              log_every=1, resume="never", peak_flops=1.0)
-            trainer = Trainer(cfg, model, tok, data, Path(tmp) / f"run{packing}", DistInfo(), log=lambda m: None,
-                              callbacks=[OnLog(on_step)])
+            cfg = TrainConfig(
+                max_steps=total,
+                global_batch_size=batch,
+                micro_batch_size=batch,
+                seq_len=seq,
+                log_every=1,
+                resume="never",
+                peak_flops=1.0,
+            )
+            trainer = Trainer(
+                cfg,
+                model,
+                tok,
+                data,
+                Path(tmp) / f"run{packing}",
+                DistInfo(),
+                log=lambda m: None,
+                callbacks=[OnLog(on_step)],
+            )
             trainer.save = lambda: None
             trainer.fit()
             secs = stamps[total] - stamps[args.warmup]
             useful_tps = counted["useful"] / secs
             name = "packed" if packing else "unpacked"
-            results[name] = {"rows_per_epoch": len(data.rows), "padding_share": round(data.padding_share(), 4),
-                             "tokens_per_s": round(counted["all"] / secs, 1),
-                             "useful_tokens_per_s": round(useful_tps, 1),
-                             "epoch_seconds": round(useful_total / useful_tps, 1)}
+            results[name] = {
+                "rows_per_epoch": len(data.rows),
+                "padding_share": round(data.padding_share(), 4),
+                "tokens_per_s": round(counted["all"] / secs, 1),
+                "useful_tokens_per_s": round(useful_tps, 1),
+                "epoch_seconds": round(useful_total / useful_tps, 1),
+            }
             print(name, results[name], flush=True)
-    print(json.dumps({"benchmark": "sft_packing", "conversations": len(examples), "seq_len": seq,
-                      "global_batch": batch, "results": results,
-                      "useful_tokens_speedup_packed_vs_unpacked": round(
-                          results["packed"]["useful_tokens_per_s"] / results["unpacked"]["useful_tokens_per_s"], 3),
-                      "load_average": os.getloadavg()[0]}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "sft_packing",
+                "conversations": len(examples),
+                "seq_len": seq,
+                "global_batch": batch,
+                "results": results,
+                "useful_tokens_speedup_packed_vs_unpacked": round(
+                    results["packed"]["useful_tokens_per_s"] / results["unpacked"]["useful_tokens_per_s"], 3
+                ),
+                "load_average": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,12 @@ def main() -> None:
         with gzip.open(args.corpus, "rt", encoding="utf-8") as f:
             texts = [json.loads(line)["text"] for line in f if line.strip()]
         chars = sum(map(len, texts))
-        hf = train_tokenizer(texts, TokenizerConfig(vocab_size=args.vocab_size, max_train_chars=5_000_000),
-                             work / "tokenizer", log=lambda *_: None)
+        hf = train_tokenizer(
+            texts,
+            TokenizerConfig(vocab_size=args.vocab_size, max_train_chars=5_000_000),
+            work / "tokenizer",
+            log=lambda *_: None,
+        )
         spec = encoding_spec(hf, work / "tokenizer")
         peer = Tokenizer.from_str(spec.tokenizer_json)
         peer.encode_special_tokens = True  # as ours: specials in text are text
@@ -95,21 +99,36 @@ def main() -> None:
                 raise SystemExit(f"token counts differ: ours {ours_tokens}, encode_batch {peer_tokens}")
         best_ours, best_peer, best_fast = min(ours_s), min(peer_s), min(fast_s)
         pair_ratios = sorted(p / o for p, o in zip(peer_s, ours_s))
-        print(json.dumps({
-            "benchmark": "tokenize_throughput", "corpus": args.corpus.name, "docs": len(texts),
-            "chars": chars, "tokens": peer_tokens, "cores": os.cpu_count(), "workers": args.workers,
-            "repeats": args.repeats, "loadavg_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-            "infir_tokenize_s": round(best_ours, 3), "tokenizers_encode_batch_s": round(best_peer, 3),
-            "tokenizers_encode_batch_fast_s": round(best_fast, 3),
-            "infir_tokens_per_s": round(peer_tokens / best_ours),
-            "encode_batch_tokens_per_s": round(peer_tokens / best_peer),
-            "ratio_vs_tokenizers_encode_batch": round(best_peer / best_ours, 3),
-            "median_pair_ratio_vs_tokenizers_encode_batch": round(pair_ratios[len(pair_ratios) // 2], 3),
-            "ratio_vs_tokenizers_encode_batch_fast": round(best_fast / best_ours, 3),
-            "all_runs_s": {"infir": [round(x, 2) for x in ours_s],
-                           "encode_batch": [round(x, 2) for x in peer_s],
-                           "encode_batch_fast": [round(x, 2) for x in fast_s]},
-        }))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "tokenize_throughput",
+                    "corpus": args.corpus.name,
+                    "docs": len(texts),
+                    "chars": chars,
+                    "tokens": peer_tokens,
+                    "cores": os.cpu_count(),
+                    "workers": args.workers,
+                    "repeats": args.repeats,
+                    "loadavg_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+                    "infir_tokenize_s": round(best_ours, 3),
+                    "tokenizers_encode_batch_s": round(best_peer, 3),
+                    "tokenizers_encode_batch_fast_s": round(best_fast, 3),
+                    "infir_tokens_per_s": round(peer_tokens / best_ours),
+                    "encode_batch_tokens_per_s": round(peer_tokens / best_peer),
+                    "ratio_vs_tokenizers_encode_batch": round(best_peer / best_ours, 3),
+                    "median_pair_ratio_vs_tokenizers_encode_batch": round(
+                        pair_ratios[len(pair_ratios) // 2], 3
+                    ),
+                    "ratio_vs_tokenizers_encode_batch_fast": round(best_fast / best_ours, 3),
+                    "all_runs_s": {
+                        "infir": [round(x, 2) for x in ours_s],
+                        "encode_batch": [round(x, 2) for x in peer_s],
+                        "encode_batch_fast": [round(x, 2) for x in fast_s],
+                    },
+                }
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

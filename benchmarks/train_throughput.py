@@ -46,8 +46,16 @@ def make_model(seed: int = 0):
     from infir.model.llm import ModelConfig, build_model
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(preset=None, hidden_size=HIDDEN, num_layers=LAYERS, num_heads=4, num_kv_heads=4,
-                      intermediate_size=688, max_position_embeddings=SEQ, tie_embeddings=True)
+    cfg = ModelConfig(
+        preset=None,
+        hidden_size=HIDDEN,
+        num_layers=LAYERS,
+        num_heads=4,
+        num_kv_heads=4,
+        intermediate_size=688,
+        max_position_embeddings=SEQ,
+        tie_embeddings=True,
+    )
     return build_model(cfg, vocab_size=VOCAB)
 
 
@@ -56,8 +64,13 @@ def batches(n: int, seed: int = 0) -> list[dict]:
     out = []
     for _ in range(n):
         ids = torch.randint(0, VOCAB, (MICRO, SEQ), generator=g)
-        out.append({"input_ids": ids, "labels": ids.clone(),
-                    "position_ids": torch.arange(SEQ).expand(MICRO, SEQ).clone()})
+        out.append(
+            {
+                "input_ids": ids,
+                "labels": ids.clone(),
+                "position_ids": torch.arange(SEQ).expand(MICRO, SEQ).clone(),
+            }
+        )
     return out
 
 
@@ -138,12 +151,29 @@ def run_infir(turns: TakeTurns, name: str, precision: str, compile_: bool, data:
     from infir.train.callbacks import OnLog
 
     # log_every=1: the on_step hook (which takes turns) runs after every step; progress bars off on both sides.
-    cfg = TrainConfig(max_steps=turns.steps, global_batch_size=MICRO, micro_batch_size=MICRO, seq_len=SEQ,
-                      precision=precision, compile=compile_, log_every=1, progress=False, resume="never",
-                      peak_flops=1.0)
+    cfg = TrainConfig(
+        max_steps=turns.steps,
+        global_batch_size=MICRO,
+        micro_batch_size=MICRO,
+        seq_len=SEQ,
+        precision=precision,
+        compile=compile_,
+        log_every=1,
+        progress=False,
+        resume="never",
+        peak_flops=1.0,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, make_model(), None, ListData(data), Path(tmp), DistInfo(), log=lambda m: None,
-                          callbacks=[OnLog(lambda step, record: turns.step_done(name))])
+        trainer = Trainer(
+            cfg,
+            make_model(),
+            None,
+            ListData(data),
+            Path(tmp),
+            DistInfo(),
+            log=lambda m: None,
+            callbacks=[OnLog(lambda step, record: turns.step_done(name))],
+        )
         trainer.save = lambda: None  # checkpoint writes are not training throughput
         trainer.fit()
 
@@ -164,9 +194,18 @@ def run_hf(turns: TakeTurns, name: str, bf16: bool, data: list[dict]) -> None:
             return {"input_ids": b["input_ids"][i % MICRO], "labels": b["labels"][i % MICRO]}
 
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=MICRO, max_steps=turns.steps,
-                                 report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True, bf16=bf16,
-                                 dataloader_num_workers=0, disable_tqdm=True)
+        args = TrainingArguments(
+            output_dir=tmp,
+            per_device_train_batch_size=MICRO,
+            max_steps=turns.steps,
+            report_to=[],
+            save_strategy="no",
+            logging_strategy="no",
+            use_cpu=True,
+            bf16=bf16,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
         trainer = Trainer(model=make_model(), args=args, train_dataset=Rows(), callbacks=[TakeTurn()])
         trainer.train()
 
@@ -228,27 +267,36 @@ def main() -> None:
     default_precision = resolve_precision("auto", torch.device("cpu"))
     fpt = flops_per_token(make_model(), SEQ)
     peak_samples: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    loops = {"matmul_peak": lambda t, n: run_matmul_peaks(t, n, peak_samples),
-             "hf_fp32": lambda t, n: run_hf(t, n, False, data),
-             "infir_fp32": lambda t, n: run_infir(t, n, "fp32", False, data),
-             "hf_bf16": lambda t, n: run_hf(t, n, True, data),
-             "infir_bf16": lambda t, n: run_infir(t, n, "bf16", False, data)}
+    loops = {
+        "matmul_peak": lambda t, n: run_matmul_peaks(t, n, peak_samples),
+        "hf_fp32": lambda t, n: run_hf(t, n, False, data),
+        "infir_fp32": lambda t, n: run_infir(t, n, "fp32", False, data),
+        "hf_bf16": lambda t, n: run_hf(t, n, True, data),
+        "infir_bf16": lambda t, n: run_infir(t, n, "bf16", False, data),
+    }
     if args.compile:
         loops["infir_bf16_compile"] = lambda t, n: run_infir(t, n, "bf16", True, data)
     load_before = os.getloadavg()[0]
     turns = run_in_turns(loops, args.warmup + args.steps, args.threads)
-    timed = {n: b[args.warmup:] for n, b in turns.busy.items() if n != "matmul_peak"}
-    peaks = {prec: statistics.median(v[2 * args.warmup:]) for prec, v in peak_samples.items()}
+    timed = {n: b[args.warmup :] for n, b in turns.busy.items() if n != "matmul_peak"}
+    peaks = {prec: statistics.median(v[2 * args.warmup :]) for prec, v in peak_samples.items()}
     results = {}
     for name, times in timed.items():
         prec = "bf16" if "bf16" in name else "fp32"
         median = statistics.median(times)
         tps = MICRO * SEQ / median
-        results[name] = {"tokens_per_s": round(tps, 1), "tokens_per_s_total_time": round(len(times) * MICRO * SEQ / sum(times), 1),
-                         "mfu": round(tps * fpt / peaks[prec], 4), "median_step_ms": round(1000 * median, 1),
-                         "max_step_ms": round(1000 * max(times), 1)}
-        print(f"{name:20s} {tps:10.1f} tokens/s at the median step {1000 * median:7.1f} ms (slowest "
-              f"{1000 * max(times):7.1f} ms)  MFU {results[name]['mfu']:.3f} (vs {prec} matmul peak)", flush=True)
+        results[name] = {
+            "tokens_per_s": round(tps, 1),
+            "tokens_per_s_total_time": round(len(times) * MICRO * SEQ / sum(times), 1),
+            "mfu": round(tps * fpt / peaks[prec], 4),
+            "median_step_ms": round(1000 * median, 1),
+            "max_step_ms": round(1000 * max(times), 1),
+        }
+        print(
+            f"{name:20s} {tps:10.1f} tokens/s at the median step {1000 * median:7.1f} ms (slowest "
+            f"{1000 * max(times):7.1f} ms)  MFU {results[name]['mfu']:.3f} (vs {prec} matmul peak)",
+            flush=True,
+        )
 
     def ratio(ours: str, theirs: str) -> tuple[float, list[float], float]:
         """Median of the per-round step-time ratios (theirs / ours), its quartiles, and the ratio of total times.
@@ -260,21 +308,31 @@ def main() -> None:
         total = sum(timed[theirs]) / sum(timed[ours])
         return round(med, 3), [round(q1, 3), round(q3, 3)], round(total, 3)
 
-    default_key = f"infir_{default_precision}" + ("_compile" if args.compile and default_precision == "bf16" else "")
+    default_key = f"infir_{default_precision}" + (
+        "_compile" if args.compile and default_precision == "bf16" else ""
+    )
     speedup, speedup_q, speedup_total = ratio(default_key, "hf_fp32")
     fp32, fp32_q, fp32_total = ratio("infir_fp32", "hf_fp32")
     bf16, bf16_q, bf16_total = ratio("infir_bf16", "hf_bf16")
     line = {
-        "benchmark": "train_throughput", "threads": args.threads, "steps": args.steps, "warmup": args.warmup,
+        "benchmark": "train_throughput",
+        "threads": args.threads,
+        "steps": args.steps,
+        "warmup": args.warmup,
         "timing": "round robin, one step per turn; ratios: median of per-round step-time ratios",
         "model": {"hidden": HIDDEN, "layers": LAYERS, "vocab": VOCAB, "seq": SEQ, "micro_batch": MICRO},
         "matmul_peak_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
-        "flops_per_token": fpt, "results": results, "infir_default": default_key,
-        "speedup_vs_hf_trainer": speedup, "speedup_vs_hf_trainer_quartiles": speedup_q,
+        "flops_per_token": fpt,
+        "results": results,
+        "infir_default": default_key,
+        "speedup_vs_hf_trainer": speedup,
+        "speedup_vs_hf_trainer_quartiles": speedup_q,
         "speedup_vs_hf_trainer_total_time": speedup_total,
-        "fp32_ratio_vs_hf_trainer": fp32, "fp32_ratio_vs_hf_trainer_quartiles": fp32_q,
+        "fp32_ratio_vs_hf_trainer": fp32,
+        "fp32_ratio_vs_hf_trainer_quartiles": fp32_q,
         "fp32_ratio_vs_hf_trainer_total_time": fp32_total,
-        "bf16_ratio_vs_hf_trainer": bf16, "bf16_ratio_vs_hf_trainer_quartiles": bf16_q,
+        "bf16_ratio_vs_hf_trainer": bf16,
+        "bf16_ratio_vs_hf_trainer_quartiles": bf16_q,
         "bf16_ratio_vs_hf_trainer_total_time": bf16_total,
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
     }

@@ -50,15 +50,25 @@ class ProcessorBatches:
     def batch_at(self, step: int) -> dict:
         t0 = time.perf_counter()
         idx = [self.order[(step * self.batch + i) % len(self.order)] for i in range(self.batch)]
-        enc = self.processor.apply_chat_template([self.hf_messages(self.conversations[i]) for i in idx],
-                                                 tokenize=True, return_dict=True, padding=True,
-                                                 return_tensors="pt", return_assistant_tokens_mask=True)
+        enc = self.processor.apply_chat_template(
+            [self.hf_messages(self.conversations[i]) for i in idx],
+            tokenize=True,
+            return_dict=True,
+            padding=True,
+            return_tensors="pt",
+            return_assistant_tokens_mask=True,
+        )
         ids = enc["input_ids"]
         labels = torch.where(enc["assistant_masks"].bool(), ids, torch.full_like(ids, -100))
         pos = torch.arange(ids.size(1)).expand_as(ids).contiguous()
         self.build_seconds += time.perf_counter() - t0
-        return {"input_ids": ids, "labels": labels, "position_ids": pos, "pixel_values": enc["pixel_values"],
-                "conversations": torch.tensor(len(idx))}
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "position_ids": pos,
+            "pixel_values": enc["pixel_values"],
+            "conversations": torch.tensor(len(idx)),
+        }
 
     def __iter__(self):
         while True:
@@ -83,8 +93,9 @@ class TimedBatches:
         batch = self.inner.batch_at(step)
         per = self.inner.global_batch
         start = step * per
-        batch["conversations"] = torch.tensor(sum(len(self.inner.rows[self.inner._row_index(p)])
-                                                  for p in range(start, start + per)))
+        batch["conversations"] = torch.tensor(
+            sum(len(self.inner.rows[self.inner._row_index(p)]) for p in range(start, start + per))
+        )
         self.build_seconds += time.perf_counter() - t0
         return batch
 
@@ -120,15 +131,26 @@ def build(tmp: Path, n: int):
 
     def model_and_processor():
         torch.manual_seed(0)
-        lm = build_model(ModelConfig(preset=None, hidden_size=192, num_layers=4, num_heads=4, intermediate_size=512,
-                                     max_position_embeddings=1024), tokenizer=tok)
+        lm = build_model(
+            ModelConfig(
+                preset=None,
+                hidden_size=192,
+                num_layers=4,
+                num_heads=4,
+                intermediate_size=512,
+                max_position_embeddings=1024,
+            ),
+            tokenizer=tok,
+        )
         model = build_vlm(build_vision_tower(VisionConfig(preset="tiny")), lm, tok)
         return model, build_processor(tok, model.config)
 
     return convs, model_and_processor
 
 
-def run_mode(mode: str, convs, model_and_processor, steps: int, warmup: int, rows: int, seq: int, tmp: Path) -> dict:
+def run_mode(
+    mode: str, convs, model_and_processor, steps: int, warmup: int, rows: int, seq: int, tmp: Path
+) -> dict:
     """`rows` rows per optimizer step either way: packed rows of `seq` tokens, or one padded conversation each."""
     from infir.train.config import TrainConfig
     from infir.train.parallel import DistInfo
@@ -139,10 +161,12 @@ def run_mode(mode: str, convs, model_and_processor, steps: int, warmup: int, row
 
     model, processor = model_and_processor()
     if mode == "packed":
-        examples, _ = encode_all_vl(processor.tokenizer, convs, model.config.image_token_id,
-                                    model.config.image_seq_length, seq)
-        inner = VLBatches(examples, seq, rows, 0, processor.tokenizer.pad_token_id,
-                          ImagePreparer(processor.image_processor))
+        examples, _ = encode_all_vl(
+            processor.tokenizer, convs, model.config.image_token_id, model.config.image_seq_length, seq
+        )
+        inner = VLBatches(
+            examples, seq, rows, 0, processor.tokenizer.pad_token_id, ImagePreparer(processor.image_processor)
+        )
         data = TimedBatches(inner)
         padding = inner.padding_share()
     else:
@@ -160,18 +184,31 @@ def run_mode(mode: str, convs, model_and_processor, steps: int, warmup: int, row
             counted["useful"] += int((b["input_ids"] != pad).sum())
 
     n = steps + warmup
-    cfg = TrainConfig(max_steps=n, global_batch_size=rows, micro_batch_size=rows, seq_len=seq, log_every=1,
-                      resume="never", peak_flops=1.0, precision="fp32")
-    trainer = Trainer(cfg, model, None, data, tmp / mode, DistInfo(), log=lambda m: None, callbacks=[OnLog(on_step)])
+    cfg = TrainConfig(
+        max_steps=n,
+        global_batch_size=rows,
+        micro_batch_size=rows,
+        seq_len=seq,
+        log_every=1,
+        resume="never",
+        peak_flops=1.0,
+        precision="fp32",
+    )
+    trainer = Trainer(
+        cfg, model, None, data, tmp / mode, DistInfo(), log=lambda m: None, callbacks=[OnLog(on_step)]
+    )
     trainer.save = lambda: None
     trainer.fit()
     secs = stamps[n] - stamps[warmup]
     if padding is None:
         padding = 1 - counted["useful"] / counted["tokens"]
     # on_step rebuilt each counted batch once more: halve the build time to the training share.
-    return {"conversations_per_s": round(counted["conversations"] / secs, 2),
-            "useful_tokens_per_s": round(counted["useful"] / secs, 1), "padding_share": round(padding, 4),
-            "build_seconds_per_step": round(data.build_seconds / (2 * steps + warmup), 4)}
+    return {
+        "conversations_per_s": round(counted["conversations"] / secs, 2),
+        "useful_tokens_per_s": round(counted["useful"] / secs, 1),
+        "padding_share": round(padding, 4),
+        "build_seconds_per_step": round(data.build_seconds / (2 * steps + warmup), 4),
+    }
 
 
 def main() -> None:
@@ -191,15 +228,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         convs, factory = build(Path(tmp), args.conversations)
         for r in range(args.repeats):  # alternate the order so drifting machine load hits both
-            for mode in (("packed", "llava_processor") if r % 2 == 0 else ("llava_processor", "packed")):
+            for mode in ("packed", "llava_processor") if r % 2 == 0 else ("llava_processor", "packed"):
                 res = run_mode(mode, convs, factory, args.steps, args.warmup, rows, seq, Path(tmp) / str(r))
                 runs[mode].append(res)
                 print(mode, res, flush=True)
     best = {m: max(v, key=lambda x: x["conversations_per_s"]) for m, v in runs.items()}
-    print(json.dumps({"benchmark": "vl_packing", "conversations": len(convs), "seq_len": seq, "results": best,
-                      "speedup_vs_llava_processor": round(best["packed"]["conversations_per_s"]
-                                                          / best["llava_processor"]["conversations_per_s"], 3),
-                      "threads": args.threads, "load_average": os.getloadavg()[0]}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "vl_packing",
+                "conversations": len(convs),
+                "seq_len": seq,
+                "results": best,
+                "speedup_vs_llava_processor": round(
+                    best["packed"]["conversations_per_s"] / best["llava_processor"]["conversations_per_s"], 3
+                ),
+                "threads": args.threads,
+                "load_average": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ def shared_dir() -> Path | None:
 def shared() -> Path:
     path = shared_dir()
     if path is None:
-        pytest.skip("../shared (benchmarks, reference corpus) is not beside this checkout; "
-                    "these tests run in CI, where it is")
+        pytest.skip(
+            "../shared (benchmarks, reference corpus) is not beside this checkout; "
+            "these tests run in CI, where it is"
+        )
     return path
 
 

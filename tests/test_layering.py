@@ -29,7 +29,10 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "infir"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("ground", {"infir", "config_base", "jsonl", "lock", "procs", "guards", "integrity", "run", "stages", "data"}),
+    (
+        "ground",
+        {"infir", "config_base", "jsonl", "lock", "procs", "guards", "integrity", "run", "stages", "data"},
+    ),
     ("tokenize", {"tokenize"}),
     ("model", {"model"}),
     ("train", {"train"}),
@@ -105,7 +108,7 @@ def find_cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
         state[node], _ = 1, path.append(node)
         for nxt in sorted(graph.get(node, {})):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         state[node] = 2
@@ -126,8 +129,11 @@ def test_every_node_has_a_layer():
 def test_the_package_graph_has_no_cycle():
     graph = dependency_graph()
     cycle = find_cycle(graph)
-    assert cycle is None, "import cycle: " + " -> ".join(
-        f"{a} ({graph[a][b][0]})" for a, b in zip(cycle, cycle[1:])) + f" -> {cycle[-1]}"
+    assert cycle is None, (
+        "import cycle: "
+        + " -> ".join(f"{a} ({graph[a][b][0]})" for a, b in zip(cycle, cycle[1:]))
+        + f" -> {cycle[-1]}"
+    )
 
 
 def test_no_layer_imports_a_layer_above_it():
@@ -135,13 +141,22 @@ def test_no_layer_imports_a_layer_above_it():
     for source, targets in dependency_graph().items():
         for target, files in targets.items():
             if LAYER_OF.get(target, -1) > LAYER_OF.get(source, len(LAYERS)):
-                upward.append(f"{source} ({LAYERS[LAYER_OF[source]][0]}) imports {target} "
-                              f"({LAYERS[LAYER_OF[target]][0]}) in {', '.join(sorted(set(files)))}")
+                upward.append(
+                    f"{source} ({LAYERS[LAYER_OF[source]][0]}) imports {target} "
+                    f"({LAYERS[LAYER_OF[target]][0]}) in {', '.join(sorted(set(files)))}"
+                )
     assert not upward, "upward imports:\n  " + "\n  ".join(sorted(upward))
 
 
-@pytest.mark.parametrize("module, node", [("infir", "infir"), ("infir.eval.tasks.gsm8k", "eval"),
-                                          ("infir.eval.cli", "eval.cli"), ("infir.cli", "cli")])
+@pytest.mark.parametrize(
+    "module, node",
+    [
+        ("infir", "infir"),
+        ("infir.eval.tasks.gsm8k", "eval"),
+        ("infir.eval.cli", "eval.cli"),
+        ("infir.cli", "cli"),
+    ],
+)
 def test_nodes(module, node):
     assert node_of(module) == node
 

@@ -87,10 +87,16 @@ def test_needing_an_incomplete_stage_fails_clearly(tmp_path):
 def test_a_killed_resumable_stage_restarts_clean_when_its_config_changed(tmp_path):
     calls = []
     with pytest.raises(RuntimeError):
-        run_stage(load_recipe("tiny"), _stage("r", calls, resumable=True, fail=True), tmp_path, log=lambda m: None)
+        run_stage(
+            load_recipe("tiny"), _stage("r", calls, resumable=True, fail=True), tmp_path, log=lambda m: None
+        )
     (tmp_path / "r" / "checkpoint.txt").write_text("progress of other work")
-    run_stage(load_recipe("tiny", ["pretrain.max_steps=9"]), _stage("r", calls, resumable=True), tmp_path,
-              log=lambda m: None)
+    run_stage(
+        load_recipe("tiny", ["pretrain.max_steps=9"]),
+        _stage("r", calls, resumable=True),
+        tmp_path,
+        log=lambda m: None,
+    )
     assert not (tmp_path / "r" / "checkpoint.txt").exists()
 
 

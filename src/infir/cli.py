@@ -37,14 +37,21 @@ DIRECT_FORMS = {
 
 def _stage_parser(prog: str, help_text: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=help_text)
-    p.add_argument("args", nargs="*", metavar="RECIPE|key=value",
-                   help="a recipe (YAML path or embedded name; default: tiny) and key=value overrides")
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="RECIPE|key=value",
+        help="a recipe (YAML path or embedded name; default: tiny) and key=value overrides",
+    )
     p.add_argument("--run-dir", help="run directory (default: the recipe's run_dir, else runs/<name>)")
     p.add_argument("--force", action="store_true", help="rerun even if complete and unchanged")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--check", action="store_true",
-                   help="list every external input (data, models, endpoints, Ray, filesystem, GPUs) and what is "
-                        "missing, then exit (1 when something is)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="list every external input (data, models, endpoints, Ray, filesystem, GPUs) and what is "
+        "missing, then exit (1 when something is)",
+    )
     p.add_argument("--debug", action="store_true", help="print tracebacks of errors")
     return p
 
@@ -94,7 +101,9 @@ def _ranks(recipe):
 
     info = init_distributed(recipe.runtime.device)
     group = coordination_group()
-    return Ranks(rank=rank, world=world, share=lambda value: broadcast_from_main(value, info, group), alone=solo)
+    return Ranks(
+        rank=rank, world=world, share=lambda value: broadcast_from_main(value, info, group), alone=solo
+    )
 
 
 def _check_run_dir(run_dir: Path) -> None:
@@ -175,8 +184,10 @@ def _run_locked(recipe, names: list[str], run_dir: Path, force: bool, ranks) -> 
     if not ranks.is_main:
         return 0
     console.rule()
-    say(f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}"
-        + (f" ({ranks.world} ranks)" if ranks.world > 1 else ""))
+    say(
+        f"finished {len(names)} stage(s) in {time.time() - t0:.1f}s; run directory: {run_dir}"
+        + (f" ({ranks.world} ranks)" if ranks.world > 1 else "")
+    )
     report = run_dir / "report" / "index.html"
     if report.exists():
         print(f"report: {report.resolve()}")
@@ -184,8 +195,21 @@ def _run_locked(recipe, names: list[str], run_dir: Path, force: bool, ranks) -> 
 
 
 def _print_highlights(name: str, summary: dict) -> None:
-    keys = [k for k in ("docs_in", "docs_kept", "tokens", "steps", "loss", "val_loss", "tokens_per_s", "results",
-                        "report") if k in summary]
+    keys = [
+        k
+        for k in (
+            "docs_in",
+            "docs_kept",
+            "tokens",
+            "steps",
+            "loss",
+            "val_loss",
+            "tokens_per_s",
+            "results",
+            "report",
+        )
+        if k in summary
+    ]
     for k in keys:
         say(f"  {k}: {summary[k]}")
 
@@ -232,8 +256,11 @@ def _looks_like_recipe(arg: str) -> bool:
 
 def cmd_report(argv: list[str]) -> int:
     positional = [a for a in argv if not a.startswith("-")]
-    if len(positional) == 1 and "=" not in positional[0] and (
-            Path(positional[0]).is_dir() or not _looks_like_recipe(positional[0])):
+    if (
+        len(positional) == 1
+        and "=" not in positional[0]
+        and (Path(positional[0]).is_dir() or not _looks_like_recipe(positional[0]))
+    ):
         # `infir report RUN_DIR`: a path that is not a recipe is a run directory, existing or not.
         run_dir = Path(positional[0])
         if not run_dir.exists():

@@ -42,8 +42,9 @@ class ReportConfig(Section):
 
 
 def _anneal_default() -> TrainConfig:
-    return TrainConfig(init_from="pretrain", data_mix="anneal",
-                       schedule=ScheduleConfig(kind="linear", warmup_steps=0))
+    return TrainConfig(
+        init_from="pretrain", data_mix="anneal", schedule=ScheduleConfig(kind="linear", warmup_steps=0)
+    )
 
 
 class Recipe(Section):
@@ -51,8 +52,9 @@ class Recipe(Section):
     description: str = ""
     seed: int = 0
     run_dir: str | None = None  # default: runs/<name>
-    stages: list[str] = Field(default_factory=lambda: ["curate", "tokenize", "pretrain", "anneal", "sft", "eval",
-                                                       "report"])
+    stages: list[str] = Field(
+        default_factory=lambda: ["curate", "tokenize", "pretrain", "anneal", "sft", "eval", "report"]
+    )
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     inputs: InputsConfig = Field(default_factory=InputsConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -119,7 +121,8 @@ def read_recipe_text(path: Path) -> str:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecipeError(
-            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the recipe as UTF-8") from None
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the recipe as UTF-8"
+        ) from None
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
@@ -143,10 +146,12 @@ def apply_override(tree: dict, keys: list[str], value: Any) -> None:
     node: Any = tree
     for depth, k in enumerate(keys):
         last = depth == len(keys) - 1
-        where = ".".join(keys[:depth + 1])
+        where = ".".join(keys[: depth + 1])
         if isinstance(node, list):
             if not k.isdigit() or int(k) >= len(node):
-                raise RecipeError(f"override {'.'.join(keys)}: {where} is not an item of a list of {len(node)}")
+                raise RecipeError(
+                    f"override {'.'.join(keys)}: {where} is not an item of a list of {len(node)}"
+                )
             if last:
                 node[int(k)] = value
             else:
@@ -187,7 +192,7 @@ def format_errors(exc: ValidationError, path: Path, text: str, overridden: set[t
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc) or "(top level)"
-        where = "override" if any(tuple(loc[:len(o)]) == o for o in overridden) else _yaml_line(text, loc)
+        where = "override" if any(tuple(loc[: len(o)]) == o for o in overridden) else _yaml_line(text, loc)
         where = f" [{where}]" if where else ""
         if err["type"] == "extra_forbidden":
             parent = ".".join(loc[:-1])

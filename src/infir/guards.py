@@ -62,8 +62,10 @@ def disk_full(exc: BaseException | None) -> bool:
             return True
         text = str(exc)
         # torch.save's zip writer and safetensors report a full disk in their own words.
-        if any(s in text for s in ("unexpected pos", "No space left on device", "StorageFull",
-                                   "file write failed")):
+        if any(
+            s in text
+            for s in ("unexpected pos", "No space left on device", "StorageFull", "file write failed")
+        ):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

@@ -30,7 +30,9 @@ def _file_hash(path: Path) -> str:
 
 def write_manifest(folder: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
-    entries = {str(p.relative_to(folder)): {"size": p.stat().st_size, "xxh3_128": _file_hash(p)} for p in files}
+    entries = {
+        str(p.relative_to(folder)): {"size": p.stat().st_size, "xxh3_128": _file_hash(p)} for p in files
+    }
     (folder / MANIFEST).write_text(json.dumps({"files": entries}, indent=1) + "\n")
 
 
@@ -49,7 +51,9 @@ def verify(folder: Path) -> None:
         if not path.is_file():
             raise CorruptCheckpoint(f"{path}: missing (listed in {manifest})")
         if path.stat().st_size != want["size"]:
-            raise CorruptCheckpoint(f"{path}: {path.stat().st_size} bytes, the checkpoint wrote {want['size']} "
-                                    "(truncated or overwritten)")
+            raise CorruptCheckpoint(
+                f"{path}: {path.stat().st_size} bytes, the checkpoint wrote {want['size']} "
+                "(truncated or overwritten)"
+            )
         if _file_hash(path) != want["xxh3_128"]:
             raise CorruptCheckpoint(f"{path}: content differs from the checksum written with it (damaged)")

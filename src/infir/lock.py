@@ -75,8 +75,10 @@ def describe(holder: dict) -> str:
     since = holder.get("since")
     timed = isinstance(since, (int, float))
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if timed else "?"
-    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {when} "
-            f"(command: {holder.get('command') or '?'})")
+    return (
+        f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} since {when} "
+        f"(command: {holder.get('command') or '?'})"
+    )
 
 
 def acquire(directory: str | Path, command: str | None = None) -> DirLock:
@@ -94,11 +96,17 @@ def acquire(directory: str | Path, command: str | None = None) -> DirLock:
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise LockError(f"{directory} is in use by {describe(_holder(path))}; wait for it to finish or "
-                            f"stop it, or use another directory") from None
+            raise LockError(
+                f"{directory} is in use by {describe(_holder(path))}; wait for it to finish or "
+                f"stop it, or use another directory"
+            ) from None
         raise LockError(f"cannot lock {path}: {exc.strerror or exc}") from None
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-              "command": command if command is not None else " ".join(["infir", *sys.argv[1:]])}
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": time.time(),
+        "command": command if command is not None else " ".join(["infir", *sys.argv[1:]]),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     lock = _HELD[key] = DirLock(path, fd, key)

@@ -78,7 +78,10 @@ def check(recipe, run_dir: Path, stages: list[str] | None = None) -> list[Input]
         for item in _stage_specific(stage, section, dump):
             add(item)
     if any(s in stages for s in ("tokenize", "pretrain", "sft", "vl")):
-        for key, value in (("model", recipe.model.name_or_path), ("tokenizer", recipe.tokenizer.path_or_name)):
+        for key, value in (
+            ("model", recipe.model.name_or_path),
+            ("tokenizer", recipe.tokenizer.path_or_name),
+        ):
             if value:
                 add(_model(key, value))
     add(_run_dir(run_dir))
@@ -93,7 +96,11 @@ def _walk_inputs(stage: str, node: Any, key: str = "") -> Iterator[Input]:
             yield _dataset(stage, node["name"], node.get("subset"))
         if isinstance(node.get("base_url"), str):
             yield _endpoint(stage, node["base_url"], node.get("api_key_env"))
-        if node.get("type") == "local" and isinstance(node.get("model"), str) and not is_checkpoint_stage(node["model"]):
+        if (
+            node.get("type") == "local"
+            and isinstance(node.get("model"), str)
+            and not is_checkpoint_stage(node["model"])
+        ):
             yield _model(stage, node["model"])
         for k, v in node.items():
             yield from _walk_inputs(stage, v, k)
@@ -154,7 +161,9 @@ def _path(stage: str, value: str, hub_kind: str | None = None) -> Input:
     scheme = urlparse(value).scheme
     if scheme and len(scheme) > 1 and scheme != "file":
         return _remote(stage, value)
-    matches = glob.glob(value) if any(c in value for c in "*?[") else ([value] if os.path.exists(value) else [])
+    matches = (
+        glob.glob(value) if any(c in value for c in "*?[") else ([value] if os.path.exists(value) else [])
+    )
     if matches:
         return Input(stage, "file", value, True, f"{len(matches)} path(s)" if len(matches) > 1 else "present")
     if hub_kind == "dataset" and "/" in value and not value.startswith((".", "/")):
@@ -197,23 +206,40 @@ def _dataset(stage: str, name: str, subset: str | None) -> Input:
     if cached.is_dir():
         return Input(stage, "dataset", what, True, "in the local Hugging Face cache")
     ok, why = _hub_reachable()
-    return Input(stage, "dataset", what, ok, "on the hub (streamed or downloaded at run time)" if ok else
-                 f"not cached here; {why}")
+    return Input(
+        stage,
+        "dataset",
+        what,
+        ok,
+        "on the hub (streamed or downloaded at run time)" if ok else f"not cached here; {why}",
+    )
 
 
 def _model(stage: str, name: str) -> Input:
     if os.path.exists(name):
-        has_config = os.path.isfile(os.path.join(name, "config.json")) or os.path.isfile(
-            os.path.join(name, "tokenizer.json")) or os.path.isfile(name)
-        return Input(stage, "model", name, has_config, "local" if has_config else "a folder without config.json")
+        has_config = (
+            os.path.isfile(os.path.join(name, "config.json"))
+            or os.path.isfile(os.path.join(name, "tokenizer.json"))
+            or os.path.isfile(name)
+        )
+        return Input(
+            stage, "model", name, has_config, "local" if has_config else "a folder without config.json"
+        )
     from huggingface_hub import try_to_load_from_cache
 
     hit = try_to_load_from_cache(name, "config.json")
     if isinstance(hit, str):
         return Input(stage, "model", name, True, "in the local Hugging Face cache")
     ok, why = _hub_reachable()
-    return Input(stage, "model", name, ok,
-                 "on the hub (downloaded at run time; gated models need HF_TOKEN)" if ok else f"not cached here; {why}")
+    return Input(
+        stage,
+        "model",
+        name,
+        ok,
+        "on the hub (downloaded at run time; gated models need HF_TOKEN)"
+        if ok
+        else f"not cached here; {why}",
+    )
 
 
 def _endpoint(stage: str, url: str, key_env: str | None) -> Input:
@@ -234,8 +260,14 @@ def _endpoint(stage: str, url: str, key_env: str | None) -> Input:
 def _ray() -> Input:
     address = os.environ.get("RAY_ADDRESS")
     if not address:
-        return Input("curate", "ray", "local cluster", True, "RAY_ADDRESS unset: a local Ray instance starts on this "
-                     "machine (set RAY_ADDRESS to use a cluster)")
+        return Input(
+            "curate",
+            "ray",
+            "local cluster",
+            True,
+            "RAY_ADDRESS unset: a local Ray instance starts on this "
+            "machine (set RAY_ADDRESS to use a cluster)",
+        )
     target = urlparse(address if "://" in address else f"ray://{address}")
     try:
         socket.create_connection((target.hostname, target.port or 10001), timeout=3).close()
@@ -252,8 +284,13 @@ def _run_dir(run_dir: Path) -> Input:
         return Input("run", "filesystem", str(run_dir), False, f"{probe} is not a directory")
     writable = os.access(probe, os.W_OK)
     free = shutil.disk_usage(probe).free / 2**30
-    return Input("run", "filesystem", str(run_dir), writable,
-                 f"{'writable' if writable else 'NOT writable'}; {free:.1f} GiB free")
+    return Input(
+        "run",
+        "filesystem",
+        str(run_dir),
+        writable,
+        f"{'writable' if writable else 'NOT writable'}; {free:.1f} GiB free",
+    )
 
 
 def _gpus() -> Input:
@@ -261,5 +298,10 @@ def _gpus() -> Input:
 
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     names = sorted({torch.cuda.get_device_name(i) for i in range(n)})
-    return Input("run", "gpu", "CUDA devices", n > 0, f"{n} visible" + (f" ({', '.join(names)})" if names else
-                                                                          "; runtime.device is cuda"))
+    return Input(
+        "run",
+        "gpu",
+        "CUDA devices",
+        n > 0,
+        f"{n} visible" + (f" ({', '.join(names)})" if names else "; runtime.device is cuda"),
+    )

@@ -55,8 +55,9 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         # A truncated or corrupted run-dir file must name itself: "Expecting value" alone says nothing.
-        raise ValueError(f"{path} is corrupt (not JSON: {exc}); delete it or rerun its stage with --force") \
-            from None
+        raise ValueError(
+            f"{path} is corrupt (not JSON: {exc}); delete it or rerun its stage with --force"
+        ) from None
 
 
 @dataclass
@@ -135,7 +136,8 @@ class StageContext:
         if not (path / MARKER).exists():
             raise FileNotFoundError(
                 f"stage {self.stage.name!r} needs the output of {stage_name!r}, which has not completed in "
-                f"{self.run_dir} (run `infir {stage_name}` or `infir run` first)")
+                f"{self.run_dir} (run `infir {stage_name}` or `infir run` first)"
+            )
         return path
 
     def checkpoint_of(self, stage_name: str) -> Path:
@@ -169,8 +171,11 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, record: dict) -> None:
@@ -203,9 +208,11 @@ def fingerprint(recipe: "Recipe", stage: Stage, run_dir: Path) -> str:
         if path.is_file():
             st = path.stat()
             files.append([str(path), st.st_size, st.st_mtime_ns])
-    payload = json.dumps({"stage": stage.name, "config": stage_config(recipe, stage), "upstream": upstream,
-                          "files": files},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"stage": stage.name, "config": stage_config(recipe, stage), "upstream": upstream, "files": files},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -226,8 +233,9 @@ def _wipe(stage_dir: Path, keep: tuple[str, ...]) -> None:
             child.unlink()
 
 
-def run_stage(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False, log=print,
-              ranks: Ranks = Ranks()) -> dict:
+def run_stage(
+    recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False, log=print, ranks: Ranks = Ranks()
+) -> dict:
     """Run one stage with the skip / rerun / resume contract above; returns its summary."""
     if ranks.world > 1 and not stage.all_ranks:
         outcome = None

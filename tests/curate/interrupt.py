@@ -15,7 +15,9 @@ def kill_after_first_completion(script: str, completions: Path | Callable[[], bo
     if isinstance(completions, Path):
         folder = completions
         completions = lambda: folder.is_dir() and any(folder.iterdir())  # noqa: E731
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + timeout
     while time.time() < deadline and not completions():
         time.sleep(0.1)

@@ -15,15 +15,17 @@ from infir.curate.config import CurateConfig, SourceConfig
 from infir.curate.dedup.minhash import MinHasher
 from infir.curate.pipeline import run_curate
 
-_WORDS = ("account address archive backup bucket cache certificate channel cluster config connection "
-          "container credential database deployment device directory disk domain endpoint engine "
-          "environment event file filter firewall folder function gateway group host identity image "
-          "index instance interface job key label license listener log machine member message metric "
-          "module monitor network node notification operation package partition peer permission "
-          "pipeline policy pool port profile project proxy queue quota record region registry release "
-          "replica repository request resource revision role route rule schedule schema secret "
-          "service session snapshot source storage stream subnet subscription table tag target task "
-          "template tenant token topic trigger user version volume webhook workflow zone").split()
+_WORDS = (
+    "account address archive backup bucket cache certificate channel cluster config connection "
+    "container credential database deployment device directory disk domain endpoint engine "
+    "environment event file filter firewall folder function gateway group host identity image "
+    "index instance interface job key label license listener log machine member message metric "
+    "module monitor network node notification operation package partition peer permission "
+    "pipeline policy pool port profile project proxy queue quota record region registry release "
+    "replica repository request resource revision role route rule schedule schema secret "
+    "service session snapshot source storage stream subnet subscription table tag target task "
+    "template tenant token topic trigger user version volume webhook workflow zone"
+).split()
 _VERBS = "add attach cancel copy create delete describe detach export import list move remove restore update".split()
 
 _GLOBAL_FLAGS = """GLOBAL FLAGS
@@ -64,11 +66,15 @@ def _sentence(rng: random.Random, n: int) -> str:
 
 def man_page(verb: str, noun: str, rng: random.Random) -> str:
     title = f"TOOL-{noun.upper()}-{verb.upper()}(1)"
-    flags = "\n\n".join(f" --{rng.choice(_WORDS)}-{rng.choice(_WORDS)}={rng.choice(_WORDS).upper()}\n "
-                        + _sentence(rng, 9) for _ in range(2))
-    return (f"{title} General Commands Manual {title}\n\nNAME\n tool {noun} {verb} - {verb} a {noun}\n\n"
-            f"SYNOPSIS\n tool {noun} {verb} {noun.upper()} [GLOBAL-FLAG ...]\n\n"
-            f"DESCRIPTION\n {_sentence(rng, 14)}\n\nFLAGS\n{flags}\n\n{_GLOBAL_FLAGS}\n\n {title}")
+    flags = "\n\n".join(
+        f" --{rng.choice(_WORDS)}-{rng.choice(_WORDS)}={rng.choice(_WORDS).upper()}\n " + _sentence(rng, 9)
+        for _ in range(2)
+    )
+    return (
+        f"{title} General Commands Manual {title}\n\nNAME\n tool {noun} {verb} - {verb} a {noun}\n\n"
+        f"SYNOPSIS\n tool {noun} {verb} {noun.upper()} [GLOBAL-FLAG ...]\n\n"
+        f"DESCRIPTION\n {_sentence(rng, 14)}\n\nFLAGS\n{flags}\n\n{_GLOBAL_FLAGS}\n\n {title}"
+    )
 
 
 def _near_copy(text: str, rng: random.Random) -> str:
@@ -83,8 +89,10 @@ def _near_copy(text: str, rng: random.Random) -> str:
 
 def build(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     rng = random.Random(7)
-    pages = {f"{noun}-{verb}": man_page(verb, noun, rng)
-             for noun, verb in itertools.islice(itertools.product(_WORDS[:12], _VERBS), 120)}
+    pages = {
+        f"{noun}-{verb}": man_page(verb, noun, rng)
+        for noun, verb in itertools.islice(itertools.product(_WORDS[:12], _VERBS), 120)
+    }
     copies = {f"copy-of-{k}": k for k in list(pages)[::12]}
     records = [{"id": k, "text": t} for k, t in pages.items()]
     for copy, original in copies.items():
@@ -115,8 +123,11 @@ def test_distinct_templated_pages_stay_and_near_copies_go(tmp_path):
     pages, copies = build(tmp_path / "in.jsonl.gz")
     out = tmp_path / "out"
     summary = run_curate(_dedup_only(tmp_path / "in.jsonl.gz"), out)
-    removed = {json.loads(line)["id"]: json.loads(line)["metadata"]
-               for p in (out / "removed/dedup").glob("*.jsonl.gz") for line in gzip.open(p, "rt")}
+    removed = {
+        json.loads(line)["id"]: json.loads(line)["metadata"]
+        for p in (out / "removed/dedup").glob("*.jsonl.gz")
+        for line in gzip.open(p, "rt")
+    }
     falsely_removed = sorted(k for k in removed if k in pages)
     assert falsely_removed == []
     assert set(removed) == set(copies)

@@ -80,8 +80,9 @@ def test_bootstrap_quality_model_separates_text_from_word_salad(tmp_path):
     from infir.data.builtin import iter_builtin
 
     texts = [normalize(d["text"], 256, 4) for d in iter_builtin("python_docs", max_docs=300)]
-    report = train_quality_model(QualityConfig(bootstrap_docs=200), RecallConfig(), texts[:200], 0,
-                                 tmp_path / "q.bin")
+    report = train_quality_model(
+        QualityConfig(bootstrap_docs=200), RecallConfig(), texts[:200], 0, tmp_path / "q.bin"
+    )
     assert report["examples"] == 400
     rng = random.Random(1)
     held_out = texts[200:]
@@ -94,8 +95,9 @@ def test_bootstrap_quality_model_separates_text_from_word_salad(tmp_path):
 def test_short_benchmark_texts_count_only_when_specific():
     cfg = DecontamConfig()
     assert short_text_is_specific("Simplify $\\sqrt{242}$.", 3, cfg.short_min_words)
-    assert short_text_is_specific("Genes are exchanged with other populations of the species.", 9,
-                                  cfg.short_min_words)
+    assert short_text_is_specific(
+        "Genes are exchanged with other populations of the species.", 9, cfg.short_min_words
+    )
     assert not short_text_is_specific("8 - 3 = 5. The answer is 5.", 7, cfg.short_min_words)
     assert not short_text_is_specific("Inositol triphosphate", 2, cfg.short_min_words)
     assert not short_text_is_specific("\\frac{1}{2}", 3, cfg.short_min_words)

@@ -11,7 +11,13 @@ import numpy as np
 
 from infir.curate.config import CurateConfig, DedupConfig, SourceConfig
 from infir.curate.dedup.minhash import components
-from infir.curate.dedup.stages import PREFIX_BITS, BucketWriter, _read_partition, plan_partitions, prefix_range
+from infir.curate.dedup.stages import (
+    PREFIX_BITS,
+    BucketWriter,
+    _read_partition,
+    plan_partitions,
+    prefix_range,
+)
 from infir.curate.workfolder import WorkFolder
 from infir.curate.pipeline import run_curate
 
@@ -67,8 +73,13 @@ def test_kept_set_does_not_depend_on_the_bucket_partitions(tmp_path):
         parts.append(summary["select"]["dedup"]["partitions"])
         runs = len(list((tmp_path / f"p{rows}/_work/buckets").glob("*.bin")))
         assert runs == 3 if rows == 10**6 else runs >= 3 * 4  # about 1400 rows per shard
-        kept.append(sorted(json.loads(line)["id"] for p in (tmp_path / f"p{rows}/kept").glob("*.gz")
-                           for line in gzip.open(p, "rt")))
+        kept.append(
+            sorted(
+                json.loads(line)["id"]
+                for p in (tmp_path / f"p{rows}/kept").glob("*.gz")
+                for line in gzip.open(p, "rt")
+            )
+        )
     # 210 documents x 20 bands: 1 key range, then ceil(4200 / 300)
     assert parts == [1, 14]
     assert kept[0] == kept[1]
@@ -84,8 +95,9 @@ def test_key_ranges_split_the_runs_without_loss_or_overlap(tmp_path):
         for _ in range(7):  # batches that fill several runs
             n = 90
             sigs = rng.integers(0, 2**32, (n, cfg.bands * cfg.rows), dtype=np.uint64).astype(np.uint32)
-            writer.add(rng.integers(0, 2**63, n, dtype=np.uint64), sigs,
-                       rng.integers(0, 2**40, n, dtype=np.uint64))
+            writer.add(
+                rng.integers(0, 2**63, n, dtype=np.uint64), sigs, rng.integers(0, 2**40, n, dtype=np.uint64)
+            )
         writer.close()
     assert not list(tmp_path.rglob("*.tmp"))
     total = 2 * 7 * 90 * cfg.bands
@@ -106,8 +118,13 @@ def test_a_partition_without_candidate_pairs(tmp_path):
     """Distinct documents only: every bucket holds one document, so no partition has a pair."""
     rng = random.Random(2)
     path = tmp_path / "in.jsonl"
-    path.write_text("".join(json.dumps({"id": f"d{i}", "text": " ".join(f"w{rng.randrange(10**6)}" for _ in range(80))})
-                            + "\n" for i in range(20)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": " ".join(f"w{rng.randrange(10**6)}" for _ in range(80))})
+            + "\n"
+            for i in range(20)
+        )
+    )
     cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(path)])], workers=2, tasks=2)
     for section in (cfg.langid, cfg.filters, cfg.recall, cfg.quality, cfg.decontam):
         section.enabled = False

@@ -28,7 +28,9 @@ def _shards(work, rng: random.Random, n_shards: int) -> dict[str, list[int]]:
         rows["hash"] = [prefix_hash(p) for p in counts]
         rows["counts"] = list(counts.values())
         write_run(work / "prefixes" / f"{rank:05d}.bin", rows, "hash")
-        (work / "prefixes" / f"{rank:05d}.json").write_text(json.dumps({"prefixes": len(counts), "seconds": 0.0}))
+        (work / "prefixes" / f"{rank:05d}.json").write_text(
+            json.dumps({"prefixes": len(counts), "seconds": 0.0})
+        )
         for p, c in counts.items():
             totals[p] = [a + b for a, b in zip(totals.get(p, [0, 0, 0]), c)]
     return totals
@@ -38,9 +40,14 @@ def test_expanded_prefixes_equal_a_plain_count_for_any_number_of_ranges(tmp_path
     cfg = CurateConfig()
     totals = _shards(tmp_path / "base", random.Random(0), 4)
     r = cfg.recall
-    expected = {d: {p for p, c in totals.items()
-                    if c[0] >= r.expand_min_pages and c[k + 1] >= r.expand_min_fraction * c[0]}
-                for k, d in enumerate(r.domains)}
+    expected = {
+        d: {
+            p
+            for p, c in totals.items()
+            if c[0] >= r.expand_min_pages and c[k + 1] >= r.expand_min_fraction * c[0]
+        }
+        for k, d in enumerate(r.domains)
+    }
     assert all(expected.values())  # the draw expands some prefixes of each domain, not all
     assert all(len(v) < len(totals) for v in expected.values())
     for rows, ranges in ((10**6, 1), (50, 10)):  # 4 shards x 120 rows

@@ -37,12 +37,22 @@ def test_a_recipe_names_registered_filters_only():
 
 def test_an_extra_filter_runs_after_the_heuristics_with_its_own_funnel_row(tmp_path):
     _write_input(tmp_path / "in.jsonl.gz")
-    cfg = _small_cfg([str(tmp_path / "in.jsonl.gz")],
-                     extra_filters=[{"name": "short_docs", "options": {"min_words": 400}}])
+    cfg = _small_cfg(
+        [str(tmp_path / "in.jsonl.gz")], extra_filters=[{"name": "short_docs", "options": {"min_words": 400}}]
+    )
     summary = run_curate(cfg, tmp_path / "out")
     names = [s["name"] for s in summary["steps"]]
-    assert names == ["validate", "langid", "heuristics", "short_docs", "recall", "dedup", "quality", "decontam",
-                     "mixture"]
+    assert names == [
+        "validate",
+        "langid",
+        "heuristics",
+        "short_docs",
+        "recall",
+        "dedup",
+        "quality",
+        "decontam",
+        "mixture",
+    ]
     row = summary["steps"][3]
     assert row["dropped"].get("too_short", 0) > 0
     assert row["docs_in"] == row["docs_out"] + sum(row["dropped"].values())
@@ -51,4 +61,7 @@ def test_an_extra_filter_runs_after_the_heuristics_with_its_own_funnel_row(tmp_p
 
 def test_without_extra_filters_the_section_dumps_as_before_so_old_run_dirs_are_not_curated_again():
     assert "extra_filters" not in CurateConfig().model_dump()
-    assert CurateConfig(extra_filters=[{"name": "short_docs"}]).model_dump()["extra_filters"][0]["name"] == "short_docs"
+    assert (
+        CurateConfig(extra_filters=[{"name": "short_docs"}]).model_dump()["extra_filters"][0]["name"]
+        == "short_docs"
+    )

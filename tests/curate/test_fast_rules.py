@@ -13,11 +13,50 @@ from infir.curate.config import WebRules
 from infir.curate.filters.fast_tokenizer import FastEnglishTokenizer
 from infir.curate.filters.web import build_web_filters, web_reason
 
-TRICKY = ["os.path.join(a, b)", "__init__(self)", "--project=PROJECT", "a=b", "print('hi')", "None)¶", "cannot",
-          "can't", "don’t", "e.g.", "U.S.A.", "3.5", "$HOME/.bashrc", "http://example.com/a?b=c", "(default:",
-          "[--help]", "foo-bar", "32-bit", "1-2", "**kwargs", "'key':", "1,000", "end...", "Mr. Smith",
-          "io.TextIOWrapper", "pickle.Pickler.dump", "user@gmail.com", "def f(x):", "10km", "sys.exit()",
-          "@decorator", "~/.cache", "-h,", "a—b", "gonna", "id", "Im", "😀hi", "café—", "“quoted”.", ":)", "8)"]
+TRICKY = [
+    "os.path.join(a, b)",
+    "__init__(self)",
+    "--project=PROJECT",
+    "a=b",
+    "print('hi')",
+    "None)¶",
+    "cannot",
+    "can't",
+    "don’t",
+    "e.g.",
+    "U.S.A.",
+    "3.5",
+    "$HOME/.bashrc",
+    "http://example.com/a?b=c",
+    "(default:",
+    "[--help]",
+    "foo-bar",
+    "32-bit",
+    "1-2",
+    "**kwargs",
+    "'key':",
+    "1,000",
+    "end...",
+    "Mr. Smith",
+    "io.TextIOWrapper",
+    "pickle.Pickler.dump",
+    "user@gmail.com",
+    "def f(x):",
+    "10km",
+    "sys.exit()",
+    "@decorator",
+    "~/.cache",
+    "-h,",
+    "a—b",
+    "gonna",
+    "id",
+    "Im",
+    "😀hi",
+    "café—",
+    "“quoted”.",
+    ":)",
+    "8)",
+]
 
 
 def _agreement(texts: list[str]) -> tuple[float, list]:
@@ -43,9 +82,15 @@ def test_splits_like_spacy():
 
 def _web_docs(shared, limit: int | None) -> list[str]:
     corpus = shared / "corpus"
-    labels = {json.loads(line)["id"]: json.loads(line) for line in gzip.open(corpus / "refcorpus.labels.jsonl.gz", "rt")}
-    texts = [r["text"] for r in map(json.loads, gzip.open(corpus / "refcorpus.jsonl.gz", "rt"))
-             if labels[r["id"]]["domain"] == "web"]
+    labels = {
+        json.loads(line)["id"]: json.loads(line)
+        for line in gzip.open(corpus / "refcorpus.labels.jsonl.gz", "rt")
+    }
+    texts = [
+        r["text"]
+        for r in map(json.loads, gzip.open(corpus / "refcorpus.jsonl.gz", "rt"))
+        if labels[r["id"]]["domain"] == "web"
+    ]
     return texts[:limit]
 
 

@@ -15,13 +15,19 @@ from infir.curate.pipeline import run_curate
 def _corpus(path: Path) -> None:
     from infir.data.builtin import iter_builtin
 
-    docs = list(iter_builtin("python_docs", max_docs=30)) + list(iter_builtin("reasoning_gym", docs_per_family=3))
+    docs = list(iter_builtin("python_docs", max_docs=30)) + list(
+        iter_builtin("reasoning_gym", docs_per_family=3)
+    )
     docs.insert(4, {**docs[0], "id": "copy"})  # an exact duplicate, removed by the dedup stages
-    path.write_text("".join(json.dumps({"id": d["id"], "text": d["text"], "url": d["url"]}) + "\n" for d in docs))
+    path.write_text(
+        "".join(json.dumps({"id": d["id"], "text": d["text"], "url": d["url"]}) + "\n" for d in docs)
+    )
 
 
 def _cfg(path: Path, workers: int, **kw) -> CurateConfig:
-    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(path)])], workers=workers, tasks=2, **kw)
+    cfg = CurateConfig(
+        sources=[SourceConfig(type="jsonl", paths=[str(path)])], workers=workers, tasks=2, **kw
+    )
     for section in (cfg.recall, cfg.quality, cfg.decontam):
         section.enabled = False
     return cfg
@@ -45,8 +51,11 @@ def test_output_on_a_memory_filesystem_equals_a_local_run(tmp_path):
     remote = run_curate(_cfg(corpus, 1, work_dir=str(tmp_path / "work")), url)
     fs = fsspec.filesystem("memory")
     try:
-        assert remote["totals"] == {**local["totals"], "seconds": remote["totals"]["seconds"],
-                                    "stage_seconds": remote["totals"]["stage_seconds"]}
+        assert remote["totals"] == {
+            **local["totals"],
+            "seconds": remote["totals"]["seconds"],
+            "stage_seconds": remote["totals"]["stage_seconds"],
+        }
         assert local["select"]["dedup"]["removed"] >= 1
         kept = _kept_ids(fs, "/infir-curate-test/out")
         assert kept and kept == _kept_ids(fsspec.filesystem("file"), str(tmp_path / "local"))
@@ -77,10 +86,16 @@ def test_work_and_output_on_a_memory_filesystem_equal_a_local_run(tmp_path):
     local = run_curate(_cfg(corpus, 1), tmp_path / "local")
     fs = fsspec.filesystem("memory")
     try:
-        remote = run_curate(_cfg(corpus, 1, work_cache_dir=str(tmp_path / "cache")), "memory://infir-curate-test/w")
+        remote = run_curate(
+            _cfg(corpus, 1, work_cache_dir=str(tmp_path / "cache")), "memory://infir-curate-test/w"
+        )
         assert remote["totals"]["docs_kept"] == local["totals"]["docs_kept"]
-        assert _kept_ids(fs, "/infir-curate-test/w") == _kept_ids(fsspec.filesystem("file"), str(tmp_path / "local"))
-        assert fs.exists("/infir-curate-test/w/_work/dedup.json") and fs.glob("/infir-curate-test/w/_work/sigs/*")
+        assert _kept_ids(fs, "/infir-curate-test/w") == _kept_ids(
+            fsspec.filesystem("file"), str(tmp_path / "local")
+        )
+        assert fs.exists("/infir-curate-test/w/_work/dedup.json") and fs.glob(
+            "/infir-curate-test/w/_work/sigs/*"
+        )
         assert not list((tmp_path / "cache").glob("*/*"))  # the driver's cache is dropped at the end
     finally:
         fs.rm("/infir-curate-test", recursive=True)
@@ -102,6 +117,9 @@ def test_work_folder_cache_trusts_only_a_copy_of_the_published_size(tmp_path):
         assert work.fetch("runs/none.bin", missing_ok=True) is None and work.read_text("none") is None
         other = WorkFolder("memory://infir-curate-test/wf", "fp", cache_dir=str(tmp_path / "other"))
         assert other.fetch("runs/a.bin").read_bytes() == bytes(range(16))  # another node's empty cache
-        assert other.local != work.local and WorkFolder("memory://infir-curate-test/wf", "fp2").local != work.local
+        assert (
+            other.local != work.local
+            and WorkFolder("memory://infir-curate-test/wf", "fp2").local != work.local
+        )
     finally:
         fs.rm("/infir-curate-test", recursive=True)

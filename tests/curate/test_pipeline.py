@@ -20,7 +20,9 @@ QUESTION = "Natalia sold clips to 48 of her friends in April, and then she sold 
 def _gsm8k_copy(folder: Path) -> str:
     """A one-item GSM8K test split: decontamination reads it through the evaluation registry."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "test.jsonl").write_text(json.dumps({"question": QUESTION, "answer": "24 + 48 = 72\n#### 72"}) + "\n")
+    (folder / "test.jsonl").write_text(
+        json.dumps({"question": QUESTION, "answer": "24 + 48 = 72\n#### 72"}) + "\n"
+    )
     return str(folder)
 
 
@@ -46,11 +48,19 @@ def _write_input(path: Path) -> None:
     lines.insert(5, "{not json")
     lines.insert(7, json.dumps({"id": "notext", "body": "x"}))
     lines.insert(9, json.dumps({"id": "empty", "text": "  \n "}))
-    lines.insert(11, json.dumps({"id": "quoted", "text": f"Forum: {QUESTION} How do I set this up? I tried adding the two "
-                                 "months together but my teacher said the method was wrong, and the book does not "
-                                 "explain it. Could someone walk me through the reasoning step by step, please? I have been stuck on "
-                                 "this for an hour. My sister says the answer is a multiple of twelve. The lesson "
-                                 "was about halves and doubles. Thank you all for reading this long question."}))
+    lines.insert(
+        11,
+        json.dumps(
+            {
+                "id": "quoted",
+                "text": f"Forum: {QUESTION} How do I set this up? I tried adding the two "
+                "months together but my teacher said the method was wrong, and the book does not "
+                "explain it. Could someone walk me through the reasoning step by step, please? I have been stuck on "
+                "this for an hour. My sister says the answer is a multiple of twelve. The lesson "
+                "was about halves and doubles. Thank you all for reading this long question.",
+            }
+        ),
+    )
     data = ("\n".join(lines) + "\n").encode()
     data += b'{"id": "bad-utf8", "text": "\xff\xfe broken"}\n'
     with gzip.open(path, "wb") as f:
@@ -90,7 +100,9 @@ def test_bad_input_counted_and_written_aside(curated):
     _, out, summary = curated
     dropped = summary["steps"][0]["dropped"]
     assert dropped == {"malformed_json": 1, "missing_text": 1, "empty": 1, "invalid_utf8": 1}
-    aside = [json.loads(line) for p in (out / "removed/validate").glob("*.jsonl.gz") for line in gzip.open(p, "rt")]
+    aside = [
+        json.loads(line) for p in (out / "removed/validate").glob("*.jsonl.gz") for line in gzip.open(p, "rt")
+    ]
     assert sorted(r["metadata"]["reason"] for r in aside) == sorted(dropped)
 
 
@@ -120,8 +132,8 @@ def test_kill_and_resume_gives_the_same_kept_set(curated, tmp_path):
         "from test_pipeline import _small_cfg\n"
         "from infir.curate.pipeline import run_curate\n"
         "cfg = _small_cfg([%r]); cfg.tasks = 4\n"
-        "run_curate(cfg, %r)\n") % (
-        str(Path(__file__).parent), str(plain), str(tmp_path / "run"))
+        "run_curate(cfg, %r)\n"
+    ) % (str(Path(__file__).parent), str(plain), str(tmp_path / "run"))
     completions = tmp_path / "run/_work/logs/scan/completions"
     kill_after_first_completion(script, completions, timeout=120)
     assert completions.is_dir() and not (tmp_path / "run/summary.json").exists()

@@ -57,16 +57,24 @@ def _write_corpus(path: Path) -> None:
 
 
 def _cfg(corpus: Path, executor: str) -> CurateConfig:
-    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(corpus)])], workers=2, tasks=3,
-                       executor=executor, ray=SMALL_TASKS)
+    cfg = CurateConfig(
+        sources=[SourceConfig(type="jsonl", paths=[str(corpus)])],
+        workers=2,
+        tasks=3,
+        executor=executor,
+        ray=SMALL_TASKS,
+    )
     # The steps that train classifiers run on the driver whatever the executor; off to keep this short.
     cfg.recall.enabled = cfg.quality.enabled = cfg.decontam.enabled = False
     return cfg
 
 
 def _kept(out: Path) -> list[tuple[str, str, str]]:
-    return sorted((p.name, r["id"], r["text"]) for p in (out / "kept").glob("*.jsonl.gz")
-                  for r in map(json.loads, gzip.open(p, "rt")))
+    return sorted(
+        (p.name, r["id"], r["text"])
+        for p in (out / "kept").glob("*.jsonl.gz")
+        for r in map(json.loads, gzip.open(p, "rt"))
+    )
 
 
 def test_curate_on_a_two_node_cluster_equals_local(cluster, tmp_path, monkeypatch):
@@ -80,7 +88,8 @@ def test_curate_on_a_two_node_cluster_equals_local(cluster, tmp_path, monkeypatc
     kept = _kept(tmp_path / "ray")
     assert kept and kept == _kept(tmp_path / "local")
     assert {k: v for k, v in on_ray["totals"].items() if "second" not in k and k != "executor"} == {
-        k: v for k, v in local["totals"].items() if "second" not in k and k != "executor"}
+        k: v for k, v in local["totals"].items() if "second" not in k and k != "executor"
+    }
     assert "copy" not in {doc_id for _, doc_id, _ in kept}
 
 
@@ -143,8 +152,8 @@ def test_rerun_after_the_driver_is_killed_runs_only_unfinished_tasks(cluster, tm
         "from tests.curate.test_ray import SMALL_TASKS, _Mark\n"
         "from infir.curate.executors import run_pipeline\n"
         "ray.init(address=%r)\n"
-        "run_pipeline('ray', [_Mark(%r, None)], 6, 2, %r, SMALL_TASKS)\n") % (
-        str(Path(__file__).resolve().parents[2]), cluster.address, str(ran), str(logs))
+        "run_pipeline('ray', [_Mark(%r, None)], 6, 2, %r, SMALL_TASKS)\n"
+    ) % (str(Path(__file__).resolve().parents[2]), cluster.address, str(ran), str(logs))
     completions = logs / "completions"
     kill_after_first_completion(script, completions, timeout=60)
     time.sleep(3)  # the killed driver's job and its actors end
@@ -180,9 +189,11 @@ def test_killed_curate_run_rerun_finishes_only_what_is_left(cluster, tmp_path):
         "    return report\n"
         "select.expand_prefixes = expand_then_wait\n"
         "ray.init(address=%r)\n"
-        "run_curate(_cfg(Path(%r), 'ray'), Path(%r))\n") % (
-        str(Path(__file__).resolve().parents[2]), str(signal), cluster.address, str(corpus), str(out))
-    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        "run_curate(_cfg(Path(%r), 'ray'), Path(%r))\n"
+    ) % (str(Path(__file__).resolve().parents[2]), str(signal), cluster.address, str(corpus), str(out))
+    driver = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not signal.exists() and driver.poll() is None:
         time.sleep(0.1)
@@ -192,8 +203,14 @@ def test_killed_curate_run_rerun_finishes_only_what_is_left(cluster, tmp_path):
     time.sleep(3)  # the killed driver's job and its actors end
     work = out / "_work"
     assert not (work / "logs/finish/completions").exists() and not (out / "summary.json").exists()
-    finished = sorted([*(work / "scan").glob("*.jsonl"), *(work / "pairs").glob("*.bin"), work / "dedup.json",
-                       work / "expand.json"])
+    finished = sorted(
+        [
+            *(work / "scan").glob("*.jsonl"),
+            *(work / "pairs").glob("*.bin"),
+            work / "dedup.json",
+            work / "expand.json",
+        ]
+    )
     stamps = {p: p.stat().st_mtime_ns for p in finished}
     assert len(stamps) >= 5
     if not ray.is_initialized():

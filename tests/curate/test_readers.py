@@ -7,8 +7,15 @@ import pytest
 from infir.curate.config import SourceConfig
 from infir.curate.readers.sources import CurateInputError, ShardReader, plan_shards
 
-ROWS = [{"id": f"r{i}", "text": f"Document number {i} talks about rivers and mountains.", "url": f"https://x.org/{i}",
-         "lang": "en"} for i in range(7)]
+ROWS = [
+    {
+        "id": f"r{i}",
+        "text": f"Document number {i} talks about rivers and mountains.",
+        "url": f"https://x.org/{i}",
+        "lang": "en",
+    }
+    for i in range(7)
+]
 
 
 def _read(source: SourceConfig, tasks: int = 2) -> list:
@@ -50,6 +57,7 @@ def test_warc_responses_become_extracted_documents(shared):
 
 def test_dataset_saved_to_disk_and_parquet_folder(tmp_path):
     import datasets
+
     datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
     docs = _read(SourceConfig(type="hf", name=str(tmp_path / "saved")), tasks=2)
     assert sorted(d.id for d in docs) == sorted(r["id"] for r in ROWS)

@@ -57,22 +57,35 @@ def s3():
 def _corpus(path: Path) -> None:
     from infir.data.builtin import iter_builtin
 
-    docs = list(iter_builtin("python_docs", max_docs=40)) + list(iter_builtin("reasoning_gym", docs_per_family=3))
+    docs = list(iter_builtin("python_docs", max_docs=40)) + list(
+        iter_builtin("reasoning_gym", docs_per_family=3)
+    )
     lines = [json.dumps({"id": d["id"], "text": d["text"], "url": d["url"]}) for d in docs]
     lines.insert(4, json.dumps({"id": "copy", "text": docs[1]["text"], "url": "u"}))  # an exact duplicate
     path.write_text("\n".join(lines) + "\n")
 
 
 def _cfg(corpus: str, cache: Path | None, executor: str = "local", workers: int = 2, **kw) -> CurateConfig:
-    cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[corpus])], workers=workers, tasks=3,
-                       executor=executor, work_cache_dir=str(cache) if cache else None, **kw)
-    cfg.recall.enabled = cfg.quality.enabled = cfg.decontam.enabled = False  # driver-side training: not the point here
+    cfg = CurateConfig(
+        sources=[SourceConfig(type="jsonl", paths=[corpus])],
+        workers=workers,
+        tasks=3,
+        executor=executor,
+        work_cache_dir=str(cache) if cache else None,
+        **kw,
+    )
+    cfg.recall.enabled = cfg.quality.enabled = cfg.decontam.enabled = (
+        False  # driver-side training: not the point here
+    )
     return cfg
 
 
 def _kept(fs, folder: str) -> list[tuple[str, str, str]]:
-    return sorted((name.rsplit("/", 1)[-1], r["id"], r["text"]) for name in fs.glob(f"{folder}/kept/*.jsonl.gz")
-                  for r in map(json.loads, gzip.decompress(fs.cat_file(name)).splitlines()))
+    return sorted(
+        (name.rsplit("/", 1)[-1], r["id"], r["text"])
+        for name in fs.glob(f"{folder}/kept/*.jsonl.gz")
+        for r in map(json.loads, gzip.decompress(fs.cat_file(name)).splitlines())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +123,8 @@ def test_killed_run_on_s3_resumes_from_another_node(s3, reference, tmp_path):
         "from pathlib import Path\n"
         "from tests.curate.test_s3 import _cfg\n"
         "from infir.curate.pipeline import run_curate\n"
-        "run_curate(_cfg(%r, Path(%r), workers=1), %r)\n") % (
-        str(Path(__file__).resolve().parents[2]), str(corpus), str(tmp_path / "first"), f"{run}/out")
+        "run_curate(_cfg(%r, Path(%r), workers=1), %r)\n"
+    ) % (str(Path(__file__).resolve().parents[2]), str(corpus), str(tmp_path / "first"), f"{run}/out")
     completions = f"{run}/out/_work/logs/scan/completions"
 
     def completed() -> bool:
@@ -140,8 +153,12 @@ def two_nodes(s3, tmp_path):
     if ray.is_initialized():
         ray.shutdown()
     node = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
-    nodes = Cluster(initialize_head=True, head_node_args=dict(
-        node, include_dashboard=False, env_vars={"INFIR_CURATE_CACHE": str(tmp_path / "head")}))
+    nodes = Cluster(
+        initialize_head=True,
+        head_node_args=dict(
+            node, include_dashboard=False, env_vars={"INFIR_CURATE_CACHE": str(tmp_path / "head")}
+        ),
+    )
     nodes.add_node(**node, env_vars={"INFIR_CURATE_CACHE": str(tmp_path / "second")})
     nodes.wait_for_nodes()
     try:

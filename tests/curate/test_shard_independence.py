@@ -43,8 +43,11 @@ def build_corpus(path: Path, seed: int = 0) -> dict[str, str]:
     copies = {}
     for k, original in enumerate(rng.sample(long_docs, 40)):
         exact = k % 2 == 0
-        copy = {"id": f"{'exact' if exact else 'near'}-copy-{k}", "url": original["url"] + f"?copy={k}",
-                "text": original["text"] if exact else _near_copy(original["text"], rng)}
+        copy = {
+            "id": f"{'exact' if exact else 'near'}-copy-{k}",
+            "url": original["url"] + f"?copy={k}",
+            "text": original["text"] if exact else _near_copy(original["text"], rng),
+        }
         docs.insert(rng.randrange(len(docs) + 1), copy)
         copies[copy["id"]] = original["id"]
     # Plain JSONL: split by byte ranges into as many shards as asked (a compressed file is one task).
@@ -63,12 +66,15 @@ def small_cfg(path: Path, **kw) -> CurateConfig:
 
 
 def kept_ids(out: Path) -> list[str]:
-    return sorted(json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz") for line in gzip.open(p, "rt"))
+    return sorted(
+        json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz") for line in gzip.open(p, "rt")
+    )
 
 
 def removed_ids(out: Path) -> list[str]:
-    return sorted(json.loads(line)["id"] for p in (out / "removed").glob("*/*.jsonl.gz")
-                  for line in gzip.open(p, "rt"))
+    return sorted(
+        json.loads(line)["id"] for p in (out / "removed").glob("*/*.jsonl.gz") for line in gzip.open(p, "rt")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +97,24 @@ def by_tasks(corpus):
 
 def test_kept_set_is_the_same_for_1_2_4_tasks(by_tasks, corpus):
     _, copies = corpus
-    assert {tasks: summary["totals"]["shards"] for tasks, (_, summary) in by_tasks.items()} == {1: 1, 2: 2, 4: 4}
+    assert {tasks: summary["totals"]["shards"] for tasks, (_, summary) in by_tasks.items()} == {
+        1: 1,
+        2: 2,
+        4: 4,
+    }
     kept = {tasks: kept_ids(out) for tasks, (out, _) in by_tasks.items()}
     assert kept[1] == kept[2] == kept[4]
-    funnels = {tasks: [(s["name"], s["docs_out"], s["dropped"]) for s in summary["steps"]]
-               for tasks, (_, summary) in by_tasks.items()}
+    funnels = {
+        tasks: [(s["name"], s["docs_out"], s["dropped"]) for s in summary["steps"]]
+        for tasks, (_, summary) in by_tasks.items()
+    }
     assert funnels[1] == funnels[2] == funnels[4]
     # and dedup did its job: of each injected pair at most one survives, and it is the earlier one
     kept_set = set(kept[1])
     dedup = {s["name"]: s for s in by_tasks[1][1]["steps"]}["dedup"]
-    assert dedup["dropped"].get("exact_duplicate", 0) >= 15 and dedup["dropped"].get("near_duplicate", 0) >= 10
+    assert (
+        dedup["dropped"].get("exact_duplicate", 0) >= 15 and dedup["dropped"].get("near_duplicate", 0) >= 10
+    )
     assert all(not (c in kept_set and o in kept_set) for c, o in copies.items())
 
 
@@ -108,8 +122,11 @@ def test_the_first_copy_in_input_order_is_kept(by_tasks, corpus):
     root, copies = corpus
     rows = {json.loads(line)["id"]: i for i, line in enumerate(open(root / "in.jsonl"))}
     out, _ = by_tasks[4]
-    removed = {json.loads(line)["id"]: json.loads(line)["metadata"]
-               for p in (out / "removed/dedup").glob("*.jsonl.gz") for line in gzip.open(p, "rt")}
+    removed = {
+        json.loads(line)["id"]: json.loads(line)["metadata"]
+        for p in (out / "removed/dedup").glob("*.jsonl.gz")
+        for line in gzip.open(p, "rt")
+    }
     assert removed
     for doc_id, meta in removed.items():
         assert rows[meta["duplicate_of"]] < rows[doc_id], (doc_id, meta["duplicate_of"])
@@ -180,13 +197,16 @@ def test_kill_in_a_later_stage_and_rerun_keeps_the_same_set(corpus, by_tasks, tm
 
     root, _ = corpus
     out = tmp_path / "run"
-    script = ("import sys; sys.path.insert(0, %r)\n"
-              "from test_shard_independence import small_cfg\n"
-              "from infir.curate.pipeline import run_curate\n"
-              "from pathlib import Path\n"
-              "run_curate(small_cfg(Path(%r), workers=2, tasks=4), Path(%r))\n") % (
-        str(Path(__file__).parent), str(root / "in.jsonl"), str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from test_shard_independence import small_cfg\n"
+        "from infir.curate.pipeline import run_curate\n"
+        "from pathlib import Path\n"
+        "run_curate(small_cfg(Path(%r), workers=2, tasks=4), Path(%r))\n"
+    ) % (str(Path(__file__).parent), str(root / "in.jsonl"), str(out))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     marker = out / "_work/dedup.json"
     deadline = time.time() + 300
     while time.time() < deadline and not marker.exists() and proc.poll() is None:

@@ -27,8 +27,9 @@ def _read(source: SourceConfig, tasks: int) -> tuple[list, list]:
 
 
 def _words(rng: random.Random, n: int) -> str:
-    return " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
-                    for _ in range(n))
+    return " ".join(
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(n)
+    )
 
 
 def _jsonl_with_trouble(path) -> tuple[list[str], dict[int, str]]:
@@ -75,7 +76,8 @@ def test_jsonl_every_line_read_once_in_order(tmp_path, tasks):
     assert len(shards) == tasks and all(s.end is not None for s in shards)  # byte ranges, not whole-file
     assert [d.id for d in docs if not d.metadata.get("_bad")] == ids
     assert {d.metadata["_where"]: d.metadata["_bad"] for d in docs if d.metadata.get("_bad")} == {
-        f"{path}:{n}": reason for n, reason in bad.items()}
+        f"{path}:{n}": reason for n, reason in bad.items()
+    }
     assert all("\r" not in d.text for d in docs if not d.metadata.get("_bad"))
 
 
@@ -184,7 +186,8 @@ def test_compressed_file_is_one_task_and_files_share_tasks_by_size(tmp_path):
     by_file = Counter(s.path for s in shards)
     assert by_file[str(packed)] == 1 and by_file[str(small)] == 1 and by_file[str(big)] >= 5
     assert [d.id for d in docs] == [f"a{i}" for i in range(300)] + [f"b{i}" for i in range(10)] + [
-        f"c{i}" for i in range(40)]
+        f"c{i}" for i in range(40)
+    ]
 
 
 def test_limit_reads_one_task_per_file_and_stops(tmp_path):
@@ -199,8 +202,9 @@ def _parquet(path, n_rows: int, row_group_size: int, with_ids: bool = True) -> l
     import pyarrow.parquet as pq
 
     rng = random.Random(5)
-    rows = [{"id": f"p{i}" if with_ids else None, "text": _words(rng, 60), "lang": "en"}
-            for i in range(n_rows)]
+    rows = [
+        {"id": f"p{i}" if with_ids else None, "text": _words(rng, 60), "lang": "en"} for i in range(n_rows)
+    ]
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group_size, compression="none")
     return rows
 
@@ -228,9 +232,10 @@ def test_truncated_compressed_file_fails_with_its_path(tmp_path):
     from infir.curate.readers.sources import CurateInputError
 
     path = tmp_path / "cut.jsonl.gz"
-    whole = gzip.compress(b"".join(json.dumps({"id": f"d{i}", "text": "t " * 50}).encode() + b"\n"
-                                   for i in range(2000)))
-    path.write_bytes(whole[:len(whole) // 2])
+    whole = gzip.compress(
+        b"".join(json.dumps({"id": f"d{i}", "text": "t " * 50}).encode() + b"\n" for i in range(2000))
+    )
+    path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(CurateInputError, match="cut.jsonl.gz"):
         _read(SourceConfig(type="jsonl", paths=[str(path)]), 2)
 
@@ -263,11 +268,14 @@ def test_parquet_task_reads_its_row_groups_not_the_file(tmp_path, counted_reads)
 
 def _hf_folder(root, kind: str, n_files: int, per_file: int, with_ids: bool = True) -> list[dict]:
     import datasets  # in the dev extra: these tests run in CI, never skip
+
     root.mkdir()
-    rows = [{"id": f"h{i}" if with_ids else None, "text": f"record {i} about lakes"}
-            for i in range(n_files * per_file)]
+    rows = [
+        {"id": f"h{i}" if with_ids else None, "text": f"record {i} about lakes"}
+        for i in range(n_files * per_file)
+    ]
     for k in range(n_files):
-        part = rows[k * per_file:(k + 1) * per_file]
+        part = rows[k * per_file : (k + 1) * per_file]
         name = f"train-{k:05d}-of-{n_files:05d}"
         if kind == "parquet":
             datasets.Dataset.from_list(part).to_parquet(str(root / f"{name}.parquet"))
@@ -295,8 +303,11 @@ def test_hf_ids_without_id_field_name_file_and_row(tmp_path):
     source = SourceConfig(type="hf", name=str(tmp_path / "ds"), split="train")
     one, _ = _read(source, 1)
     three, _ = _read(source, 3)
-    assert [d.id for d in one] == [d.id for d in three] == [f"{tmp_path / 'ds'}:file{k}:{r}" for k in range(3)
-                                                            for r in range(5)]
+    assert (
+        [d.id for d in one]
+        == [d.id for d in three]
+        == [f"{tmp_path / 'ds'}:file{k}:{r}" for k in range(3) for r in range(5)]
+    )
 
 
 def test_hf_task_reads_only_its_files(tmp_path, monkeypatch):
@@ -324,6 +335,7 @@ def test_hf_task_reads_only_its_files(tmp_path, monkeypatch):
 
 def test_hf_saved_dataset_split_by_rows(tmp_path):
     import datasets  # in the dev extra: these tests run in CI, never skip
+
     datasets.Dataset.from_list([{"text": f"t{i}"} for i in range(11)]).save_to_disk(str(tmp_path / "saved"))
     source = SourceConfig(type="hf", name=str(tmp_path / "saved"))
     one, _ = _read(source, 1)
@@ -346,14 +358,16 @@ def test_curate_keeps_the_same_documents_however_the_file_is_split(tmp_path):
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
 
     def kept(tasks: int) -> set[str]:
-        cfg = CurateConfig(sources=[SourceConfig(type="jsonl", paths=[str(tmp_path / "in.jsonl")])],
-                           workers=2, tasks=tasks)
+        cfg = CurateConfig(
+            sources=[SourceConfig(type="jsonl", paths=[str(tmp_path / "in.jsonl")])], workers=2, tasks=tasks
+        )
         for section in (cfg.langid, cfg.recall, cfg.quality, cfg.decontam):
             section.enabled = False
         out = tmp_path / f"out-{tasks}"
         run_curate(cfg, out)
-        return {json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz")
-                for line in gzip.open(p, "rt")}
+        return {
+            json.loads(line)["id"] for p in (out / "kept").glob("*.jsonl.gz") for line in gzip.open(p, "rt")
+        }
 
     one, four = kept(1), kept(4)
     assert one == four

@@ -15,13 +15,15 @@ from infir.curate.filters.rules import trim_trailing_colon
 from infir.curate.dedup.hashing import word_hashes
 from infir.curate.mixture import sample_rates
 
-PROSE = ("The committee met on Tuesday to discuss the budget for the coming year.\n"
-         "Members agreed that the library needs new shelves, and that the park should have more benches.\n"
-         "A local baker offered to donate bread for the summer festival, which drew applause from the room.\n"
-         "The treasurer warned that heating costs had risen sharply since the winter began.\n"
-         "After a long debate, the group voted to postpone the decision on the swimming pool until spring.\n"
-         "Several residents asked whether the bus schedule could be changed to serve the new school.\n"
-         "The chair thanked everyone for coming and reminded them that the next meeting is in March.\n")
+PROSE = (
+    "The committee met on Tuesday to discuss the budget for the coming year.\n"
+    "Members agreed that the library needs new shelves, and that the park should have more benches.\n"
+    "A local baker offered to donate bread for the summer festival, which drew applause from the room.\n"
+    "The treasurer warned that heating costs had risen sharply since the winter began.\n"
+    "After a long debate, the group voted to postpone the decision on the swimming pool until spring.\n"
+    "Several residents asked whether the bus schedule could be changed to serve the new school.\n"
+    "The chair thanked everyone for coming and reminded them that the next meeting is in March.\n"
+)
 CODE = '''import os
 
 
@@ -40,7 +42,9 @@ class Counter:
         self.count += n
         return self.count
 '''
-MATH = "Compute $\\frac{3}{4} + \\frac{1}{8}$.\n\nWe have $\\frac{6}{8} + \\frac{1}{8} = \\boxed{\\frac{7}{8}}$."
+MATH = (
+    "Compute $\\frac{3}{4} + \\frac{1}{8}$.\n\nWe have $\\frac{6}{8} + \\frac{1}{8} = \\boxed{\\frac{7}{8}}$."
+)
 
 
 def _judge(text: str, **meta) -> bool | tuple:
@@ -66,7 +70,10 @@ def test_heuristics_drop_junk():
     assert _judge("\n".join(["Skip to content"] * 30 + ["Privacy Policy"] * 30))[0] is False
     assert _judge("#0^>1{4$=%*#-^4=5|]&8>2!$" * 40)[0] is False
     assert _judge("provides Jason CAPITAL translationproject Called")[0] is False
-    assert _judge("def broken(:\n    return ((\n  x = ]\n", domain_hint="code") == (False, "code_does_not_parse")
+    assert _judge("def broken(:\n    return ((\n  x = ]\n", domain_hint="code") == (
+        False,
+        "code_does_not_parse",
+    )
 
 
 def test_colon_rule_trims_dangling_lines():
@@ -92,8 +99,10 @@ def test_dedup_exact_near_and_distinct():
 
 
 def test_decontam_catches_quoted_question_not_shared_phrase(tmp_path):
-    question = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
-                "May. How many clips did Natalia sell altogether in April and May?")
+    question = (
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
+        "May. How many clips did Natalia sell altogether in April and May?"
+    )
     texts = {"fake": [question, "Evaluate $\\log_2 64$."]}
     cfg = DecontamConfig(tasks=["fake"])
     index, report = build_index(cfg, lambda task, path: iter(texts[task]), ["fake"])

@@ -46,7 +46,10 @@ def test_shape_answers_follow_the_scene():
         if "color" in answers:
             shape = answers["color"].question.rstrip("?").split()[-1]
             assert [o["color"] for o in objects if o["shape"] == shape] == [answers["color"].answer]
-        assert answers["caption"].answer.count(",") + answers["caption"].answer.count(" and ") == len(objects) - 1
+        assert (
+            answers["caption"].answer.count(",") + answers["caption"].answer.count(" and ")
+            == len(objects) - 1
+        )
 
 
 def test_chart_questions_match_the_values_and_bars_are_drawn_to_height():
@@ -62,7 +65,7 @@ def test_chart_questions_match_the_values_and_bars_are_drawn_to_height():
                 assert (qa.answer == "yes") == (values[labels.index(a)] > values[labels.index(b)])
     # Bar heights are proportional to values: count red pixels in each bar's column.
     img = np.asarray(draw_bars(["A", "B", "C"], [2, 8, 4], ["red", "red", "red"], 128)).astype(int)
-    red = (np.abs(img - np.array(COLORS["red"])).sum(-1) < 60)
+    red = np.abs(img - np.array(COLORS["red"])).sum(-1) < 60
     columns = red.sum(0)
     heights = [int(columns[int(128 * x)]) for x in (0.2 + 0.76 * (0.5 + i) / 3 for i in range(3))]
     assert heights[1] > heights[2] > heights[0] > 0
@@ -157,16 +160,26 @@ def test_text_renderings_multiply_distinct_images_and_centring_holds_the_text_st
     assert all(g.spec["x"] == g.spec["y"] == 0.5 for g in images)
     held = generate("text", 3, 0, "heldout", options=style)
     assert not {g.key for g in held} & {g.key for g in images}
-    ink_columns = [np.nonzero((np.abs(np.asarray(g.image).astype(int) - np.array(g.spec["bg"])).sum(-1) > 100).any(0))[0]
-                   for g in images]
+    ink_columns = [
+        np.nonzero((np.abs(np.asarray(g.image).astype(int) - np.array(g.spec["bg"])).sum(-1) > 100).any(0))[0]
+        for g in images
+    ]
     centres = [(c.min() + c.max()) / 2 for c in ink_columns]
     assert all(abs(c - 47.5) < 6 for c in centres), centres
 
 
-@pytest.mark.parametrize("bad, message", [({"vocabulary": 1}, "vocabulary"), ({"max_words": 4}, "max_words"),
-                                          ({"px": [20, 10]}, "px"), ({"fonts": ["Comic"]}, "fonts"),
-                                          ({"renderings": 0}, "renderings"), ({"position_jitter": 2}, "jitter"),
-                                          ({"size": 3}, "unexpected keyword")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"vocabulary": 1}, "vocabulary"),
+        ({"max_words": 4}, "max_words"),
+        ({"px": [20, 10]}, "px"),
+        ({"fonts": ["Comic"]}, "fonts"),
+        ({"renderings": 0}, "renderings"),
+        ({"position_jitter": 2}, "jitter"),
+        ({"size": 3}, "unexpected keyword"),
+    ],
+)
 def test_text_style_rejects_bad_settings_by_name(bad, message):
     with pytest.raises(ValueError, match=message):
         generate("text", 2, 0, options=bad, draw=False)

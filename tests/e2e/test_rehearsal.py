@@ -32,7 +32,10 @@ def rehearsal(shared, tmp_path_factory):
     from tests.e2e.rehearsal_data import build
 
     root = build(tmp_path_factory.mktemp("rehearsal"), shared)
-    gsm8k = [json.loads(x) for x in (shared / "benchmarks" / "gsm8k" / "train.jsonl").read_text().splitlines()[:160]]
+    gsm8k = [
+        json.loads(x)
+        for x in (shared / "benchmarks" / "gsm8k" / "train.jsonl").read_text().splitlines()[:160]
+    ]
     solver = ReferenceTeacher.from_gsm8k(gsm8k, wrong_fraction=0.25, strip=(DEFAULT_INSTRUCTIONS["math"],))
 
     def teacher(body: dict) -> str:
@@ -43,9 +46,21 @@ def rehearsal(shared, tmp_path_factory):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "REHEARSAL_TEACHER_KEY": SECRET}
     with LoopbackServer(teacher, api_key=SECRET) as server:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-               str(29500 + random.Random().randint(1000, 9000)), "-m", "infir", "run", "infir-1b-rehearsal",
-               f"synth.teacher.base_url={server.url}", f"inputs.annotate.teacher.base_url={server.url}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(29500 + random.Random().randint(1000, 9000)),
+            "-m",
+            "infir",
+            "run",
+            "infir-1b-rehearsal",
+            f"synth.teacher.base_url={server.url}",
+            f"inputs.annotate.teacher.base_url={server.url}",
+        ]
         done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1500)
         asked = server.stats.answered
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
@@ -65,7 +80,13 @@ def test_every_stage_of_the_1b_recipe_is_rehearsed(rehearsal):
 
 def test_the_inputs_stage_made_what_curate_reads(rehearsal):
     root, run, _, _ = rehearsal
-    for name in ("math_positive", "math_negative", "stackoverflow_positive", "code_negative", "quality_annotations"):
+    for name in (
+        "math_positive",
+        "math_negative",
+        "stackoverflow_positive",
+        "code_negative",
+        "quality_annotations",
+    ):
         assert (root / "made" / f"{name}.jsonl").stat().st_size > 0, name
     labels = [json.loads(x) for x in (root / "made" / "quality_annotations.jsonl").read_text().splitlines()]
     assert len({r["score"] for r in labels}) > 1

@@ -9,28 +9,57 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 SHRINK = [
-    "curate.sources.0.kwargs.max_docs=40", "curate.sources.1.kwargs.max_docs=25",
+    "curate.sources.0.kwargs.max_docs=40",
+    "curate.sources.1.kwargs.max_docs=25",
     "curate.sources.2.kwargs.docs_per_family=12",
     "tokenizer.vocab_size=600",
-    "model.preset=null", "model.hidden_size=64", "model.num_layers=2", "model.num_heads=2",
-    "model.intermediate_size=128", "model.max_position_embeddings=256",
-    "pretrain.max_steps=12", "pretrain.global_batch_size=4", "pretrain.micro_batch_size=2",
-    "pretrain.seq_len=128", "pretrain.save_every=5", "pretrain.val_every=6",
-    "anneal.max_steps=6", "anneal.global_batch_size=4", "anneal.micro_batch_size=4", "anneal.seq_len=128",
-    "anneal.save_every=0", "anneal.log_every=1",
-    "synth.seeds.0.per_family=10", "sft.epochs=1", "sft.global_batch_size=4", "sft.micro_batch_size=4",
-    "sft.seq_len=256", "sft.save_every=0",
-    "rl.max_steps=2", "rl.prompts.per_family=8", "rl.group_size=2", "rl.prompts_per_step=2", "rl.micro_batch_size=4",
-    "rl.seq_len=128", "rl.max_new_tokens=16", "rl.save_every=0",
-    "eval.tasks.0.options.n=3", "eval.tasks.0.max_new_tokens=24", "eval.batch_size=8",
-    "export.bench.task_limit=2", "export.bench.repeats=1", "export.bench.gen_tokens=8", "export.bench.prompt_tokens=16",
+    "model.preset=null",
+    "model.hidden_size=64",
+    "model.num_layers=2",
+    "model.num_heads=2",
+    "model.intermediate_size=128",
+    "model.max_position_embeddings=256",
+    "pretrain.max_steps=12",
+    "pretrain.global_batch_size=4",
+    "pretrain.micro_batch_size=2",
+    "pretrain.seq_len=128",
+    "pretrain.save_every=5",
+    "pretrain.val_every=6",
+    "anneal.max_steps=6",
+    "anneal.global_batch_size=4",
+    "anneal.micro_batch_size=4",
+    "anneal.seq_len=128",
+    "anneal.save_every=0",
+    "anneal.log_every=1",
+    "synth.seeds.0.per_family=10",
+    "sft.epochs=1",
+    "sft.global_batch_size=4",
+    "sft.micro_batch_size=4",
+    "sft.seq_len=256",
+    "sft.save_every=0",
+    "rl.max_steps=2",
+    "rl.prompts.per_family=8",
+    "rl.group_size=2",
+    "rl.prompts_per_step=2",
+    "rl.micro_batch_size=4",
+    "rl.seq_len=128",
+    "rl.max_new_tokens=16",
+    "rl.save_every=0",
+    "eval.tasks.0.options.n=3",
+    "eval.tasks.0.max_new_tokens=24",
+    "eval.batch_size=8",
+    "export.bench.task_limit=2",
+    "export.bench.repeats=1",
+    "export.bench.gen_tokens=8",
+    "export.bench.prompt_tokens=16",
 ]
 STAGES = ["curate", "tokenize", "pretrain", "anneal", "synth", "sft", "rl", "eval", "export", "report"]
 
 
 def infir(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "infir", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "infir", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +97,11 @@ def test_training_stages_save_loadable_checkpoints_and_metrics(run_dir):
         model = AutoModelForCausalLM.from_pretrained(run_dir / stage / "final")
         tok = AutoTokenizer.from_pretrained(run_dir / stage / "final")
         assert model.config.vocab_size >= len(tok)
-    anneal_lrs = [json.loads(x)["lr"] for x in (run_dir / "anneal" / "metrics.jsonl").read_text().splitlines()
-                  if "lr" in json.loads(x)]
+    anneal_lrs = [
+        json.loads(x)["lr"]
+        for x in (run_dir / "anneal" / "metrics.jsonl").read_text().splitlines()
+        if "lr" in json.loads(x)
+    ]
     assert anneal_lrs[-1] < anneal_lrs[0]
     sft_tok = AutoTokenizer.from_pretrained(run_dir / "sft" / "final")
     assert sft_tok.eos_token == "<|im_end|>" and sft_tok.chat_template
@@ -94,8 +126,15 @@ def test_rerun_skips_everything_and_a_changed_stage_reruns_downstream(run_dir):
     out = infir("run", "tiny", "--run-dir", str(run_dir), *SHRINK, cwd=run_dir.parent)
     assert out.returncode == 0, out.stderr[-3000:]
     assert all(f"skipped {s}:" in out.stderr for s in STAGES), out.stderr[-3000:]
-    out = infir("run", "tiny", "--run-dir", str(run_dir), *[s for s in SHRINK if not s.startswith("sft.epochs")],
-                "sft.epochs=2", cwd=run_dir.parent)
+    out = infir(
+        "run",
+        "tiny",
+        "--run-dir",
+        str(run_dir),
+        *[s for s in SHRINK if not s.startswith("sft.epochs")],
+        "sft.epochs=2",
+        cwd=run_dir.parent,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     for s in ("curate", "tokenize", "pretrain", "anneal", "synth"):
         assert f"skipped {s}:" in out.stderr
@@ -139,8 +178,11 @@ def test_pretraining_again_gives_the_same_model(run_dir, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
 
     def losses(d):
-        return [r["loss"] for r in map(json.loads, (d / "pretrain" / "metrics.jsonl").read_text().splitlines())
-                if "loss" in r]
+        return [
+            r["loss"]
+            for r in map(json.loads, (d / "pretrain" / "metrics.jsonl").read_text().splitlines())
+            if "loss" in r
+        ]
 
     assert losses(again) == losses(run_dir) and losses(run_dir)
     first = load_file(run_dir / "pretrain" / "final" / "model.safetensors")

@@ -28,11 +28,19 @@ def _port() -> str:
 
 
 def torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port", _port(),
-           "-m", "infir", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-port",
+        _port(),
+        "-m",
+        "infir",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
-
-
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +69,9 @@ def test_whole_recipe_runs_every_stage_once_and_writes_the_report(two_rank_run):
     for stage in ("pretrain", "anneal", "sft"):  # trained on both ranks
         assert json.loads((run / stage / "summary.json").read_text())["world_size"] == 2, stage
     # SFT's conversations were encoded by both ranks into one joined, packed store
-    assert (run / "sft" / "encoded" / "_DONE").is_file() and not list((run / "sft" / "encoded").glob("part-*"))
+    assert (run / "sft" / "encoded" / "_DONE").is_file() and not list(
+        (run / "sft" / "encoded").glob("part-*")
+    )
     rl = json.loads((run / "rl" / "summary.json").read_text())  # rank 0 alone while the other waited
     assert rl["steps"] == 2
     evaluated = json.loads((run / "eval" / "summary.json").read_text())["results"]
@@ -97,13 +107,35 @@ def test_two_nodes_on_one_rendezvous_pretrain_like_one_process(two_rank_run):
     nodes = root / "nodes"
     _copy_data_stages(root / "run", nodes)
     endpoint, rdzv_id = f"127.0.0.1:{_port()}", f"infir-test-{os.getpid()}"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", rdzv_id,
-           "-m", "infir", "pretrain", "tiny", "--run-dir", str(nodes), *OVERRIDES]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        endpoint,
+        "--rdzv-id",
+        rdzv_id,
+        "-m",
+        "infir",
+        "pretrain",
+        "tiny",
+        "--run-dir",
+        str(nodes),
+        *OVERRIDES,
+    ]
     launchers = []
     for _ in range(2):
-        launchers.append(subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
+        launchers.append(
+            subprocess.Popen(
+                cmd, cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
         time.sleep(1.0)  # the first launcher hosts the rendezvous store
     outputs = [p.communicate(timeout=600) for p in launchers]
     for p, (_, err) in zip(launchers, outputs):

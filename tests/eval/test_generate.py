@@ -119,10 +119,24 @@ class _LegacyCacheModel(torch.nn.Module):
         self.inner, self.config = inner, inner.config
         self.generation_config = inner.generation_config
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                use_cache=None, logits_to_keep=0, **ignored):
-        return self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          cache=past_key_values, use_cache=use_cache, logits_to_keep=logits_to_keep)
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        use_cache=None,
+        logits_to_keep=0,
+        **ignored,
+    ):
+        return self.inner(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=past_key_values,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+        )
 
 
 def test_a_model_taking_past_key_values_decodes_with_its_cache(gen):

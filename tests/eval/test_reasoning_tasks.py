@@ -84,12 +84,24 @@ def test_reasoning_gym_family_scored_by_its_own_checker():
 
 def test_first_step_copy_is_judged_against_the_reference_steps_operands():
     task = get_task("reasoning:basic_arithmetic", n=1)
-    doc = {"family": "basic_arithmetic", "question": "Calculate 4 + 5 * -1.", "answer": "-1",
-           "solution": "5 * -1 = -5. 4 + -5 = -1. The answer is -1."}
-    assert task.evaluate(doc, "5 * -1 = -4. 4 + -4 = 0. The answer is 0.")["first_step_copied"]  # copied, miscounted
+    doc = {
+        "family": "basic_arithmetic",
+        "question": "Calculate 4 + 5 * -1.",
+        "answer": "-1",
+        "solution": "5 * -1 = -5. 4 + -5 = -1. The answer is -1.",
+    }
+    assert task.evaluate(doc, "5 * -1 = -4. 4 + -4 = 0. The answer is 0.")[
+        "first_step_copied"
+    ]  # copied, miscounted
     assert not task.evaluate(doc, "5 * 1 = 5. The answer is 5.")["first_step_copied"]  # sign lost
     assert not task.evaluate(doc, "The answer is -1.")["first_step_copied"]  # no step at all
-    metrics = task.aggregate([{"correct": True, "first_step_copied": True},
-                              {"correct": False, "first_step_copied": False},
-                              {"correct": False, "first_step_copied": True}])
-    assert metrics["first_step_copied"] == pytest.approx(2 / 3) and metrics["accuracy"] == pytest.approx(1 / 3)
+    metrics = task.aggregate(
+        [
+            {"correct": True, "first_step_copied": True},
+            {"correct": False, "first_step_copied": False},
+            {"correct": False, "first_step_copied": True},
+        ]
+    )
+    assert metrics["first_step_copied"] == pytest.approx(2 / 3) and metrics["accuracy"] == pytest.approx(
+        1 / 3
+    )

@@ -31,8 +31,11 @@ def test_paired_difference_counts_only_disagreements():
 
 
 def test_compare_stages_pairs_by_problem_in_stage_order():
-    per_stage = {"pretrain": {0: False, 1: False, 2: True}, "sft": {2: True, 0: True, 1: False},
-                 "rl": {0: True, 1: True, 2: True}}
+    per_stage = {
+        "pretrain": {0: False, 1: False, 2: True},
+        "sft": {2: True, 0: True, 1: False},
+        "rl": {0: True, 1: True, 2: True},
+    }
     intervals, gains = compare_stages(per_stage)
     assert intervals["sft"]["accuracy"] == pytest.approx(2 / 3)
     assert [(g["from"], g["to"]) for g in gains] == [("pretrain", "sft"), ("sft", "rl")]

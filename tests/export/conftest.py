@@ -84,4 +84,3 @@ def gguf_factory(model_factory, tmp_path_factory):
         return made[shape, quant]
 
     return get
-

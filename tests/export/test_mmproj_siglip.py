@@ -19,8 +19,9 @@ def siglip_llava(tied_model, tmp_path_factory):
     from infir.model.vlm import build_processor, build_vlm
 
     torch.manual_seed(0)
-    tower = build_vision_tower(VisionConfig(preset="tiny", hidden_size=64, intermediate_size=128, num_layers=2,
-                                            num_heads=4))
+    tower = build_vision_tower(
+        VisionConfig(preset="tiny", hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4)
+    )
     lm = AutoModelForCausalLM.from_pretrained(str(tied_model))
     tokenizer = AutoTokenizer.from_pretrained(str(tied_model))
     model = build_vlm(tower, lm, tokenizer).eval()
@@ -48,8 +49,14 @@ def test_siglip_mmproj_has_the_llava_graphs_tensors_and_every_block(siglip_files
     assert meta["clip.vision.block_count"] == 2 and meta["clip.vision.feature_layer"] == [2]  # the last block
     assert meta["clip.vision.image_mean"] == pytest.approx([0.5, 0.5, 0.5])
     names = {t.name for t in reader.tensors}
-    assert {"v.patch_embd.weight", "v.patch_embd.bias", "v.position_embd.weight", "v.blk.1.ffn_down.weight",
-            "mm.0.weight", "mm.2.bias"} <= names
+    assert {
+        "v.patch_embd.weight",
+        "v.patch_embd.bias",
+        "v.position_embd.weight",
+        "v.blk.1.ffn_down.weight",
+        "mm.0.weight",
+        "mm.2.bias",
+    } <= names
     assert not any(n in names for n in ("v.class_embd", "v.pre_ln.weight", "v.post_ln.weight"))
 
 
@@ -69,7 +76,9 @@ def test_llama_cpp_computes_the_siglip_llava_image_features(siglip_llava, siglip
     ours = _llama_cpp_image_embeddings(*siglip_files, image)
     assert ours.shape == hf.shape
     error = np.abs(ours - hf).max() / np.abs(hf).max()
-    print(f"llama.cpp SigLIP-LLaVA image features vs transformers: max error {error:.2e} of the largest value")
+    print(
+        f"llama.cpp SigLIP-LLaVA image features vs transformers: max error {error:.2e} of the largest value"
+    )
     assert error < 5e-3
 
 
@@ -87,8 +96,9 @@ def test_export_stage_picks_the_vl_model(siglip_llava, tmp_path):
     os.symlink(siglip_llava, vl / "2-reasoning" / "final")
     os.symlink("2-reasoning/final", vl / "final")
     (vl / MARKER).write_text("x")
-    recipe = types.SimpleNamespace(name="vl", export=ExportConfig(formats=["gguf"], quants=["f16"]),
-                                   runtime=RuntimeConfig())
+    recipe = types.SimpleNamespace(
+        name="vl", export=ExportConfig(formats=["gguf"], quants=["f16"]), runtime=RuntimeConfig()
+    )
     summary = run(StageContext(recipe, tmp_path / "run", Stage("export", ("export",), (), run)))
     assert summary["source"] == "vl" and summary["mmproj"]["path"] == "mmproj-f16.gguf"
 
@@ -104,8 +114,11 @@ def test_llama_cpp_answers_like_transformers_on_images(siglip_llava, siglip_file
     processor = AutoProcessor.from_pretrained(str(siglip_llava))
     model = LlavaForConditionalGeneration.from_pretrained(str(siglip_llava)).eval()
     vlm = LlamaCppVLM(*siglip_files, n_ctx=512, threads=1)
-    images = [np.asarray(g.image.convert("RGB")) for name in ("shapes", "charts", "text", "gui")
-              for g in generate(name, 2, seed=11, split="heldout", size=96)]
+    images = [
+        np.asarray(g.image.convert("RGB"))
+        for name in ("shapes", "charts", "text", "gui")
+        for g in generate(name, 2, seed=11, split="heldout", size=96)
+    ]
     images.append(np.random.default_rng(2).integers(0, 256, (96, 96, 3), dtype=np.uint8))
     answers = set()
     for image in images:
@@ -113,7 +126,7 @@ def test_llama_cpp_answers_like_transformers_on_images(siglip_llava, siglip_file
         inputs = processor(text=prompt, images=[image], return_tensors="pt")
         with torch.inference_mode():
             generated = model.generate(**inputs, max_new_tokens=16, do_sample=False)
-        expected = generated[0, inputs["input_ids"].shape[1]:].tolist()
+        expected = generated[0, inputs["input_ids"].shape[1] :].tolist()
         got = vlm.greedy(prompt, image, 16).token_ids
         assert got == expected, (processor.tokenizer.decode(expected), processor.tokenizer.decode(got))
         answers.add(tuple(expected))

@@ -19,15 +19,28 @@ def spm_model(shared, tmp_path_factory):
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     out = tmp_path_factory.mktemp("spm-llama")
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(shared / "tokenizers" / "llama-test-tokenizer.json"),
-                                  bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(shared / "tokenizers" / "llama-test-tokenizer.json"),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
     tok.save_pretrained(out)
     torch.manual_seed(0)
     # Wide initial weights: the top two logits stay far apart, so f16 rounding cannot swap them.
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         initializer_range=0.3, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=0.3,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     return out
 
@@ -57,8 +70,17 @@ def test_llama_cpp_tokenizes_like_transformers(spm_model, spm_gguf):
 
     hf = AutoTokenizer.from_pretrained(str(spm_model))
     llama = LlamaCppModel(spm_gguf, n_ctx=512, threads=1)
-    texts = [MIXED, *PROMPTS, *(t[:1500] for t in edge_model.corpus(40, seed=5)[::4]),
-             "x", " leading space", "two  spaces", "tab\tand\nnewline", "1234567.89", "naïve café — 東京"]
+    texts = [
+        MIXED,
+        *PROMPTS,
+        *(t[:1500] for t in edge_model.corpus(40, seed=5)[::4]),
+        "x",
+        " leading space",
+        "two  spaces",
+        "tab\tand\nnewline",
+        "1234567.89",
+        "naïve café — 東京",
+    ]
     for text in texts:
         assert llama.tokenize(text) == hf(text)["input_ids"], text[:80]
 

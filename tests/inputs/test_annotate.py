@@ -43,11 +43,32 @@ def test_packaged_prompt_is_fineweb_edu_and_parses_its_own_format():
 def annotate_recipe(tmp_path: Path, url: str, texts: list[str], size: int, key_env: str) -> Recipe:
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    return Recipe.model_validate({"name": "t", "stages": ["inputs"], "inputs": {"annotate": {
-        "sample": {"sources": [{"paths": [str(pool)]}], "size": size, "out": str(tmp_path / "labels.jsonl")},
-        "teacher": {"type": "openai", "base_url": url, "model": "m", "api_key_env": key_env, "concurrency": 4,
-                    "max_retries": 3, "backoff_seconds": 0.01, "temperature": 0.0},
-        "batch": 7}}})
+    return Recipe.model_validate(
+        {
+            "name": "t",
+            "stages": ["inputs"],
+            "inputs": {
+                "annotate": {
+                    "sample": {
+                        "sources": [{"paths": [str(pool)]}],
+                        "size": size,
+                        "out": str(tmp_path / "labels.jsonl"),
+                    },
+                    "teacher": {
+                        "type": "openai",
+                        "base_url": url,
+                        "model": "m",
+                        "api_key_env": key_env,
+                        "concurrency": 4,
+                        "max_retries": 3,
+                        "backoff_seconds": 0.01,
+                        "temperature": 0.0,
+                    },
+                    "batch": 7,
+                }
+            },
+        }
+    )
 
 
 def test_retries_failures_and_leaves_unparsable_replies_out(tmp_path, monkeypatch):

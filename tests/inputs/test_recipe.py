@@ -28,11 +28,15 @@ def test_infir_1b_inputs_stage_writes_every_file_curate_reads():
 def test_recall_cap_below_the_asked_seeds_is_a_config_error():
     with pytest.raises(ValueError, match="max_positives=1500"):
         RecallConfig(seeds={"math": RecallSeedSource(paths=["m.jsonl"], limit=200000)})
-    assert RecallConfig(seeds={"math": RecallSeedSource(paths=["m.jsonl"], limit=200000)}, max_positives=200000)
+    assert RecallConfig(
+        seeds={"math": RecallSeedSource(paths=["m.jsonl"], limit=200000)}, max_positives=200000
+    )
     with pytest.raises(ValueError, match="seeds.code.limit=2000"):  # the default limit, seed files given
         RecallConfig(seeds={"code": RecallSeedSource(paths=["c.jsonl"])})
     RecallConfig()  # the defaults' builtin generators are sized by their own arguments
-    RecallConfig.model_validate(RecallConfig().model_dump())  # survives a round trip (the curate CLI makes one)
+    RecallConfig.model_validate(
+        RecallConfig().model_dump()
+    )  # survives a round trip (the curate CLI makes one)
     with pytest.raises(RecipeError, match="curate.recall"):
         load_recipe("infir-1b", ["curate.recall.max_positives=1500"])
 
@@ -40,9 +44,25 @@ def test_recall_cap_below_the_asked_seeds_is_a_config_error():
 def test_cli_runs_the_stage_from_a_recipe_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("web.jsonl").write_text("".join(json.dumps({"text": f"page {i}"}) + "\n" for i in range(50)))
-    Path("r.yaml").write_text(yaml.safe_dump({"name": "r", "stages": ["inputs"], "inputs": {"recall_seeds": {
-        "math": {"positives": {"sources": [{"paths": ["web.jsonl"]}], "size": 10,
-                               "out": "seeds/m.jsonl"}}}}}))
+    Path("r.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "r",
+                "stages": ["inputs"],
+                "inputs": {
+                    "recall_seeds": {
+                        "math": {
+                            "positives": {
+                                "sources": [{"paths": ["web.jsonl"]}],
+                                "size": 10,
+                                "out": "seeds/m.jsonl",
+                            }
+                        }
+                    }
+                },
+            }
+        )
+    )
     assert main(["inputs", "r.yaml", "--run-dir", "run"]) == 0
     assert len(Path("seeds/m.jsonl").read_text().splitlines()) == 10
     assert (tmp_path / "run" / "inputs" / MARKER).exists()

@@ -25,8 +25,10 @@ def openwebmath_parquet(path: Path, n: int) -> None:
     """OpenWebMath's columns (url, text, date, metadata), written in several row groups."""
     rows = {
         "url": [f"https://math.example.org/q/{i}" for i in range(n)],
-        "text": [f"Math page {i}. Let $x = {i}$; then $x^2 = {i * i}$ and \\frac{{x}}{{2}} = {i / 2}."
-                 for i in range(n)],
+        "text": [
+            f"Math page {i}. Let $x = {i}$; then $x^2 = {i * i}$ and \\frac{{x}}{{2}} = {i / 2}."
+            for i in range(n)
+        ],
         "date": ["2023-01-01"] * n,
         "metadata": [json.dumps({"extraction_info": {"found_math": True}})] * n,
     }
@@ -37,8 +39,10 @@ def infimm_parquet(path: Path, n: int) -> None:
     """InfiMM-WebMath-40B's columns: text segments and image URLs as parallel lists, None where the other is."""
     rows = {
         "URL": [f"https://mm.example.org/{i}" for i in range(n)],
-        "text_list": [[f"Figure page {i}: the triangle has sides $3, 4, 5$.", None, "So the area is $6$."]
-                      for i in range(n)],
+        "text_list": [
+            [f"Figure page {i}: the triangle has sides $3, 4, 5$.", None, "So the area is $6$."]
+            for i in range(n)
+        ],
         "image_list": [[None, f"https://mm.example.org/{i}.png", None] for i in range(n)],
         "metadata": [json.dumps({"ft_lang_label": "__label__en"})] * n,
     }
@@ -49,28 +53,47 @@ def stackoverflow_jsonl(path: Path, n: int) -> None:
     """StackOverflow-style Q&A rows: a title, the question body, the accepted answer; some answers empty."""
     with path.open("w") as f:
         for i in range(n):
-            f.write(json.dumps({
-                "question_id": i, "title": f"How do I reverse list {i} in Python?",
-                "question_body": f"I have `xs = list(range({i}))`. What is the idiom?",
-                "answer_body": "" if i % 10 == 0 else f"Use slicing:\n\n    ys = xs[::-1]  # {i}\n",
-                "score": i % 7,
-            }) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "question_id": i,
+                        "title": f"How do I reverse list {i} in Python?",
+                        "question_body": f"I have `xs = list(range({i}))`. What is the idiom?",
+                        "answer_body": "" if i % 10 == 0 else f"Use slicing:\n\n    ys = xs[::-1]  # {i}\n",
+                        "score": i % 7,
+                    }
+                )
+                + "\n"
+            )
 
 
 def web_jsonl_gz(path: Path, n: int) -> None:
     """FineWeb's columns (text, id, url, dump), gzip-compressed JSONL."""
     with gzip.open(path, "wt") as f:
         for i in range(n):
-            f.write(json.dumps({"text": f"Web page {i} about gardening and local news.", "id": f"w{i}",
-                                "url": f"https://web.example.com/{i}", "dump": "CC-MAIN-2024-10"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "text": f"Web page {i} about gardening and local news.",
+                        "id": f"w{i}",
+                        "url": f"https://web.example.com/{i}",
+                        "dump": "CC-MAIN-2024-10",
+                    }
+                )
+                + "\n"
+            )
 
 
 @pytest.fixture
 def sources(tmp_path: Path) -> dict[str, Path]:
     raw = tmp_path / "raw"
     raw.mkdir()
-    paths = {"math": raw / "owm.parquet", "so": raw / "so.jsonl", "web": raw / "web.jsonl.gz",
-             "mm": raw / "infimm.parquet"}
+    paths = {
+        "math": raw / "owm.parquet",
+        "so": raw / "so.jsonl",
+        "web": raw / "web.jsonl.gz",
+        "mm": raw / "infimm.parquet",
+    }
     openwebmath_parquet(paths["math"], 1000)
     infimm_parquet(paths["mm"], 200)
     stackoverflow_jsonl(paths["so"], 600)
@@ -80,15 +103,40 @@ def sources(tmp_path: Path) -> dict[str, Path]:
 
 def recipe_for(sources: dict[str, Path], sizes=(300, 200, 250), seed: int = 0) -> Recipe:
     qa = "{title}\n\n{question_body}\n\n{answer_body}"
-    return Recipe.model_validate({"name": "t", "stages": ["inputs"], "inputs": {"recall_seeds": {
-        "math": {"positives": {"sources": [{"paths": [str(sources["math"])]}], "size": sizes[0], "seed": seed,
-                               "out": "seeds/math_positive.jsonl"},
-                 "negatives": {"sources": [{"paths": [str(sources["web"])]}], "size": sizes[2], "seed": seed,
-                               "out": "seeds/math_negative.jsonl"}},
-        "code": {"positives": {"sources": [{"paths": [str(sources["so"])], "template": qa,
-                                            "require": ["answer_body"]}],
-                               "size": sizes[1], "seed": seed, "out": "seeds/stackoverflow_positive.jsonl"}},
-    }}})
+    return Recipe.model_validate(
+        {
+            "name": "t",
+            "stages": ["inputs"],
+            "inputs": {
+                "recall_seeds": {
+                    "math": {
+                        "positives": {
+                            "sources": [{"paths": [str(sources["math"])]}],
+                            "size": sizes[0],
+                            "seed": seed,
+                            "out": "seeds/math_positive.jsonl",
+                        },
+                        "negatives": {
+                            "sources": [{"paths": [str(sources["web"])]}],
+                            "size": sizes[2],
+                            "seed": seed,
+                            "out": "seeds/math_negative.jsonl",
+                        },
+                    },
+                    "code": {
+                        "positives": {
+                            "sources": [
+                                {"paths": [str(sources["so"])], "template": qa, "require": ["answer_body"]}
+                            ],
+                            "size": sizes[1],
+                            "seed": seed,
+                            "out": "seeds/stackoverflow_positive.jsonl",
+                        }
+                    },
+                }
+            },
+        }
+    )
 
 
 def read(path: str | Path) -> list[str]:
@@ -99,8 +147,11 @@ def test_stage_draws_seeds_in_each_schema_and_curate_reads_them(sources, tmp_pat
     monkeypatch.chdir(tmp_path)
     recipe = recipe_for(sources)
     summary = run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)["outputs"]
-    math, code, web = (read("seeds/math_positive.jsonl"), read("seeds/stackoverflow_positive.jsonl"),
-                       read("seeds/math_negative.jsonl"))
+    math, code, web = (
+        read("seeds/math_positive.jsonl"),
+        read("seeds/stackoverflow_positive.jsonl"),
+        read("seeds/math_negative.jsonl"),
+    )
     assert (len(math), len(code), len(web)) == (300, 200, 250)
     assert len(set(math)) == 300 and all(t.startswith("Math page ") for t in math)
     assert all(t.startswith("Web page ") for t in web)
@@ -110,7 +161,9 @@ def test_stage_draws_seeds_in_each_schema_and_curate_reads_them(sources, tmp_pat
     # the sample is spread over the whole stream, not its head
     assert max(int(t.split()[2].rstrip(".")) for t in math) > 900
     # curate's recall reads these files as its seeds
-    loaded = load_recall_seeds(RecallSeedSource(paths=["seeds/math_positive.jsonl"], limit=5000), RecallConfig())
+    loaded = load_recall_seeds(
+        RecallSeedSource(paths=["seeds/math_positive.jsonl"], limit=5000), RecallConfig()
+    )
     assert len(loaded) == 300 and "\\frac" in loaded[0]
     run_dir = tmp_path / "run" / "inputs"
     assert (run_dir / MARKER).exists() and (run_dir / "config.yaml").exists()
@@ -144,8 +197,9 @@ def test_rerun_skips_and_a_resume_redraws_only_what_is_missing(sources, tmp_path
 
 
 def test_interleaved_text_lists_become_one_text(sources):
-    spec = SampleSpec(sources=[DatasetSource(paths=[str(sources["mm"])], text_key="text_list")], size=5,
-                      out="x.jsonl")
+    spec = SampleSpec(
+        sources=[DatasetSource(paths=[str(sources["mm"])], text_key="text_list")], size=5, out="x.jsonl"
+    )
     texts, _ = draw(spec)
     assert len(texts) == 5
     assert all(t.endswith("sides $3, 4, 5$.\n\nSo the area is $6$.") and "None" not in t for t in texts)
@@ -160,8 +214,14 @@ def test_same_seed_same_sample_other_seed_other_sample(sources):
 
 
 def test_several_sources_share_one_uniform_sample(sources):
-    spec = SampleSpec(sources=[DatasetSource(paths=[str(sources["math"])]),
-                               DatasetSource(paths=[str(sources["web"])], scan=500)], size=300, out="x.jsonl")
+    spec = SampleSpec(
+        sources=[
+            DatasetSource(paths=[str(sources["math"])]),
+            DatasetSource(paths=[str(sources["web"])], scan=500),
+        ],
+        size=300,
+        out="x.jsonl",
+    )
     texts, counts = draw(spec)
     assert counts["texts_per_source"] == {str(sources["math"]): 1000, str(sources["web"]): 500}
     share = sum(t.startswith("Web") for t in texts) / len(texts)
@@ -199,8 +259,9 @@ def test_reservoir_is_uniform_and_bounded():
 
 
 def test_missing_field_names_the_fields_there(sources):
-    spec = SampleSpec(sources=[DatasetSource(paths=[str(sources["so"])], text_key="body")], size=5,
-                      out="x.jsonl")
+    spec = SampleSpec(
+        sources=[DatasetSource(paths=[str(sources["so"])], text_key="body")], size=5, out="x.jsonl"
+    )
     with pytest.raises(KeyError, match="question_body"):
         draw(spec)
 

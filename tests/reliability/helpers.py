@@ -14,8 +14,10 @@ TRACEBACK = "Traceback (most recent call last)"
 
 # The tiny recipe shrunk to seconds per stage (the e2e suite's sizes, smaller still).
 TINY = [
-    "curate.sources.0.kwargs.max_docs=20", "curate.sources.1.kwargs.max_docs=10",
-    "curate.sources.2.kwargs.docs_per_family=6", "tokenizer.vocab_size=400",
+    "curate.sources.0.kwargs.max_docs=20",
+    "curate.sources.1.kwargs.max_docs=10",
+    "curate.sources.2.kwargs.docs_per_family=6",
+    "tokenizer.vocab_size=400",
 ]
 
 
@@ -31,13 +33,21 @@ def infir_cmd(*args: str) -> list[str]:
 
 
 def infir(*args: str, cwd: Path, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(infir_cmd(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env(**extra_env))
+    return subprocess.run(
+        infir_cmd(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env(**extra_env)
+    )
 
 
 def spawn(*args: str, cwd: Path, new_session: bool = False, **extra_env: str) -> subprocess.Popen:
-    return subprocess.Popen(infir_cmd(*args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env(**extra_env), start_new_session=new_session)
+    return subprocess.Popen(
+        infir_cmd(*args),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(**extra_env),
+        start_new_session=new_session,
+    )
 
 
 class SilentServer:
@@ -102,11 +112,14 @@ def error_block(stderr: str) -> str:
     """The error as printed: its first line (`error: ...` or `infir X: error: ...`) and the indented
     lines that detail it (one per invalid key). Asserts it is there and short."""
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("error:") or ": error:" in ln
-              or ln.startswith("infir synth:")]
+    starts = [
+        i
+        for i, ln in enumerate(lines)
+        if ln.startswith("error:") or ": error:" in ln or ln.startswith("infir synth:")
+    ]
     assert starts, f"no error line on stderr: {stderr[-1500:]}"
     block = [lines[starts[-1]]]
-    block += [ln for ln in lines[starts[-1] + 1:] if ln.startswith("  ")]
+    block += [ln for ln in lines[starts[-1] + 1 :] if ln.startswith("  ")]
     assert len(block) <= 4, block
     return "\n".join(block)
 
@@ -137,7 +150,16 @@ def start_time(pid: int) -> str | None:
 
 def one_step_pretrain(hidden: int) -> list[str]:
     """Overrides for a one-step pretraining of a one-layer model `hidden` wide."""
-    return ["model.preset=null", f"model.hidden_size={hidden}", "model.num_layers=1", "model.num_heads=2",
-            f"model.intermediate_size={2 * hidden}", "model.max_position_embeddings=128",
-            "pretrain.max_steps=1", "pretrain.global_batch_size=2", "pretrain.micro_batch_size=2",
-            "pretrain.seq_len=64", "pretrain.save_every=0"]
+    return [
+        "model.preset=null",
+        f"model.hidden_size={hidden}",
+        "model.num_layers=1",
+        "model.num_heads=2",
+        f"model.intermediate_size={2 * hidden}",
+        "model.max_position_embeddings=128",
+        "pretrain.max_steps=1",
+        "pretrain.global_batch_size=2",
+        "pretrain.micro_batch_size=2",
+        "pretrain.seq_len=64",
+        "pretrain.save_every=0",
+    ]

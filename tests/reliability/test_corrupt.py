@@ -44,16 +44,23 @@ def test_a_corrupt_summary_json_is_named(run, content):
     summary = run / "tokenize" / "summary.json"
     summary.write_bytes(content)
     report = infir("report", "run", cwd=run.parent)
-    rerun = infir("tokenize", "tiny", "--run-dir", "run", *TINY, cwd=run.parent)  # complete: reads its summary
+    rerun = infir(
+        "tokenize", "tiny", "--run-dir", "run", *TINY, cwd=run.parent
+    )  # complete: reads its summary
     for out in (report, rerun):
         assert out.returncode == 1 and TRACEBACK not in out.stderr
         line = error_block(out.stderr)
         assert "run/tokenize/summary.json is corrupt" in line, line
 
 
-@pytest.mark.parametrize("content,problem", [(b"name: tiny\nstages: [curate\n", "not valid YAML"),
-                                             (b"name: \xff\xfe\x00\n", "not UTF-8"),
-                                             (b"- just\n- a list\n", "top level must be a mapping")])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"name: tiny\nstages: [curate\n", "not valid YAML"),
+        (b"name: \xff\xfe\x00\n", "not UTF-8"),
+        (b"- just\n- a list\n", "top level must be a mapping"),
+    ],
+)
 def test_a_corrupt_resolved_recipe_is_named(run, content, problem):
     (run / "recipe.yaml").write_bytes(content)
     out = infir("pretrain", "run/recipe.yaml", "--run-dir", "run", cwd=run.parent)

@@ -27,8 +27,9 @@ time.sleep(600)
 
 
 def hold(directory: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], stdout=subprocess.PIPE, text=True,
-                            env=env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(directory)], stdout=subprocess.PIPE, text=True, env=env()
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -52,9 +53,17 @@ def test_second_acquire_names_the_holder_and_a_killed_holder_frees_the_lock(tmp_
 def test_two_stage_commands_on_one_run_dir(tmp_path):
     """A real holder (synth waiting on a teacher that never answers) and two more commands."""
     with SilentServer() as server:
-        first = spawn("synth", "tiny", "--run-dir", "run", "synth.teacher.type=openai",
-                      f"synth.teacher.base_url={server.url}", "synth.teacher.model=m", "synth.evolve.rounds=0",
-                      cwd=tmp_path)
+        first = spawn(
+            "synth",
+            "tiny",
+            "--run-dir",
+            "run",
+            "synth.teacher.type=openai",
+            f"synth.teacher.base_url={server.url}",
+            "synth.teacher.model=m",
+            "synth.evolve.rounds=0",
+            cwd=tmp_path,
+        )
         try:
             deadline = time.time() + 60
             while not server.accepted and time.time() < deadline and first.poll() is None:

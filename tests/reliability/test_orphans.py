@@ -11,7 +11,9 @@ import pytest
 
 from tests.reliability.helpers import TINY, children_of, group_members, spawn, start_time
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the fix is Linux's")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc; the fix is Linux's"
+)
 
 
 def _wait_for_children(proc, want: int, timeout: float = 90) -> dict[int, str]:
@@ -31,7 +33,9 @@ def _wait_for_children(proc, want: int, timeout: float = 90) -> dict[int, str]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_no_child_outlives_a_killed_curate(tmp_path, sig):
     # Its own process group, so every descendant is found (and cleaned up) even once reparented to init.
-    proc = spawn("curate", "tiny", "--run-dir", "run", *TINY, "curate.workers=2", cwd=tmp_path, new_session=True)
+    proc = spawn(
+        "curate", "tiny", "--run-dir", "run", *TINY, "curate.workers=2", cwd=tmp_path, new_session=True
+    )
     try:
         _wait_for_children(proc, want=2)
         proc.send_signal(sig)
@@ -46,7 +50,9 @@ def test_no_child_outlives_a_killed_curate(tmp_path, sig):
             proc.kill()
             proc.wait()
         if group_members(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)  # leftovers of this test (the bug under test): do not leak them
+            os.killpg(
+                proc.pid, signal.SIGKILL
+            )  # leftovers of this test (the bug under test): do not leak them
     assert alive == [], f"processes of the killed curate still running: {sorted(alive)}"
     if sig == signal.SIGTERM:
         assert proc.returncode == 143

@@ -21,12 +21,15 @@ def test_in_process_main_leaves_the_callers_signal_handlers_and_fork_hooks_as_th
     acquire(tmp_path / "run").release()
 
 
-@pytest.mark.parametrize("exc", [
-    OSError(errno.ENOSPC, "No space left on device"),
-    RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 1536 vs 1428"),
-    RuntimeError("PytorchStreamWriter failed writing file data/3: file write failed"),
-    Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 1536 vs 1428"),
+        RuntimeError("PytorchStreamWriter failed writing file data/3: file write failed"),
+        Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
+    ],
+)
 def test_full_disk_errors_in_their_several_wordings_are_recognised(exc):
     assert guards.disk_full(exc)
     wrapped = RuntimeError("saving the checkpoint failed")

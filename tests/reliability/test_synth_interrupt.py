@@ -17,8 +17,9 @@ from tests.reliability.helpers import TRACEBACK, SilentServer, error_block, spaw
 
 
 def _seeds(path):
-    path.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
-                            for i in range(12)))
+    path.write_text(
+        "".join(json.dumps({"question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(12))
+    )
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -26,17 +27,46 @@ def test_a_signal_stops_synth_against_a_silent_teacher(tmp_path, sig, code):
     _seeds(tmp_path / "seeds.jsonl")
     # Half the seeds answered by a live teacher first, so the cache holds replies the signal must not lose.
     with LoopbackServer(lambda body: "The answer is 1.") as live:
-        warm = spawn("synth", "--seeds", "seeds.jsonl", "--answer-field", "answer", "--limit", "6",
-                     "--teacher-url", live.url, "--model", "m", "--output", "out", "--quiet", "evolve.rounds=0",
-                     cwd=tmp_path)
+        warm = spawn(
+            "synth",
+            "--seeds",
+            "seeds.jsonl",
+            "--answer-field",
+            "answer",
+            "--limit",
+            "6",
+            "--teacher-url",
+            live.url,
+            "--model",
+            "m",
+            "--output",
+            "out",
+            "--quiet",
+            "evolve.rounds=0",
+            cwd=tmp_path,
+        )
         assert warm.wait(timeout=120) == 0, warm.communicate()[1][-2000:]
     cache = tmp_path / "out" / "cache" / "synth-requests.sqlite"
     with sqlite3.connect(cache) as db:
         before = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     assert before > 0
     with SilentServer() as server:
-        proc = spawn("synth", "--seeds", "seeds.jsonl", "--answer-field", "answer", "--teacher-url", server.url,
-                     "--model", "m", "--output", "out", "--quiet", "evolve.rounds=0", cwd=tmp_path)
+        proc = spawn(
+            "synth",
+            "--seeds",
+            "seeds.jsonl",
+            "--answer-field",
+            "answer",
+            "--teacher-url",
+            server.url,
+            "--model",
+            "m",
+            "--output",
+            "out",
+            "--quiet",
+            "evolve.rounds=0",
+            cwd=tmp_path,
+        )
         deadline = time.time() + 60
         while not server.accepted and time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)
@@ -63,8 +93,14 @@ def test_a_signal_stops_synth_against_a_silent_teacher(tmp_path, sig, code):
 
 def test_a_silent_teacher_is_given_up_on_within_the_stated_budget():
     with SilentServer() as server:
-        cfg = EndpointConfig(base_url=server.url, concurrency=4, max_retries=5, timeout=1.0, give_up_after=2.0,
-                             backoff_seconds=0.05)
+        cfg = EndpointConfig(
+            base_url=server.url,
+            concurrency=4,
+            max_retries=5,
+            timeout=1.0,
+            give_up_after=2.0,
+            backoff_seconds=0.05,
+        )
         client = JsonClient(cfg)
         t0 = time.time()
         with pytest.raises(HttpError) as err:

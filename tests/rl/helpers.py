@@ -8,8 +8,14 @@ import torch
 
 from infir.eval.task import Task
 
-TOY_SHAPE = {"preset": None, "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
-                 "max_position_embeddings": 256}
+TOY_SHAPE = {
+    "preset": None,
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 256,
+}
 
 
 def build_chat_model(path: Path, seed: int = 0) -> Path:
@@ -62,21 +68,46 @@ class DigitsTask(Task):
         return sum(c.isdigit() for c in text) / len(text) if text else 0.0
 
 
-def rollout_source(model, tokenizer, task: Task, *, group_size=4, prompts_per_step=4, max_new_tokens=6,
-                   seed=0, ppo_epochs=1, ref_model=None, reward_cfg=None, temperature=1.0,
-                   drop_zero_signal=False):
+def rollout_source(
+    model,
+    tokenizer,
+    task: Task,
+    *,
+    group_size=4,
+    prompts_per_step=4,
+    max_new_tokens=6,
+    seed=0,
+    ppo_epochs=1,
+    ref_model=None,
+    reward_cfg=None,
+    temperature=1.0,
+    drop_zero_signal=False,
+):
     from infir.eval.generate import Generator
     from infir.rl.rewards import Rewarder
     from infir.rl.rollout import RolloutBatches, SamplingSettings
 
     docs = task.docs()
     prompts = Generator(model, tokenizer).encode(
-        [task.build_prompt(d, chat=True, tokenizer=tokenizer) for d in docs])
-    settings = SamplingSettings(group_size=group_size, max_new_tokens=max_new_tokens, temperature=temperature,
-                                batch_size=64)
-    return RolloutBatches(model, tokenizer, docs, prompts, Rewarder(task, reward_cfg), settings, prompts_per_step,
-                          seed, ppo_epochs=ppo_epochs, ref_model=ref_model, micro_batch_size=8,
-                          drop_zero_signal=drop_zero_signal)
+        [task.build_prompt(d, chat=True, tokenizer=tokenizer) for d in docs]
+    )
+    settings = SamplingSettings(
+        group_size=group_size, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=64
+    )
+    return RolloutBatches(
+        model,
+        tokenizer,
+        docs,
+        prompts,
+        Rewarder(task, reward_cfg),
+        settings,
+        prompts_per_step,
+        seed,
+        ppo_epochs=ppo_epochs,
+        ref_model=ref_model,
+        micro_batch_size=8,
+        drop_zero_signal=drop_zero_signal,
+    )
 
 
 def load(path: Path):

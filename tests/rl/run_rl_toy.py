@@ -32,15 +32,41 @@ def main() -> None:
     model, tok = load(Path(args.model))
     ref, _ = load(Path(args.model))
     # ppo_epochs=2 with save_every=3: some checkpoints fall between the two steps of one rollout
-    source = rollout_source(model, tok, DigitsTask(), group_size=4, prompts_per_step=4, ppo_epochs=2,
-                            ref_model=ref.eval().requires_grad_(False))
-    cfg = TrainConfig(max_steps=args.steps, global_batch_size=16, micro_batch_size=8, seq_len=64, log_every=1,
-                      save_every=args.save_every, keep_last=2, deterministic=True, precision="fp32",
-                      optimizer={"lr": 1e-2, "weight_decay": 0.0}, schedule={"kind": "constant", "warmup_steps": 0},
-                      peak_flops=1e12)
+    source = rollout_source(
+        model,
+        tok,
+        DigitsTask(),
+        group_size=4,
+        prompts_per_step=4,
+        ppo_epochs=2,
+        ref_model=ref.eval().requires_grad_(False),
+    )
+    cfg = TrainConfig(
+        max_steps=args.steps,
+        global_batch_size=16,
+        micro_batch_size=8,
+        seq_len=64,
+        log_every=1,
+        save_every=args.save_every,
+        keep_last=2,
+        deterministic=True,
+        precision="fp32",
+        optimizer={"lr": 1e-2, "weight_decay": 0.0},
+        schedule={"kind": "constant", "warmup_steps": 0},
+        peak_flops=1e12,
+    )
     sleep = args.step_sleep
-    trainer = Trainer(cfg, model, tok, source, Path(args.out), DistInfo(), log=lambda m: None,
-                      objective=GRPOObjective(kl_coef=0.1), callbacks=[OnLog(lambda s, r: time.sleep(sleep) if sleep else None)])
+    trainer = Trainer(
+        cfg,
+        model,
+        tok,
+        source,
+        Path(args.out),
+        DistInfo(),
+        log=lambda m: None,
+        objective=GRPOObjective(kl_coef=0.1),
+        callbacks=[OnLog(lambda s, r: time.sleep(sleep) if sleep else None)],
+    )
     result = trainer.fit()
     print(json.dumps({"steps": result.steps, "resumed_from": result.resumed_from}))
 

@@ -93,8 +93,11 @@ def test_aggregations():
 
 def _batch():
     labels = torch.tensor([[-100, 1, 2], [-100, 3, -100]])
-    return {"input_ids": torch.tensor([[0, 1, 2], [0, 3, 0]]), "labels": labels,
-            "advantages": torch.tensor([1.0, -0.5])}
+    return {
+        "input_ids": torch.tensor([[0, 1, 2], [0, 3, 0]]),
+        "labels": labels,
+        "advantages": torch.tensor([1.0, -0.5]),
+    }
 
 
 def test_objective_with_ratio_one_is_minus_the_mean_advantage_and_adds_the_kl():
@@ -137,5 +140,7 @@ def test_objective_takes_log_probs_at_the_sampling_temperature():
     at_half = token_logprobs(logits / 0.5, batch["labels"])
     old = at_half - torch.tensor([[0.5, 0.0], [0.0, 0.0]])  # clips only if the ratio is taken at T = 0.5
     obj = GRPOObjective(clip_low=0.2, clip_high=0.2, temperature=0.5)
-    assert obj.loss_sum(logits, {**batch, "old_logprobs": old}).item() == pytest.approx(-1.2 - 1.0 + 0.5, rel=1e-5)
+    assert obj.loss_sum(logits, {**batch, "old_logprobs": old}).item() == pytest.approx(
+        -1.2 - 1.0 + 0.5, rel=1e-5
+    )
     assert obj.pop_metrics()["clip_frac"] == pytest.approx(1 / 3, abs=1e-6)

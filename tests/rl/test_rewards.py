@@ -6,8 +6,12 @@ from infir.eval.registry import get_task
 from infir.rl.config import RewardConfig
 from infir.rl.rewards import Rewarder
 
-DOC = {"family": "chain_sum", "question": "What is 3 + 5?", "answer": "8",
-       "solution": "3 + 5 = 8. The answer is 8."}
+DOC = {
+    "family": "chain_sum",
+    "question": "What is 3 + 5?",
+    "answer": "8",
+    "solution": "3 + 5 = 8. The answer is 8.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +61,19 @@ def test_math_verify_reward():
 
 def test_code_reward_runs_in_the_sandbox():
     task = get_task("mbpp", data_path="unused", timeout=5.0)
-    doc = {"task_id": 1, "text": "Add two numbers.", "code": "def add(a, b):\n    return a + b",
-           "test_list": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]}
+    doc = {
+        "task_id": 1,
+        "text": "Add two numbers.",
+        "code": "def add(a, b):\n    return a + b",
+        "test_list": ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"],
+    }
     r = Rewarder(task, RewardConfig(workers=2, format_pattern="```$", format=0.0))
-    outputs = ["```python\ndef add(a, b):\n    return a + b\n```",
-               "```python\ndef add(a, b):\n    return a - b\n```",
-               "```python\nimport os\nos.system('echo hi')\ndef add(a, b):\n    while True: pass\n```",
-               "not code at all"]
+    outputs = [
+        "```python\ndef add(a, b):\n    return a + b\n```",
+        "```python\ndef add(a, b):\n    return a - b\n```",
+        "```python\nimport os\nos.system('echo hi')\ndef add(a, b):\n    while True: pass\n```",
+        "not code at all",
+    ]
     scores = r.score_many([doc] * 4, outputs)
     assert [s.correct for s in scores] == [1.0, 0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="4 docs but 3 outputs"):

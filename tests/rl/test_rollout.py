@@ -7,8 +7,17 @@ import torch
 
 from tests.rl.helpers import DigitsTask, load, rollout_source
 
-KEYS = {"reward", "reward_std", "accuracy", "format", "completion_tokens", "truncated", "zero_signal_groups",
-        "rollout_s", "gen_tokens_per_s"}
+KEYS = {
+    "reward",
+    "reward_std",
+    "accuracy",
+    "format",
+    "completion_tokens",
+    "truncated",
+    "zero_signal_groups",
+    "rollout_s",
+    "gen_tokens_per_s",
+}
 
 
 @pytest.fixture()
@@ -27,12 +36,12 @@ def test_batch_layout_marks_completion_tokens_only(model_and_tok):
     for row, doc_index in zip(range(12), [i for i in src.prompt_indices(0) for _ in range(4)]):
         prompt = src.prompt_ids[doc_index]
         ids, labels = batch["input_ids"][row].tolist(), batch["labels"][row].tolist()
-        assert ids[:len(prompt)] == prompt
-        assert all(x == -100 for x in labels[:len(prompt)])  # the prompt is never a target
-        completion = [x for x in labels[len(prompt):] if x != -100]
+        assert ids[: len(prompt)] == prompt
+        assert all(x == -100 for x in labels[: len(prompt)])  # the prompt is never a target
+        completion = [x for x in labels[len(prompt) :] if x != -100]
         assert 1 <= len(completion) <= 5  # max_new_tokens, the end-of-turn token included
-        assert ids[len(prompt):len(prompt) + len(completion)] == completion
-        assert all(x == -100 for x in labels[len(prompt) + len(completion):])  # padding
+        assert ids[len(prompt) : len(prompt) + len(completion)] == completion
+        assert all(x == -100 for x in labels[len(prompt) + len(completion) :])  # padding
         if len(completion) < 5:  # it stopped early: only end of turn does that, and it is a target
             assert completion[-1] in src.eos_ids and im_end in src.eos_ids
     # the advantages are group-relative: each group of 4 sums to 0
@@ -48,11 +57,13 @@ def test_rollouts_are_a_function_of_seed_and_step(chat_model_dir):
         assert torch.equal(first[key], again[key]), key
     assert first["metrics"]["reward"] == again["metrics"]["reward"]
     later = a.batch_at(3)
-    assert later["input_ids"].shape != first["input_ids"].shape or not torch.equal(later["input_ids"],
-                                                                                  first["input_ids"])
+    assert later["input_ids"].shape != first["input_ids"].shape or not torch.equal(
+        later["input_ids"], first["input_ids"]
+    )
     other_seed = rollout_source(*load(chat_model_dir), DigitsTask(), seed=4).batch_at(2)
     assert other_seed["input_ids"].shape != first["input_ids"].shape or not torch.equal(
-        other_seed["input_ids"], first["input_ids"])
+        other_seed["input_ids"], first["input_ids"]
+    )
 
 
 def test_prompt_order_covers_every_prompt_each_epoch(model_and_tok):
@@ -93,11 +104,15 @@ def test_vllm_engine_pushes_the_policy_weights_and_sends_token_prompts(model_and
     loaded, calls = [], []
 
     class Worker:  # what vLLM passes to a collective_rpc callable
-        model_runner = SimpleNamespace(model=SimpleNamespace(load_weights=lambda weights: loaded.extend(weights)))
+        model_runner = SimpleNamespace(
+            model=SimpleNamespace(load_weights=lambda weights: loaded.extend(weights))
+        )
 
     class FakeBackend:
-        llm = SimpleNamespace(collective_rpc=lambda fn, args=(): fn(Worker(), *args),
-                              reset_prefix_cache=lambda: calls.append("reset"))
+        llm = SimpleNamespace(
+            collective_rpc=lambda fn, args=(): fn(Worker(), *args),
+            reset_prefix_cache=lambda: calls.append("reset"),
+        )
 
         def generate(self, prompts, **kw):
             calls.append((prompts, kw))
@@ -120,7 +135,11 @@ def test_rows_end_with_end_of_turn_exactly_when_the_model_stopped_there(model_an
 
     src = rollout_source(*model_and_tok, DigitsTask())
     im_end = src.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    assert src._completion(Generation("12", "eos", [7, 8])) == [7, 8, im_end]  # HF generator: stop token dropped
+    assert src._completion(Generation("12", "eos", [7, 8])) == [
+        7,
+        8,
+        im_end,
+    ]  # HF generator: stop token dropped
     assert src._completion(Generation("12", "eos", [7, 8, im_end])) == [7, 8, im_end]  # vLLM keeps it
     assert src._completion(Generation("12", "length", [7, 8])) == [7, 8]  # cut off: no stop to credit
     assert src._completion(Generation("", "stop", [9])) == [9]  # a stop string's tokens are what it chose
@@ -133,15 +152,20 @@ def test_groups_without_signal_leave_the_batch(model_and_tok):
     assert RolloutBatches._kept_rows(torch.tensor([1.0, 1.0, 0.0, 0.0]), 2) == [0, 1]  # none: a null step
     # The first rollout (over a few seeds) that mixes informative and uninformative groups.
     for seed in range(20):
-        full = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4, seed=seed).batch_at(0)
+        full = rollout_source(
+            *model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4, seed=seed
+        ).batch_at(0)
         groups = full["advantages"].view(4, 4).abs().sum(1) > 0
         rows = [r for g in range(4) if groups[g] for r in range(g * 4, g * 4 + 4)] or [0, 1, 2, 3]
         if 0 < len(rows) < 16:
             break
     assert 0 < len(rows) < 16, "no toy rollout mixed informative and uninformative groups"
-    kept = rollout_source(*model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4, seed=seed,
-                          drop_zero_signal=True).batch_at(0)
-    assert kept["metrics"]["trained_rows"] == len(rows) and torch.equal(kept["advantages"], full["advantages"][rows])
+    kept = rollout_source(
+        *model_and_tok, DigitsTask(), group_size=4, prompts_per_step=4, seed=seed, drop_zero_signal=True
+    ).batch_at(0)
+    assert kept["metrics"]["trained_rows"] == len(rows) and torch.equal(
+        kept["advantages"], full["advantages"][rows]
+    )
     width = kept["input_ids"].size(1)
     assert torch.equal(kept["input_ids"], full["input_ids"][rows][:, :width])
     assert kept["metrics"]["reward"] == full["metrics"]["reward"]  # rewards are logged over every completion
@@ -154,8 +178,12 @@ def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_an
     from infir.rl.rollout import RolloutBatches, SamplingSettings
 
     model, tok = model_and_tok
-    doc = {"family": "chain_sum", "question": "8 + 6 + 7 =", "answer": "21",
-           "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21."}
+    doc = {
+        "family": "chain_sum",
+        "question": "8 + 6 + 7 =",
+        "answer": "21",
+        "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21.",
+    }
     outputs = ["8 + 6 = 14. 14 + 7 = 21. The answer is 21.", "8 + 6 = 14. 14 + 7 = 22. The answer is 22."]
     completions = [tok(o, add_special_tokens=False)["input_ids"] for o in outputs]
 
@@ -164,13 +192,31 @@ def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_an
             pass
 
         def generate(self, prompts, settings, seed):
-            return [Generation(text=o, finish_reason="eos", token_ids=list(c), prompt_tokens=len(prompts[0]),
-                               new_tokens=len(c)) for o, c in zip(outputs, completions)]
+            return [
+                Generation(
+                    text=o,
+                    finish_reason="eos",
+                    token_ids=list(c),
+                    prompt_tokens=len(prompts[0]),
+                    new_tokens=len(c),
+                )
+                for o, c in zip(outputs, completions)
+            ]
 
     task = get_task("reasoning")
     prompt = tok(task.build_prompt(doc, chat=True, tokenizer=tok), add_special_tokens=False)["input_ids"]
-    source = RolloutBatches(model, tok, [doc], [prompt], Rewarder(task), SamplingSettings(group_size=2, max_new_tokens=40),
-                            prompts_per_step=1, seed=0, engine=Scripted(), advantage="process")
+    source = RolloutBatches(
+        model,
+        tok,
+        [doc],
+        [prompt],
+        Rewarder(task),
+        SamplingSettings(group_size=2, max_new_tokens=40),
+        prompts_per_step=1,
+        seed=0,
+        engine=Scripted(),
+        advantage="process",
+    )
     batch = source.batch_at(0)
     adv, labels = batch["advantages"], batch["labels"]
     assert adv.shape == (2, labels.size(1) - 1)
@@ -180,6 +226,9 @@ def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_an
     # step rewards [1, 1, 1] and [1, 0]: mean 4/5, std sqrt(1/5); the first completion's tokens are all
     # pushed up (its end of turn too); the second's second step is pushed down, its first step nets
     # 1/5 - 4/5 < 0, and nothing after its wrong step is trained
-    right, wrong = adv[0, start:start + len(completions[0]) + 1], adv[1, start:start + len(completions[1]) + 1]
+    right, wrong = (
+        adv[0, start : start + len(completions[0]) + 1],
+        adv[1, start : start + len(completions[1]) + 1],
+    )
     assert (right > 0).all()
     assert (wrong[:3] < 0).all() and (wrong[-5:] == 0).all()

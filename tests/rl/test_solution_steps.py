@@ -9,31 +9,42 @@ from infir.rl.grpo import clipped_surrogate, process_advantages
 from infir.rl.rewards import Rewarder
 from infir.rl.solution_steps import reference_prefix_share, solution_steps, step_rewards
 
-EQUATION = ("Subtract 4 from both sides: -3*w = 1 - 4 = -3. Divide both sides by -3: w = -3 / -3 = 1. "
-            "The answer is 1.")
+EQUATION = (
+    "Subtract 4 from both sides: -3*w = 1 - 4 = -3. Divide both sides by -3: w = -3 / -3 = 1. "
+    "The answer is 1."
+)
 
 
 def test_solution_steps_are_its_sentences_without_the_answer():
-    assert solution_steps(EQUATION) == ["Subtract 4 from both sides: -3*w = 1 - 4 = -3.",
-                                        "Divide both sides by -3: w = -3 / -3 = 1."]
+    assert solution_steps(EQUATION) == [
+        "Subtract 4 from both sides: -3*w = 1 - 4 = -3.",
+        "Divide both sides by -3: w = -3 / -3 = 1.",
+    ]
     assert solution_steps("2.5 * 2 = 5.  5 + 1 = 6.\nThe answer is 6.") == ["2.5 * 2 = 5.", "5 + 1 = 6."]
     assert solution_steps("The answer is 6.") == [] and solution_steps("") == []
 
 
-@pytest.mark.parametrize("output, matched", [
-    (EQUATION, 2),
-    ("Subtract 4 from both  sides: -3*w = 1 - 4 = -3. Divide both sides by -3: w = -3 / -3 = 2.", 1),
-    # a true but unrelated first step earns nothing, even when a later sentence matches
-    ("0 - 0 = 0. Divide both sides by -3: w = -3 / -3 = 1. The answer is 1.", 0),
-    ("The answer is 1.", 0),
-])
+@pytest.mark.parametrize(
+    "output, matched",
+    [
+        (EQUATION, 2),
+        ("Subtract 4 from both  sides: -3*w = 1 - 4 = -3. Divide both sides by -3: w = -3 / -3 = 2.", 1),
+        # a true but unrelated first step earns nothing, even when a later sentence matches
+        ("0 - 0 = 0. Divide both sides by -3: w = -3 / -3 = 1. The answer is 1.", 0),
+        ("The answer is 1.", 0),
+    ],
+)
 def test_the_longest_run_of_reference_steps_written_first(output, matched):
     assert reference_prefix_share(EQUATION, output) == (2, matched)
 
 
 def test_step_reward_adds_the_share_of_reference_steps_followed():
-    doc = {"family": "chain_sum", "question": "8 + 6 + 7 =", "answer": "21",
-           "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21."}
+    doc = {
+        "family": "chain_sum",
+        "question": "8 + 6 + 7 =",
+        "answer": "21",
+        "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21.",
+    }
     r = Rewarder(get_task("reasoning"), RewardConfig(correct=1.0, format=0.0, steps=0.5))
     right = r.score(doc, "8 + 6 = 14. 14 + 7 = 21. The answer is 21.")
     assert right.total == pytest.approx(1.5) and (right.reference_steps, right.steps_matched) == (2, 2)
@@ -56,8 +67,15 @@ def pieces(text):  # one "token" per character: the step ends are character indi
 
 def test_step_rewards_judge_steps_in_order_and_stop_at_the_first_wrong_one():
     right = "8 + 6 = 14. 14 + 7 = 21. The answer is 21."
-    assert step_rewards(CHAIN, pieces(right) + [""], True) == [(10, 1.0), (23, 1.0), (42, 1.0)]  # "" = end of turn
-    assert step_rewards(CHAIN, pieces("8 + 6 = 14. 14 + 7 = 22. The answer is 22."), False) == [(10, 1.0), (23, 0.0)]
+    assert step_rewards(CHAIN, pieces(right) + [""], True) == [
+        (10, 1.0),
+        (23, 1.0),
+        (42, 1.0),
+    ]  # "" = end of turn
+    assert step_rewards(CHAIN, pieces("8 + 6 = 14. 14 + 7 = 22. The answer is 22."), False) == [
+        (10, 1.0),
+        (23, 0.0),
+    ]
     assert step_rewards(CHAIN, pieces("8 + 6 = 15. 15 + 7 = 22."), False) == [(10, 0.0)]
     # every step right but the answer sentence copied wrongly; a skipped step leaves the answer unearned
     assert step_rewards(CHAIN, pieces("8 + 6 = 14. 14 + 7 = 21. The answer is 12."), False)[-1] == (41, 0.0)

@@ -29,21 +29,46 @@ def test_rl_stage_trains_from_sft_and_keeps_the_chat_model(chat_model_dir, tmp_p
     torch.set_num_threads(1)
     run_dir = tmp_path / "run"
     _fake_sft_run(run_dir, chat_model_dir)
-    recipe = Recipe.model_validate({
-        "stages": ["sft", "rl", "eval"], "runtime": {"device": "cpu"},
-        "eval": {"tasks": [{"name": "reasoning", "options": {"n": 5, "families": ["chain_sum"]}}]},
-        "rl": {"prompts": {"families": ["chain_sum"], "per_family": 40}, "group_size": 4, "prompts_per_step": 2,
-               "micro_batch_size": 4, "max_new_tokens": 8, "seq_len": 96, "max_steps": 3, "save_every": 2,
-               "kl_coef": 0.05, "reward": {"format": 0.1}, "optimizer": {"lr": 1e-3}, "precision": "fp32"},
-    })
+    recipe = Recipe.model_validate(
+        {
+            "stages": ["sft", "rl", "eval"],
+            "runtime": {"device": "cpu"},
+            "eval": {"tasks": [{"name": "reasoning", "options": {"n": 5, "families": ["chain_sum"]}}]},
+            "rl": {
+                "prompts": {"families": ["chain_sum"], "per_family": 40},
+                "group_size": 4,
+                "prompts_per_step": 2,
+                "micro_batch_size": 4,
+                "max_new_tokens": 8,
+                "seq_len": 96,
+                "max_steps": 3,
+                "save_every": 2,
+                "kl_coef": 0.05,
+                "reward": {"format": 0.1},
+                "optimizer": {"lr": 1e-3},
+                "precision": "fp32",
+            },
+        }
+    )
     summary = run_stage(recipe, RL_STAGE, run_dir, log=lambda m: None)
     assert summary["steps"] == 3 and summary["prompts"] == 40 and summary["dropped_eval_overlap"] == 0
     assert summary["chat"] is True and summary["init_from"] == str(run_dir / "sft" / "final")
     assert {"reward_first", "reward_last", "accuracy_first", "accuracy_last"} <= summary.keys()
     rows = [json.loads(x) for x in (run_dir / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
-    assert {"loss", "reward", "reward_std", "accuracy", "format", "completion_tokens", "truncated", "kl",
-            "clip_frac", "zero_signal_groups", "rollout_s"} <= rows[0].keys()
+    assert {
+        "loss",
+        "reward",
+        "reward_std",
+        "accuracy",
+        "format",
+        "completion_tokens",
+        "truncated",
+        "kl",
+        "clip_frac",
+        "zero_signal_groups",
+        "rollout_s",
+    } <= rows[0].keys()
     model, tok = load(run_dir / "rl" / "final")
     sft_model, sft_tok = load(chat_model_dir)
     assert tok.eos_token == "<|im_end|>" and tok.chat_template == sft_tok.chat_template
@@ -52,7 +77,9 @@ def test_rl_stage_trains_from_sft_and_keeps_the_chat_model(chat_model_dir, tmp_p
     assert (run_dir / "rl" / "config.yaml").is_file() and (run_dir / "rl" / MARKER).is_file()
     again = run_stage(recipe, RL_STAGE, run_dir, log=lambda m: None)  # complete and unchanged: skipped
     assert again == json.loads((run_dir / "rl" / "summary.json").read_text())
-    assert plot_reward_curve(rows, tmp_path / "reward.png") and (tmp_path / "reward.png").stat().st_size > 1000
+    assert (
+        plot_reward_curve(rows, tmp_path / "reward.png") and (tmp_path / "reward.png").stat().st_size > 1000
+    )
     assert not plot_reward_curve([{"step": 1, "loss": 2.0}], tmp_path / "none.png")
 
 
@@ -85,10 +112,15 @@ def test_prompts_come_from_the_train_split_and_eval_overlaps_are_dropped(chat_mo
     assert len(docs) == 30 and not any(is_heldout(d["question"]) for d in docs)
     heldout = [p.to_dict() for p in generate("chain_sum", 4, 7, split="heldout")]
     monkeypatch.setattr(rl_stage, "prompt_docs", lambda *a: docs[:6] + heldout)
-    recipe = Recipe.model_validate({
-        "stages": ["sft", "rl", "eval"],
-        "eval": {"tasks": [{"name": "reasoning", "options": {"n": 4, "seed": 7, "families": ["chain_sum"]}}]},
-        "rl": {"max_new_tokens": 16, "seq_len": 128}})
+    recipe = Recipe.model_validate(
+        {
+            "stages": ["sft", "rl", "eval"],
+            "eval": {
+                "tasks": [{"name": "reasoning", "options": {"n": 4, "seed": 7, "families": ["chain_sum"]}}]
+            },
+            "rl": {"max_new_tokens": 16, "seq_len": 128},
+        }
+    )
     ctx = SimpleNamespace(recipe=recipe)
     model, tok = load(chat_model_dir)
     kept, ids, counts = rl_stage.build_prompts(ctx, recipe.rl, get_task("reasoning"), tok, model, chat=True)
@@ -119,8 +151,18 @@ def test_config_derives_the_batch_and_checks_it():
 def test_the_report_shows_the_reward_curve(tmp_path):
     from infir.report.render import write_report
 
-    rows = [{"step": s, "loss": 0.01, "lr": 1e-4, "reward": 0.1 + 0.01 * s, "reward_std": 0.05,
-             "accuracy": 0.01 * s, "tokens_per_s": 900.0} for s in range(1, 21)]
+    rows = [
+        {
+            "step": s,
+            "loss": 0.01,
+            "lr": 1e-4,
+            "reward": 0.1 + 0.01 * s,
+            "reward_std": 0.05,
+            "accuracy": 0.01 * s,
+            "tokens_per_s": 900.0,
+        }
+        for s in range(1, 21)
+    ]
     (tmp_path / "rl").mkdir()
     (tmp_path / "rl" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_json(tmp_path / "rl" / "summary.json", {"steps": 20, **rl_stage.reward_curve_summary(rows)})

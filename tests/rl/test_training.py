@@ -18,18 +18,37 @@ from infir.train.trainer import Trainer
 from tests.rl.helpers import DigitsTask, load, rollout_source
 
 RUN_TOY = Path(__file__).with_name("run_rl_toy.py")
-COMPARED = ("loss", "reward", "reward_std", "accuracy", "completion_tokens", "kl", "clip_frac", "ratio", "grad_norm")
+COMPARED = (
+    "loss",
+    "reward",
+    "reward_std",
+    "accuracy",
+    "completion_tokens",
+    "kl",
+    "clip_frac",
+    "ratio",
+    "grad_norm",
+)
 
 
 def test_a_short_run_raises_the_mean_reward(chat_model_dir, tmp_path):
     torch.set_num_threads(1)
     model, tok = load(chat_model_dir)
     source = rollout_source(model, tok, DigitsTask(), group_size=8, prompts_per_step=4, max_new_tokens=6)
-    cfg = TrainConfig(max_steps=20, global_batch_size=32, micro_batch_size=16, seq_len=64, log_every=1,
-                      precision="fp32", optimizer={"lr": 1e-2, "weight_decay": 0.0},
-                      schedule={"kind": "constant", "warmup_steps": 0}, peak_flops=1e12)
-    trainer = Trainer(cfg, model, tok, source, tmp_path / "rl", DistInfo(), objective=GRPOObjective(),
-                      log=lambda m: None)
+    cfg = TrainConfig(
+        max_steps=20,
+        global_batch_size=32,
+        micro_batch_size=16,
+        seq_len=64,
+        log_every=1,
+        precision="fp32",
+        optimizer={"lr": 1e-2, "weight_decay": 0.0},
+        schedule={"kind": "constant", "warmup_steps": 0},
+        peak_flops=1e12,
+    )
+    trainer = Trainer(
+        cfg, model, tok, source, tmp_path / "rl", DistInfo(), objective=GRPOObjective(), log=lambda m: None
+    )
     trainer.fit()
     rows = trainer.metrics.read()
     rewards = [r["reward"] for r in rows]
@@ -47,8 +66,12 @@ def metrics(path: Path) -> dict[int, dict]:
 
 def _toy(model: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    return subprocess.Popen([sys.executable, str(RUN_TOY), str(model), str(out), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(RUN_TOY), str(model), str(out), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_kill_9_then_rerun_repeats_rewards_and_losses_bitwise(chat_model_dir, tmp_path):
@@ -71,5 +94,8 @@ def test_kill_9_then_rerun_repeats_rewards_and_losses_bitwise(chat_model_dir, tm
     assert resumed_from is not None and 0 < resumed_from <= kill_at, (kill_at, resumed_from)
     expected, got = metrics(tmp_path / "ref"), metrics(tmp_path / "run")
     assert sorted(got) == list(range(1, 13))
-    assert all(got[s] == expected[s] for s in got), (kill_at, resumed_from)  # bitwise, KL and clipping included
+    assert all(got[s] == expected[s] for s in got), (
+        kill_at,
+        resumed_from,
+    )  # bitwise, KL and clipping included
     assert any(expected[s]["clip_frac"] > 0 for s in expected)  # the second step of a rollout is off-policy

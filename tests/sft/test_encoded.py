@@ -15,8 +15,12 @@ def conversations(n: int, seed: int = 0) -> list[list[dict]]:
     for i in range(n):
         a, b = rng.randint(0, 999), rng.randint(0, 999)
         steps = " ".join(f"step {k}: {a} + {k} = {a + k}." for k in range(rng.randint(0, 12)))
-        out.append([{"role": "user", "content": f"#{i}: what is {a} + {b}?"},
-                    {"role": "assistant", "content": f"{steps} The answer is {a + b}."}])
+        out.append(
+            [
+                {"role": "user", "content": f"#{i}: what is {a} + {b}?"},
+                {"role": "assistant", "content": f"{steps} The answer is {a + b}."},
+            ]
+        )
     return out
 
 
@@ -83,4 +87,8 @@ def test_the_encoded_example_keeps_the_assistant_mask(tmp_path, chat_tokenizer):
     convos = conversations(3)
     store = build(tmp_path / "enc", chat_tokenizer, convos, 1, max_tokens=10_000, seq_len=10_000)
     ex = encode_conversation(chat_tokenizer, convos[2])
-    assert store[2].labels == ex.labels and any(t == -100 for t in ex.labels) and any(t != -100 for t in ex.labels)
+    assert (
+        store[2].labels == ex.labels
+        and any(t == -100 for t in ex.labels)
+        and any(t != -100 for t in ex.labels)
+    )

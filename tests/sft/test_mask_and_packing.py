@@ -57,16 +57,29 @@ def test_best_fit_decreasing_places_every_item_once_within_capacity():
 
 
 def _examples(tok, n=12):
-    convos = [[{"role": "user", "content": f"What is {a} + {b}?"},
-               {"role": "assistant", "content": f"{a} + {b} = {a + b}. The answer is {a + b}."}]
-              for a, b in zip(range(n), range(3, 3 + n))]
+    convos = [
+        [
+            {"role": "user", "content": f"What is {a} + {b}?"},
+            {"role": "assistant", "content": f"{a} + {b} = {a + b}. The answer is {a + b}."},
+        ]
+        for a, b in zip(range(n), range(3, 3 + n))
+    ]
     return [encode_conversation(tok, c) for c in convos]
 
 
 def test_packed_and_unpacked_batches_give_the_same_per_conversation_loss(chat_tokenizer):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset=None, hidden_size=32, num_layers=2, num_heads=2,
-                                    intermediate_size=64, max_position_embeddings=256), tokenizer=chat_tokenizer)
+    model = build_model(
+        ModelConfig(
+            preset=None,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=256,
+        ),
+        tokenizer=chat_tokenizer,
+    )
     model.eval()
     examples = _examples(chat_tokenizer)
     pad = chat_tokenizer.pad_token_id
@@ -81,12 +94,14 @@ def test_packed_and_unpacked_batches_give_the_same_per_conversation_loss(chat_to
         for r, row in enumerate(packed.rows):
             built = build_row([examples[i] for i in row], 128, pad)
             ids = torch.tensor([built["input_ids"]])
-            logits = model(input_ids=ids, position_ids=torch.tensor([built["position_ids"]]), use_cache=False).logits
+            logits = model(
+                input_ids=ids, position_ids=torch.tensor([built["position_ids"]]), use_cache=False
+            ).logits
             offset = 0
             for i in row:
                 n = len(examples[i].input_ids)
                 labels = torch.full((1, 128), -100)
-                labels[0, offset:offset + n] = torch.tensor(examples[i].labels)
+                labels[0, offset : offset + n] = torch.tensor(examples[i].labels)
                 assert token_loss_sum(logits, labels).item() == pytest.approx(single[i], rel=1e-4, abs=1e-4)
                 offset += n
 
@@ -112,9 +127,16 @@ def test_batches_are_the_same_for_one_or_two_ranks_and_resume_exactly(chat_token
 
 def test_padding_share_is_lower_with_packing_for_mixed_lengths(chat_tokenizer):
     rng = random.Random(0)
-    convos = [[{"role": "user", "content": "Sum: " + " + ".join(str(rng.randint(1, 9)) for _ in range(n))},
-               {"role": "assistant", "content": "Adding step by step. " * rng.randint(1, 6) + "The answer is 1."}]
-              for n in [rng.randint(1, 12) for _ in range(48)]]
+    convos = [
+        [
+            {"role": "user", "content": "Sum: " + " + ".join(str(rng.randint(1, 9)) for _ in range(n))},
+            {
+                "role": "assistant",
+                "content": "Adding step by step. " * rng.randint(1, 6) + "The answer is 1.",
+            },
+        ]
+        for n in [rng.randint(1, 12) for _ in range(48)]
+    ]
     examples = [encode_conversation(chat_tokenizer, c) for c in convos]
     pad = chat_tokenizer.pad_token_id
     packed = ConversationBatches(examples, 128, 4, seed=0, pad_id=pad, packing=True).padding_share()
@@ -125,10 +147,14 @@ def test_padding_share_is_lower_with_packing_for_mixed_lengths(chat_tokenizer):
 def test_bad_records_fail_with_file_and_record_number(tmp_path):
     path = tmp_path / "c.jsonl"
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-    lines = [json.dumps(good), "{not json", json.dumps({"messages": [{"role": "robot", "content": "x"}]}),
-             json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),
-             json.dumps({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "a"}]}),
-             json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]})]
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({"messages": [{"role": "robot", "content": "x"}]}),
+        json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),
+        json.dumps({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "a"}]}),
+        json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}),
+    ]
     path.write_text("\n".join(lines) + "\n")
     src = ConversationSource(type="jsonl", path=str(path))
     with pytest.raises(BadRecord, match=rf"{path}:2: not_json"):
@@ -140,7 +166,9 @@ def test_bad_records_fail_with_file_and_record_number(tmp_path):
 
 
 def test_generated_source_and_system_prompt():
-    src = ConversationSource(type="generated", families=["chain_sum"], per_family=5, system_prompt="Be brief.")
+    src = ConversationSource(
+        type="generated", families=["chain_sum"], per_family=5, system_prompt="Be brief."
+    )
     convos, report = load_conversations([src])
     assert report.kept == 5
     assert convos[0][0] == {"role": "system", "content": "Be brief."}

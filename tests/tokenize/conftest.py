@@ -32,8 +32,14 @@ def _docs(n_code: int = 30, n_docs: int = 30, math_per_family: int = 8) -> list[
     docs += list(iter_builtin("python_docs", max_docs=n_docs))
     docs += list(iter_builtin("reasoning_gym", docs_per_family=math_per_family))
     for i, text in enumerate(MULTILINGUAL):
-        docs.append({"id": f"ml/{i}", "text": text, "url": f"test://ml/{i}",
-                     "metadata": {"domain": "web", "source": "test"}})
+        docs.append(
+            {
+                "id": f"ml/{i}",
+                "text": text,
+                "url": f"test://ml/{i}",
+                "metadata": {"domain": "web", "source": "test"},
+            }
+        )
     random.Random(0).shuffle(docs)
     return docs
 
@@ -87,6 +93,13 @@ def curated(tmp_path_factory, corpus_docs) -> Path:
 def tokenized(tmp_path_factory, curated) -> Path:
     """A tokenize stage output (trained 1k tokenizer, several shard jobs per file)."""
     out = tmp_path_factory.mktemp("tokenize")
-    tokenize_corpus(curated / "kept", out, SMALL_TOKENIZER, TokenizeConfig(**SMALL_SHARDS),
-                    curated / "mixtures.json", log=lambda *_: None, progress=False)
+    tokenize_corpus(
+        curated / "kept",
+        out,
+        SMALL_TOKENIZER,
+        TokenizeConfig(**SMALL_SHARDS),
+        curated / "mixtures.json",
+        log=lambda *_: None,
+        progress=False,
+    )
     return out

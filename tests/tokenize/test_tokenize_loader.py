@@ -50,8 +50,10 @@ def test_batches_are_packed_documents(tokenized):
     eos = read_index(tokenized / "shards")["doc_end_id"]
     loader = build_loader(tokenized, "pretrain", SEQ, GLOBAL, seed=0)
     for batch in _take(loader, 5):
-        assert all(batch[k].shape == (GLOBAL, SEQ) and batch[k].dtype == torch.long
-                   for k in ("input_ids", "labels", "position_ids"))
+        assert all(
+            batch[k].shape == (GLOBAL, SEQ) and batch[k].dtype == torch.long
+            for k in ("input_ids", "labels", "position_ids")
+        )
         for ids, pos, labels in zip(batch["input_ids"], batch["position_ids"], batch["labels"]):
             starts = torch.nonzero(pos == 0).flatten().tolist() + [SEQ]
             assert starts[0] == 0
@@ -85,8 +87,10 @@ def test_same_batches_for_any_number_of_workers(tokenized):
 
 def test_same_global_batches_for_1_and_2_ranks(tokenized):
     single = _take(build_loader(tokenized, "anneal", SEQ, GLOBAL, seed=1), 5)
-    ranks = [_take(build_loader(tokenized, "anneal", SEQ, GLOBAL, seed=1, rank=r, world_size=2,
-                                num_workers=r), 5) for r in range(2)]
+    ranks = [
+        _take(build_loader(tokenized, "anneal", SEQ, GLOBAL, seed=1, rank=r, world_size=2, num_workers=r), 5)
+        for r in range(2)
+    ]
     for step, whole in enumerate(single):
         halves = [ranks[0][step], ranks[1][step]]
         assert all(h["input_ids"].shape == (GLOBAL // 2, SEQ) for h in halves)
@@ -112,14 +116,16 @@ def test_resume_yields_exactly_the_next_batches(tokenized, workers):
     # a different world size may resume the same run: global batches do not depend on it
     rank1 = build_loader(tokenized, "pretrain", SEQ, GLOBAL, seed=0, rank=1, world_size=2)
     rank1.load_state_dict(state)
-    assert torch.equal(next(iter(rank1))["input_ids"], uninterrupted[k]["input_ids"][GLOBAL // 2:])
+    assert torch.equal(next(iter(rank1))["input_ids"], uninterrupted[k]["input_ids"][GLOBAL // 2 :])
 
 
 def test_resume_refuses_a_different_run(tokenized):
     state = build_loader(tokenized, "pretrain", SEQ, GLOBAL, seed=0).state_dict()
-    for other in (build_loader(tokenized, "pretrain", SEQ, GLOBAL, seed=1),
-                  build_loader(tokenized, "anneal", SEQ, GLOBAL, seed=0),
-                  build_loader(tokenized, "pretrain", SEQ * 2, GLOBAL, seed=0)):
+    for other in (
+        build_loader(tokenized, "pretrain", SEQ, GLOBAL, seed=1),
+        build_loader(tokenized, "anneal", SEQ, GLOBAL, seed=0),
+        build_loader(tokenized, "pretrain", SEQ * 2, GLOBAL, seed=0),
+    ):
         with pytest.raises(ValueError, match="does not match"):
             other.load_state_dict(state)
 
@@ -175,8 +181,10 @@ def test_validation_batches(tokenized):
     val = ValidationBatches(tokenized, SEQ, 4)
     passes = [list(val), list(val)]
     assert len(passes[0]) == len(val) > 0 and all(_same(a, b) for a, b in zip(*passes))
-    val_tokens = sum(ShardSet.open(tokenized / "shards", d, "val").n_tokens
-                     for d in read_index(tokenized / "shards")["domains"])
+    val_tokens = sum(
+        ShardSet.open(tokenized / "shards", d, "val").n_tokens
+        for d in read_index(tokenized / "shards")["domains"]
+    )
     real = sum(int((b["input_ids"] != val.pad_id).sum()) for b in passes[0])
     assert real == val_tokens
     halves = [list(ValidationBatches(tokenized, SEQ, 4, rank=r, world_size=2)) for r in range(2)]

@@ -22,9 +22,16 @@ VOCAB = 1024
 
 def _model(attn: str) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      attn_implementation=attn)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        attn_implementation=attn,
+    )
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -40,7 +47,7 @@ def test_changing_document_a_leaves_document_b_unchanged(attn):
     eos = 1
     doc_a = np.append(rng.integers(2, VOCAB, 23), eos)
     doc_a2 = np.append(rng.integers(2, VOCAB, 23), eos)  # same length, other content
-    doc_a3 = np.append(rng.integers(2, VOCAB, 9), eos)   # other length: B moves in the row
+    doc_a3 = np.append(rng.integers(2, VOCAB, 9), eos)  # other length: B moves in the row
     doc_b = np.append(rng.integers(2, VOCAB, 30), eos)
     tail = rng.integers(2, VOCAB, 64)
     model = _model(attn)
@@ -48,7 +55,7 @@ def test_changing_document_a_leaves_document_b_unchanged(attn):
     def b_logits(a, pos_ids=True):
         row = pack_row([a, doc_b, tail[: 64 - len(a) - len(doc_b)]], 64)
         logits = _logits(model, row[0], row[1] if pos_ids else None)
-        return logits[len(a): len(a) + len(doc_b)]
+        return logits[len(a) : len(a) + len(doc_b)]
 
     alone = _logits(model, doc_b, np.arange(len(doc_b)))
     for a in (doc_a, doc_a2, doc_a3):
@@ -60,8 +67,12 @@ def test_changing_document_a_leaves_document_b_unchanged(attn):
 def test_loader_rows_equal_their_documents_run_alone(tokenized):
     model = _model("sdpa")
     loader = build_loader(tokenized, "pretrain", 128, 8, seed=0)
-    rows = [(b["input_ids"][r], b["position_ids"][r]) for b in (loader.batch(s) for s in range(40))
-            for r in range(8) if int((b["position_ids"][r] == 0).sum()) > 1][:4]
+    rows = [
+        (b["input_ids"][r], b["position_ids"][r])
+        for b in (loader.batch(s) for s in range(40))
+        for r in range(8)
+        if int((b["position_ids"][r] == 0).sum()) > 1
+    ][:4]
     assert len(rows) == 4, "the fixture should pack several documents into some rows"
     ids, pos = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
     multi = range(len(rows))
@@ -71,7 +82,7 @@ def test_loader_rows_equal_their_documents_run_alone(tokenized):
         starts = torch.nonzero(pos[r] == 0).flatten().tolist() + [ids.shape[1]]
         for s, e in itertools.pairwise(starts):
             with torch.no_grad():
-                alone = model(input_ids=ids[r:r + 1, s:e], use_cache=False).logits[0]
+                alone = model(input_ids=ids[r : r + 1, s:e], use_cache=False).logits[0]
             torch.testing.assert_close(packed[r, s:e], alone, atol=2e-5, rtol=1e-4)
 
 

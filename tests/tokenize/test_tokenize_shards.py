@@ -21,8 +21,11 @@ QUIET = {"log": lambda *_: None, "progress": False}
 
 
 def _tree_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and "_jobs" not in p.parts}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "_jobs" not in p.parts
+    }
 
 
 def test_dtype_by_vocabulary():
@@ -81,8 +84,14 @@ def test_validation_split(tokenized):
 def test_workers_and_resume_give_identical_shards(tmp_path, curated, tokenized, small_configs):
     tok_cfg, cfg = small_configs
     parallel = tmp_path / "parallel"
-    summary = tokenize_corpus(curated / "kept", parallel, tok_cfg, cfg.model_copy(update={"workers": 2}),
-                              curated / "mixtures.json", **QUIET)
+    summary = tokenize_corpus(
+        curated / "kept",
+        parallel,
+        tok_cfg,
+        cfg.model_copy(update={"workers": 2}),
+        curated / "mixtures.json",
+        **QUIET,
+    )
     assert _tree_bytes(parallel / "shards") == _tree_bytes(tokenized / "shards")
     assert summary["sharding"]["jobs_reused"] == 0
 
@@ -169,8 +178,9 @@ def test_bad_input_names_file_and_line(tmp_path, small_configs):
         tokenize_corpus(kept, tmp_path / "out2", tok_cfg, cfg, **QUIET)
     bad.unlink()
     broken = kept / "00001.jsonl.gz"
-    lines = "".join(json.dumps({"id": str(i), "text": f"document {i} " * (i % 7 + 1)}) + "\n"
-                    for i in range(2000))
+    lines = "".join(
+        json.dumps({"id": str(i), "text": f"document {i} " * (i % 7 + 1)}) + "\n" for i in range(2000)
+    )
     whole = gzip.compress(lines.encode())
     broken.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(InputError, match=str(broken)):
@@ -185,8 +195,13 @@ def test_parquet_input_and_loaded_tokenizer(tmp_path, corpus_docs, shared, small
     kept = tmp_path / "kept"
     kept.mkdir()
     docs = [d for d in corpus_docs if d["text"]][:40]
-    table = pa.table({"id": [d["id"] for d in docs], "text": [d["text"] for d in docs],
-                      "metadata": [json.dumps(d["metadata"]) for d in docs]})
+    table = pa.table(
+        {
+            "id": [d["id"] for d in docs],
+            "text": [d["text"] for d in docs],
+            "metadata": [json.dumps(d["metadata"]) for d in docs],
+        }
+    )
     pq.write_table(table, kept / "part-0.parquet", row_group_size=7)
     from infir.tokenize.config import TokenizerConfig
 

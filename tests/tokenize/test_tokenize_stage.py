@@ -16,23 +16,33 @@ from infir.tokenize.loader import build_loader
 
 def _recipe(**tokenize):
     # The stage reads only these sections; the real Recipe composes them the same way.
-    recipe = SimpleNamespace(seed=0, tokenizer=TokenizerConfig(vocab_size=700),
-                             tokenize=TokenizeConfig(shard_size_mb=0.2, workers=0, **tokenize))
+    recipe = SimpleNamespace(
+        seed=0,
+        tokenizer=TokenizerConfig(vocab_size=700),
+        tokenize=TokenizeConfig(shard_size_mb=0.2, workers=0, **tokenize),
+    )
     return recipe
 
 
-STAGE = Stage("tokenize", sections=("tokenizer", "tokenize"), needs=("curate",), fn=tokenize_stage.run,
-              resumable=True)
+STAGE = Stage(
+    "tokenize", sections=("tokenizer", "tokenize"), needs=("curate",), fn=tokenize_stage.run, resumable=True
+)
 
 
 def test_stage_reads_curate_output(tmp_path, corpus_docs, make_curated):
     run_dir = tmp_path / "run"
-    make_curated(run_dir / "curate", corpus_docs,
-                 mixtures={"pretrain": {"weights": {"web": 2, "code": 1, "math": 1, "wiki": 1}},
-                           "anneal": {"weights": {"math": 3, "code": 1}}})
+    make_curated(
+        run_dir / "curate",
+        corpus_docs,
+        mixtures={
+            "pretrain": {"weights": {"web": 2, "code": 1, "math": 1, "wiki": 1}},
+            "anneal": {"weights": {"math": 3, "code": 1}},
+        },
+    )
     (run_dir / "curate" / MARKER).write_text(json.dumps({"fingerprint": "x"}))
-    summary = run_stage(_recipe(mixtures={"anneal": {"math": 1.0}}, seq_len=48), STAGE, run_dir,
-                        log=lambda *_: None)
+    summary = run_stage(
+        _recipe(mixtures={"anneal": {"math": 1.0}}, seq_len=48), STAGE, run_dir, log=lambda *_: None
+    )
     out = run_dir / "tokenize"
     assert (out / MARKER).exists() and json.loads((out / "summary.json").read_text())["domains"]
     tok = AutoTokenizer.from_pretrained(out / "tokenizer")

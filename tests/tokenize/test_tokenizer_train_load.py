@@ -52,13 +52,16 @@ def test_vocab_size_and_special_tokens(tok):
 
 
 def test_chat_template_assistant_mask(tok):
-    messages = [{"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "What is 12+30?"},
-                {"role": "assistant", "content": "12+30 = 42. The answer is 42."},
-                {"role": "user", "content": "And 2+2?"},
-                {"role": "assistant", "content": "The answer is 4."}]
-    out = tok.apply_chat_template(messages, tokenize=True, return_dict=True,
-                                  return_assistant_tokens_mask=True)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 12+30?"},
+        {"role": "assistant", "content": "12+30 = 42. The answer is 42."},
+        {"role": "user", "content": "And 2+2?"},
+        {"role": "assistant", "content": "The answer is 4."},
+    ]
+    out = tok.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     ids, mask = out["input_ids"], out["assistant_masks"]
     assert len(ids) == len(mask)
     spans, current = [], []
@@ -68,11 +71,14 @@ def test_chat_template_assistant_mask(tok):
         elif current:
             spans.append(current)
             current = []
-    assert [tok.decode(s) for s in spans] == [f"12+30 = 42. The answer is 42.{IM_END}",
-                                              f"The answer is 4.{IM_END}"]
+    assert [tok.decode(s) for s in spans] == [
+        f"12+30 = 42. The answer is 42.{IM_END}",
+        f"The answer is 4.{IM_END}",
+    ]
     text = tok.apply_chat_template(messages[:2], tokenize=False, add_generation_prompt=True)
-    assert text == (f"{IM_START}system\nBe brief.{IM_END}\n{IM_START}user\nWhat is 12+30?{IM_END}\n"
-                    f"{IM_START}assistant\n")
+    assert text == (
+        f"{IM_START}system\nBe brief.{IM_END}\n{IM_START}user\nWhat is 12+30?{IM_END}\n{IM_START}assistant\n"
+    )
 
 
 def test_chat_eos_stops_at_end_of_turn(saved):

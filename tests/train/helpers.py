@@ -14,8 +14,16 @@ from infir.model.llm import ModelConfig, build_model
 class RandomTokens:
     """Batches that are a pure function of (seed, step): random documents packed with position resets."""
 
-    def __init__(self, vocab: int, seq_len: int, batch: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 stop_at: int = 0):
+    def __init__(
+        self,
+        vocab: int,
+        seq_len: int,
+        batch: int,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        stop_at: int = 0,
+    ):
         self.vocab, self.seq_len, self.batch, self.seed = vocab, seq_len, batch, seed
         self.rank, self.world, self.step, self.stop_at = rank, world, 0, stop_at
 
@@ -60,8 +68,17 @@ class RandomTokens:
 
 def tiny_model(vocab: int = 64, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(ModelConfig(preset=None, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                                   max_position_embeddings=128), vocab_size=vocab)
+    return build_model(
+        ModelConfig(
+            preset=None,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        ),
+        vocab_size=vocab,
+    )
 
 
 def losses(run_dir: Path) -> dict[int, float]:

@@ -36,9 +36,19 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     info = init_distributed("cpu")
-    cfg = TrainConfig(max_steps=args.steps, global_batch_size=8, micro_batch_size=args.micro, seq_len=32,
-                      log_every=1, save_every=args.save_every, keep_last=2, deterministic=True,
-                      optimizer={"lr": 3e-3}, peak_flops=1e12, precision="fp32")
+    cfg = TrainConfig(
+        max_steps=args.steps,
+        global_batch_size=8,
+        micro_batch_size=args.micro,
+        seq_len=32,
+        log_every=1,
+        save_every=args.save_every,
+        keep_last=2,
+        deterministic=True,
+        optimizer={"lr": 3e-3},
+        peak_flops=1e12,
+        precision="fp32",
+    )
     data = RandomTokens(64, 32, 8, rank=info.rank, world=info.world_size, stop_at=args.stop_at)
     model = tiny_model()
     sleep = args.step_sleep
@@ -46,9 +56,12 @@ def main() -> None:
     def on_step(step, record):
         if sleep:
             import time
+
             time.sleep(sleep)
 
-    trainer = Trainer(cfg, model, None, data, Path(args.out), info, callbacks=[OnLog(on_step)], log=lambda m: None)
+    trainer = Trainer(
+        cfg, model, None, data, Path(args.out), info, callbacks=[OnLog(on_step)], log=lambda m: None
+    )
     if args.default_device:  # around the steps (checkpoint writing is torch's code, not under test)
         for name in ("train_step", "validate"):
             setattr(trainer, name, _on_default_device(getattr(trainer, name), args.default_device))

@@ -31,13 +31,37 @@ def test_callbacks_see_the_start_every_step_every_record_and_the_end(tmp_path):
         def on_fit_end(self, trainer):
             events.append(("end", trainer.step))
 
-    cfg = TrainConfig(max_steps=4, global_batch_size=8, micro_batch_size=8, seq_len=32, log_every=2, progress=False,
-                      peak_flops=1e12, precision="fp32")
+    cfg = TrainConfig(
+        max_steps=4,
+        global_batch_size=8,
+        micro_batch_size=8,
+        seq_len=32,
+        log_every=2,
+        progress=False,
+        peak_flops=1e12,
+        precision="fp32",
+    )
     logged = []
-    Trainer(cfg, tiny_model(), None, RandomTokens(64, 32, 8), tmp_path, DistInfo(), log=lambda m: None,
-            callbacks=[Record(), OnLog(lambda step, record: logged.append(step))]).fit()
-    assert events == [("start", 0), ("step", 1), ("log", 2), ("step", 2), ("step", 3), ("log", 4), ("step", 4),
-                      ("end", 4)]
+    Trainer(
+        cfg,
+        tiny_model(),
+        None,
+        RandomTokens(64, 32, 8),
+        tmp_path,
+        DistInfo(),
+        log=lambda m: None,
+        callbacks=[Record(), OnLog(lambda step, record: logged.append(step))],
+    ).fit()
+    assert events == [
+        ("start", 0),
+        ("step", 1),
+        ("log", 2),
+        ("step", 2),
+        ("step", 3),
+        ("log", 4),
+        ("step", 4),
+        ("end", 4),
+    ]
     assert logged == [2, 4]
 
 

@@ -19,11 +19,19 @@ from tests.train.helpers import RandomTokens, losses, tiny_model
 
 def trainer(out: Path, steps: int, log=lambda m: None) -> Trainer:
     torch.manual_seed(0)
-    cfg = TrainConfig(max_steps=steps, global_batch_size=8, micro_batch_size=8, seq_len=32, log_every=1,
-                      save_every=4, keep_last=3, optimizer={"lr": 3e-3}, peak_flops=1e12, precision="fp32")
+    cfg = TrainConfig(
+        max_steps=steps,
+        global_batch_size=8,
+        micro_batch_size=8,
+        seq_len=32,
+        log_every=1,
+        save_every=4,
+        keep_last=3,
+        optimizer={"lr": 3e-3},
+        peak_flops=1e12,
+        precision="fp32",
+    )
     return Trainer(cfg, tiny_model(), None, RandomTokens(64, 32, 8), out, DistInfo(), log=log)
-
-
 
 
 def stop_after(t: Trainer, steps: int) -> None:
@@ -45,7 +53,9 @@ def test_a_damaged_latest_step_is_named_and_resume_falls_back_to_the_previous_on
     trainer(run, 12).fit()  # leaves steps 4, 8 and 12
     for step in (4, 8, 12):
         manifest = json.loads((run / "checkpoints" / f"step-{step:08d}" / "checksums.json").read_text())
-        assert "training_state.pt" in manifest["files"] and any(f.startswith("state/") for f in manifest["files"])
+        assert "training_state.pt" in manifest["files"] and any(
+            f.startswith("state/") for f in manifest["files"]
+        )
     bad = shard_file(run / "checkpoints" / "step-00000012")
     data = bytearray(bad.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -53,7 +63,9 @@ def test_a_damaged_latest_step_is_named_and_resume_falls_back_to_the_previous_on
     with pytest.raises(CorruptCheckpoint, match=str(bad)):
         verify(run / "checkpoints" / "step-00000012")
     said = []
-    assert ckpt.latest_good_checkpoint(run / "checkpoints", said.append) == run / "checkpoints" / "step-00000008"
+    assert (
+        ckpt.latest_good_checkpoint(run / "checkpoints", said.append) == run / "checkpoints" / "step-00000008"
+    )
     assert len(said) == 1 and str(bad) in said[0]
 
 
@@ -89,7 +101,7 @@ def test_a_damaged_final_model_stops_the_stage_that_reads_it(tmp_path):
     assert resolve_start(ctx) == str(tmp_path / "run" / "pretrain" / FINAL)
     weights = tmp_path / "run" / "pretrain" / FINAL / "model.safetensors"
     data = bytearray(weights.read_bytes())
-    data[len(data) // 2:] = bytes(len(data) - len(data) // 2)  # zero the second half
+    data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)  # zero the second half
     weights.write_bytes(bytes(data))
     with pytest.raises(CorruptCheckpoint, match="model.safetensors"):
         resolve_start(ctx)
@@ -101,7 +113,9 @@ def test_a_damaged_final_model_stops_the_stage_that_reads_it(tmp_path):
 def test_a_full_disk_during_a_checkpoint_says_so_and_names_the_folder(tmp_path):
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(small)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(small)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.decode().strip()}")
     try:
@@ -109,7 +123,9 @@ def test_a_full_disk_during_a_checkpoint_says_so_and_names_the_folder(tmp_path):
         with pytest.raises(OSError) as err:
             t.fit()
         assert err.value.errno == errno.ENOSPC
-        assert "no space left on device" in str(err.value) and str(small / "run" / "checkpoints") in str(err.value)
+        assert "no space left on device" in str(err.value) and str(small / "run" / "checkpoints") in str(
+            err.value
+        )
         assert not list((small / "run" / "checkpoints").glob(".step-*"))  # the partial folder is gone
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
@@ -119,9 +135,20 @@ def test_a_parameter_without_optimizer_state_has_none_after_resume(tmp_path):
     def with_unused(out: Path, steps: int) -> Trainer:
         torch.manual_seed(0)
         model = tiny_model()
-        model.unused = torch.nn.Linear(4, 4)  # trainable, never in the forward pass: AdamW keeps no state for it
-        cfg = TrainConfig(max_steps=steps, global_batch_size=8, micro_batch_size=8, seq_len=32, log_every=1,
-                          save_every=4, optimizer={"lr": 3e-3}, peak_flops=1e12, precision="fp32")
+        model.unused = torch.nn.Linear(
+            4, 4
+        )  # trainable, never in the forward pass: AdamW keeps no state for it
+        cfg = TrainConfig(
+            max_steps=steps,
+            global_batch_size=8,
+            micro_batch_size=8,
+            seq_len=32,
+            log_every=1,
+            save_every=4,
+            optimizer={"lr": 3e-3},
+            peak_flops=1e12,
+            precision="fp32",
+        )
         return Trainer(cfg, model, None, RandomTokens(64, 32, 8), out, DistInfo(), log=lambda m: None)
 
     ref = with_unused(tmp_path / "ref", 12)

@@ -17,18 +17,34 @@ RUN_TOY = Path(__file__).with_name("run_toy.py")
 STEPS, SAVE_EVERY = 16, 4
 
 
-
-
 def _port() -> str:
     return str(29500 + random.Random().randint(1000, 9000))
 
 
 def toy_cmd(out: Path, ranks: int, *extra: str) -> list[str]:
-    args = [str(RUN_TOY), str(out), "--steps", str(STEPS), "--save-every", str(SAVE_EVERY), "--micro", "1", *extra]
+    args = [
+        str(RUN_TOY),
+        str(out),
+        "--steps",
+        str(STEPS),
+        "--save-every",
+        str(SAVE_EVERY),
+        "--micro",
+        "1",
+        *extra,
+    ]
     if ranks == 1:
         return [sys.executable, *args]
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-port", _port(),
-            *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(ranks),
+        "--master-port",
+        _port(),
+        *args,
+    ]
 
 
 def toy(out: Path, ranks: int, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -86,8 +102,9 @@ def _children(pid: int) -> list[int]:
 def test_kill_9_of_one_rank_then_rerun_ends_with_the_uninterrupted_losses(tmp_path, uninterrupted):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    launcher = subprocess.Popen(toy_cmd(out, 2, "--step-sleep", "0.2"), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+    launcher = subprocess.Popen(
+        toy_cmd(out, 2, "--step-sleep", "0.2"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     kill_after = random.Random().randint(SAVE_EVERY + 1, STEPS - 2)
     deadline = time.time() + 240
     while time.time() < deadline:

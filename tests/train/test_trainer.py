@@ -21,15 +21,31 @@ from tests.train.helpers import RandomTokens, losses, tiny_model
 RUN_TOY = Path(__file__).with_name("run_toy.py")
 
 
-
-
 def fit(tmp_path, name, **overrides):
     torch.manual_seed(0)
-    cfg = TrainConfig(**{"max_steps": 12, "global_batch_size": 8, "micro_batch_size": 8, "seq_len": 32,
-                         "log_every": 1, "optimizer": {"lr": 3e-3}, "peak_flops": 1e12, "precision": "fp32",
-                         **overrides})
-    trainer = Trainer(cfg, tiny_model(), None, RandomTokens(64, 32, 8), tmp_path / name, DistInfo(),
-                      val_data=[RandomTokens(64, 32, 8, seed=99).batch_at(0)], log=lambda m: None)
+    cfg = TrainConfig(
+        **{
+            "max_steps": 12,
+            "global_batch_size": 8,
+            "micro_batch_size": 8,
+            "seq_len": 32,
+            "log_every": 1,
+            "optimizer": {"lr": 3e-3},
+            "peak_flops": 1e12,
+            "precision": "fp32",
+            **overrides,
+        }
+    )
+    trainer = Trainer(
+        cfg,
+        tiny_model(),
+        None,
+        RandomTokens(64, 32, 8),
+        tmp_path / name,
+        DistInfo(),
+        val_data=[RandomTokens(64, 32, 8, seed=99).batch_at(0)],
+        log=lambda m: None,
+    )
     return trainer.fit(), losses(tmp_path / name)
 
 
@@ -63,8 +79,12 @@ def test_loss_normalises_by_target_tokens():
     labels[0, 2] = -100
     total = token_loss_sum(logits, labels)
     assert count_targets(labels) == 7
-    manual = sum(torch.nn.functional.cross_entropy(logits[b, t - 1:t], labels[b, t:t + 1], reduction="sum")
-                 for b in range(2) for t in range(1, 5) if labels[b, t] != -100)
+    manual = sum(
+        torch.nn.functional.cross_entropy(logits[b, t - 1 : t], labels[b, t : t + 1], reduction="sum")
+        for b in range(2)
+        for t in range(1, 5)
+        if labels[b, t] != -100
+    )
     assert total.item() == pytest.approx(float(manual), rel=1e-5)
 
 
@@ -79,7 +99,9 @@ def test_schedules():
     assert 0 < lr_factor(wsd, 90, 100) < 1
     lin = ScheduleConfig(kind="linear", warmup_steps=0)
     assert lr_factor(lin, 0, 10) == 1.0 and lr_factor(lin, 10, 10) == 0.0
-    assert [lr_factor(lin, s, 10) for s in range(10)] == sorted([lr_factor(lin, s, 10) for s in range(10)], reverse=True)
+    assert [lr_factor(lin, s, 10) for s in range(10)] == sorted(
+        [lr_factor(lin, s, 10) for s in range(10)], reverse=True
+    )
 
 
 def test_module_lr_zero_freezes_and_groups_skip_decay_for_norms():
@@ -101,9 +123,18 @@ def test_module_lr_zero_freezes_and_groups_skip_decay_for_norms():
 
 def test_final_loads_with_auto_class_and_steps_hold_sharded_state(tmp_path):
     torch.manual_seed(0)
-    cfg = TrainConfig(max_steps=3, global_batch_size=8, micro_batch_size=8, seq_len=32, optimizer={"lr": 3e-3},
-                      peak_flops=1e12, precision="fp32")
-    trainer = Trainer(cfg, tiny_model(), None, RandomTokens(64, 32, 8), tmp_path / "c", DistInfo(), log=lambda m: None)
+    cfg = TrainConfig(
+        max_steps=3,
+        global_batch_size=8,
+        micro_batch_size=8,
+        seq_len=32,
+        optimizer={"lr": 3e-3},
+        peak_flops=1e12,
+        precision="fp32",
+    )
+    trainer = Trainer(
+        cfg, tiny_model(), None, RandomTokens(64, 32, 8), tmp_path / "c", DistInfo(), log=lambda m: None
+    )
     trainer.fit()
     trainer.save_final(tmp_path / "c" / "final")
     from transformers import AutoModelForCausalLM
@@ -119,8 +150,12 @@ def test_final_loads_with_auto_class_and_steps_hold_sharded_state(tmp_path):
 
 def _toy(out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    return subprocess.Popen([sys.executable, str(RUN_TOY), str(out), "--steps", "24", "--save-every", "4", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(RUN_TOY), str(out), "--steps", "24", "--save-every", "4", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_kill_9_then_rerun_gives_the_uninterrupted_losses_bitwise(tmp_path):
@@ -158,4 +193,6 @@ def test_bf16_autocast_trains_and_auto_resolves(tmp_path):
     step = sorted((tmp_path / "bf16" / "checkpoints").iterdir())[-1]
     saved = dcp.FileSystemReader(str(step / "state")).read_metadata().state_dict_metadata
     model_entries = {k: v for k, v in saved.items() if k.startswith("model.")}
-    assert model_entries and all(v.properties.dtype == torch.float32 for v in model_entries.values())  # fp32 masters
+    assert model_entries and all(
+        v.properties.dtype == torch.float32 for v in model_entries.values()
+    )  # fp32 masters

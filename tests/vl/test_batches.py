@@ -21,11 +21,19 @@ def _conversations(n: int, seed: int = 0) -> list[VLConversation]:
 
 
 def _batches(model, processor, convs, seq_len=160, batch=4, packing=True):
-    examples, dropped = encode_all_vl(processor.tokenizer, convs, model.config.image_token_id,
-                                      model.config.image_seq_length, seq_len)
+    examples, dropped = encode_all_vl(
+        processor.tokenizer, convs, model.config.image_token_id, model.config.image_seq_length, seq_len
+    )
     assert not dropped
-    data = VLBatches(examples, seq_len, batch, seed=1, pad_id=processor.tokenizer.pad_token_id,
-                     prepare_images=ImagePreparer(processor.image_processor), packing=packing)
+    data = VLBatches(
+        examples,
+        seq_len,
+        batch,
+        seed=1,
+        pad_id=processor.tokenizer.pad_token_id,
+        prepare_images=ImagePreparer(processor.image_processor),
+        packing=packing,
+    )
     return examples, data
 
 
@@ -36,22 +44,31 @@ def test_packed_rows_give_each_conversation_its_own_logits_and_images(vl_tokeniz
     examples, data = _batches(model, processor, convs)
     batch = data.batch_at(0)
     assert batch["pixel_values"].shape[0] == batch["image_rows"].shape[0]
-    assert int((batch["input_ids"] == model.config.image_token_id).sum()) == \
-        batch["pixel_values"].shape[0] * model.config.image_seq_length
+    assert (
+        int((batch["input_ids"] == model.config.image_token_id).sum())
+        == batch["pixel_values"].shape[0] * model.config.image_seq_length
+    )
     prepare = ImagePreparer(processor.image_processor)
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"],
-                       position_ids=batch["position_ids"], use_cache=False).logits
+        packed = model(
+            input_ids=batch["input_ids"],
+            pixel_values=batch["pixel_values"],
+            position_ids=batch["position_ids"],
+            use_cache=False,
+        ).logits
         checked = 0
         for row in range(batch["input_ids"].size(0)):
             start = 0
             for i in data.rows[data._row_index(row)]:
                 ex = examples[i]
-                alone = model(input_ids=torch.tensor([ex.input_ids]), pixel_values=prepare(list(ex.images)),
-                              use_cache=False).logits[0]
-                span = packed[row, start:start + len(ex.input_ids)]
+                alone = model(
+                    input_ids=torch.tensor([ex.input_ids]),
+                    pixel_values=prepare(list(ex.images)),
+                    use_cache=False,
+                ).logits[0]
+                span = packed[row, start : start + len(ex.input_ids)]
                 assert torch.allclose(span, alone, atol=1e-4), (row, i)
-                assert batch["labels"][row, start:start + len(ex.input_ids)].tolist() == ex.labels
+                assert batch["labels"][row, start : start + len(ex.input_ids)].tolist() == ex.labels
                 start += len(ex.input_ids)
                 checked += 1
     assert checked > batch["input_ids"].size(0)  # rows really hold several conversations
@@ -69,10 +86,14 @@ def test_micro_batches_take_the_images_of_their_rows(vl_tokenizer, tmp_path):
     for r, micro in enumerate(micros):
         mine = batch["pixel_values"][batch["image_rows"] == r]
         assert torch.equal(micro["pixel_values"], mine)
-        assert int((micro["input_ids"] == model.config.image_token_id).sum()) == mine.shape[0] * model.config.image_seq_length
+        assert (
+            int((micro["input_ids"] == model.config.image_token_id).sum())
+            == mine.shape[0] * model.config.image_seq_length
+        )
         images += mine.shape[0]
     assert images == batch["pixel_values"].shape[0]
     with torch.no_grad():
+
         def loss_sum(micro):
             return trainer.objective.loss_sum(trainer._logits(micro), micro)
 
@@ -83,8 +104,15 @@ def test_micro_batches_take_the_images_of_their_rows(vl_tokenizer, tmp_path):
 
 def test_rows_without_images_and_text_only_batches(vl_tokenizer, tmp_path):
     model, processor = make_vlm(vl_tokenizer)
-    convs = _conversations(3) + [VLConversation([], [{"role": "user", "content": "Say red."},
-                                                     {"role": "assistant", "content": "red"}])] * 3
+    convs = (
+        _conversations(3)
+        + [
+            VLConversation(
+                [], [{"role": "user", "content": "Say red."}, {"role": "assistant", "content": "red"}]
+            )
+        ]
+        * 3
+    )
     _, data = _batches(model, processor, convs, batch=6, packing=False)
     batch = data.batch_at(0)
     cfg = TrainConfig(max_steps=1, global_batch_size=6, micro_batch_size=1, seq_len=160, precision="fp32")

@@ -34,31 +34,45 @@ def test_real_recipe_is_so400m_at_384_with_a_1b_language_model():
 
 
 def test_trains_sets_module_lr_and_refuses_contradictions():
-    stage = CurriculumPhase(name="alignment", trains=["projector"],
-                            data=[VLSource(type="generated", generator="shapes")])
+    stage = CurriculumPhase(
+        name="alignment", trains=["projector"], data=[VLSource(type="generated", generator="shapes")]
+    )
     lrs = stage.train_config().optimizer.module_lr
     assert lrs == {"model.vision_tower": 0.0, "model.language_model": 0.0, "lm_head": 0.0}
-    stage = CurriculumPhase(name="s", trains=["vision", "projector", "language"],
-                            data=[VLSource(type="generated", generator="shapes")],
-                            train={"optimizer": {"lr": 1e-3, "module_lr": {"model.vision_tower": 1e-4}}})
+    stage = CurriculumPhase(
+        name="s",
+        trains=["vision", "projector", "language"],
+        data=[VLSource(type="generated", generator="shapes")],
+        train={"optimizer": {"lr": 1e-3, "module_lr": {"model.vision_tower": 1e-4}}},
+    )
     assert stage.train_config().optimizer.module_lr == {"model.vision_tower": 1e-4}
     with pytest.raises(ValidationError, match="freezes it"):
-        CurriculumPhase(name="s", trains=["projector"], data=[VLSource(type="generated", generator="shapes")],
-                        train={"optimizer": {"module_lr": {"model.vision_tower.encoder": 1e-4}}})
+        CurriculumPhase(
+            name="s",
+            trains=["projector"],
+            data=[VLSource(type="generated", generator="shapes")],
+            train={"optimizer": {"module_lr": {"model.vision_tower.encoder": 1e-4}}},
+        )
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"type": "generated"}, "needs `generator`"),
-    ({"type": "generated", "generator": "clouds"}, "unknown generator"),
-    ({"type": "generated", "generator": "shapes", "kinds": ["ocr"]}, "writes no"),
-    ({"type": "llava_json"}, "needs `path`"),
-    ({"type": "llava_json", "path": "x.json", "corrupt_fraction": 0.1}, "generated sources only"),
-    ({"type": "llava_json", "path": "x.json", "image_as_text": True}, "generated sources only"),
-    ({"type": "generated", "generator": "shapes", "image_as_text": True, "filter": True}, "no image-text"),
-    ({"type": "generated", "generator": "text", "options": {"vocabulary": 500}}, "vocabulary"),
-    ({"type": "generated", "generator": "shapes", "options": {"vocabulary": 5}}, "takes no options"),
-    ({"type": "llava_json", "path": "x.json", "options": {"vocabulary": 5}}, "generated sources only"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"type": "generated"}, "needs `generator`"),
+        ({"type": "generated", "generator": "clouds"}, "unknown generator"),
+        ({"type": "generated", "generator": "shapes", "kinds": ["ocr"]}, "writes no"),
+        ({"type": "llava_json"}, "needs `path`"),
+        ({"type": "llava_json", "path": "x.json", "corrupt_fraction": 0.1}, "generated sources only"),
+        ({"type": "llava_json", "path": "x.json", "image_as_text": True}, "generated sources only"),
+        (
+            {"type": "generated", "generator": "shapes", "image_as_text": True, "filter": True},
+            "no image-text",
+        ),
+        ({"type": "generated", "generator": "text", "options": {"vocabulary": 500}}, "vocabulary"),
+        ({"type": "generated", "generator": "shapes", "options": {"vocabulary": 5}}, "takes no options"),
+        ({"type": "llava_json", "path": "x.json", "options": {"vocabulary": 5}}, "generated sources only"),
+    ],
+)
 def test_sources_are_checked(bad, match):
     with pytest.raises(ValidationError, match=match):
         VLSource(**bad)
@@ -66,14 +80,22 @@ def test_sources_are_checked(bad, match):
 
 def test_vl_config_cross_checks():
     with pytest.raises(ValidationError, match="distinct"):
-        VLConfig(stages=[CurriculumPhase(name="a", trains=["projector"],
-                                         data=[VLSource(type="generated", generator="shapes")])] * 2)
+        VLConfig(
+            stages=[
+                CurriculumPhase(
+                    name="a", trains=["projector"], data=[VLSource(type="generated", generator="shapes")]
+                )
+            ]
+            * 2
+        )
     with pytest.raises(ValidationError, match="text task"):
         VLConfig(eval={"tasks": ["reasoning"]})
     with pytest.raises(ValidationError, match="filter"):
         VLConfig(filter={"enabled": False}, vision={"name_or_path": "filter"})
     with pytest.raises(ValidationError, match="folder"):
-        CurriculumPhase(name="a/b", trains=["projector"], data=[VLSource(type="generated", generator="shapes")])
+        CurriculumPhase(
+            name="a/b", trains=["projector"], data=[VLSource(type="generated", generator="shapes")]
+        )
 
 
 def test_replay_names_an_earlier_stage_and_leaves_the_stage_its_own_data():
@@ -93,12 +115,22 @@ def test_replay_names_an_earlier_stage_and_leaves_the_stage_its_own_data():
 def test_replay_draws_the_earlier_stages_own_conversations():
     from infir.vl.curriculum import ImagePool, replay_conversations, stage_conversations
 
-    text = CurriculumPhase(name="perception", trains=["vision"], data=[
-        VLSource(type="generated", generator="text", n=12, options={"vocabulary": 4, "max_words": 1})])
-    gui = CurriculumPhase(name="gui", trains=["vision"],
-                          data=[VLSource(type="generated", generator="gui", n=20, kinds=["click"])])
-    later = CurriculumPhase(name="reasoning", trains=["language"], replay={"perception": 0.2, "gui": 0.3},
-                            data=[VLSource(type="generated", generator="math", n=30)])
+    text = CurriculumPhase(
+        name="perception",
+        trains=["vision"],
+        data=[VLSource(type="generated", generator="text", n=12, options={"vocabulary": 4, "max_words": 1})],
+    )
+    gui = CurriculumPhase(
+        name="gui",
+        trains=["vision"],
+        data=[VLSource(type="generated", generator="gui", n=20, kinds=["click"])],
+    )
+    later = CurriculumPhase(
+        name="reasoning",
+        trains=["language"],
+        replay={"perception": 0.2, "gui": 0.3},
+        data=[VLSource(type="generated", generator="math", n=30)],
+    )
     stages = [text, gui, later]
     pool = ImagePool(32, 0.2)
     quiet = {"log": lambda *_: None}
@@ -141,7 +173,9 @@ def test_text_style_reaches_training_images_evaluation_and_the_dual_encoder():
     assert len(convs) == 8 and answers <= {"acid", "baby", "band", "bear"}  # OCR_WORDS[:4]
     # the same generator without options is another set of images, not the cached easy ones
     full = generated_conversations(VLSource(type="generated", generator="text", n=8), 0, pool)
-    assert {c.meta["generator"] for c in full} == {"text"} and [c.images[0] for c in full] != [c.images[0] for c in convs]
+    assert {c.meta["generator"] for c in full} == {"text"} and [c.images[0] for c in full] != [
+        c.images[0] for c in convs
+    ]
     task = get_task("vl_ocr", n=6, size=32, generator_options={"text": style})
     assert {d["answer"] for d in task.docs()} <= {"acid", "baby", "band", "bear"}
     with pytest.raises(ValueError, match="draws from"):

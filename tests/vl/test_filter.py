@@ -24,18 +24,34 @@ class FixedScores:
 
 
 def _conv(caption: str, corrupted: bool = False, image=True) -> VLConversation:
-    return VLConversation(["img"] if image else [], [{"role": "user", "content": "<image>\nDescribe."},
-                                                     {"role": "assistant", "content": caption}],
-                          meta={"corrupted": corrupted})
+    return VLConversation(
+        ["img"] if image else [],
+        [{"role": "user", "content": "<image>\nDescribe."}, {"role": "assistant", "content": caption}],
+        meta={"corrupted": corrupted},
+    )
 
 
 def test_filter_drops_pairs_under_the_threshold_and_scores_its_catch():
-    convs = [_conv("s=0.9"), _conv("s=0.7"), _conv("s=0.2", corrupted=True), _conv("s=0.4", corrupted=True),
-             _conv("s=0.3"), _conv("s=0.6", corrupted=True), _conv("s=0.0", image=False)]
+    convs = [
+        _conv("s=0.9"),
+        _conv("s=0.7"),
+        _conv("s=0.2", corrupted=True),
+        _conv("s=0.4", corrupted=True),
+        _conv("s=0.3"),
+        _conv("s=0.6", corrupted=True),
+        _conv("s=0.0", image=False),
+    ]
     kept, stats = filter_pairs(FixedScores(), convs, 0.5, 4)
     assert [c.messages[1]["content"] for c in kept] == ["s=0.9", "s=0.7", "s=0.6", "s=0.0"]
-    assert stats == {"scored": 6, "dropped": 3, "kept": 4, "corrupted": 3, "corrupted_dropped": 2,
-                     "precision": pytest.approx(2 / 3, abs=1e-4), "recall": pytest.approx(2 / 3, abs=1e-4)}
+    assert stats == {
+        "scored": 6,
+        "dropped": 3,
+        "kept": 4,
+        "corrupted": 3,
+        "corrupted_dropped": 2,
+        "precision": pytest.approx(2 / 3, abs=1e-4),
+        "recall": pytest.approx(2 / 3, abs=1e-4),
+    }
     meta_caption = _conv("s=0.9")
     meta_caption.meta["caption"] = "s=0.1"  # the caption a source names wins over the first answer
     assert filter_pairs(FixedScores(), [meta_caption], 0.5, 4)[0] == []
@@ -48,11 +64,21 @@ def test_drop_metrics_on_hand_made_scores():
 
 
 def test_a_tiny_dual_encoder_learns_to_drop_mismatched_pairs(vl_tokenizer, tmp_path):
-    cfg = DualEncoderConfig(text_hidden_size=32, text_layers=1, text_heads=2, generators=["shapes", "text"],
-                            pairs_per_generator=200, steps=40, batch_size=32, lr=3e-3, warmup_steps=5)
+    cfg = DualEncoderConfig(
+        text_hidden_size=32,
+        text_layers=1,
+        text_heads=2,
+        generators=["shapes", "text"],
+        pairs_per_generator=200,
+        steps=40,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=5,
+    )
     processor = build_image_processor(32)
-    scorer = train_dual_encoder(cfg, siglip_vision_config(TINY_VISION), vl_tokenizer, processor, seed=0, size=32,
-                                log=lambda *_: None)
+    scorer = train_dual_encoder(
+        cfg, siglip_vision_config(TINY_VISION), vl_tokenizer, processor, seed=0, size=32, log=lambda *_: None
+    )
     images, texts = caption_pairs(["shapes", "text"], 40, 0, "heldout", 32)
     stats = measure(scorer, images, texts, 0.5, 32, seed=0)
     # Against shuffled captions (mostly the other generator's): most are dropped, most true pairs kept.
@@ -61,4 +87,6 @@ def test_a_tiny_dual_encoder_learns_to_drop_mismatched_pairs(vl_tokenizer, tmp_p
     scorer.save(tmp_path)
     loaded = SimilarityScorer.from_pretrained(str(tmp_path))
     assert loaded.kind == "sigmoid"
-    assert loaded.scores(images[:4], texts[:4]) == pytest.approx(scorer.scores(images[:4], texts[:4]), abs=1e-5)
+    assert loaded.scores(images[:4], texts[:4]) == pytest.approx(
+        scorer.scores(images[:4], texts[:4]), abs=1e-5
+    )

@@ -28,11 +28,21 @@ def test_saved_model_loads_with_transformers_llava_classes(tiny_vlm, tmp_path):
     assert type(auto).__name__ == "LlavaForConditionalGeneration" and type(proc).__name__ == "LlavaProcessor"
     assert auto.config.vision_config.model_type == "siglip_vision_model"
     assert auto.config.vision_feature_select_strategy == "full"
-    messages = [{"role": "user", "content": [{"type": "image", "image": _image("red")},
-                                             {"type": "text", "text": "What color is it?"}]}]
-    inputs = proc.apply_chat_template(messages, tokenize=True, return_dict=True, return_tensors="pt",
-                                      add_generation_prompt=True)
-    assert int((inputs["input_ids"] == auto.config.image_token_id).sum()) == num_image_tokens(auto.config.vision_config)
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": _image("red")},
+                {"type": "text", "text": "What color is it?"},
+            ],
+        }
+    ]
+    inputs = proc.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_tensors="pt", add_generation_prompt=True
+    )
+    assert int((inputs["input_ids"] == auto.config.image_token_id).sum()) == num_image_tokens(
+        auto.config.vision_config
+    )
     with torch.no_grad():
         ref = model.eval()(**inputs).logits
         assert torch.allclose(auto.eval()(**inputs).logits, ref)
@@ -56,30 +66,50 @@ def test_our_encoding_equals_the_llava_processor(tiny_vlm):
     model, processor = tiny_vlm
     tok = processor.tokenizer
     images = [_image("red"), _image("blue")]
-    conv = VLConversation(images, [
-        {"role": "user", "content": f"{IMAGE_TOKEN}\nHow many shapes are there?"},
-        {"role": "assistant", "content": "2"},
-        {"role": "user", "content": f"And here? {IMAGE_TOKEN}"},
-        {"role": "assistant", "content": "3"}])
+    conv = VLConversation(
+        images,
+        [
+            {"role": "user", "content": f"{IMAGE_TOKEN}\nHow many shapes are there?"},
+            {"role": "assistant", "content": "2"},
+            {"role": "user", "content": f"And here? {IMAGE_TOKEN}"},
+            {"role": "assistant", "content": "3"},
+        ],
+    )
     ours = encode_vl(tok, conv, model.config.image_token_id, model.config.image_seq_length)
     hf_messages = [
-        {"role": "user", "content": [{"type": "image", "image": images[0]},
-                                     {"type": "text", "text": "\nHow many shapes are there?"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": images[0]},
+                {"type": "text", "text": "\nHow many shapes are there?"},
+            ],
+        },
         {"role": "assistant", "content": [{"type": "text", "text": "2"}]},
-        {"role": "user", "content": [{"type": "text", "text": "And here? "}, {"type": "image", "image": images[1]}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "3"}]}]
-    theirs = processor.apply_chat_template(hf_messages, tokenize=True, return_dict=True, return_tensors="pt",
-                                           return_assistant_tokens_mask=True)
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "And here? "}, {"type": "image", "image": images[1]}],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "3"}]},
+    ]
+    theirs = processor.apply_chat_template(
+        hf_messages, tokenize=True, return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True
+    )
     assert ours.input_ids == theirs["input_ids"][0].tolist()
     mask = theirs["assistant_masks"][0].tolist()
     assert [lab != -100 for lab in ours.labels] == [bool(m) for m in mask]
-    assert tok.decode([t for t, lab in zip(ours.input_ids, ours.labels) if lab != -100]) == "2<|im_end|>3<|im_end|>"
+    assert (
+        tok.decode([t for t, lab in zip(ours.input_ids, ours.labels) if lab != -100])
+        == "2<|im_end|>3<|im_end|>"
+    )
 
 
 def test_image_count_mismatch_is_an_error(tiny_vlm):
     model, processor = tiny_vlm
-    conv = VLConversation([_image("red")], [{"role": "user", "content": "no marker"},
-                                            {"role": "assistant", "content": "x"}], "here.json[3]")
+    conv = VLConversation(
+        [_image("red")],
+        [{"role": "user", "content": "no marker"}, {"role": "assistant", "content": "x"}],
+        "here.json[3]",
+    )
     with pytest.raises(ValueError, match=r"here.json\[3\]"):
         encode_vl(processor.tokenizer, conv, model.config.image_token_id, model.config.image_seq_length)
 
@@ -89,8 +119,11 @@ def test_vision_tower_starts_from_a_siglip_dual_encoder(vl_tokenizer, tmp_path):
     from infir.vl.config import DualEncoderConfig
     from infir.vl.filter import build_dual_encoder
 
-    dual = build_dual_encoder(DualEncoderConfig(text_hidden_size=16, text_layers=1, text_heads=2),
-                              siglip_vision_config(TINY_VISION), vl_tokenizer)
+    dual = build_dual_encoder(
+        DualEncoderConfig(text_hidden_size=16, text_layers=1, text_heads=2),
+        siglip_vision_config(TINY_VISION),
+        vl_tokenizer,
+    )
     dual.save_pretrained(tmp_path)
     tower = build_vision_tower(TINY_VISION, str(tmp_path))
     ours = tower.state_dict()

@@ -62,7 +62,9 @@ def test_vl_stage_runs_the_curriculum_and_resumes(tmp_path, capsys):
     summary = run_stage(ctx.recipe, STAGES["vl"], tmp_path)  # through the framework: config, summary, marker
     out = ctx.stage_dir
     assert {"config.yaml", "summary.json", "metrics.jsonl"} <= {p.name for p in out.iterdir()}
-    logged = [json.loads(line)["curriculum_stage"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [
+        json.loads(line)["curriculum_stage"] for line in (out / "metrics.jsonl").read_text().splitlines()
+    ]
     assert logged[0] == "1-alignment" and logged[-1] == "2-reasoning"
     assert is_complete(ctx.recipe, STAGES["vl"], tmp_path)
     for name in ("1-alignment", "2-reasoning"):
@@ -117,7 +119,9 @@ def test_tiny_vl_recipe_keeps_the_cpu_budget_shape():
     assert vl.vision.shape()["image_size"] // vl.vision.shape()["patch_size"] <= 8  # <= 64 image tokens
     assert recipe.runtime.device == "cpu"
     # The measured run (README, "The tiny VL curriculum") fits the 20-minute CPU budget; much more would not.
-    assert sum(s.train.max_steps * s.train.global_batch_size * s.train.seq_len for s in vl.stages) <= 6_800_000
+    assert (
+        sum(s.train.max_steps * s.train.global_batch_size * s.train.seq_len for s in vl.stages) <= 6_800_000
+    )
     # The stages that train the LM after perception keep its reading in their mix.
     stages = {s.name: s for s in vl.stages}
     assert "perception" in stages["instruction"].replay and "perception" in stages["reasoning"].replay

@@ -90,9 +90,10 @@ def main(argv: list[str]) -> int:
             updates["executor"] = args.executor
         if args.workers is not None:
             updates["workers"] = args.workers
-        cfg = CurateConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in updates.items() if k != "sources"}}
-                                          | ({"sources": [s.model_dump() for s in updates["sources"]]}
-                                             if "sources" in updates else {}))
+        cfg = CurateConfig.model_validate(
+            {**cfg.model_dump(), **{k: v for k, v in updates.items() if k != "sources"}}
+            | ({"sources": [s.model_dump() for s in updates["sources"]]} if "sources" in updates else {})
+        )
         from infir.curate.pipeline import locations, run_curate
         from infir.lock import LockError, acquire
 

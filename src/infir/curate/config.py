@@ -56,7 +56,9 @@ def _default_sources() -> list[SourceConfig]:
 class LangIdConfig(Section):
     enabled: bool = True
     languages: list[str] = Field(default_factory=lambda: ["en"])
-    min_score: float = 0.5  # prose below it is dropped; math and documentation only for a confident other language
+    min_score: float = (
+        0.5  # prose below it is dropped; math and documentation only for a confident other language
+    )
     # None: py3langid, whose model ships inside the package (works offline). A path: a fastText
     # language-id model (lid.176.bin, GlotLID model.bin), the faster and wider choice at scale.
     model_path: str | None = None
@@ -96,11 +98,21 @@ class CodeRules(Section):
 class FilterConfig(Section):
     enabled: bool = True
     web: WebRules = Field(default_factory=WebRules)
-    technical: DomainRules = Field(default_factory=lambda: DomainRules(min_words=20, max_dup_line_frac=0.4,
-                                                                      min_stop_words=0, max_mean_word_len=15))
-    math: DomainRules = Field(default_factory=lambda: DomainRules(min_words=5, min_stop_words=0,
-                                                                 min_alpha_char_frac=0.25, max_mean_word_len=20,
-                                                                 max_top_2gram_frac=0.3, max_dup_line_frac=0.5))
+    technical: DomainRules = Field(
+        default_factory=lambda: DomainRules(
+            min_words=20, max_dup_line_frac=0.4, min_stop_words=0, max_mean_word_len=15
+        )
+    )
+    math: DomainRules = Field(
+        default_factory=lambda: DomainRules(
+            min_words=5,
+            min_stop_words=0,
+            min_alpha_char_frac=0.25,
+            max_mean_word_len=20,
+            max_top_2gram_frac=0.3,
+            max_dup_line_frac=0.5,
+        )
+    )
     code: CodeRules = Field(default_factory=CodeRules)
     # The paper's fix: math pages ending in a colon taught the model to stop after ":".
     colon_rule_domains: list[str] = Field(default_factory=lambda: ["math", "web", "technical"])
@@ -115,19 +127,26 @@ class RecallSeedSource(Section):
 
 
 def _math_seeds() -> RecallSeedSource:
-    return RecallSeedSource(builtin=[SourceConfig(type="builtin", name="reasoning_gym",
-                                            kwargs={"docs_per_family": 30, "seed": 1234}),
-                               SourceConfig(type="builtin", name="curate:math_text", kwargs={"n": 600})])
+    return RecallSeedSource(
+        builtin=[
+            SourceConfig(type="builtin", name="reasoning_gym", kwargs={"docs_per_family": 30, "seed": 1234}),
+            SourceConfig(type="builtin", name="curate:math_text", kwargs={"n": 600}),
+        ]
+    )
 
 
 def _code_seeds() -> RecallSeedSource:
-    return RecallSeedSource(builtin=[SourceConfig(type="builtin", name="curate:python_code", kwargs={"n": 600})])
+    return RecallSeedSource(
+        builtin=[SourceConfig(type="builtin", name="curate:python_code", kwargs={"n": 600})]
+    )
 
 
 class RecallConfig(Section):
     enabled: bool = True
     domains: list[str] = Field(default_factory=lambda: ["math", "code"])
-    seeds: dict[str, RecallSeedSource] = Field(default_factory=lambda: {"math": _math_seeds(), "code": _code_seeds()})
+    seeds: dict[str, RecallSeedSource] = Field(
+        default_factory=lambda: {"math": _math_seeds(), "code": _code_seeds()}
+    )
     # Extra negatives per domain, besides random corpus documents and the other domains' seeds.
     negative_seeds: dict[str, RecallSeedSource] = Field(default_factory=dict)
     rounds: int = 1  # rounds after the first: recalled docs join the positives, the model retrains
@@ -157,8 +176,10 @@ class RecallConfig(Section):
         capped = {d: s.limit for d, s in self.seeds.items() if s.paths and s.limit > self.max_positives}
         if capped:
             asked = ", ".join(f"seeds.{d}.limit={n}" for d, n in capped.items())
-            raise ValueError(f"{asked} asks for more positives than max_positives={self.max_positives} keeps "
-                             "per round: raise max_positives to at least the limit, or lower the limit")
+            raise ValueError(
+                f"{asked} asks for more positives than max_positives={self.max_positives} keeps "
+                "per round: raise max_positives to at least the limit, or lower the limit"
+            )
         return self
 
 
@@ -225,10 +246,12 @@ class MixtureSpec(Section):
 
 class MixtureConfig(Section):
     enabled: bool = True
-    pretrain: MixtureSpec = Field(default_factory=lambda: MixtureSpec(weights={"web": 0.5, "math": 0.25,
-                                                                               "code": 0.25}))
-    anneal: MixtureSpec = Field(default_factory=lambda: MixtureSpec(weights={"web": 0.1, "math": 0.5,
-                                                                             "code": 0.4}))
+    pretrain: MixtureSpec = Field(
+        default_factory=lambda: MixtureSpec(weights={"web": 0.5, "math": 0.25, "code": 0.25})
+    )
+    anneal: MixtureSpec = Field(
+        default_factory=lambda: MixtureSpec(weights={"web": 0.1, "math": 0.5, "code": 0.4})
+    )
     tokens_per_word: float = 1.3  # approximate token count: whitespace words x this factor
 
 

@@ -25,8 +25,15 @@ class ClusterPathError(RuntimeError):
     """A node-local path given to a Ray cluster of several nodes."""
 
 
-def run_pipeline(kind: str, pipeline: list, tasks: int, workers: int, logging_dir,
-                 ray_cfg: RayConfig | None = None, paths: tuple = ()) -> None:
+def run_pipeline(
+    kind: str,
+    pipeline: list,
+    tasks: int,
+    workers: int,
+    logging_dir,
+    ray_cfg: RayConfig | None = None,
+    paths: tuple = (),
+) -> None:
     """Runs `tasks` tasks of `pipeline`, `workers` at a time; raises when any task failed.
     `paths`: other folders the tasks read or write, checked like `logging_dir` on a cluster."""
     if tasks == 0:
@@ -38,21 +45,29 @@ def run_pipeline(kind: str, pipeline: list, tasks: int, workers: int, logging_di
         settings = ray_cfg or RayConfig()
         connect_ray(settings, workers)
         check_cluster_paths([logging_dir, *paths], settings.shared_fs)
-        executor = RayPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
-                                       logging_dir=logging_dir, cpus_per_task=settings.cpus_per_task,
-                                       mem_per_cpu_gb=settings.mem_per_cpu_gb)
+        executor = RayPipelineExecutor(
+            pipeline=pipeline,
+            tasks=tasks,
+            workers=workers,
+            logging_dir=logging_dir,
+            cpus_per_task=settings.cpus_per_task,
+            mem_per_cpu_gb=settings.mem_per_cpu_gb,
+        )
     else:
         from datatrove.executor import LocalPipelineExecutor
 
         start = "fork" if sys.platform.startswith("linux") else "spawn"
-        executor = LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers,
-                                         logging_dir=logging_dir, start_method=start)
+        executor = LocalPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, start_method=start
+        )
     executor.run()
     missing = executor.get_incomplete_ranks(range(tasks), skip_completed=True)
     if missing:
         where = executor.logging_dir.resolve_paths("logs")
-        raise RuntimeError(f"{len(missing)} of {tasks} tasks failed (ranks {missing[:10]}); see {where}; "
-                           "a rerun on the same output runs only these")
+        raise RuntimeError(
+            f"{len(missing)} of {tasks} tasks failed (ranks {missing[:10]}); see {where}; "
+            "a rerun on the same output runs only these"
+        )
 
 
 def connect_ray(settings: RayConfig, workers: int) -> None:
@@ -99,4 +114,5 @@ def check_cluster_paths(paths: list, shared_fs: bool) -> None:
                 f"the Ray cluster has {nodes} nodes, but {getattr(path, 'path', path)} is a path on this "
                 "machine: tasks on the other nodes would not find it. Give an output and a curate.work_dir on "
                 "storage every node reaches (fsspec URLs such as s3://bucket/run and s3://bucket/run/work), or "
-                "local paths on a filesystem every node mounts, with ray.shared_fs=true to say so.")
+                "local paths on a filesystem every node mounts, with ray.shared_fs=true to say so."
+            )

@@ -32,8 +32,10 @@ def _special(tok: str) -> str:
 
 def _tokens(text: str, max_tokens: int, out: list[str]) -> None:
     # the regex does the scanning in C; Python only touches line breaks and numbers
-    out += [_special(tok) if tok[0] in _SPECIAL_START else tok
-            for tok in _TOKEN.findall(text.lower())[:max_tokens]]
+    out += [
+        _special(tok) if tok[0] in _SPECIAL_START else tok
+        for tok in _TOKEN.findall(text.lower())[:max_tokens]
+    ]
 
 
 def normalize(text: str, max_tokens: int, windows: int = 1) -> str:
@@ -52,12 +54,20 @@ def normalize(text: str, max_tokens: int, windows: int = 1) -> str:
         if w:
             out.append("<cut>")
             start = text.find("\n", start, start + 200) + 1 or start  # start on a line
-        _tokens(text[start:start + span // windows], per_window, out)
+        _tokens(text[start : start + span // windows], per_window, out)
     return " ".join(out)
 
 
-def train_supervised(lines: list[str], *, epoch: int, dim: int, lr: float, word_ngrams: int, seed: int,
-                     workdir: Path | None = None):
+def train_supervised(
+    lines: list[str],
+    *,
+    epoch: int,
+    dim: int,
+    lr: float,
+    word_ngrams: int,
+    seed: int,
+    workdir: Path | None = None,
+):
     """`lines` are '__label__X text' rows; returns a fastText model. Small sets get more epochs:
     the learning rate decays to zero over the run, and a few hundred rows seen five times leave
     the model near its initial guess."""
@@ -69,8 +79,18 @@ def train_supervised(lines: list[str], *, epoch: int, dim: int, lr: float, word_
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        return fasttext.train_supervised(input=path, epoch=epoch, dim=dim, lr=lr, wordNgrams=word_ngrams,
-                                         minCount=1, bucket=200_000, thread=1, seed=seed, verbose=0)
+        return fasttext.train_supervised(
+            input=path,
+            epoch=epoch,
+            dim=dim,
+            lr=lr,
+            wordNgrams=word_ngrams,
+            minCount=1,
+            bucket=200_000,
+            thread=1,
+            seed=seed,
+            verbose=0,
+        )
     finally:
         os.unlink(path)
 

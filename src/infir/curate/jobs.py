@@ -36,8 +36,9 @@ class Job:
             # the result file lives in the run's folder: a killed run leaves nothing elsewhere
             fd, self.path = tempfile.mkstemp(suffix=".job", dir=folder)
             os.close(fd)
-            self.proc = multiprocessing.get_context("fork").Process(target=_run, args=(fn, args, self.path),
-                                                                   daemon=True)
+            self.proc = multiprocessing.get_context("fork").Process(
+                target=_run, args=(fn, args, self.path), daemon=True
+            )
             self.proc.start()
 
     def result(self):

@@ -21,13 +21,20 @@ def sample_rates(spec: MixtureSpec, tokens: dict[str, int], docs: dict[str, int]
         t = tokens.get(domain, 0)
         rate = (weight / total_weight) * budget / t if t and total_weight else 0.0
         domains[domain] = {"docs": docs.get(domain, 0), "tokens": t, "sample_rate": round(rate, 6)}
-    return {"weights": dict(spec.weights), "target_tokens": budget, "domains": domains,
-            "missing_domains": [d for d, w in spec.weights.items() if w > 0 and not tokens.get(d)]}
+    return {
+        "weights": dict(spec.weights),
+        "target_tokens": budget,
+        "domains": domains,
+        "missing_domains": [d for d, w in spec.weights.items() if w > 0 and not tokens.get(d)],
+    }
 
 
 def mixtures(cfg: MixtureConfig, tokens: dict[str, int], docs: dict[str, int]) -> dict:
-    return {"pretrain": sample_rates(cfg.pretrain, tokens, docs), "anneal": sample_rates(cfg.anneal, tokens, docs),
-            "token_count": f"approximate: whitespace words x {cfg.tokens_per_word}"}
+    return {
+        "pretrain": sample_rates(cfg.pretrain, tokens, docs),
+        "anneal": sample_rates(cfg.anneal, tokens, docs),
+        "token_count": f"approximate: whitespace words x {cfg.tokens_per_word}",
+    }
 
 
 class DomainCount(CurateStep):

@@ -61,7 +61,11 @@ def input_stamps(shards) -> dict[str, list]:
         fs, local = url_to_fs(path)
         info = fs.info(local)
         mtime = info.get("mtime", info.get("LastModified", info.get("last_modified", info.get("updated"))))
-        stamps[path] = [info.get("size"), str(mtime), str(info.get("ETag", info.get("etag", info.get("md5Hash", ""))))]
+        stamps[path] = [
+            info.get("size"),
+            str(mtime),
+            str(info.get("ETag", info.get("etag", info.get("md5Hash", "")))),
+        ]
     return stamps
 
 
@@ -69,7 +73,9 @@ def _fingerprint(cfg: CurateConfig, seed: int, shards) -> str:
     """Every setting that changes a decision, the shard plan (finished shards are reused by rank,
     so a plan made for another worker count would mix two partitions of the input) and every
     input's stamp. The executor and the worker count change neither, once the plan is fixed."""
-    payload = cfg.model_dump(mode="json", exclude={"executor", "workers", "ray", "work_dir", "work_cache_dir"})
+    payload = cfg.model_dump(
+        mode="json", exclude={"executor", "workers", "ray", "work_dir", "work_cache_dir"}
+    )
     plan = [[s.source, s.path, s.part, s.parts] for s in shards]
     blob = json.dumps([payload, seed, plan, input_stamps(shards)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -121,10 +127,16 @@ def scan_pipeline(cfg: CurateConfig, shards, out: str, work: WorkFolder) -> tupl
     if cfg.filters.enabled:
         steps.append(HeuristicFilter(cfg.filters, removed))
     steps += build_extra_filters(cfg.extra_filters, removed)
-    featurize = Featurize(cfg.dedup, cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
-                          work, cfg.decontam, "decontam.npz" if cfg.decontam.enabled else None,
-                          programs=cfg.recall.enabled and cfg.recall.code_requires_program,
-                          file_of_rank=file_ordinals(shards), sample_docs=cfg.max_train_docs)
+    featurize = Featurize(
+        cfg.dedup,
+        cfg.recall if (cfg.recall.enabled or cfg.quality.enabled) else None,
+        work,
+        cfg.decontam,
+        "decontam.npz" if cfg.decontam.enabled else None,
+        programs=cfg.recall.enabled and cfg.recall.code_requires_program,
+        file_of_rank=file_ordinals(shards),
+        sample_docs=cfg.max_train_docs,
+    )
     pipeline = [ShardReader(cfg.sources, shards), *steps, featurize, ShardStats(steps, work, "stats/scan")]
     return pipeline, steps
 
@@ -136,8 +148,10 @@ def _score_columns(cfg: CurateConfig) -> int:
 def score_pipeline(cfg: CurateConfig, work: WorkFolder) -> list:
     from infir.curate.shard_steps import ScanReader, ScoreShard
 
-    return [ScanReader(work),
-            ScoreShard(work, cfg.recall, cfg.recall.domains if cfg.recall.enabled else [], cfg.quality.enabled)]
+    return [
+        ScanReader(work),
+        ScoreShard(work, cfg.recall, cfg.recall.domains if cfg.recall.enabled else [], cfg.quality.enabled),
+    ]
 
 
 def finish_pipeline(cfg: CurateConfig, out: str, work: WorkFolder) -> list:
@@ -172,11 +186,20 @@ def _dedup_pairs(cfg: CurateConfig, work: WorkFolder, n_shards: int, outputs: tu
     if cfg.dedup.enabled:
         from infir.curate.select import prepare_boilerplate
 
-        boilerplate = prepare_boilerplate(cfg, work, n_shards) if cfg.dedup.content_threshold is not None else None
+        boilerplate = (
+            prepare_boilerplate(cfg, work, n_shards) if cfg.dedup.content_threshold is not None else None
+        )
         num_perm = MinHasher(cfg.dedup).num_perm
         parts = plan_partitions(work, cfg.dedup)
-        run_pipeline(cfg.executor, [FindPairs(work, cfg.dedup, num_perm, parts)], parts, cfg.workers,
-                     work.url_of("logs/pairs"), cfg.ray, outputs)
+        run_pipeline(
+            cfg.executor,
+            [FindPairs(work, cfg.dedup, num_perm, parts)],
+            parts,
+            cfg.workers,
+            work.url_of("logs/pairs"),
+            cfg.ray,
+            outputs,
+        )
         report = resolve(work, n_shards, parts)
         report["boilerplate"] = boilerplate
         report["partitions"] = parts
@@ -190,8 +213,14 @@ def _dedup_pairs(cfg: CurateConfig, work: WorkFolder, n_shards: int, outputs: tu
 def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
     """Curate `cfg.sources` into `output_dir`, a path or an fsspec URL (see the module doc and
     `CurateConfig.work_dir`); returns the summary."""
-    from infir.curate.select import (expand_prefixes, finish_training, prepare_decontam, scan_seconds,
-                                     start_seeds, start_training)
+    from infir.curate.select import (
+        expand_prefixes,
+        finish_training,
+        prepare_decontam,
+        scan_seconds,
+        start_seeds,
+        start_training,
+    )
 
     folder, out, work_url = locations(cfg, output_dir)
     folder.makedirs("", exist_ok=True)
@@ -217,8 +246,9 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
             pipeline, _ = scan_pipeline(cfg, shards, out, work)
             run_pipeline(cfg.executor, pipeline, n, cfg.workers, work.url_of("logs/scan"), cfg.ray, outputs)
             walls["scan"] = done()
-        with reporter.stage("dedup", "pairs per key range, clusters; "
-                                     "classifiers train on the sample meanwhile") as done:
+        with reporter.stage(
+            "dedup", "pairs per key range, clusters; classifiers train on the sample meanwhile"
+        ) as done:
             train_jobs = start_training(cfg, work, n, seed, seeds_job)
             dedup = _dedup_pairs(cfg, work, n, outputs)
             train = finish_training(cfg, work, train_jobs)
@@ -226,13 +256,27 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
             walls["dedup"] = done()
         with reporter.stage("score", "recall and quality classifiers on every document") as done:
             if cfg.recall.enabled or cfg.quality.enabled:
-                run_pipeline(cfg.executor, score_pipeline(cfg, work), n, cfg.workers, work.url_of("logs/score"),
-                             cfg.ray, outputs)
+                run_pipeline(
+                    cfg.executor,
+                    score_pipeline(cfg, work),
+                    n,
+                    cfg.workers,
+                    work.url_of("logs/score"),
+                    cfg.ray,
+                    outputs,
+                )
             expand = expand_prefixes(cfg, work, n)
             walls["score"] = done()
         with reporter.stage("finish", "dedup, quality, decontamination, domain outputs") as done:
-            run_pipeline(cfg.executor, finish_pipeline(cfg, out, work), n, cfg.workers, work.url_of("logs/finish"),
-                         cfg.ray, outputs)
+            run_pipeline(
+                cfg.executor,
+                finish_pipeline(cfg, out, work),
+                n,
+                cfg.workers,
+                work.url_of("logs/finish"),
+                cfg.ray,
+                outputs,
+            )
             walls["finish"] = done()
     finally:
         if seeds_job is not None:
@@ -241,8 +285,13 @@ def run_curate(cfg: CurateConfig, output_dir: Path, seed: int = 0) -> dict:
             if isinstance(job, Job):
                 job.cancel()
     featurize = scan_seconds(work, n)
-    select_report = {**train, "dedup": {**dedup, "seconds": featurize["dedup"] + dedup.get("wall_seconds", 0.0)},
-                     "expand": expand, "decontam_match_seconds": featurize["decontam"], **prepare}
+    select_report = {
+        **train,
+        "dedup": {**dedup, "seconds": featurize["dedup"] + dedup.get("wall_seconds", 0.0)},
+        "expand": expand,
+        "decontam_match_seconds": featurize["decontam"],
+        **prepare,
+    }
     select_report["recall"]["seconds"] += featurize["recall"] + expand.get("score_seconds", 0.0)
     summary = build_summary(cfg, folder, work, n, select_report, walls, time.perf_counter() - t_start)
     work.drop_cache()  # the driver's copy; the work folder keeps everything for a rerun

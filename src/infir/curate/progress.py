@@ -31,9 +31,18 @@ class Reporter:
             table.add_column(col, justify="right" if col != "step" else "left")
         for s in summary["steps"]:
             rate = s["docs_in"] / s["seconds"] if s["seconds"] > 0 else float("inf")
-            table.add_row(s["name"], str(s["docs_in"]), str(s["docs_out"]), str(sum(s["dropped"].values())),
-                          str(s["tokens_out"]), f"{s['seconds']:.2f}", f"{rate:,.0f}")
+            table.add_row(
+                s["name"],
+                str(s["docs_in"]),
+                str(s["docs_out"]),
+                str(sum(s["dropped"].values())),
+                str(s["tokens_out"]),
+                f"{s['seconds']:.2f}",
+                f"{rate:,.0f}",
+            )
         self.console.print(table)
         t = summary["totals"]
-        self.console.log(f"kept {t['docs_kept']}/{t['docs_read']} docs, {t['tokens_kept']:,} tokens, "
-                         f"{t['seconds']:.1f}s ({t['docs_read'] / max(t['seconds'], 1e-9):,.0f} docs/s)")
+        self.console.log(
+            f"kept {t['docs_kept']}/{t['docs_read']} docs, {t['tokens_kept']:,} tokens, "
+            f"{t['seconds']:.1f}s ({t['docs_read'] / max(t['seconds'], 1e-9):,.0f} docs/s)"
+        )

@@ -38,7 +38,9 @@ def load_recall_seeds(source: RecallSeedSource, cfg: RecallConfig) -> list[str]:
                     try:
                         texts.append(json.loads(line)["text"])
                     except (ValueError, KeyError, TypeError) as e:
-                        raise ValueError(f"seed file {path}, line {lineno}: no JSON object with `text` ({e})") from e
+                        raise ValueError(
+                            f"seed file {path}, line {lineno}: no JSON object with `text` ({e})"
+                        ) from e
     for src in source.builtin:
         texts += [d["text"] for d in iter_named(src.name, **src.kwargs)]
     return [normalize(t, cfg.max_tokens_per_doc, cfg.windows) for t in texts[: source.limit]]
@@ -52,17 +54,26 @@ def url_prefix(url: str | None, depth: int) -> str | None:
     return "/".join([parts.netloc, *folders[:depth]])
 
 
-def _train_and_score(positives: list[str], negatives: list[str], corpus: list[str], cfg: RecallConfig,
-                     seed: int) -> np.ndarray:
+def _train_and_score(
+    positives: list[str], negatives: list[str], corpus: list[str], cfg: RecallConfig, seed: int
+) -> np.ndarray:
     rows = [f"__label__pos {t}" for t in positives] + [f"__label__neg {t}" for t in negatives]
     random.Random(seed).shuffle(rows)
-    model = train_supervised(rows, epoch=cfg.epoch, dim=cfg.dim, lr=cfg.lr, word_ngrams=cfg.word_ngrams, seed=seed)
+    model = train_supervised(
+        rows, epoch=cfg.epoch, dim=cfg.dim, lr=cfg.lr, word_ngrams=cfg.word_ngrams, seed=seed
+    )
     return np.array(label_probabilities(model, corpus, "pos"), dtype=np.float32), model
 
 
-def recall_domain(domain: str, corpus: list[str], seeds: dict[str, list[str]], cfg: RecallConfig,
-                  seed: int, likely: np.ndarray | None = None,
-                  negative_seeds: list[str] | None = None) -> tuple[np.ndarray, list[dict], object]:
+def recall_domain(
+    domain: str,
+    corpus: list[str],
+    seeds: dict[str, list[str]],
+    cfg: RecallConfig,
+    seed: int,
+    likely: np.ndarray | None = None,
+    negative_seeds: list[str] | None = None,
+) -> tuple[np.ndarray, list[dict], object]:
     """`likely` marks documents the rule-based guess already takes for this domain: they are kept
     out of the random negatives, which matters when a domain is a large share of the corpus."""
     rng = random.Random(seed)
@@ -83,8 +94,15 @@ def recall_domain(domain: str, corpus: list[str], seeds: dict[str, list[str]], c
         scores, model = _train_and_score(positives, negatives, corpus, cfg, seed + round_index)
         recalled = int((scores >= cfg.threshold).sum())
         confident = np.flatnonzero(scores >= cfg.positive_threshold)
-        history.append({"round": round_index, "positives": len(positives), "negatives": len(negatives),
-                        "recalled": recalled, "confident": int(len(confident))})
+        history.append(
+            {
+                "round": round_index,
+                "positives": len(positives),
+                "negatives": len(negatives),
+                "recalled": recalled,
+                "confident": int(len(confident)),
+            }
+        )
         positives = list(seeds[domain]) + [corpus[i] for i in confident]
     return scores, history, model
 
@@ -112,22 +130,35 @@ def load_all_seeds(cfg: RecallConfig) -> dict[str, dict[str, list[str]]]:
     seeds = {d: load_recall_seeds(cfg.seeds[d], cfg) for d in cfg.domains if d in cfg.seeds}
     missing = [d for d in cfg.domains if not seeds.get(d)]
     if missing:
-        raise ValueError(f"recall has no seeds for {missing}: give `recall.seeds.<domain>` paths or builtin sources")
-    negatives = {d: load_recall_seeds(cfg.negative_seeds[d], cfg) for d in cfg.domains if d in cfg.negative_seeds}
+        raise ValueError(
+            f"recall has no seeds for {missing}: give `recall.seeds.<domain>` paths or builtin sources"
+        )
+    negatives = {
+        d: load_recall_seeds(cfg.negative_seeds[d], cfg) for d in cfg.domains if d in cfg.negative_seeds
+    }
     return {"positive": seeds, "negative": negatives}
 
 
-def recall_one(domain: str, corpus: list[str], urls: list[str | None], cfg: RecallConfig, seed: int,
-               guesses: list[str] | None = None, model_dir=None, programs: list[bool] | None = None,
-               seeds: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def recall_one(
+    domain: str,
+    corpus: list[str],
+    urls: list[str | None],
+    cfg: RecallConfig,
+    seed: int,
+    guesses: list[str] | None = None,
+    model_dir=None,
+    programs: list[bool] | None = None,
+    seeds: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """One domain's recall: (scores, recalled mask, report). Independent of the other domains'
     runs (their seeds are its negatives), so domains can run in parallel processes. `seeds` is
     `load_all_seeds(cfg)`, loaded here when not given."""
     seeds = seeds or load_all_seeds(cfg)
     k = cfg.domains.index(domain)
     likely = np.array([g == domain for g in guesses], dtype=bool) if guesses is not None else None
-    scores, history, model = recall_domain(domain, corpus, seeds["positive"], cfg, seed + 1000 * k, likely,
-                                           seeds["negative"].get(domain, []))
+    scores, history, model = recall_domain(
+        domain, corpus, seeds["positive"], cfg, seed + 1000 * k, likely, seeds["negative"].get(domain, [])
+    )
     recalled = expand_by_prefix(scores, urls, cfg)
     expanded = int(recalled.sum() - (scores >= cfg.threshold).sum())
     not_program = 0
@@ -137,8 +168,17 @@ def recall_one(domain: str, corpus: list[str], urls: list[str | None], cfg: Reca
         recalled &= is_program
     if model_dir is not None:
         model.save_model(str(Path(model_dir) / f"recall_{domain}.bin"))
-    return scores, recalled, {"seeds": len(seeds["positive"][domain]), "rounds": history, "recalled": int(recalled.sum()),
-                              "expanded": expanded, "not_programs": not_program}
+    return (
+        scores,
+        recalled,
+        {
+            "seeds": len(seeds["positive"][domain]),
+            "rounds": history,
+            "recalled": int(recalled.sum()),
+            "expanded": expanded,
+            "not_programs": not_program,
+        },
+    )
 
 
 def assign_domains(scores: dict[str, np.ndarray], recalled: dict[str, np.ndarray], n: int) -> list[str]:
@@ -153,9 +193,15 @@ def assign_domains(scores: dict[str, np.ndarray], recalled: dict[str, np.ndarray
     return domains
 
 
-def run_recall(corpus: list[str], urls: list[str | None], cfg: RecallConfig, seed: int,
-               guesses: list[str] | None = None, model_dir=None,
-               programs: list[bool] | None = None) -> tuple[list[str], dict[str, np.ndarray], dict]:
+def run_recall(
+    corpus: list[str],
+    urls: list[str | None],
+    cfg: RecallConfig,
+    seed: int,
+    guesses: list[str] | None = None,
+    model_dir=None,
+    programs: list[bool] | None = None,
+) -> tuple[list[str], dict[str, np.ndarray], dict]:
     """Returns per-document domains, per-domain scores and a report of the rounds. `guesses` are
     the heuristic step's rule-based kinds (code / math / technical / prose), used only to keep
     likely positives out of the negatives. `programs` marks the documents that are programs
@@ -165,5 +211,6 @@ def run_recall(corpus: list[str], urls: list[str | None], cfg: RecallConfig, see
     seeds = load_all_seeds(cfg)
     for domain in cfg.domains:
         scores[domain], recalled[domain], report["domains"][domain] = recall_one(
-            domain, corpus, urls, cfg, seed, guesses, model_dir, programs, seeds)
+            domain, corpus, urls, cfg, seed, guesses, model_dir, programs, seeds
+        )
     return assign_domains(scores, recalled, len(corpus)), scores, report

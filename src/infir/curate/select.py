@@ -60,6 +60,7 @@ def scan_seconds(work: WorkFolder, n_shards: int) -> dict:
 def _sample_records(work: WorkFolder, n_shards: int, size: int, field: str):
     """(order, record[field]) of the run's sample: the `size` smallest draws over all shards (each
     shard file is sorted by draw and holds at most `size`), streamed, in input order."""
+
     def records(rank: int):
         path = work.fetch(f"sample/{rank:05d}.jsonl", missing_ok=True)
         if path is not None:
@@ -87,8 +88,13 @@ def prepare_boilerplate(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> d
     path = work / "boilerplate.u64"
     if work.exists("boilerplate.u64"):
         return {"lines": int(work.fetch("boilerplate.u64").stat().st_size // 8)}
-    lines = [np.asarray(v, dtype=np.uint64) for _, v in _sample_records(work, n_shards, cfg.max_train_docs, "lines")]
-    min_docs = max(cfg.dedup.boilerplate_min_docs, int(np.ceil(cfg.dedup.boilerplate_min_fraction * len(lines))))
+    lines = [
+        np.asarray(v, dtype=np.uint64)
+        for _, v in _sample_records(work, n_shards, cfg.max_train_docs, "lines")
+    ]
+    min_docs = max(
+        cfg.dedup.boilerplate_min_docs, int(np.ceil(cfg.dedup.boilerplate_min_fraction * len(lines)))
+    )
     common = boilerplate_lines(lines, min_docs)
     tmp = path.with_suffix(".tmp")
     common.tofile(tmp)
@@ -97,18 +103,36 @@ def prepare_boilerplate(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> d
     return {"lines": int(len(common)), "min_docs": min_docs, "sample_docs": len(lines)}
 
 
-def _recall_train(domain: str, cfg: CurateConfig, texts: list[str], kinds: list[str], seed: int, work: WorkFolder,
-                  seeds: dict) -> dict:
+def _recall_train(
+    domain: str,
+    cfg: CurateConfig,
+    texts: list[str],
+    kinds: list[str],
+    seed: int,
+    work: WorkFolder,
+    seeds: dict,
+) -> dict:
     from infir.curate.recall import recall_domain
 
     t0 = time.perf_counter()
     k = cfg.recall.domains.index(domain)
     likely = np.array([g == domain for g in kinds], dtype=bool)
-    _, history, model = recall_domain(domain, texts, seeds["positive"], cfg.recall, seed + 1000 * k, likely,
-                                      seeds["negative"].get(domain, []))
+    _, history, model = recall_domain(
+        domain,
+        texts,
+        seeds["positive"],
+        cfg.recall,
+        seed + 1000 * k,
+        likely,
+        seeds["negative"].get(domain, []),
+    )
     model.save_model(str(work / f"recall_{domain}.bin"))
-    return {"seeds": len(seeds["positive"][domain]), "sample_docs": len(texts), "rounds": history,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "seeds": len(seeds["positive"][domain]),
+        "sample_docs": len(texts),
+        "rounds": history,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _quality_train(cfg: CurateConfig, texts: list[str], seed: int, work: WorkFolder) -> dict:
@@ -141,8 +165,9 @@ def _fork_jobs(cfg: CurateConfig) -> bool:
     return cfg.workers > 1 and cfg.executor == "local"
 
 
-def start_training(cfg: CurateConfig, work: WorkFolder, n_shards: int, seed: int,
-                   seeds_job: Job | None) -> dict[str, Job] | None:
+def start_training(
+    cfg: CurateConfig, work: WorkFolder, n_shards: int, seed: int, seeds_job: Job | None
+) -> dict[str, Job] | None:
     """Starts the classifier jobs (forked where cores allow, so they train while the dedup pairs
     are found); None when a previous run already trained them."""
     if work.exists("train.json"):
@@ -154,9 +179,22 @@ def start_training(cfg: CurateConfig, work: WorkFolder, n_shards: int, seed: int
         if cfg.recall.enabled and texts:
             seeds = (seeds_job or start_seeds(cfg, work)).result()
             for d in cfg.recall.domains:
-                jobs[d] = Job(_recall_train, d, cfg, texts, kinds, seed, work, seeds, parallel=parallel, folder=work.local)
+                jobs[d] = Job(
+                    _recall_train,
+                    d,
+                    cfg,
+                    texts,
+                    kinds,
+                    seed,
+                    work,
+                    seeds,
+                    parallel=parallel,
+                    folder=work.local,
+                )
         if cfg.quality.enabled and (texts or cfg.quality.model_path or cfg.quality.labels_path):
-            jobs["quality"] = Job(_quality_train, cfg, texts, seed, work, parallel=parallel, folder=work.local)
+            jobs["quality"] = Job(
+                _quality_train, cfg, texts, seed, work, parallel=parallel, folder=work.local
+            )
     except BaseException:
         for job in jobs.values():
             job.cancel()
@@ -183,8 +221,10 @@ def finish_training(cfg: CurateConfig, work: WorkFolder, jobs: dict | None) -> d
     if "quality" in results:
         report["quality"] = results["quality"]
     # uploaded here, not in the jobs: a forked child must not use the driver's filesystem client
-    work.publish(*[f"recall_{d}.bin" for d in cfg.recall.domains if d in results],
-                 *(["quality.bin"] if "quality" in results else []))
+    work.publish(
+        *[f"recall_{d}.bin" for d in cfg.recall.domains if d in results],
+        *(["quality.bin"] if "quality" in results else []),
+    )
     return _save(work, "train.json", report)
 
 
@@ -207,7 +247,7 @@ def expand_prefixes(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> dict:
     dtype = prefix_dtype(len(cfg.recall.domains) + 1 if cfg.recall.enabled else 1)
     sizes = work.sizes("prefixes", ".bin")
     runs = [f"prefixes/{rank:05d}.bin" for rank in range(n_shards) if f"{rank:05d}.bin" in sizes]
-    score_seconds = sum(work.read_json(p[:-len(".bin")] + ".json")["seconds"] for p in runs)
+    score_seconds = sum(work.read_json(p[: -len(".bin")] + ".json")["seconds"] for p in runs)
     rows = sum(sizes.values()) // dtype.itemsize
     parts = max(1, min(1 << PREFIX_BITS, math.ceil(rows / cfg.dedup.partition_rows)))
     expanded: dict[str, list[np.ndarray]] = {d: [] for d in domains}
@@ -221,8 +261,9 @@ def expand_prefixes(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> dict:
         counts, hashes = np.add.reduceat(block["counts"], starts, axis=0), block["hash"][starts]
         distinct += len(hashes)
         for k, d in enumerate(domains):
-            chosen = (counts[:, 0] >= cfg.recall.expand_min_pages) & \
-                (counts[:, k + 1] >= cfg.recall.expand_min_fraction * counts[:, 0])
+            chosen = (counts[:, 0] >= cfg.recall.expand_min_pages) & (
+                counts[:, k + 1] >= cfg.recall.expand_min_fraction * counts[:, 0]
+            )
             expanded[d].append(hashes[chosen])
     out = work / "decisions"
     out.mkdir(parents=True, exist_ok=True)
@@ -230,5 +271,14 @@ def expand_prefixes(cfg: CurateConfig, work: WorkFolder, n_shards: int) -> dict:
         # ranges ascend and each is sorted: the concatenation is sorted
         np.concatenate(chunks or [np.zeros(0, dtype=np.uint64)]).tofile(out / f"expand_{d}.u64")
         work.publish(out / f"expand_{d}.u64")
-    return _save(work, "expand.json", {"prefixes": distinct, "expanded": {d: int(sum(map(len, v))) for d, v in expanded.items()},
-                        "ranges": parts, "score_seconds": score_seconds, "seconds": time.perf_counter() - t0})
+    return _save(
+        work,
+        "expand.json",
+        {
+            "prefixes": distinct,
+            "expanded": {d: int(sum(map(len, v))) for d, v in expanded.items()},
+            "ranges": parts,
+            "score_seconds": score_seconds,
+            "seconds": time.perf_counter() - t0,
+        },
+    )

@@ -62,9 +62,17 @@ class Featurize(PipelineStep):
     type = "🧬 - FEATURES"
     batch_size = 256
 
-    def __init__(self, dedup: DedupConfig, recall: RecallConfig | None, work: WorkFolder,
-                 decontam: DecontamConfig | None = None, decontam_index: str | None = None,
-                 programs: bool = False, file_of_rank: list[int] | None = None, sample_docs: int = 0):
+    def __init__(
+        self,
+        dedup: DedupConfig,
+        recall: RecallConfig | None,
+        work: WorkFolder,
+        decontam: DecontamConfig | None = None,
+        decontam_index: str | None = None,
+        programs: bool = False,
+        file_of_rank: list[int] | None = None,
+        sample_docs: int = 0,
+    ):
         """`recall`: the classifier text settings, None when no classifier runs. The sample is kept
         when a classifier trains on it or dedup finds boilerplate lines in it."""
         super().__init__()
@@ -100,8 +108,12 @@ class Featurize(PipelineStep):
         for name in ("ids", "scan"):
             path = work / name / f"{rank:05d}.jsonl"
             offsets = path.with_suffix(".off")
-            outputs[name] = (open(path.with_name(path.name + ".tmp"), "wb"),
-                             open(offsets.with_name(offsets.name + ".tmp"), "wb"), path, offsets)
+            outputs[name] = (
+                open(path.with_name(path.name + ".tmp"), "wb"),
+                open(offsets.with_name(offsets.name + ".tmp"), "wb"),
+                path,
+                offsets,
+            )
         file_number = self.file_of_rank[rank] if self.file_of_rank else 0
         sample: list[tuple] = []  # max-heap on the draw: (-draw, order, text, kind, line hashes)
         count = 0
@@ -109,8 +121,9 @@ class Featurize(PipelineStep):
             t0 = time.perf_counter()
             words = word_hashes_many([doc.text for doc in batch])
             exact = np.array([exact_hash(doc.text) for doc in batch], dtype=np.uint64)
-            orders = np.array([order_key(file_number, doc.metadata.get("_row", 0)) for doc in batch],
-                              dtype=np.uint64)
+            orders = np.array(
+                [order_key(file_number, doc.metadata.get("_row", 0)) for doc in batch], dtype=np.uint64
+            )
             buckets.add(exact, hasher.signatures(words), orders)
             t1 = time.perf_counter()
             if index is not None:
@@ -120,23 +133,39 @@ class Featurize(PipelineStep):
             for doc, order in zip(batch, orders.tolist()):
                 doc.metadata["_order"] = order
                 doc.metadata["_kind"] = guess_domain(doc)
-                doc.metadata["_program"] = self.programs and is_program(doc.text, lambda d=doc: parses_cached(d))
+                doc.metadata["_program"] = self.programs and is_program(
+                    doc.text, lambda d=doc: parses_cached(d)
+                )
             if self.sample_docs:
                 for doc, order, draw in zip(batch, orders.tolist(), sample_hash(orders).tolist()):
                     if len(sample) < self.sample_docs or -sample[0][0] > draw:
-                        text = (normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows)
-                                if self.recall is not None else "")
+                        text = (
+                            normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows)
+                            if self.recall is not None
+                            else ""
+                        )
                         lines = line_hashes(doc.text) if self.lines else np.zeros(0, dtype=np.uint64)
                         item = (-draw, order, text, doc.metadata["_kind"], lines)
-                        (heapq.heappush if len(sample) < self.sample_docs else heapq.heapreplace)(sample, item)
+                        (heapq.heappush if len(sample) < self.sample_docs else heapq.heapreplace)(
+                            sample, item
+                        )
             self.seconds["recall"] += time.perf_counter() - t2
             self.seconds["decontam"] += t2 - t1
             self.seconds["dedup"] += t1 - t0
-            for name, records in (("ids", [orjson.dumps(doc.id) + b"\n" for doc in batch]),
-                                  ("scan", [orjson.dumps(scan_record(doc), option=orjson.OPT_APPEND_NEWLINE,
-                                                         default=str) for doc in batch])):
+            for name, records in (
+                ("ids", [orjson.dumps(doc.id) + b"\n" for doc in batch]),
+                (
+                    "scan",
+                    [
+                        orjson.dumps(scan_record(doc), option=orjson.OPT_APPEND_NEWLINE, default=str)
+                        for doc in batch
+                    ],
+                ),
+            ):
                 stream, offsets = outputs[name][:2]
-                starts = np.cumsum([0] + [len(x) for x in records[:-1]], dtype=np.uint64) + np.uint64(stream.tell())
+                starts = np.cumsum([0] + [len(x) for x in records[:-1]], dtype=np.uint64) + np.uint64(
+                    stream.tell()
+                )
                 starts.tofile(offsets)
                 stream.write(b"".join(records))
             count += len(batch)
@@ -149,13 +178,23 @@ class Featurize(PipelineStep):
             Path(stream.name).replace(path)
             written += [offsets_path, path]
         records = sorted(((-d, order, text, kind, lines) for d, order, text, kind, lines in sample))
-        _atomic_bytes(work / "sample" / f"{rank:05d}.jsonl", lambda f: f.write("".join(
-            json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li.tolist()}) + "\n"
-            for d, o, t, k, li in records).encode()))
-        _atomic_bytes(work / "scan" / f"{rank:05d}.meta.json", lambda f: f.write(json.dumps(
-            {"docs": count, "seconds": self.seconds}).encode()))
+        _atomic_bytes(
+            work / "sample" / f"{rank:05d}.jsonl",
+            lambda f: f.write(
+                "".join(
+                    json.dumps({"draw": d, "order": o, "text": t, "kind": k, "lines": li.tolist()}) + "\n"
+                    for d, o, t, k, li in records
+                ).encode()
+            ),
+        )
+        _atomic_bytes(
+            work / "scan" / f"{rank:05d}.meta.json",
+            lambda f: f.write(json.dumps({"docs": count, "seconds": self.seconds}).encode()),
+        )
         # before the task completes: the next stages may run on other nodes
-        self.work.publish(*written, work / "sample" / f"{rank:05d}.jsonl", work / "scan" / f"{rank:05d}.meta.json")
+        self.work.publish(
+            *written, work / "sample" / f"{rank:05d}.jsonl", work / "scan" / f"{rank:05d}.meta.json"
+        )
 
 
 class ScanReader(PipelineStep):
@@ -217,7 +256,9 @@ class ScoreShard(PipelineStep):
         t0 = time.perf_counter()
         with open(path.with_name(path.name + ".tmp"), "wb") as out:
             for batch in batched(data or (), self.batch_size):
-                texts = [normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows) for doc in batch]
+                texts = [
+                    normalize(doc.text, self.recall.max_tokens_per_doc, self.recall.windows) for doc in batch
+                ]
                 block = np.zeros((len(batch), columns), dtype=np.float32)
                 for k, d in enumerate(self.domains):
                     if d in models:
@@ -243,8 +284,12 @@ class ScoreShard(PipelineStep):
         runs = write_run(work / "prefixes" / f"{rank:05d}.bin", rows, "hash", suffix=".tmp")
         for path in runs:
             path.with_name(path.name + ".tmp").replace(path)
-        _atomic_bytes(work / "prefixes" / f"{rank:05d}.json", lambda f: f.write(json.dumps(
-            {"prefixes": len(prefixes), "seconds": time.perf_counter() - t0}).encode()))
+        _atomic_bytes(
+            work / "prefixes" / f"{rank:05d}.json",
+            lambda f: f.write(
+                json.dumps({"prefixes": len(prefixes), "seconds": time.perf_counter() - t0}).encode()
+            ),
+        )
         self.work.publish(work / "scores" / f"{rank:05d}.f32", *runs, work / "prefixes" / f"{rank:05d}.json")
         return iter(())
 
@@ -283,7 +328,9 @@ class ApplyRecall(CurateStep):
     def setup(self, rank: int, world_size: int) -> None:
         self._scores = load_scores(self.work, rank, len(self.cfg.domains) + 1) if self.cfg.enabled else None
         files = {d: self.work.fetch(f"decisions/expand_{d}.u64", missing_ok=True) for d in self.cfg.domains}
-        self._expanded = {d: np.fromfile(path, dtype=np.uint64) for d, path in files.items() if path is not None}
+        self._expanded = {
+            d: np.fromfile(path, dtype=np.uint64) for d, path in files.items() if path is not None
+        }
 
     def _expanded_in(self, domain: str, prefix: str | None) -> bool:
         hashes = self._expanded.get(domain)
@@ -328,8 +375,9 @@ class ApplyDedup(CurateStep):
     def setup(self, rank: int, world_size: int) -> None:
         path = self.work.fetch(f"decisions/dedup/{rank:05d}.json", missing_ok=True)
         data = json.loads(path.read_text()) if path is not None else {"rows": [], "keeper": [], "reason": []}
-        self._dups = {row: (keeper, reason)
-                      for row, keeper, reason in zip(data["rows"], data["keeper"], data["reason"])}
+        self._dups = {
+            row: (keeper, reason) for row, keeper, reason in zip(data["rows"], data["keeper"], data["reason"])
+        }
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         entry = self._dups.get(doc.metadata["_index"])

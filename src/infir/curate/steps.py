@@ -65,8 +65,9 @@ def _register_fast_gzip() -> str:
     from fsspec.compression import compr, register_compression
 
     if FAST_GZIP not in compr:
-        register_compression(FAST_GZIP, lambda f, mode="rb", **kw: gzip.GzipFile(fileobj=f, mode=mode, compresslevel=3),
-                             [])
+        register_compression(
+            FAST_GZIP, lambda f, mode="rb", **kw: gzip.GzipFile(fileobj=f, mode=mode, compresslevel=3), []
+        )
     return FAST_GZIP
 
 
@@ -97,9 +98,18 @@ class CurateStep(BaseFilter):
 
     def __init__(self, removed_dir: str | None = None):
         # datatrove's BaseFilter keeps `batch_size` on the instance: hand it the class's value
-        super().__init__(exclusion_writer=removed_writer(removed_dir, self.step_name), batch_size=type(self).batch_size)
-        self.books = {"name": self.step_name, "docs_in": 0, "docs_out": 0, "words_in": 0, "words_out": 0,
-                      "dropped": Counter(), "seconds": 0.0}
+        super().__init__(
+            exclusion_writer=removed_writer(removed_dir, self.step_name), batch_size=type(self).batch_size
+        )
+        self.books = {
+            "name": self.step_name,
+            "docs_in": 0,
+            "docs_out": 0,
+            "words_in": 0,
+            "words_out": 0,
+            "dropped": Counter(),
+            "seconds": 0.0,
+        }
 
     def setup(self, rank: int, world_size: int) -> None:
         """Per-task preparation (load a model, read decisions) done inside the worker."""
@@ -171,6 +181,8 @@ class ShardStats(PipelineStep):
         for _ in data or ():
             pass
         books = [dict(s.books, dropped=dict(s.books["dropped"])) for s in self.steps]
-        self.work.write_text(f"{self.stats_dir}/{rank:05d}.json",
-                             json.dumps({"rank": rank, "wall_seconds": time.perf_counter() - t0, "steps": books}))
+        self.work.write_text(
+            f"{self.stats_dir}/{rank:05d}.json",
+            json.dumps({"rank": rank, "wall_seconds": time.perf_counter() - t0, "steps": books}),
+        )
         return iter(())

@@ -72,8 +72,11 @@ class WorkFolder:
         temporary folder."""
         if not self.remote:
             return Path(self.url)
-        root = self.cache_dir or os.environ.get("INFIR_CURATE_CACHE") or \
-            Path(tempfile.gettempdir()) / "infir-curate-cache"
+        root = (
+            self.cache_dir
+            or os.environ.get("INFIR_CURATE_CACHE")
+            or Path(tempfile.gettempdir()) / "infir-curate-cache"
+        )
         return Path(root) / self._key
 
     def __getstate__(self):
@@ -112,8 +115,11 @@ class WorkFolder:
             entries = self.fs.ls(self._remote(folder), detail=True, refresh=True)
         except FileNotFoundError:
             return {}
-        return {e["name"].rsplit("/", 1)[-1]: int(e["size"]) for e in entries
-                if e.get("type") == "file" and e["name"].endswith(suffix)}
+        return {
+            e["name"].rsplit("/", 1)[-1]: int(e["size"])
+            for e in entries
+            if e.get("type") == "file" and e["name"].endswith(suffix)
+        }
 
     def read_json(self, rel: str):
         if not self.remote:

@@ -20,8 +20,19 @@ from infir.data import reasoning
 
 Doc = dict
 
-_SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "lib2to3",
-              "turtledemo", "ensurepip", "tkinter", "config-3"}
+_SKIP_DIRS = {
+    "test",
+    "tests",
+    "idlelib",
+    "site-packages",
+    "dist-packages",
+    "__pycache__",
+    "lib2to3",
+    "turtledemo",
+    "ensurepip",
+    "tkinter",
+    "config-3",
+}
 
 
 def _stdlib_files(max_bytes: int) -> list[Path]:
@@ -52,8 +63,12 @@ def python_stdlib(max_docs: int | None = None, seed: int = 0, max_bytes: int = 6
         except (OSError, UnicodeDecodeError):
             continue
         rel = path.relative_to(root).as_posix()
-        yield {"id": f"stdlib/{rel}", "text": text, "url": f"python-stdlib://{rel}",
-               "metadata": {"domain": "code", "source": "python_stdlib"}}
+        yield {
+            "id": f"stdlib/{rel}",
+            "text": text,
+            "url": f"python-stdlib://{rel}",
+            "metadata": {"domain": "code", "source": "python_stdlib"},
+        }
         count += 1
 
 
@@ -67,15 +82,27 @@ def python_docs(max_docs: int | None = None, seed: int = 0, min_chars: int = 200
     for name in sorted(topics):
         text = topics[name].strip()
         if len(text) >= min_chars:
-            docs.append({"id": f"pydoc-topic/{name}", "text": text, "url": f"python-docs://topics/{name}",
-                         "metadata": {"domain": "web", "source": "python_docs"}})
+            docs.append(
+                {
+                    "id": f"pydoc-topic/{name}",
+                    "text": text,
+                    "url": f"python-docs://topics/{name}",
+                    "metadata": {"domain": "web", "source": "python_docs"},
+                }
+            )
     root = Path(sysconfig.get_paths()["stdlib"])
     for path in _stdlib_files(400_000):
         text = _module_docs(path)
         if text and len(text) >= min_chars:
             rel = path.relative_to(root).with_suffix("").as_posix()
-            docs.append({"id": f"pydoc-module/{rel}", "text": text, "url": f"python-docs://library/{rel}",
-                         "metadata": {"domain": "web", "source": "python_docs"}})
+            docs.append(
+                {
+                    "id": f"pydoc-module/{rel}",
+                    "text": text,
+                    "url": f"python-docs://library/{rel}",
+                    "metadata": {"domain": "web", "source": "python_docs"},
+                }
+            )
     random.Random(seed).shuffle(docs)
     yield from docs[:max_docs] if max_docs is not None else docs
 
@@ -90,7 +117,9 @@ def _module_docs(path: Path) -> str | None:
     if module_doc:
         parts.append(module_doc.strip())
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+        if isinstance(
+            node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)
+        ) and not node.name.startswith("_"):
             doc = ast.get_docstring(node)
             if doc:
                 kind = "class" if isinstance(node, ast.ClassDef) else "function"
@@ -98,19 +127,32 @@ def _module_docs(path: Path) -> str | None:
     return "\n\n".join(parts) if parts else None
 
 
-def reasoning_gym(families: list[str] | None = None, docs_per_family: int = 100, problems_per_doc: int = 8,
-                  seed: int = 0, heldout_fraction: float = 0.1) -> Iterator[Doc]:
+def reasoning_gym(
+    families: list[str] | None = None,
+    docs_per_family: int = 100,
+    problems_per_doc: int = 8,
+    seed: int = 0,
+    heldout_fraction: float = 0.1,
+) -> Iterator[Doc]:
     """Worksheets of training-split problems; held-out problems never appear here."""
     families = families or ["chain_sum", "basic_arithmetic", "simple_equations", "gsm_symbolic"]
     for family in families:
-        problems = reasoning.generate(family, docs_per_family * problems_per_doc, seed=seed, split="train",
-                                      heldout_fraction=heldout_fraction)
+        problems = reasoning.generate(
+            family,
+            docs_per_family * problems_per_doc,
+            seed=seed,
+            split="train",
+            heldout_fraction=heldout_fraction,
+        )
         for d in range(docs_per_family):
-            chunk = problems[d * problems_per_doc:(d + 1) * problems_per_doc]
+            chunk = problems[d * problems_per_doc : (d + 1) * problems_per_doc]
             body = "\n\n".join(f"Question: {p.question}\nAnswer: {p.solution}" for p in chunk)
-            yield {"id": f"rg/{family}/{seed}/{d}", "text": f"Worked examples ({family.replace('_', ' ')}).\n\n{body}",
-                   "url": f"reasoning-gym://{family}/{seed}/{d}",
-                   "metadata": {"domain": "math", "source": "reasoning_gym"}}
+            yield {
+                "id": f"rg/{family}/{seed}/{d}",
+                "text": f"Worked examples ({family.replace('_', ' ')}).\n\n{body}",
+                "url": f"reasoning-gym://{family}/{seed}/{d}",
+                "metadata": {"domain": "math", "source": "reasoning_gym"},
+            }
 
 
 BUILTIN_SOURCES: dict[str, Callable[..., Iterator[Doc]]] = {

@@ -39,7 +39,13 @@ FAMILY_DEFAULTS: dict[str, dict] = {
         "allow_parentheses": True,
         "allow_negation": False,
     },
-    "simple_equations": {"min_terms": 2, "max_terms": 2, "min_value": 1, "max_value": 10, "operators": ("+", "-", "*")},
+    "simple_equations": {
+        "min_terms": 2,
+        "max_terms": 2,
+        "min_value": 1,
+        "max_value": 10,
+        "operators": ("+", "-", "*"),
+    },
     "gsm_symbolic": {},
 }
 
@@ -65,8 +71,12 @@ def _fmt(x: Fraction | int) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{float(x):g}"
 
 
-_OPS = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),
-        ast.Div: ("/", operator.truediv)}
+_OPS = {
+    ast.Add: ("+", operator.add),
+    ast.Sub: ("-", operator.sub),
+    ast.Mult: ("*", operator.mul),
+    ast.Div: ("/", operator.truediv),
+}
 
 
 def arithmetic_steps(expression: str) -> tuple[list[str], Fraction]:
@@ -117,7 +127,9 @@ def linear_equation_steps(equation: str, variable: str) -> tuple[list[str], Frac
         moved = rhs
     value = moved / a
     if a != 1:
-        steps.append(f"Divide both sides by {_fmt(a)}: {variable} = {_fmt(moved)} / {_fmt(a)} = {_fmt(value)}.")
+        steps.append(
+            f"Divide both sides by {_fmt(a)}: {variable} = {_fmt(moved)} / {_fmt(a)} = {_fmt(value)}."
+        )
     return steps, value
 
 
@@ -138,14 +150,21 @@ def write_solution(family: str, question: str, answer: str, metadata: dict) -> s
     return " ".join(steps) + f" {ANSWER_PREFIX} {answer}."
 
 
-def generate(family: str, n: int, seed: int, split: Split = "train", heldout_fraction: float = HELDOUT_FRACTION,
-             **params) -> list[Problem]:
+def generate(
+    family: str,
+    n: int,
+    seed: int,
+    split: Split = "train",
+    heldout_fraction: float = HELDOUT_FRACTION,
+    **params,
+) -> list[Problem]:
     """`n` distinct problems of one family from `split` (deterministic in all arguments)."""
     return list(_iter_problems(family, n, seed, split, heldout_fraction, params))
 
 
-def _iter_problems(family: str, n: int, seed: int, split: Split, heldout_fraction: float,
-                   params: dict) -> Iterator[Problem]:
+def _iter_problems(
+    family: str, n: int, seed: int, split: Split, heldout_fraction: float, params: dict
+) -> Iterator[Problem]:
     import reasoning_gym
 
     cfg = {**FAMILY_DEFAULTS.get(family, {}), **params}
@@ -177,5 +196,5 @@ def extract_answer(text: str) -> str | None:
     idx = text.rfind(ANSWER_PREFIX)
     if idx < 0:
         return None
-    m = re.match(r"\s*(-?[\d,]*\.?\d+)", text[idx + len(ANSWER_PREFIX):])
+    m = re.match(r"\s*(-?[\d,]*\.?\d+)", text[idx + len(ANSWER_PREFIX) :])
     return m.group(1).replace(",", "") if m else None

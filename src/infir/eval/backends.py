@@ -170,9 +170,18 @@ class VLBackend:
 
         return cls(*load_vlm(path, device), aspect=aspect)
 
-    def generate(self, prompts: Sequence[str], *, images: Sequence[Sequence], max_new_tokens: int = 32,
-                 temperature: float = 0.0, num_samples: int = 1, batch_size: int = 32,
-                 progress: Callable[[int], object] | None = None, **_ignored) -> list[Generation]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        images: Sequence[Sequence],
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        num_samples: int = 1,
+        batch_size: int = 32,
+        progress: Callable[[int], object] | None = None,
+        **_ignored,
+    ) -> list[Generation]:
         import torch
 
         from infir.model.vlm_inputs import ImagePreparer, expand_image_tokens
@@ -190,27 +199,38 @@ class VLBackend:
         results: list[Generation] = []
         for start in range(0, len(prompts), batch_size):
             encoded = []
-            for text in prompts[start:start + batch_size]:
+            for text in prompts[start : start + batch_size]:
                 ids = tokenizer(text, add_special_tokens=False)["input_ids"]
                 encoded.append(expand_image_tokens(ids, [0] * len(ids), image_token_id, n_image_tokens)[0])
             width = max(len(p) for p in encoded)
             ids = torch.full((len(encoded), width), pad, dtype=torch.long)
             mask = torch.zeros_like(ids)
             for row, p in enumerate(encoded):  # left padding
-                ids[row, width - len(p):] = torch.tensor(p)
-                mask[row, width - len(p):] = 1
+                ids[row, width - len(p) :] = torch.tensor(p)
+                mask[row, width - len(p) :] = 1
             inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-            chunk_images = [im for row in images[start:start + batch_size] for im in row]
+            chunk_images = [im for row in images[start : start + batch_size] for im in row]
             if chunk_images:
                 inputs["pixel_values"] = prepare(chunk_images).to(device, dtype=dtype)
             with torch.inference_mode():
-                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
-                                     pad_token_id=pad)
+                out = model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=stops,
+                    pad_token_id=pad,
+                )
             texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
             for text, row in zip(texts, out[:, width:].tolist()):
                 ended = next((i for i, t in enumerate(row) if t in stops), None)
-                results.append(Generation(text=text, finish_reason="length" if ended is None else "eos",
-                                          prompt_tokens=width, new_tokens=len(row) if ended is None else ended + 1))
+                results.append(
+                    Generation(
+                        text=text,
+                        finish_reason="length" if ended is None else "eos",
+                        prompt_tokens=width,
+                        new_tokens=len(row) if ended is None else ended + 1,
+                    )
+                )
             if progress is not None:
                 progress(len(encoded))
         return results

@@ -187,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
 
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         if isinstance(e, ValidationError):  # pydantic's text spans lines and links its docs
-            message = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors())
+            message = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors()
+            )
         print(f"infir eval: error: {message}", file=sys.stderr)
         return 2
 

@@ -20,8 +20,16 @@ if TYPE_CHECKING:
 
 _TASKS: dict[str, type["Task"]] = {}
 _FAMILIES: dict[str, Callable[..., "Task"]] = {}
-_TASK_MODULES = ("gsm8k", "competition_math", "humaneval", "mbpp", "mmlu", "reasoning", "vl_generated",
-                 "vl_benchmarks")
+_TASK_MODULES = (
+    "gsm8k",
+    "competition_math",
+    "humaneval",
+    "mbpp",
+    "mmlu",
+    "reasoning",
+    "vl_generated",
+    "vl_benchmarks",
+)
 
 
 def register(cls):

@@ -61,8 +61,10 @@ def run_task(
 ) -> TaskResult:
     task = build_task(spec)
     if task.modality == "image" and not getattr(backend, "sees_images", False):
-        raise ValueError(f"task {task.name!r} shows images: evaluate it with a VL model (the vl stage's "
-                         f"vl.eval.tasks), not with the text-only {getattr(backend, 'name', 'given')} backend")
+        raise ValueError(
+            f"task {task.name!r} shows images: evaluate it with a VL model (the vl stage's "
+            f"vl.eval.tasks), not with the text-only {getattr(backend, 'name', 'given')} backend"
+        )
     docs = task.docs(spec.limit)
     num_fewshot = task.default_num_fewshot if spec.num_fewshot is None else spec.num_fewshot
     tokenizer = backend.tokenizer

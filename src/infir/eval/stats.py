@@ -46,8 +46,14 @@ def paired_difference(before: Sequence[bool], after: Sequence[bool]) -> dict:
     mean = sum(d) / n
     var = sum((x - mean) ** 2 for x in d) / (n - 1)
     se = math.sqrt(var / n)
-    return {"diff": mean, "stderr": se, "z": mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean)),
-            "n": n, "improved": sum(x > 0 for x in d), "regressed": sum(x < 0 for x in d)}
+    return {
+        "diff": mean,
+        "stderr": se,
+        "z": mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean)),
+        "n": n,
+        "improved": sum(x > 0 for x in d),
+        "regressed": sum(x < 0 for x in d),
+    }
 
 
 def correctness_by_doc(samples_file: Path) -> dict[int, bool] | None:
@@ -65,13 +71,17 @@ def correctness_by_doc(samples_file: Path) -> dict[int, bool] | None:
 
 def compare_stages(per_stage: dict[str, dict[int, bool]]) -> tuple[dict, list[dict]]:
     """Intervals per stage and the paired gain of each stage over the one before it (in the given order)."""
-    intervals = {stage: accuracy_summary([c for _, c in sorted(res.items())]) for stage, res in per_stage.items()}
+    intervals = {
+        stage: accuracy_summary([c for _, c in sorted(res.items())]) for stage, res in per_stage.items()
+    }
     gains = []
     stages = list(per_stage)
     for before, after in zip(stages, stages[1:]):
         common = sorted(set(per_stage[before]) & set(per_stage[after]))
         if len(common) < 2:
             continue
-        gain = paired_difference([per_stage[before][i] for i in common], [per_stage[after][i] for i in common])
+        gain = paired_difference(
+            [per_stage[before][i] for i in common], [per_stage[after][i] for i in common]
+        )
         gains.append({"from": before, "to": after, **gain})
     return intervals, gains

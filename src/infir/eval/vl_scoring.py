@@ -14,7 +14,8 @@ import string
 _ACTION = re.compile(
     r"click\(\s*(?P<x>-?\d+(?:\.\d+)?)\s*,\s*(?P<y>-?\d+(?:\.\d+)?)\s*\)"
     r"|type\(\s*\"(?P<text>(?:[^\"\\]|\\.)*)\"\s*\)"
-    r"|scroll\(\s*(?P<dir>up|down|left|right)\s*\)")
+    r"|scroll\(\s*(?P<dir>up|down|left|right)\s*\)"
+)
 _PUNCT_EDGES = string.punctuation + " "
 
 
@@ -80,7 +81,11 @@ def action_correct(predicted: dict | None, target: dict) -> bool:
 def choice_letter(text: str, letters: str) -> str | None:
     """The option letter a multiple-choice answer picks: "(B)", "B.", "B", "The answer is B"."""
     text = text.strip()
-    for pattern in (rf"\(([{letters}])\)", rf"(?:answer is|answer:)\s*\(?([{letters}])\b", rf"^([{letters}])(?:[.):]|$)"):
+    for pattern in (
+        rf"\(([{letters}])\)",
+        rf"(?:answer is|answer:)\s*\(?([{letters}])\b",
+        rf"^([{letters}])(?:[.):]|$)",
+    ):
         m = re.search(pattern, text, flags=re.IGNORECASE if "answer" in pattern else 0)
         if m:
             return m.group(1).upper()

@@ -224,7 +224,9 @@ def _merge_ranks(model: dict) -> dict[str, int]:
     return ranks
 
 
-def _sentencepiece_vocab(tokenizer, backend, data: dict, vocab_size: int, eos_ids: list[int] | None) -> GGUFVocab:
+def _sentencepiece_vocab(
+    tokenizer, backend, data: dict, vocab_size: int, eos_ids: list[int] | None
+) -> GGUFVocab:
     import re
 
     vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
@@ -256,7 +258,9 @@ def _sentencepiece_vocab(tokenizer, backend, data: dict, vocab_size: int, eos_id
         scores.append(-float(ranks[text]) if text in ranks else 0.0)
     stops = list(eos_ids or [])
     eos = stops[0] if stops else tokenizer.eos_token_id
-    adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+    adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [
+        tokenizer.bos_token_id
+    ]
     template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
     return GGUFVocab(
         tokens=tokens,

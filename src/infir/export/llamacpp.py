@@ -111,7 +111,12 @@ class LlamaCppModel:
     """
 
     def __init__(
-        self, path: str | Path, *, n_ctx: int = 2048, threads: int | None = None, logits_all: bool = False,
+        self,
+        path: str | Path,
+        *,
+        n_ctx: int = 2048,
+        threads: int | None = None,
+        logits_all: bool = False,
         repack: bool = False,
     ):
         llama_cpp = _llama_cpp()

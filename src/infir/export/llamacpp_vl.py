@@ -27,8 +27,15 @@ class VLGeneration:
 
 
 class LlamaCppVLM:
-    def __init__(self, text_gguf: str | Path, mmproj: str | Path, *, image_marker: str = "<image>",
-                 n_ctx: int = 1024, threads: int | None = None):
+    def __init__(
+        self,
+        text_gguf: str | Path,
+        mmproj: str | Path,
+        *,
+        image_marker: str = "<image>",
+        n_ctx: int = 1024,
+        threads: int | None = None,
+    ):
         from llama_cpp import mtmd_cpp
 
         self.text = LlamaCppModel(text_gguf, n_ctx=n_ctx, threads=threads)
@@ -51,25 +58,33 @@ class LlamaCppVLM:
     def __del__(self):
         self.close()
 
-    def greedy(self, prompt: str, image: np.ndarray, max_new_tokens: int, stop_at_eog: bool = True) -> VLGeneration:
+    def greedy(
+        self, prompt: str, image: np.ndarray, max_new_tokens: int, stop_at_eog: bool = True
+    ) -> VLGeneration:
         """Greedy continuation of `prompt` (holding the image marker once) with `image` (H x W x 3, uint8)."""
         import llama_cpp
 
         m, llm = self._m, self.text.llm
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        bitmap = m.mtmd_bitmap_init(image.shape[1], image.shape[0],
-                                    (ctypes.c_uint8 * image.size).from_buffer_copy(image.tobytes()))
+        bitmap = m.mtmd_bitmap_init(
+            image.shape[1], image.shape[0], (ctypes.c_uint8 * image.size).from_buffer_copy(image.tobytes())
+        )
         chunks = m.mtmd_input_chunks_init()
         try:
             text = m.mtmd_input_text()
             encoded = prompt.encode()
             text.text, text.text_len, text.add_special, text.parse_special = encoded, len(encoded), True, True
-            if m.mtmd_tokenize(self.ctx, chunks, ctypes.byref(text), (m.mtmd_bitmap_p_ctypes * 1)(bitmap), 1) != 0:
+            if (
+                m.mtmd_tokenize(self.ctx, chunks, ctypes.byref(text), (m.mtmd_bitmap_p_ctypes * 1)(bitmap), 1)
+                != 0
+            ):
                 raise ValueError(f"llama.cpp could not tokenize the prompt with one image: {prompt[:80]!r}")
             n_past = llama_cpp.llama_pos(0)
             t0 = time.perf_counter()
-            if m.mtmd_helper_eval_chunks(self.ctx, llm.ctx, chunks, 0, 0, self.n_ctx, True, ctypes.byref(n_past)):
+            if m.mtmd_helper_eval_chunks(
+                self.ctx, llm.ctx, chunks, 0, 0, self.n_ctx, True, ctypes.byref(n_past)
+            ):
                 raise RuntimeError("llama.cpp failed to evaluate the prompt and image")
             eval_ms = (time.perf_counter() - t0) * 1000
             prompt_tokens = int(n_past.value)

@@ -60,7 +60,11 @@ def check_llava(model_dir: Path):
         model_dir,
         strategy == tower["strategy"],
         f"vision_feature_select_strategy {strategy!r}; llama.cpp's llava graph "
-        + ("drops the class token ('default')" if tower["class_token"] else "keeps every SigLIP patch ('full')"),
+        + (
+            "drops the class token ('default')"
+            if tower["class_token"]
+            else "keeps every SigLIP patch ('full')"
+        ),
     )
     act = getattr(config, "projector_hidden_act", "gelu")
     require_config(

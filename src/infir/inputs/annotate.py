@@ -61,9 +61,17 @@ def annotate(texts: Iterable[str], cfg: AnnotateConfig, teacher, stats: Counter)
 
     def flush() -> Iterator[dict]:
         # one fixed seed: the same document asks the same request, so the cache answers it on a rerun
-        requests = [ChatRequest(prompt.messages(text[:cfg.max_chars]), temperature=t.temperature,
-                                max_tokens=t.max_tokens, seed=t.seed, top_p=t.top_p, purpose="label")
-                    for text in batch]
+        requests = [
+            ChatRequest(
+                prompt.messages(text[: cfg.max_chars]),
+                temperature=t.temperature,
+                max_tokens=t.max_tokens,
+                seed=t.seed,
+                top_p=t.top_p,
+                purpose="label",
+            )
+            for text in batch
+        ]
         for text, done in zip(batch, teacher.complete(requests, "annotate")):
             if done.error is not None:
                 stats["failed"] += 1

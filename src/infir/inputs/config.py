@@ -62,8 +62,11 @@ class DatasetSource(Section):
 
     def fields(self) -> list[str]:
         """The record fields the text is made of."""
-        named = [self.text_key] if self.template is None else [
-            f for _, f, _, _ in string.Formatter().parse(self.template) if f]
+        named = (
+            [self.text_key]
+            if self.template is None
+            else [f for _, f, _, _ in string.Formatter().parse(self.template) if f]
+        )
         return list(dict.fromkeys(named + self.require))
 
     @property
@@ -83,8 +86,13 @@ class SampleSpec(Section):
         """The local files the sources name, globs expanded (remote URLs are left out)."""
         import glob
 
-        return [path for src in self.sources for pattern in src.paths if "://" not in pattern
-                for path in sorted(glob.glob(pattern))]
+        return [
+            path
+            for src in self.sources
+            for pattern in src.paths
+            if "://" not in pattern
+            for path in sorted(glob.glob(pattern))
+        ]
 
 
 class RecallSeedsSpec(Section):
@@ -99,9 +107,15 @@ class AnnotateConfig(Section):
     each request; the labels keep the whole text, as the classifier reads whole documents."""
 
     sample: SampleSpec
-    teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig(
-        type="openai", base_url="http://127.0.0.1:8000/v1", model="meta-llama/Llama-3.1-70B-Instruct",
-        temperature=0.0, max_tokens=256))
+    teacher: TeacherConfig = Field(
+        default_factory=lambda: TeacherConfig(
+            type="openai",
+            base_url="http://127.0.0.1:8000/v1",
+            model="meta-llama/Llama-3.1-70B-Instruct",
+            temperature=0.0,
+            max_tokens=256,
+        )
+    )
     prompt: str = "fineweb_edu"
     max_chars: int = Field(6000, ge=100)
     batch: int = Field(1024, ge=1)  # documents per round of requests (and per write)

@@ -41,8 +41,9 @@ def open_stream(src: DatasetSource, seed: int = 0):
     import datasets
 
     if src.paths:
-        stream = datasets.load_dataset(builder_for(src.paths), data_files=list(src.paths), split="train",
-                                       streaming=True)
+        stream = datasets.load_dataset(
+            builder_for(src.paths), data_files=list(src.paths), split="train", streaming=True
+        )
     else:
         stream = datasets.load_dataset(src.name, src.subset, split=src.split, streaming=True)
     if src.shuffle_files:
@@ -62,8 +63,10 @@ def iter_texts(src: DatasetSource, seed: int = 0) -> Iterator[str]:
         if not missing_checked:
             absent = [f for f in fields if f not in record]
             if absent:
-                raise KeyError(f"source {src.label}: records have no field(s) {absent}; they have "
-                               f"{sorted(record)} (set `text_key` or `template`)")
+                raise KeyError(
+                    f"source {src.label}: records have no field(s) {absent}; they have "
+                    f"{sorted(record)} (set `text_key` or `template`)"
+                )
             missing_checked = True
         if any(not record[f] for f in src.require):
             continue

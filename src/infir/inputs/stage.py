@@ -24,7 +24,9 @@ log = logging.getLogger("infir.inputs")
 def _spec_hash(spec: SampleSpec, extra: dict | None = None) -> str:
     # an edited local file is another sample, even between a kill and its resume
     files = [[p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in spec.local_files()]
-    payload = json.dumps({"spec": spec.model_dump(mode="json"), "files": files, **(extra or {})}, sort_keys=True)
+    payload = json.dumps(
+        {"spec": spec.model_dump(mode="json"), "files": files, **(extra or {})}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -61,11 +63,19 @@ def annotate_sample(cfg, cache_dir: Path) -> dict:
         teacher.close()
         cache.close()
     written = sum(v for k, v in stats.items() if k.startswith("score_"))
-    return {"out": cfg.sample.out, "asked": cfg.sample.size, "documents": len(texts), "written": written,
-            **counts, "scores": {k.removeprefix("score_"): v for k, v in sorted(stats.items())
-                                 if k.startswith("score_")},
-            "unparsed": stats["unparsed"], "failed": stats["failed"],
-            "requests": teacher.stats.to_dict(), "client": teacher.client.stats.to_dict(), "sha256": sha}
+    return {
+        "out": cfg.sample.out,
+        "asked": cfg.sample.size,
+        "documents": len(texts),
+        "written": written,
+        **counts,
+        "scores": {k.removeprefix("score_"): v for k, v in sorted(stats.items()) if k.startswith("score_")},
+        "unparsed": stats["unparsed"],
+        "failed": stats["failed"],
+        "requests": teacher.stats.to_dict(),
+        "client": teacher.client.stats.to_dict(),
+        "sha256": sha,
+    }
 
 
 def make_inputs(cfg: InputsConfig, stage_dir: Path) -> dict:
@@ -79,8 +89,11 @@ def make_inputs(cfg: InputsConfig, stage_dir: Path) -> dict:
             from infir.inputs.annotate import load_prompt
 
             a = cfg.annotate
-            extra = {"teacher": a.teacher.model_dump(mode="json"), "prompt": asdict(load_prompt(a.prompt)),
-                     "max_chars": a.max_chars}
+            extra = {
+                "teacher": a.teacher.model_dump(mode="json"),
+                "prompt": asdict(load_prompt(a.prompt)),
+                "max_chars": a.max_chars,
+            }
         key = _spec_hash(spec, extra)
         part = parts / f"{name}.json"
         done = _done(part, key, spec.out)
@@ -100,6 +113,7 @@ def make_inputs(cfg: InputsConfig, stage_dir: Path) -> dict:
 def run(ctx: StageContext) -> dict:
     cfg: InputsConfig = ctx.recipe.inputs
     if not cfg.specs():
-        raise ValueError("the `inputs` stage has nothing to make: "
-                         "give `inputs.recall_seeds` or `inputs.annotate`")
+        raise ValueError(
+            "the `inputs` stage has nothing to make: give `inputs.recall_seeds` or `inputs.annotate`"
+        )
     return {"outputs": make_inputs(cfg, ctx.stage_dir)}

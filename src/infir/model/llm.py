@@ -15,14 +15,38 @@ from infir.config_base import Section
 # Shapes we name in recipes. `llama-3.2-1b` is the architecture InfiR continues from.
 PRESETS: dict[str, dict] = {
     # MLP width a multiple of 32 so llama.cpp's q8_0/q4_0 blocks quantize every matrix
-    "tiny": dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=4, intermediate_size=704,
-                 tie_embeddings=True, rope_theta=10000.0, max_position_embeddings=1024),
+    "tiny": dict(
+        hidden_size=256,
+        num_layers=4,
+        num_heads=4,
+        num_kv_heads=4,
+        intermediate_size=704,
+        tie_embeddings=True,
+        rope_theta=10000.0,
+        max_position_embeddings=1024,
+    ),
     # The tiny recipe's model: narrow enough that a CPU makes the thousands of optimizer steps in which
     # a transformer learns to copy operands and recall arithmetic facts (a wider one makes too few).
-    "micro": dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=4, intermediate_size=352,
-                  tie_embeddings=True, rope_theta=10000.0, max_position_embeddings=1024),
-    "llama-3.2-1b": dict(hidden_size=2048, num_layers=16, num_heads=32, num_kv_heads=8, intermediate_size=8192,
-                         tie_embeddings=True, rope_theta=500000.0, max_position_embeddings=131072),
+    "micro": dict(
+        hidden_size=128,
+        num_layers=4,
+        num_heads=4,
+        num_kv_heads=4,
+        intermediate_size=352,
+        tie_embeddings=True,
+        rope_theta=10000.0,
+        max_position_embeddings=1024,
+    ),
+    "llama-3.2-1b": dict(
+        hidden_size=2048,
+        num_layers=16,
+        num_heads=32,
+        num_kv_heads=8,
+        intermediate_size=8192,
+        tie_embeddings=True,
+        rope_theta=500000.0,
+        max_position_embeddings=131072,
+    ),
 }
 
 
@@ -48,15 +72,25 @@ class ModelConfig(Section):
             raise ValueError("model: give name_or_path, a preset, or explicit sizes")
         shape = self.shape() if self.name_or_path is None else None
         if shape and shape["hidden_size"] % shape["num_heads"]:
-            raise ValueError(f"model: hidden_size {shape['hidden_size']} is not divisible by num_heads {shape['num_heads']}")
+            raise ValueError(
+                f"model: hidden_size {shape['hidden_size']} is not divisible by num_heads {shape['num_heads']}"
+            )
         if shape and shape["num_heads"] % shape["num_kv_heads"]:
             raise ValueError("model: num_heads must be a multiple of num_kv_heads")
         return self
 
     def shape(self) -> dict:
         base = dict(PRESETS[self.preset]) if self.preset else {}
-        for key in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
-                    "max_position_embeddings", "rope_theta", "tie_embeddings"):
+        for key in (
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "rope_theta",
+            "tie_embeddings",
+        ):
             value = getattr(self, key)
             if value is not None:
                 base[key] = value
@@ -71,8 +105,13 @@ class ModelConfig(Section):
         return base
 
 
-def llama_config(cfg: ModelConfig, vocab_size: int, bos_token_id: int | None = None,
-                 eos_token_id: int | list[int] | None = None, pad_token_id: int | None = None):
+def llama_config(
+    cfg: ModelConfig,
+    vocab_size: int,
+    bos_token_id: int | None = None,
+    eos_token_id: int | list[int] | None = None,
+    pad_token_id: int | None = None,
+):
     from transformers import LlamaConfig
 
     s = cfg.shape()
@@ -99,8 +138,9 @@ def build_model(cfg: ModelConfig, tokenizer=None, vocab_size: int | None = None,
     from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
     if cfg.name_or_path:
-        model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, dtype=dtype or torch.float32,
-                                                     attn_implementation=cfg.attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(
+            cfg.name_or_path, dtype=dtype or torch.float32, attn_implementation=cfg.attn_implementation
+        )
         if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().num_embeddings:
             model.resize_token_embeddings(len(tokenizer))
         return model
@@ -110,8 +150,11 @@ def build_model(cfg: ModelConfig, tokenizer=None, vocab_size: int | None = None,
         vocab_size = len(tokenizer)
     ids = {}
     if tokenizer is not None:
-        ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                   pad_token_id=tokenizer.pad_token_id)
+        ids = dict(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     config = llama_config(cfg, vocab_size, **ids)
     config._attn_implementation = cfg.attn_implementation
     model = LlamaForCausalLM(config)

@@ -16,9 +16,12 @@ from infir.config_base import Section
 # Shapes we name in recipes. `so400m-patch14-384` is google/siglip-so400m-patch14-384's vision tower.
 PRESETS: dict[str, dict] = {
     # 96 px in 3 x 3 patches of 32 px: 9 image tokens, each one cell of the generated scenes and screens.
-    "tiny": dict(hidden_size=128, intermediate_size=512, num_layers=3, num_heads=4, image_size=96, patch_size=32),
-    "so400m-patch14-384": dict(hidden_size=1152, intermediate_size=4304, num_layers=27, num_heads=16,
-                               image_size=384, patch_size=14),
+    "tiny": dict(
+        hidden_size=128, intermediate_size=512, num_layers=3, num_heads=4, image_size=96, patch_size=32
+    ),
+    "so400m-patch14-384": dict(
+        hidden_size=1152, intermediate_size=4304, num_layers=27, num_heads=16, image_size=384, patch_size=14
+    ),
 }
 SO400M = "google/siglip-so400m-patch14-384"
 
@@ -47,18 +50,27 @@ class VisionConfig(Section):
         if self.name_or_path is None:
             s = self.shape()
             if s["hidden_size"] % s["num_heads"]:
-                raise ValueError(f"vision: hidden_size {s['hidden_size']} is not divisible by num_heads "
-                                 f"{s['num_heads']}")
+                raise ValueError(
+                    f"vision: hidden_size {s['hidden_size']} is not divisible by num_heads {s['num_heads']}"
+                )
             if s["image_size"] < s["patch_size"]:  # so400m: 384 px / 14 px patches -> 27 x 27, edge dropped
-                raise ValueError(f"vision: image_size {s['image_size']} is smaller than patch_size "
-                                 f"{s['patch_size']}")
+                raise ValueError(
+                    f"vision: image_size {s['image_size']} is smaller than patch_size {s['patch_size']}"
+                )
         if self.feature_layer == 0:
             raise ValueError("vision.feature_layer 0 is the patch embedding, not a layer; use -1 or -2")
         return self
 
     def shape(self) -> dict:
         base = dict(PRESETS[self.preset]) if self.preset else {}
-        for key in ("hidden_size", "intermediate_size", "num_layers", "num_heads", "image_size", "patch_size"):
+        for key in (
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "num_heads",
+            "image_size",
+            "patch_size",
+        ):
             if getattr(self, key) is not None:
                 base[key] = getattr(self, key)
         missing = {"hidden_size", "num_layers", "num_heads", "image_size", "patch_size"} - base.keys()
@@ -73,9 +85,15 @@ def siglip_vision_config(cfg: VisionConfig):
 
     s = cfg.shape()
     # The attention-pooling head only serves contrastive training; LLaVA reads patch states.
-    return SiglipVisionConfig(hidden_size=s["hidden_size"], intermediate_size=s["intermediate_size"],
-                              num_hidden_layers=s["num_layers"], num_attention_heads=s["num_heads"],
-                              image_size=s["image_size"], patch_size=s["patch_size"], vision_use_head=False)
+    return SiglipVisionConfig(
+        hidden_size=s["hidden_size"],
+        intermediate_size=s["intermediate_size"],
+        num_hidden_layers=s["num_layers"],
+        num_attention_heads=s["num_heads"],
+        image_size=s["image_size"],
+        patch_size=s["patch_size"],
+        vision_use_head=False,
+    )
 
 
 def build_vision_tower(cfg: VisionConfig, name_or_path: str | None = None):

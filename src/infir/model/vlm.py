@@ -68,8 +68,9 @@ def add_image_token(tokenizer) -> int:
     return ids[0]
 
 
-def build_vlm(vision_tower, language_model, tokenizer, projector: ProjectorConfig | None = None,
-              feature_layer: int = -1):
+def build_vlm(
+    vision_tower, language_model, tokenizer, projector: ProjectorConfig | None = None, feature_layer: int = -1
+):
     """A LlavaForConditionalGeneration holding the given tower and LM weights and a fresh projector.
 
     The tokenizer gets `<image>` and the LM's embeddings grow to the tokenizer's size first.
@@ -127,10 +128,15 @@ def build_processor(tokenizer, config):
 
     add_image_token(tokenizer)
     vision = config.vision_config
-    return LlavaProcessor(image_processor=build_image_processor(vision.image_size), tokenizer=tokenizer,
-                          patch_size=vision.patch_size, vision_feature_select_strategy="full",
-                          chat_template=VL_CHAT_TEMPLATE, image_token=IMAGE_TOKEN,
-                          num_additional_image_tokens=0)
+    return LlavaProcessor(
+        image_processor=build_image_processor(vision.image_size),
+        tokenizer=tokenizer,
+        patch_size=vision.patch_size,
+        vision_feature_select_strategy="full",
+        chat_template=VL_CHAT_TEMPLATE,
+        image_token=IMAGE_TOKEN,
+        num_additional_image_tokens=0,
+    )
 
 
 def load_vlm(path, device: str = "cpu", dtype=None):
@@ -145,4 +151,6 @@ def load_vlm(path, device: str = "cpu", dtype=None):
 
 def trainable_modules(trains: list[Literal["vision", "projector", "language"]]) -> dict[str, float]:
     """`module_lr` entries freezing every part not in `trains` (the curriculum's per-stage choice)."""
-    return {prefix: 0.0 for part, prefixes in MODULE_PREFIXES.items() if part not in trains for prefix in prefixes}
+    return {
+        prefix: 0.0 for part, prefixes in MODULE_PREFIXES.items() if part not in trains for prefix in prefixes
+    }

@@ -22,15 +22,35 @@ def _token_stage(ctx: StageContext, cfg: TrainConfig) -> dict:
     tokenizer = load_tokenizer_for(ctx, start or ctx.recipe.model.name_or_path)
     model = initial_model(ctx, tokenizer, start)
     tok_dir = ctx.output_of("tokenize")
-    common = dict(seq_len=cfg.seq_len, global_batch_size=cfg.global_batch_size, seed=ctx.recipe.seed,
-                  rank=info.rank, world_size=info.world_size)
+    common = dict(
+        seq_len=cfg.seq_len,
+        global_batch_size=cfg.global_batch_size,
+        seed=ctx.recipe.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
     data = build_loader(tok_dir, cfg.data_mix, **common)
     val = None
     if cfg.val_batches:  # repeatable: every validation sees the same batches
-        val = ValidationBatches(tok_dir, cfg.seq_len, cfg.global_batch_size, info.rank, info.world_size,
-                                max_batches=cfg.val_batches)
-    return fit(cfg, model, tokenizer, data, ctx.stage_dir, info, val_data=val, seed=ctx.recipe.seed,
-               extra_summary={"data_mix": cfg.data_mix})
+        val = ValidationBatches(
+            tok_dir,
+            cfg.seq_len,
+            cfg.global_batch_size,
+            info.rank,
+            info.world_size,
+            max_batches=cfg.val_batches,
+        )
+    return fit(
+        cfg,
+        model,
+        tokenizer,
+        data,
+        ctx.stage_dir,
+        info,
+        val_data=val,
+        seed=ctx.recipe.seed,
+        extra_summary={"data_mix": cfg.data_mix},
+    )
 
 
 def run_pretrain(ctx: StageContext) -> dict:

@@ -26,16 +26,27 @@ def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
 
 def collect(run_dir: Path, samples_per_task: int = 3) -> dict:
     run_dir = Path(run_dir)
-    out: dict = {"run_dir": str(run_dir), "stages": {}, "metrics": {}, "funnel": [], "eval": {}, "intervals": {},
-                 "gains": {}, "examples": {}}
+    out: dict = {
+        "run_dir": str(run_dir),
+        "stages": {},
+        "metrics": {},
+        "funnel": [],
+        "eval": {},
+        "intervals": {},
+        "gains": {},
+        "examples": {},
+    }
+
     def pipeline_order(p: Path) -> tuple[int, str]:
         return (STAGE_ORDER.index(p.name) if p.name in STAGE_ORDER else len(STAGE_ORDER), p.name)
 
     for stage_dir in sorted((p for p in run_dir.iterdir() if p.is_dir()), key=pipeline_order):
         summary = stage_dir / "summary.json"
         if summary.exists():
-            out["stages"][stage_dir.name] = {"summary": read_json(summary),
-                                             "complete": (stage_dir / MARKER).exists()}
+            out["stages"][stage_dir.name] = {
+                "summary": read_json(summary),
+                "complete": (stage_dir / MARKER).exists(),
+            }
     for name in checkpoint_stages():
         metrics = _jsonl(run_dir / name / "metrics.jsonl")
         if metrics:
@@ -46,8 +57,9 @@ def collect(run_dir: Path, samples_per_task: int = 3) -> dict:
     out["intervals"] = ev.get("intervals", {})
     out["gains"] = ev.get("gains", {})
     tasks = sorted({task for tasks in out["eval"].values() for task in tasks})
-    out["examples"] = {task: fixed_examples(run_dir / "eval", list(out["eval"]), task, samples_per_task)
-                       for task in tasks}
+    out["examples"] = {
+        task: fixed_examples(run_dir / "eval", list(out["eval"]), task, samples_per_task) for task in tasks
+    }
     out["examples"] = {task: rows for task, rows in out["examples"].items() if rows}
     return out
 
@@ -60,7 +72,9 @@ def fixed_examples(eval_dir: Path, stages: list[str], task: str, k: int) -> list
     by_stage = {}
     for stage in stages:
         rows = _jsonl(eval_dir / stage / samples_file_name(task))
-        by_stage[stage] = {row.get("doc_index", i): row for i, row in enumerate(rows) if row.get("sample", 0) == 0}
+        by_stage[stage] = {
+            row.get("doc_index", i): row for i, row in enumerate(rows) if row.get("sample", 0) == 0
+        }
     by_stage = {stage: rows for stage, rows in by_stage.items() if rows}
     if k <= 0 or not by_stage:
         return []
@@ -69,9 +83,16 @@ def fixed_examples(eval_dir: Path, stages: list[str], task: str, k: int) -> list
     examples = []
     for index in picked:
         first = next(iter(by_stage.values()))[index]
-        examples.append({"doc_index": index, "prompt": first.get("prompt", ""),
-                         "answers": {stage: {key: rows[index].get(key) for key in ("output", "extracted", "correct")}
-                                     for stage, rows in by_stage.items()}})
+        examples.append(
+            {
+                "doc_index": index,
+                "prompt": first.get("prompt", ""),
+                "answers": {
+                    stage: {key: rows[index].get(key) for key in ("output", "extracted", "correct")}
+                    for stage, rows in by_stage.items()
+                },
+            }
+        )
     return examples
 
 
@@ -84,11 +105,22 @@ def funnel(stages: dict) -> list[dict]:
         first = steps[0]
         rows.append({"step": "input", "docs": first.get("docs_in"), "tokens": first.get("tokens_in")})
         for step in steps:
-            rows.append({"step": step.get("name"), "docs": step.get("docs_out"), "tokens": step.get("tokens_out"),
-                         "dropped": step.get("dropped", {})})
+            rows.append(
+                {
+                    "step": step.get("name"),
+                    "docs": step.get("docs_out"),
+                    "tokens": step.get("tokens_out"),
+                    "dropped": step.get("dropped", {}),
+                }
+            )
     domains = stages.get("tokenize", {}).get("summary", {}).get("domains", {})
     if domains:
-        rows.append({"step": "tokenized", "docs": sum(d.get("docs", 0) for d in domains.values()),
-                     "tokens": sum(d.get("tokens", 0) for d in domains.values()),
-                     "by_domain": {k: d.get("tokens", 0) for k, d in domains.items()}})
+        rows.append(
+            {
+                "step": "tokenized",
+                "docs": sum(d.get("docs", 0) for d in domains.values()),
+                "tokens": sum(d.get("tokens", 0) for d in domains.values()),
+                "by_domain": {k: d.get("tokens", 0) for k, d in domains.items()},
+            }
+        )
     return rows

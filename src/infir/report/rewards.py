@@ -19,11 +19,19 @@ def plot_reward_curve(rows: list[dict], path: Path, window: int = 5) -> bool:
     steps = [r["step"] for r in rows]
     reward = [r["reward"] for r in rows]
     std = [r.get("reward_std", 0.0) for r in rows]
-    smooth = [sum(reward[max(0, i - window + 1):i + 1]) / len(reward[max(0, i - window + 1):i + 1])
-              for i in range(len(reward))]
+    smooth = [
+        sum(reward[max(0, i - window + 1) : i + 1]) / len(reward[max(0, i - window + 1) : i + 1])
+        for i in range(len(reward))
+    ]
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    ax.fill_between(steps, [m - s for m, s in zip(reward, std)], [m + s for m, s in zip(reward, std)],
-                    color="#4c78a8", alpha=0.15, label="reward ± std (rollouts of the step)")
+    ax.fill_between(
+        steps,
+        [m - s for m, s in zip(reward, std)],
+        [m + s for m, s in zip(reward, std)],
+        color="#4c78a8",
+        alpha=0.15,
+        label="reward ± std (rollouts of the step)",
+    )
     ax.plot(steps, reward, color="#4c78a8", alpha=0.5, lw=1, label="mean reward")
     ax.plot(steps, smooth, color="#4c78a8", lw=2, label=f"mean reward, running mean of {window}")
     if all("accuracy" in r for r in rows):

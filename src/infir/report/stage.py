@@ -8,7 +8,10 @@ from infir.run import StageContext
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.recipe.report
-    path = write_report(ctx.run_dir, title=cfg.title or f"infir report: {ctx.recipe.name}",
-                        samples_per_task=cfg.samples_per_task)
+    path = write_report(
+        ctx.run_dir,
+        title=cfg.title or f"infir report: {ctx.recipe.name}",
+        samples_per_task=cfg.samples_per_task,
+    )
     pngs = sorted(p.name for p in path.parent.glob("*.png"))
     return {"report": str(path), "plots": pngs}

@@ -105,16 +105,20 @@ class RLConfig(TrainConfig):
             derived = int(group) * int(prompts)
             given = data.get("global_batch_size")
             if given is not None and int(given) != derived:
-                raise ValueError(f"rl: global_batch_size ({given}) must equal prompts_per_step * group_size "
-                                 f"({derived}); leave it out to derive it")
+                raise ValueError(
+                    f"rl: global_batch_size ({given}) must equal prompts_per_step * group_size "
+                    f"({derived}); leave it out to derive it"
+                )
             data = {**data, "global_batch_size": derived}
         return data
 
     @model_validator(mode="after")
     def _check_rl(self) -> RLConfig:
         if self.max_new_tokens >= self.seq_len:
-            raise ValueError(f"rl: max_new_tokens ({self.max_new_tokens}) leaves no room for the prompt in "
-                             f"seq_len ({self.seq_len})")
+            raise ValueError(
+                f"rl: max_new_tokens ({self.max_new_tokens}) leaves no room for the prompt in "
+                f"seq_len ({self.seq_len})"
+            )
         return self
 
     @property

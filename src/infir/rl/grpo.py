@@ -30,8 +30,13 @@ import torch.nn.functional as F
 Aggregation = Literal["token", "sequence", "constant"]
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4,
-                     negative_weight: float = 1.0) -> torch.Tensor:
+def group_advantages(
+    rewards: torch.Tensor,
+    group_size: int,
+    scale: bool = True,
+    eps: float = 1e-4,
+    negative_weight: float = 1.0,
+) -> torch.Tensor:
     """Advantages of rewards laid out group after group ([g0 s0, g0 s1, ..., g1 s0, ...]).
 
     The std is the sample std (n - 1), as TRL and the GRPO reference code compute it; a group whose
@@ -50,8 +55,9 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
     return centred.reshape(-1)
 
 
-def process_advantages(step_rewards: list[list[tuple[int, float]]], group_size: int,
-                       eps: float = 1e-4) -> list[list[float]]:
+def process_advantages(
+    step_rewards: list[list[tuple[int, float]]], group_size: int, eps: float = 1e-4
+) -> list[list[float]]:
     """Per-token advantages from per-step rewards (DeepSeekMath's process supervision, Shao et al. 2024).
 
     `step_rewards[i]` lists (index of the token ending the step, reward) for completion i, groups laid
@@ -64,7 +70,7 @@ def process_advantages(step_rewards: list[list[tuple[int, float]]], group_size: 
         raise ValueError(f"{len(step_rewards)} completions do not split into groups of {group_size}")
     out = []
     for g in range(0, len(step_rewards), group_size):
-        group = step_rewards[g:g + group_size]
+        group = step_rewards[g : g + group_size]
         flat = torch.tensor([r for steps in group for _, r in steps], dtype=torch.float64)
         mean = float(flat.mean()) if flat.numel() else 0.0
         std = float(flat.std()) if flat.numel() > 1 else 0.0
@@ -87,8 +93,9 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
     Cross-entropy with reduction="none" avoids materialising the full log-softmax twice.
     """
-    return -F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=-100,
-                            reduction="none")
+    return -F.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none"
+    )
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -97,8 +104,9 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1
 
 
-def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                      clip_low: float, clip_high: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_surrogate(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip_low: float, clip_high: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token -min(ratio A, clip(ratio) A) and where the clipped branch is the active one.
 
     `advantages` is one value per row (broadcast over its tokens) or one per token (the shape of
@@ -140,8 +148,15 @@ class GRPOObjective:
     the policy gradient as its gradient.
     """
 
-    def __init__(self, clip_low: float = 0.2, clip_high: float = 0.2, kl_coef: float = 0.0,
-                 aggregation: Aggregation = "token", max_new_tokens: int = 1, temperature: float = 1.0):
+    def __init__(
+        self,
+        clip_low: float = 0.2,
+        clip_high: float = 0.2,
+        kl_coef: float = 0.0,
+        aggregation: Aggregation = "token",
+        max_new_tokens: int = 1,
+        temperature: float = 1.0,
+    ):
         self.clip_low, self.clip_high, self.kl_coef = clip_low, clip_high, kl_coef
         # Completions were sampled from softmax(logits / T): the policy gradient and the ratios are
         # taken under that same distribution, or the update optimises a policy nobody sampled from.
@@ -158,8 +173,9 @@ class GRPOObjective:
         mask = labels[:, 1:] != -100
         logp = token_logprobs(logits / self.temperature if self.temperature != 1.0 else logits, labels)
         old = micro["old_logprobs"].to(device) if "old_logprobs" in micro else logp.detach()
-        per_token, is_clipped = clipped_surrogate(logp, old, micro["advantages"].to(device),
-                                                  self.clip_low, self.clip_high)
+        per_token, is_clipped = clipped_surrogate(
+            logp, old, micro["advantages"].to(device), self.clip_low, self.clip_high
+        )
         kl = None
         if "ref_logprobs" in micro:
             kl = k3_kl(logp, micro["ref_logprobs"].to(device))
@@ -181,16 +197,19 @@ class GRPOObjective:
         """Per-token means over the step just taken: clip fraction, mean ratio, KL to the reference."""
         s, self._sums = self._sums, {}
         tokens = max(s.get("tokens", 0.0), 1.0)
-        out = {"clip_frac": round(s.get("clipped", 0.0) / tokens, 6),
-               "ratio": round(s.get("ratio", 0.0) / tokens, 6)}
+        out = {
+            "clip_frac": round(s.get("clipped", 0.0) / tokens, 6),
+            "ratio": round(s.get("ratio", 0.0) / tokens, 6),
+        }
         if "kl" in s:
             out["kl"] = round(s["kl"] / tokens, 6)
         return out
 
 
 @torch.no_grad()
-def sequence_logprobs(model, batch: dict, micro_batch_size: int, autocast=None,
-                      temperature: float = 1.0) -> torch.Tensor:
+def sequence_logprobs(
+    model, batch: dict, micro_batch_size: int, autocast=None, temperature: float = 1.0
+) -> torch.Tensor:
     """Per-token log-probs of the batch's labels under `model` (no gradient), on the CPU.
 
     Used for the reference model's log-probs and for the rollout policy's when a rollout batch is
@@ -202,13 +221,13 @@ def sequence_logprobs(model, batch: dict, micro_batch_size: int, autocast=None,
     parts = []
     try:
         for i in range(0, batch["input_ids"].size(0), micro_batch_size):
-            ids = batch["input_ids"][i:i + micro_batch_size].to(device)
-            pos = batch["position_ids"][i:i + micro_batch_size].to(device)
+            ids = batch["input_ids"][i : i + micro_batch_size].to(device)
+            pos = batch["position_ids"][i : i + micro_batch_size].to(device)
             with autocast if autocast is not None else contextlib.nullcontext():
                 logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
             if temperature != 1.0:
                 logits = logits / temperature
-            parts.append(token_logprobs(logits, batch["labels"][i:i + micro_batch_size].to(device)).cpu())
+            parts.append(token_logprobs(logits, batch["labels"][i : i + micro_batch_size].to(device)).cpu())
     finally:
         model.train(was_training)
     return torch.cat(parts)

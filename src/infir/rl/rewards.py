@@ -35,7 +35,9 @@ class Rewarder:
         try:
             self.pattern = re.compile(self.cfg.format_pattern)
         except re.error as exc:
-            raise ValueError(f"rl.reward.format_pattern {self.cfg.format_pattern!r} is not a regex: {exc}") from None
+            raise ValueError(
+                f"rl.reward.format_pattern {self.cfg.format_pattern!r} is not a regex: {exc}"
+            ) from None
 
     def formatted(self, output: str) -> bool:
         return self.pattern.search(output.strip()) is not None
@@ -48,8 +50,9 @@ class Rewarder:
         total = self.cfg.correct * correct + (self.cfg.format if formatted else 0.0)
         if self.cfg.steps and steps:
             total += self.cfg.steps * matched / steps
-        return Reward(total=total, correct=correct, formatted=formatted, reference_steps=steps,
-                      steps_matched=matched)
+        return Reward(
+            total=total, correct=correct, formatted=formatted, reference_steps=steps, steps_matched=matched
+        )
 
     def score_many(self, docs: Sequence[dict], outputs: Sequence[str]) -> list[Reward]:
         if len(docs) != len(outputs):

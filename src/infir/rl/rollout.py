@@ -65,10 +65,17 @@ class HFEngine:
         try:
             with self.autocast if self.autocast is not None else contextlib.nullcontext():
                 return self.generator.generate(
-                    prompts, max_new_tokens=settings.max_new_tokens, stop=list(settings.stop),
-                    temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
-                    num_samples=settings.group_size, seed=seed, batch_size=settings.batch_size,
-                    return_token_ids=True)
+                    prompts,
+                    max_new_tokens=settings.max_new_tokens,
+                    stop=list(settings.stop),
+                    temperature=settings.temperature,
+                    top_p=settings.top_p,
+                    top_k=settings.top_k,
+                    num_samples=settings.group_size,
+                    seed=seed,
+                    batch_size=settings.batch_size,
+                    return_token_ids=True,
+                )
         finally:
             self.model.train(was_training)
 
@@ -89,8 +96,12 @@ class VLLMEngine:
 
         # Our checkpoints are fp32; vLLM's attention kernels want half precision.
         dtype = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
-        self.backend = VLLMBackend(model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                                   max_model_len=max_model_len)
+        self.backend = VLLMBackend(
+            model_path,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+        )
 
     def sync(self, model) -> None:
         weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
@@ -100,9 +111,16 @@ class VLLMEngine:
 
     def generate(self, prompts: list[list[int]], settings: SamplingSettings, seed: int) -> list[Generation]:
         return self.backend.generate(
-            [{"prompt_token_ids": ids} for ids in prompts], max_new_tokens=settings.max_new_tokens,
-            stop=list(settings.stop), temperature=settings.temperature, top_p=settings.top_p,
-            top_k=settings.top_k, num_samples=settings.group_size, seed=seed, return_token_ids=True)
+            [{"prompt_token_ids": ids} for ids in prompts],
+            max_new_tokens=settings.max_new_tokens,
+            stop=list(settings.stop),
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            top_k=settings.top_k,
+            num_samples=settings.group_size,
+            seed=seed,
+            return_token_ids=True,
+        )
 
 
 def rollout_seed(seed: int, index: int) -> int:
@@ -113,15 +131,40 @@ def rollout_seed(seed: int, index: int) -> int:
 class RolloutBatches:
     """The trainer's batch source for GRPO (see the module docstring)."""
 
-    def __init__(self, policy, tokenizer, docs: Sequence[dict], prompt_ids: Sequence[list[int]],
-                 rewarder: Rewarder, settings: SamplingSettings, prompts_per_step: int, seed: int,
-                 engine=None, advantage: str = "grpo", ppo_epochs: int = 1, ref_model=None,
-                 micro_batch_size: int = 16, autocast=None, log=print, drop_zero_signal: bool = False,
-                 negative_weight: float = 1.0):
+    def __init__(
+        self,
+        policy,
+        tokenizer,
+        docs: Sequence[dict],
+        prompt_ids: Sequence[list[int]],
+        rewarder: Rewarder,
+        settings: SamplingSettings,
+        prompts_per_step: int,
+        seed: int,
+        engine=None,
+        advantage: str = "grpo",
+        ppo_epochs: int = 1,
+        ref_model=None,
+        micro_batch_size: int = 16,
+        autocast=None,
+        log=print,
+        drop_zero_signal: bool = False,
+        negative_weight: float = 1.0,
+    ):
         if not docs or len(docs) != len(prompt_ids):
             raise ValueError(f"RL needs prompts: got {len(docs)} docs and {len(prompt_ids)} encoded prompts")
-        self.policy, self.tokenizer, self.docs, self.prompt_ids = policy, tokenizer, list(docs), list(prompt_ids)
-        self.rewarder, self.settings, self.prompts_per_step, self.seed = rewarder, settings, prompts_per_step, seed
+        self.policy, self.tokenizer, self.docs, self.prompt_ids = (
+            policy,
+            tokenizer,
+            list(docs),
+            list(prompt_ids),
+        )
+        self.rewarder, self.settings, self.prompts_per_step, self.seed = (
+            rewarder,
+            settings,
+            prompts_per_step,
+            seed,
+        )
         self.engine = engine if engine is not None else HFEngine(policy, tokenizer, autocast)
         self.advantage, self.ppo_epochs, self.ref_model = advantage, ppo_epochs, ref_model
         self.micro_batch_size, self.autocast, self.log = micro_batch_size, autocast, log
@@ -129,7 +172,9 @@ class RolloutBatches:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self.eos_ids = eos_token_ids(policy, tokenizer)
-        self.end_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else min(self.eos_ids, default=None)
+        self.end_id = (
+            tokenizer.eos_token_id if tokenizer.eos_token_id is not None else min(self.eos_ids, default=None)
+        )
         self.step = 0
         self._cached: tuple[int, dict] | None = None  # (rollout index, batch) while ppo_epochs reuse it
 
@@ -149,36 +194,43 @@ class RolloutBatches:
         chosen = self.prompt_indices(index)
         t0 = time.perf_counter()
         self.engine.sync(self.policy)
-        gens = self.engine.generate([self.prompt_ids[i] for i in chosen], self.settings,
-                                    rollout_seed(self.seed, index))
+        gens = self.engine.generate(
+            [self.prompt_ids[i] for i in chosen], self.settings, rollout_seed(self.seed, index)
+        )
         gen_seconds = time.perf_counter() - t0
         group = self.settings.group_size
         docs = [self.docs[i] for i in chosen for _ in range(group)]
         rewards = self.rewarder.score_many(docs, [g.text for g in gens])
         totals = torch.tensor([r.total for r in rewards])
-        rows = [(self.prompt_ids[i], self._completion(g)) for i, g in zip(
-            [i for i in chosen for _ in range(group)], gens)]
+        rows = [
+            (self.prompt_ids[i], self._completion(g))
+            for i, g in zip([i for i in chosen for _ in range(group)], gens)
+        ]
         if self.advantage == "process":
             advantages = self._process_advantages(docs, rows, rewards, group)
             # a group carries signal when some token of some completion has a non-zero advantage
-            signal = [any(any(a) for a in advantages[g:g + group]) for g in range(0, len(rows), group)]
+            signal = [any(any(a) for a in advantages[g : g + group]) for g in range(0, len(rows), group)]
             keep = self._rows_of(signal, group) if self.drop_zero_signal else list(range(len(rows)))
         else:
-            advantages = group_advantages(totals, group, scale=self.advantage == "grpo",
-                                          negative_weight=self.negative_weight)
+            advantages = group_advantages(
+                totals, group, scale=self.advantage == "grpo", negative_weight=self.negative_weight
+            )
             keep = self._kept_rows(totals, group) if self.drop_zero_signal else list(range(len(rows)))
         batch = self._tensors([rows[r] for r in keep])
         if self.advantage == "process":
-            batch["advantages"] = self._token_layout([rows[r] for r in keep], [advantages[r] for r in keep],
-                                                     batch["labels"].size(1))
+            batch["advantages"] = self._token_layout(
+                [rows[r] for r in keep], [advantages[r] for r in keep], batch["labels"].size(1)
+            )
         else:
             batch["advantages"] = advantages[keep]
         if self.ref_model is not None:
-            batch["ref_logprobs"] = sequence_logprobs(self.ref_model, batch, self.micro_batch_size, self.autocast,
-                                              self.settings.temperature)
+            batch["ref_logprobs"] = sequence_logprobs(
+                self.ref_model, batch, self.micro_batch_size, self.autocast, self.settings.temperature
+            )
         if self.ppo_epochs > 1:
-            batch["old_logprobs"] = sequence_logprobs(self.policy, batch, self.micro_batch_size, self.autocast,
-                                              self.settings.temperature)
+            batch["old_logprobs"] = sequence_logprobs(
+                self.policy, batch, self.micro_batch_size, self.autocast, self.settings.temperature
+            )
         batch["metrics"] = self._metrics(totals, rewards, gens, group, gen_seconds, time.perf_counter() - t0)
         batch["metrics"]["trained_rows"] = len(keep)
         return batch
@@ -196,10 +248,14 @@ class RolloutBatches:
 
     def _process_advantages(self, docs, rows, rewards, group) -> list[list[float]]:
         """Per-token advantages of each completion from its steps against the doc's reference solution."""
-        steps = [step_rewards(str(doc.get("solution") or ""),
-                              [self.tokenizer.decode([t], skip_special_tokens=True) for t in completion],
-                              reward.correct >= 1.0)
-                 for doc, (_, completion), reward in zip(docs, rows, rewards)]
+        steps = [
+            step_rewards(
+                str(doc.get("solution") or ""),
+                [self.tokenizer.decode([t], skip_special_tokens=True) for t in completion],
+                reward.correct >= 1.0,
+            )
+            for doc, (_, completion), reward in zip(docs, rows, rewards)
+        ]
         adv = process_advantages(steps, group)
         return [[a * (self.negative_weight if a < 0 else 1.0) for a in row] for row in adv]
 
@@ -209,14 +265,18 @@ class RolloutBatches:
         out = torch.zeros(len(rows), width - 1)
         for r, ((prompt, _), adv) in enumerate(zip(rows, advantages)):
             if adv:
-                out[r, len(prompt) - 1:len(prompt) - 1 + len(adv)] = torch.tensor(adv)
+                out[r, len(prompt) - 1 : len(prompt) - 1 + len(adv)] = torch.tensor(adv)
         return out
 
     def _completion(self, gen: Generation) -> list[int]:
         ids = list(gen.token_ids or [])
         # The HF generator drops the end-of-turn token it stopped at; the policy must be credited
         # (or blamed) for choosing to stop, so the row keeps it.
-        if gen.finish_reason == "eos" and self.end_id is not None and (not ids or ids[-1] not in self.eos_ids):
+        if (
+            gen.finish_reason == "eos"
+            and self.end_id is not None
+            and (not ids or ids[-1] not in self.eos_ids)
+        ):
             ids.append(self.end_id)
         return ids
 
@@ -226,8 +286,8 @@ class RolloutBatches:
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
         for r, (prompt, completion) in enumerate(rows):
             seq = torch.tensor(prompt + completion, dtype=torch.long)
-            input_ids[r, :len(seq)] = seq
-            labels[r, len(prompt):len(seq)] = seq[len(prompt):]
+            input_ids[r, : len(seq)] = seq
+            labels[r, len(prompt) : len(seq)] = seq[len(prompt) :]
         # Right padding: causal attention never lets a real token see the padding after it.
         position_ids = torch.arange(width).expand(len(rows), width).clone()
         return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
@@ -240,11 +300,14 @@ class RolloutBatches:
             "reward_std": round(float(totals.std()) if totals.numel() > 1 else 0.0, 6),
             "accuracy": round(sum(r.correct >= 1.0 for r in rewards) / len(rewards), 6),
             "format": round(sum(r.formatted for r in rewards) / len(rewards), 6),
-            "steps_followed": round(sum(r.steps_matched for r in rewards)
-                                    / max(1, sum(r.reference_steps for r in rewards)), 6),
+            "steps_followed": round(
+                sum(r.steps_matched for r in rewards) / max(1, sum(r.reference_steps for r in rewards)), 6
+            ),
             "completion_tokens": round(new_tokens / len(gens), 2),
             "truncated": round(sum(g.finish_reason == "length" for g in gens) / len(gens), 6),
-            "zero_signal_groups": round(float((grouped.max(1).values == grouped.min(1).values).float().mean()), 6),
+            "zero_signal_groups": round(
+                float((grouped.max(1).values == grouped.min(1).values).float().mean()), 6
+            ),
             "rollout_s": round(seconds, 3),
             "gen_tokens_per_s": round(new_tokens / gen_seconds, 1) if gen_seconds > 0 else 0.0,
         }
@@ -266,14 +329,20 @@ class RolloutBatches:
         state = {"step": self.step, "seed": self.seed, "prompts": len(self.docs)}
         # A checkpoint between the optimizer steps of one rollout keeps that rollout: its completions
         # came from weights that no longer exist.
-        if self._cached is not None and self._cached[0] == self.step // self.ppo_epochs and self.step % self.ppo_epochs:
+        if (
+            self._cached is not None
+            and self._cached[0] == self.step // self.ppo_epochs
+            and self.step % self.ppo_epochs
+        ):
             state["cached"] = {"index": self._cached[0], "batch": self._cached[1]}
         return state
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("seed") != self.seed or state.get("prompts") != len(self.docs):
-            raise ValueError(f"RL prompts changed since the checkpoint (seed {state.get('seed')} -> {self.seed}, "
-                             f"{state.get('prompts')} -> {len(self.docs)} prompts); cannot resume exactly")
+            raise ValueError(
+                f"RL prompts changed since the checkpoint (seed {state.get('seed')} -> {self.seed}, "
+                f"{state.get('prompts')} -> {len(self.docs)} prompts); cannot resume exactly"
+            )
         self.step = int(state["step"])
         cached = state.get("cached")
         self._cached = (int(cached["index"]), cached["batch"]) if cached else None

@@ -59,7 +59,7 @@ def step_rewards(reference: str, pieces: list[str], correct: bool) -> list[tuple
         ends.append(total)
     text = "".join(pieces)
     cuts = [m.end() for m in _SENTENCE_STOP.finditer(text)]
-    if text[cuts[-1] if cuts else 0:].strip():
+    if text[cuts[-1] if cuts else 0 :].strip():
         cuts.append(len(text))  # an unfinished last sentence is a step too
 
     def token_at(char_end: int) -> int:

@@ -21,19 +21,27 @@ def prompt_docs(cfg: PromptConfig, task_name: str, task_options: dict) -> list[d
     if cfg.source == "generated":
         from infir.data.reasoning import generate
 
-        docs = [p.to_dict() for family in cfg.families
-                for p in generate(family, cfg.per_family, cfg.seed, split="train",
-                                  heldout_fraction=cfg.heldout_fraction)]
+        docs = [
+            p.to_dict()
+            for family in cfg.families
+            for p in generate(
+                family, cfg.per_family, cfg.seed, split="train", heldout_fraction=cfg.heldout_fraction
+            )
+        ]
     else:
         if task_name.split(":")[0] == "reasoning":
-            raise ValueError("rl.prompts: the `reasoning` task's documents are the held-out problems it "
-                             "evaluates on; use `source: generated` for train-split problems")
+            raise ValueError(
+                "rl.prompts: the `reasoning` task's documents are the held-out problems it "
+                "evaluates on; use `source: generated` for train-split problems"
+            )
         task = get_task(task_name, split=cfg.split, **task_options)
         if cfg.split == task.eval_split:
-            raise ValueError(f"rl.prompts.split {cfg.split!r} is the split {task_name} is evaluated on; "
-                             "RL would train on the test set")
+            raise ValueError(
+                f"rl.prompts.split {cfg.split!r} is the split {task_name} is evaluated on; "
+                "RL would train on the test set"
+            )
         docs = task.docs()
-    return docs[:cfg.limit] if cfg.limit else docs
+    return docs[: cfg.limit] if cfg.limit else docs
 
 
 def eval_prompt_texts(ctx: StageContext, task) -> set[str]:
@@ -55,13 +63,19 @@ def build_prompts(ctx: StageContext, cfg: RLConfig, task, tokenizer, policy, cha
     docs = prompt_docs(cfg.prompts, cfg.task, cfg.task_options)
     banned = eval_prompt_texts(ctx, task)
     kept = [d for d in docs if task.doc_to_text(d) not in banned]
-    texts = [task.build_prompt(d, num_fewshot=cfg.prompts.num_fewshot, chat=chat, tokenizer=tokenizer)
-             for d in kept]
+    texts = [
+        task.build_prompt(d, num_fewshot=cfg.prompts.num_fewshot, chat=chat, tokenizer=tokenizer)
+        for d in kept
+    ]
     encoded = Generator(policy, tokenizer).encode(texts)
     budget = cfg.seq_len - cfg.max_new_tokens
     pairs = [(d, ids) for d, ids in zip(kept, encoded) if len(ids) <= budget]
-    counts = {"prompts": len(pairs), "generated": len(docs), "dropped_eval_overlap": len(docs) - len(kept),
-              "dropped_too_long": len(kept) - len(pairs)}
+    counts = {
+        "prompts": len(pairs),
+        "generated": len(docs),
+        "dropped_eval_overlap": len(docs) - len(kept),
+        "dropped_too_long": len(kept) - len(pairs),
+    }
     if not pairs:
         raise ValueError(f"rl: no usable prompts ({counts}); raise seq_len or check rl.prompts")
     return [d for d, _ in pairs], [ids for _, ids in pairs], counts
@@ -70,15 +84,18 @@ def build_prompts(ctx: StageContext, cfg: RLConfig, task, tokenizer, policy, cha
 def _autocast(precision: str, device):
     import torch
 
-    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    return (
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    )
 
 
 def _engine(cfg: RLConfig, model_path: str, policy, tokenizer, autocast):
     from infir.rl.rollout import HFEngine, VLLMEngine
 
     if cfg.backend == "vllm":
-        return VLLMEngine(model_path, max_model_len=cfg.seq_len,
-                          gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
+        return VLLMEngine(
+            model_path, max_model_len=cfg.seq_len, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization
+        )
     return HFEngine(policy, tokenizer, autocast)
 
 
@@ -101,7 +118,9 @@ def run(ctx: StageContext) -> dict:
     info = init_distributed(ctx.recipe.runtime.device)
     model_path = resolve_start(ctx) or ctx.recipe.model.name_or_path
     if model_path is None:
-        raise ValueError("rl: nothing to start from (set rl.init_from to a stage of this run or a checkpoint)")
+        raise ValueError(
+            "rl: nothing to start from (set rl.init_from to a stage of this run or a checkpoint)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     policy = initial_model(ctx, tokenizer, str(model_path)).to(info.device)
     chat = cfg.chat if cfg.chat is not None else bool(getattr(tokenizer, "chat_template", None))
@@ -111,23 +130,57 @@ def run(ctx: StageContext) -> dict:
     autocast = _autocast(precision, info.device)
     ref_model = None
     if cfg.kl_coef > 0:
-        ref_model = initial_model(ctx, tokenizer, str(model_path)).to(info.device).eval().requires_grad_(False)
-    settings = SamplingSettings(group_size=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
-                                temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                stop=tuple(task.stops(chat)), batch_size=cfg.rollout_batch_size)
-    source = RolloutBatches(policy, tokenizer, docs, prompt_ids, Rewarder(task, cfg.reward), settings,
-                            cfg.prompts_per_step, ctx.recipe.seed,
-                            engine=_engine(cfg, model_path, policy, tokenizer, autocast),
-                            advantage=cfg.advantage, ppo_epochs=cfg.ppo_epochs, ref_model=ref_model,
-                            micro_batch_size=cfg.micro_batch_size, autocast=autocast,
-                            drop_zero_signal=cfg.drop_zero_signal, negative_weight=cfg.negative_weight)
-    objective = GRPOObjective(cfg.clip_eps, cfg.clip_high, cfg.kl_coef, cfg.loss_aggregation, cfg.max_new_tokens,
-                              temperature=cfg.temperature)
+        ref_model = (
+            initial_model(ctx, tokenizer, str(model_path)).to(info.device).eval().requires_grad_(False)
+        )
+    settings = SamplingSettings(
+        group_size=cfg.group_size,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        stop=tuple(task.stops(chat)),
+        batch_size=cfg.rollout_batch_size,
+    )
+    source = RolloutBatches(
+        policy,
+        tokenizer,
+        docs,
+        prompt_ids,
+        Rewarder(task, cfg.reward),
+        settings,
+        cfg.prompts_per_step,
+        ctx.recipe.seed,
+        engine=_engine(cfg, model_path, policy, tokenizer, autocast),
+        advantage=cfg.advantage,
+        ppo_epochs=cfg.ppo_epochs,
+        ref_model=ref_model,
+        micro_batch_size=cfg.micro_batch_size,
+        autocast=autocast,
+        drop_zero_signal=cfg.drop_zero_signal,
+        negative_weight=cfg.negative_weight,
+    )
+    objective = GRPOObjective(
+        cfg.clip_eps,
+        cfg.clip_high,
+        cfg.kl_coef,
+        cfg.loss_aggregation,
+        cfg.max_new_tokens,
+        temperature=cfg.temperature,
+    )
     # No seed: RL runs on the RNG state building the policy left (initial_model seeds it); seeding again
     # here would change its rollouts.
     summary = fit(cfg, policy, tokenizer, source, ctx.stage_dir, info, objective=objective)
-    summary.update({"init_from": str(model_path), "task": cfg.task, "chat": chat, "backend": cfg.backend, **counts,
-                    **reward_curve_summary(MetricsLog(ctx.stage_dir / "metrics.jsonl").read())})
+    summary.update(
+        {
+            "init_from": str(model_path),
+            "task": cfg.task,
+            "chat": chat,
+            "backend": cfg.backend,
+            **counts,
+            **reward_curve_summary(MetricsLog(ctx.stage_dir / "metrics.jsonl").read()),
+        }
+    )
     return summary
 
 
@@ -141,6 +194,10 @@ def reward_curve_summary(records: list[dict], window: int = 10) -> dict:
     def mean(part, key):
         return round(sum(r[key] for r in part) / len(part), 4)
 
-    return {"reward_first": mean(head, "reward"), "reward_last": mean(tail, "reward"),
-            "accuracy_first": mean(head, "accuracy"), "accuracy_last": mean(tail, "accuracy"),
-            "curve_window": len(head)}
+    return {
+        "reward_first": mean(head, "reward"),
+        "reward_last": mean(tail, "reward"),
+        "accuracy_first": mean(head, "accuracy"),
+        "accuracy_last": mean(tail, "accuracy"),
+        "curve_window": len(head),
+    }

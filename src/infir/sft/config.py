@@ -45,5 +45,6 @@ class SFTConfig(TrainConfig):
     on_bad_record: Literal["fail", "drop"] = "fail"
     packing: bool = True
     max_conversation_tokens: int | None = None  # longer ones are dropped and counted; None: seq_len
-    schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(kind="cosine", warmup_ratio=0.1,
-                                                                              min_lr_ratio=0.0))
+    schedule: ScheduleConfig = Field(
+        default_factory=lambda: ScheduleConfig(kind="cosine", warmup_ratio=0.1, min_lr_ratio=0.0)
+    )

@@ -18,8 +18,16 @@ from infir.sft.config import ConversationSource
 T = TypeVar("T")
 
 ROLES = {"system", "user", "assistant"}
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
-                  "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+}
 
 
 class BadRecord(ValueError):
@@ -104,32 +112,55 @@ def _source_records(src: ConversationSource, run_dir: Path | None) -> Iterator[t
 
         for family in src.families:
             for i, p in enumerate(reasoning.generate(family, src.per_family, seed=src.seed, split="train")):
-                yield f"generated:{family}#{i}", {"messages": [{"role": "user", "content": p.question},
-                                                                {"role": "assistant", "content": p.solution}]}
+                yield (
+                    f"generated:{family}#{i}",
+                    {
+                        "messages": [
+                            {"role": "user", "content": p.question},
+                            {"role": "assistant", "content": p.solution},
+                        ]
+                    },
+                )
 
 
-def load_conversations(sources: list[ConversationSource], on_bad_record: str = "fail",
-                       run_dir: Path | None = None) -> tuple[list[list[dict]], LoadReport]:
+def load_conversations(
+    sources: list[ConversationSource], on_bad_record: str = "fail", run_dir: Path | None = None
+) -> tuple[list[list[dict]], LoadReport]:
     report = LoadReport()
     return list(iter_conversations(sources, on_bad_record, run_dir, report)), report
 
 
-def iter_conversations(sources: list[ConversationSource], on_bad_record: str, run_dir: Path | None,
-                       report: LoadReport) -> Iterator[list[dict]]:
+def iter_conversations(
+    sources: list[ConversationSource], on_bad_record: str, run_dir: Path | None, report: LoadReport
+) -> Iterator[list[dict]]:
     """The conversations of every source in order, one at a time (`report` counts them as they pass)."""
     for src in sources:
-        yield from iter_good(_source_records(src, run_dir),
-                             lambda record, where, src=src: normalize(record, where, src.system_prompt),
-                             on_bad_record, report, src.limit)
+        yield from iter_good(
+            _source_records(src, run_dir),
+            lambda record, where, src=src: normalize(record, where, src.system_prompt),
+            on_bad_record,
+            report,
+            src.limit,
+        )
 
 
-def keep_good(records: Iterable[tuple[str, object]], convert: Callable[[object, str], T], on_bad_record: str,
-              report: LoadReport, limit: int | None = None) -> list[T]:
+def keep_good(
+    records: Iterable[tuple[str, object]],
+    convert: Callable[[object, str], T],
+    on_bad_record: str,
+    report: LoadReport,
+    limit: int | None = None,
+) -> list[T]:
     return list(iter_good(records, convert, on_bad_record, report, limit))
 
 
-def iter_good(records: Iterable[tuple[str, object]], convert: Callable[[object, str], T], on_bad_record: str,
-              report: LoadReport, limit: int | None = None) -> Iterator[T]:
+def iter_good(
+    records: Iterable[tuple[str, object]],
+    convert: Callable[[object, str], T],
+    on_bad_record: str,
+    report: LoadReport,
+    limit: int | None = None,
+) -> Iterator[T]:
     """`convert(record, where)` of each (where, record) pair, up to `limit` good ones. A bad record (a
     `BadRecord` from the reader or from `convert`) stops the load, or with on_bad_record="drop" is
     counted under its reason in `report`."""

@@ -60,8 +60,15 @@ def is_built(folder: Path) -> bool:
     return (folder / DONE).is_file()
 
 
-def encode_part(folder: Path, tokenizer, conversations: Iterable[list[dict]], max_tokens: int, rank: int = 0,
-                world: int = 1, flush_tokens: int = 1 << 20) -> None:
+def encode_part(
+    folder: Path,
+    tokenizer,
+    conversations: Iterable[list[dict]],
+    max_tokens: int,
+    rank: int = 0,
+    world: int = 1,
+    flush_tokens: int = 1 << 20,
+) -> None:
     """This rank's share (conversation i when i % world == rank) into `part-<rank>/`."""
     part = folder / f"part-{rank:05d}"
     shutil.rmtree(part, ignore_errors=True)
@@ -101,10 +108,16 @@ def join_parts(folder: Path, world: int, seq_len: int, packing: bool, meta: dict
     """Rank 0: the parts in the original conversation order, packed, then `_DONE`."""
     parts = [folder / f"part-{r:05d}" for r in range(world)]
     lengths = [np.load(p / "lengths.npy") for p in parts]
-    ids = [np.memmap(p / "ids.bin", dtype=np.int32, mode="r") if n.max(initial=-1) > 0 else np.empty(0, np.int32)
-           for p, n in zip(parts, lengths)]
-    masks = [np.memmap(p / "mask.bin", dtype=np.bool_, mode="r") if n.max(initial=-1) > 0 else np.empty(0, np.bool_)
-             for p, n in zip(parts, lengths)]
+    ids = [
+        np.memmap(p / "ids.bin", dtype=np.int32, mode="r") if n.max(initial=-1) > 0 else np.empty(0, np.int32)
+        for p, n in zip(parts, lengths)
+    ]
+    masks = [
+        np.memmap(p / "mask.bin", dtype=np.bool_, mode="r")
+        if n.max(initial=-1) > 0
+        else np.empty(0, np.bool_)
+        for p, n in zip(parts, lengths)
+    ]
     starts = [np.concatenate([[0], np.cumsum(np.maximum(n, 0))]) for n in lengths]
     total = sum(len(n) for n in lengths)
     every = np.empty(total, dtype=np.int64)  # conversation i is the (i // world)-th of part i % world
@@ -112,13 +125,17 @@ def join_parts(folder: Path, world: int, seq_len: int, packing: bool, meta: dict
         every[r::world] = n
     kept = np.flatnonzero(every >= 0)
     offsets = np.concatenate([[0], np.cumsum(every[kept])]).astype(np.int64)
-    all_ids = np.lib.format.open_memmap(folder / "ids.npy", mode="w+", dtype=np.int32, shape=(int(offsets[-1]),))
-    all_mask = np.lib.format.open_memmap(folder / "mask.npy", mode="w+", dtype=np.bool_, shape=(int(offsets[-1]),))
+    all_ids = np.lib.format.open_memmap(
+        folder / "ids.npy", mode="w+", dtype=np.int32, shape=(int(offsets[-1]),)
+    )
+    all_mask = np.lib.format.open_memmap(
+        folder / "mask.npy", mode="w+", dtype=np.bool_, shape=(int(offsets[-1]),)
+    )
     for j, i in enumerate(kept.tolist()):
         r, k = i % world, i // world
         a, b = starts[r][k], starts[r][k] + lengths[r][k]
-        all_ids[offsets[j]:offsets[j + 1]] = ids[r][a:b]
-        all_mask[offsets[j]:offsets[j + 1]] = masks[r][a:b]
+        all_ids[offsets[j] : offsets[j + 1]] = ids[r][a:b]
+        all_mask[offsets[j] : offsets[j + 1]] = masks[r][a:b]
     all_ids.flush()
     all_mask.flush()
     del all_ids, all_mask
@@ -127,20 +144,37 @@ def join_parts(folder: Path, world: int, seq_len: int, packing: bool, meta: dict
     if packing and len(out_lengths):
         bins = best_fit_decreasing(out_lengths, seq_len)
         np.save(folder / "bins.npy", np.asarray([i for b in bins for i in b], dtype=np.int64))
-        np.save(folder / "bin_offsets.npy", np.concatenate([[0], np.cumsum([len(b) for b in bins])]).astype(np.int64))
+        np.save(
+            folder / "bin_offsets.npy",
+            np.concatenate([[0], np.cumsum([len(b) for b in bins])]).astype(np.int64),
+        )
     too_long = Counter({"too_long": total - len(kept)}) if total > len(kept) else Counter()
     del ids, masks
-    meta = {**meta, "conversations": total, "examples": len(kept), "too_long": dict(too_long),
-            "seq_len": seq_len, "packing": packing}
+    meta = {
+        **meta,
+        "conversations": total,
+        "examples": len(kept),
+        "too_long": dict(too_long),
+        "seq_len": seq_len,
+        "packing": packing,
+    }
     (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     for p in parts:
         shutil.rmtree(p)
     (folder / DONE).write_text("")
 
 
-def build(folder: Path, tokenizer, conversations: Callable[[], tuple[Iterable[list[dict]], Callable[[], dict]]],
-          max_tokens: int, seq_len: int, packing: bool, rank: int = 0, world: int = 1,
-          wait: Callable[[], None] = lambda: None) -> EncodedConversations:
+def build(
+    folder: Path,
+    tokenizer,
+    conversations: Callable[[], tuple[Iterable[list[dict]], Callable[[], dict]]],
+    max_tokens: int,
+    seq_len: int,
+    packing: bool,
+    rank: int = 0,
+    world: int = 1,
+    wait: Callable[[], None] = lambda: None,
+) -> EncodedConversations:
     """Every rank calls it. `conversations()` gives a fresh stream of conversations and a function that
     returns the load report once the stream is consumed; `wait` is a barrier over the ranks."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -27,12 +27,16 @@ class Example:
 
 
 def encode_conversation(tokenizer, messages: list[dict]) -> Example:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    out = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     ids = list(out["input_ids"])
     mask = list(out.get("assistant_masks") or [])
     if len(mask) != len(ids) or not any(mask):
-        raise ValueError("the chat template marks no assistant tokens ({% generation %} missing?); "
-                         "refusing to train on all tokens")
+        raise ValueError(
+            "the chat template marks no assistant tokens ({% generation %} missing?); "
+            "refusing to train on all tokens"
+        )
     return Example(ids, [t if m else -100 for t, m in zip(ids, mask)])
 
 
@@ -101,8 +105,18 @@ class ConversationBatches:
     pure function of (seed, step), whatever the number of ranks, and resume only needs `step`.
     """
 
-    def __init__(self, examples: Sequence[Example], seq_len: int, global_batch_size: int, seed: int, pad_id: int,
-                 packing: bool = True, rank: int = 0, world_size: int = 1, rows: list[list[int]] | None = None):
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        seq_len: int,
+        global_batch_size: int,
+        seed: int,
+        pad_id: int,
+        packing: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        rows: list[list[int]] | None = None,
+    ):
         """`examples`: a list, or an `EncodedConversations` (with its `lengths`); `rows`: the packed rows
         when they were computed once for all ranks."""
         if global_batch_size % world_size:
@@ -114,7 +128,9 @@ class ConversationBatches:
         lengths = examples.lengths if hasattr(examples, "lengths") else [len(e.input_ids) for e in examples]
         self.lengths = np.asarray(lengths, dtype=np.int64)
         if rows is None:
-            rows = best_fit_decreasing(self.lengths, seq_len) if packing else [[i] for i in range(len(examples))]
+            rows = (
+                best_fit_decreasing(self.lengths, seq_len) if packing else [[i] for i in range(len(examples))]
+            )
         self.rows = rows
         self.step = 0
 
@@ -133,7 +149,9 @@ class ConversationBatches:
     def batch_at(self, step: int) -> dict[str, torch.Tensor]:
         per_rank = self.global_batch // self.world
         start = step * self.global_batch + self.rank * per_rank
-        rows = [[self.examples[i] for i in self.rows[self._row_index(p)]] for p in range(start, start + per_rank)]
+        rows = [
+            [self.examples[i] for i in self.rows[self._row_index(p)]] for p in range(start, start + per_rank)
+        ]
         length = self.seq_len if self.packing else max(sum(len(e.input_ids) for e in r) for r in rows)
         built = [build_row(r, length, self.pad_id) for r in rows]
         return {k: torch.tensor([b[k] for b in built], dtype=torch.long) for k in built[0]}
@@ -149,7 +167,9 @@ class ConversationBatches:
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("rows") != len(self.rows) or state.get("seed") != self.seed:
-            raise ValueError("SFT data changed since the checkpoint (row count or seed differ); cannot resume exactly")
+            raise ValueError(
+                "SFT data changed since the checkpoint (row count or seed differ); cannot resume exactly"
+            )
         self.step = int(state["step"])
 
     def padding_share(self) -> float:
@@ -161,6 +181,6 @@ class ConversationBatches:
         order = lengths[np.random.default_rng([self.seed, 0]).permutation(len(self.rows))]
         pad = 0
         for s in range(0, len(order), self.global_batch):
-            chunk = order[s:s + self.global_batch]
+            chunk = order[s : s + self.global_batch]
             pad += int(chunk.max()) * len(chunk) - int(chunk.sum())
         return pad / (pad + used)

@@ -39,8 +39,17 @@ def encoded_conversations(ctx: StageContext, cfg, tokenizer, info) -> EncodedCon
         report = LoadReport()
         return iter_conversations(cfg.data, cfg.on_bad_record, ctx.run_dir, report), report.to_dict
 
-    return encoded.build(folder, tokenizer, conversations, cfg.max_conversation_tokens or cfg.seq_len, cfg.seq_len,
-                         cfg.packing, info.rank, info.world_size, wait=lambda: wait_for_all(info))
+    return encoded.build(
+        folder,
+        tokenizer,
+        conversations,
+        cfg.max_conversation_tokens or cfg.seq_len,
+        cfg.seq_len,
+        cfg.packing,
+        info.rank,
+        info.world_size,
+        wait=lambda: wait_for_all(info),
+    )
 
 
 def run(ctx: StageContext) -> dict:
@@ -50,7 +59,9 @@ def run(ctx: StageContext) -> dict:
     info = init_distributed(ctx.recipe.runtime.device)
     init = start_of(ctx.recipe, "sft")
     if init is None and ctx.recipe.model.name_or_path is None:
-        raise ValueError("sft: nothing to start from (no pretrain/anneal stage, no sft.init_from, no model.name_or_path)")
+        raise ValueError(
+            "sft: nothing to start from (no pretrain/anneal stage, no sft.init_from, no model.name_or_path)"
+        )
     start = resolve_start(ctx)
     tokenizer = AutoTokenizer.from_pretrained(start or ctx.recipe.model.name_or_path)
     model = initial_model(ctx, tokenizer, start)
@@ -58,12 +69,28 @@ def run(ctx: StageContext) -> dict:
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHATML_TEMPLATE
     examples = encoded_conversations(ctx, cfg, tokenizer, info)
-    data = ConversationBatches(examples, cfg.seq_len, cfg.global_batch_size, ctx.recipe.seed, tokenizer.pad_token_id,
-                               packing=cfg.packing, rank=info.rank, world_size=info.world_size, rows=examples.rows())
+    data = ConversationBatches(
+        examples,
+        cfg.seq_len,
+        cfg.global_batch_size,
+        ctx.recipe.seed,
+        tokenizer.pad_token_id,
+        packing=cfg.packing,
+        rank=info.rank,
+        world_size=info.world_size,
+        rows=examples.rows(),
+    )
     if cfg.max_steps is None:
         cfg = cfg.model_copy(update={"max_steps": data.steps_for(cfg.epochs)})
     use_chat_eos(tokenizer, model)  # the SFT model stops at end-of-turn
-    extra = {"conversations": examples.meta["load"], "too_long": examples.meta["too_long"],
-             "examples": len(examples), "rows": len(data.rows), "packing": cfg.packing,
-             "padding_share": round(data.padding_share(), 4), "epochs": cfg.epochs, "init_from": init}
+    extra = {
+        "conversations": examples.meta["load"],
+        "too_long": examples.meta["too_long"],
+        "examples": len(examples),
+        "rows": len(data.rows),
+        "packing": cfg.packing,
+        "padding_share": round(data.padding_share(), 4),
+        "epochs": cfg.epochs,
+        "init_from": init,
+    }
     return fit(cfg, model, tokenizer, data, ctx.stage_dir, info, seed=ctx.recipe.seed, extra_summary=extra)

@@ -31,10 +31,29 @@ Domain = Literal["math", "code", "general"]
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Prefixes of the keys people paste: OpenAI/Anthropic/DeepSeek `sk-`, Hugging Face `hf_`, GitHub, Slack,
 # AWS, Google, Groq, Replicate, xAI.
-_KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "github_pat_", "xox", "AKIA", "ASIA",
-                 "AIza", "gsk_", "r8_", "xai-", "pk-", "rk-")
-SECRET_MESSAGE = ("the value given for api_key_env looks like a secret, not an environment variable name; "
-                  "pass the NAME of the variable that holds the key (e.g. OPENAI_API_KEY)")
+_KEY_PREFIXES = (
+    "sk-",
+    "sk_",
+    "hf_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "github_pat_",
+    "xox",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "gsk_",
+    "r8_",
+    "xai-",
+    "pk-",
+    "rk-",
+)
+SECRET_MESSAGE = (
+    "the value given for api_key_env looks like a secret, not an environment variable name; "
+    "pass the NAME of the variable that holds the key (e.g. OPENAI_API_KEY)"
+)
 
 
 def looks_like_secret(value: str) -> bool:
@@ -67,8 +86,10 @@ class EndpointConfig(Section):
     @model_validator(mode="after")
     def _budget(self):
         if self.give_up_after < self.timeout:
-            raise ValueError(f"give_up_after ({self.give_up_after:g} s) must be at least timeout "
-                             f"({self.timeout:g} s), or no slow reply could ever arrive")
+            raise ValueError(
+                f"give_up_after ({self.give_up_after:g} s) must be at least timeout "
+                f"({self.timeout:g} s), or no slow reply could ever arrive"
+            )
         return self
 
     @field_validator("api_key_env", mode="before")
@@ -112,8 +133,10 @@ class TeacherConfig(EndpointConfig):
         if self.type == "local" and not self.model:
             raise ValueError("a local teacher needs `model` (a folder, hub name or a stage name of this run)")
         if self.type == "local" and self.model.startswith("stage:"):
-            raise ValueError(f"model {self.model!r}: name this run's checkpoint by the stage name alone "
-                             f"({self.model.split(':', 1)[1]!r})")
+            raise ValueError(
+                f"model {self.model!r}: name this run's checkpoint by the stage name alone "
+                f"({self.model.split(':', 1)[1]!r})"
+            )
         return self
 
 
@@ -363,7 +386,11 @@ class SynthConfig(Section):
 
     def stage_models(self) -> tuple[str, ...]:
         """Stages whose checkpoints a local model here uses (`model: anneal`): synth needs them."""
-        return tuple(dict.fromkeys(t.model for t in self._models() if t.type == "local" and is_checkpoint_stage(t.model)))
+        return tuple(
+            dict.fromkeys(
+                t.model for t in self._models() if t.type == "local" and is_checkpoint_stage(t.model)
+            )
+        )
 
     def input_files(self) -> list[str]:
         """Local seed files: their size and mtime join the stage fingerprint."""

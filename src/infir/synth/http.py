@@ -201,8 +201,10 @@ class JsonClient:
     def budget(self) -> str:
         """The limits that bound how long a failing endpoint is tried, for error messages."""
         c = self.cfg
-        return (f"connect timeout {c.connect_timeout:g} s, read timeout {c.timeout:g} s, {c.max_retries} "
-                f"retries, giving up after {c.give_up_after:g} s without a successful reply")
+        return (
+            f"connect timeout {c.connect_timeout:g} s, read timeout {c.timeout:g} s, {c.max_retries} "
+            f"retries, giving up after {c.give_up_after:g} s without a successful reply"
+        )
 
     def _attempt(self, path: str, body: bytes) -> tuple[dict, None] | tuple[None, HttpError]:
         self.limiter.acquire()
@@ -304,8 +306,9 @@ class JsonClient:
                 return  # aborted under our feet: not a reply, and not a failure of the endpoint
             with self.stats._lock:
                 streak["failures"] = streak["failures"] + 1 if isinstance(out, HttpError) else 0
-                if isinstance(out, HttpError) and (out.status in FATAL_STATUS
-                                                   or streak["failures"] >= abort_after):
+                if isinstance(out, HttpError) and (
+                    out.status in FATAL_STATUS or streak["failures"] >= abort_after
+                ):
                     fatal.append((out, streak["failures"]))
             if on_result is not None:
                 on_result(i, out)

@@ -52,8 +52,10 @@ def use_chat_eos(tokenizer, model=None) -> list[int]:
     with `<|endoftext|>`, and a base model's eos must stay that token.
     """
     if not has_chatml_tokens(tokenizer):
-        raise ValueError(f"tokenizer has no {IM_START}/{IM_END} tokens; add them (and resize the embeddings) "
-                         "before turning it into a chat tokenizer")
+        raise ValueError(
+            f"tokenizer has no {IM_START}/{IM_END} tokens; add them (and resize the embeddings) "
+            "before turning it into a chat tokenizer"
+        )
     stops = chat_stop_token_ids(tokenizer)
     tokenizer.eos_token = IM_END
     if tokenizer.chat_template is None:

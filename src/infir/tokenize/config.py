@@ -9,9 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from infir.config_base import Section
 
 ENDOFTEXT = "<|endoftext|>"  # end of document; the EOS of base models
-PAD = "<|pad|>"              # padding only, never a document boundary
-IM_START = "<|im_start|>"    # chat turn start (ChatML)
-IM_END = "<|im_end|>"        # chat turn end; generation stops here in chat models
+PAD = "<|pad|>"  # padding only, never a document boundary
+IM_START = "<|im_start|>"  # chat turn start (ChatML)
+IM_END = "<|im_end|>"  # chat turn end; generation stops here in chat models
 DEFAULT_SPECIAL_TOKENS = [ENDOFTEXT, PAD, IM_START, IM_END]
 
 
@@ -37,8 +37,10 @@ class TokenizerConfig(Section):
             raise ValueError(f"special_tokens has duplicates: {tokens}")
         missing = [t for t in (ENDOFTEXT, PAD) if t not in tokens]
         if missing:
-            raise ValueError(f"special_tokens must include {missing}: shards end documents with {ENDOFTEXT} "
-                             f"and batches pad with {PAD}")
+            raise ValueError(
+                f"special_tokens must include {missing}: shards end documents with {ENDOFTEXT} "
+                f"and batches pad with {PAD}"
+            )
         return tokens
 
 
@@ -61,6 +63,7 @@ class TokenizeConfig(Section):
     def _check_mixtures(self) -> TokenizeConfig:
         for mix, weights in (self.mixtures or {}).items():
             if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-                raise ValueError(f"tokenize.mixtures.{mix}: weights must be >= 0 with a positive sum, "
-                                 f"got {weights}")
+                raise ValueError(
+                    f"tokenize.mixtures.{mix}: weights must be >= 0 with a positive sum, got {weights}"
+                )
         return self

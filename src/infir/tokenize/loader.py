@@ -133,17 +133,28 @@ class PackedMixtureLoader:
     at the current step; `state_dict()` after n batches resumes at batch n.
     """
 
-    def __init__(self, shard_sets: dict[str, ShardSet], weights: dict[str, float], seq_len: int,
-                 global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1, num_workers: int = 0):
+    def __init__(
+        self,
+        shard_sets: dict[str, ShardSet],
+        weights: dict[str, float],
+        seq_len: int,
+        global_batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+    ):
         if global_batch_size % world_size:
-            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
-                             f"world_size {world_size}")
+            raise ValueError(
+                f"global_batch_size {global_batch_size} is not divisible by world_size {world_size}"
+            )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         missing = [n for n, w in weights.items() if w > 0 and n not in shard_sets]
         if missing:
-            raise ValueError(f"mixture weights name shard sets {missing} that were not given "
-                             f"(have {sorted(shard_sets)})")
+            raise ValueError(
+                f"mixture weights name shard sets {missing} that were not given (have {sorted(shard_sets)})"
+            )
         self.seq_len, self.global_batch_size, self.seed = seq_len, global_batch_size, seed
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.batch_size = global_batch_size // world_size
@@ -165,23 +176,37 @@ class PackedMixtureLoader:
         first = step * self.global_batch_size + self.rank * self.batch_size
         rows = [self.sequence(i) for i in range(first, first + self.batch_size)]
         ids, pos, labels = (np.stack(col) for col in zip(*rows))
-        return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
-                "position_ids": torch.from_numpy(pos)}
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "labels": torch.from_numpy(labels),
+            "position_ids": torch.from_numpy(pos),
+        }
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         if self.num_workers == 0:
             source = (self.batch(step) for step in _count(self.step))
         else:
-            source = iter(torch.utils.data.DataLoader(_StepBatches(self, self.step), batch_size=None,
-                                                      num_workers=self.num_workers, prefetch_factor=4))
+            source = iter(
+                torch.utils.data.DataLoader(
+                    _StepBatches(self, self.step),
+                    batch_size=None,
+                    num_workers=self.num_workers,
+                    prefetch_factor=4,
+                )
+            )
         for batch in source:
             self.step += 1
             yield batch
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "seed": self.seed, "seq_len": self.seq_len,
-                "global_batch_size": self.global_batch_size, "weights": self.weights,
-                "epoch_tokens": {n: s.epoch_tokens for n, s in zip(self.schedule.names, self.streams)}}
+        return {
+            "step": self.step,
+            "seed": self.seed,
+            "seq_len": self.seq_len,
+            "global_batch_size": self.global_batch_size,
+            "weights": self.weights,
+            "epoch_tokens": {n: s.epoch_tokens for n, s in zip(self.schedule.names, self.streams)},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Resume at `state["step"]`; refuses a state from different data, seed, lengths or mix.
@@ -191,8 +216,10 @@ class PackedMixtureLoader:
         mine = self.state_dict()
         for key in ("seed", "seq_len", "global_batch_size", "weights", "epoch_tokens"):
             if state.get(key) != mine[key]:
-                raise ValueError(f"loader state does not match this loader: {key} is {state.get(key)!r} "
-                                 f"in the checkpoint, {mine[key]!r} here")
+                raise ValueError(
+                    f"loader state does not match this loader: {key} is {state.get(key)!r} "
+                    f"in the checkpoint, {mine[key]!r} here"
+                )
         self.step = int(state["step"])
 
 
@@ -233,9 +260,17 @@ def read_mixtures(tokenize_dir: Path) -> dict[str, dict[str, float]]:
     return read_loader_defaults(tokenize_dir)["mixtures"]
 
 
-def build_loader(tokenize_dir: Path, mix: str, seq_len: int | None, global_batch_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1, num_workers: int = 0, verify: bool = True
-                 ) -> PackedMixtureLoader:
+def build_loader(
+    tokenize_dir: Path,
+    mix: str,
+    seq_len: int | None,
+    global_batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    verify: bool = True,
+) -> PackedMixtureLoader:
     """The training loader of mixture `mix` ("pretrain", "anneal", ...) over the stage's train split.
 
     `seq_len` None takes the stage's `tokenize.seq_len`. `num_workers` 0 is usually right: packing
@@ -248,5 +283,13 @@ def build_loader(tokenize_dir: Path, mix: str, seq_len: int | None, global_batch
         raise KeyError(f"{tokenize_dir / LOADER_FILE}: no mixture {mix!r}; it has {sorted(mixtures)}")
     weights = {d: w for d, w in mixtures[mix].items() if w > 0}
     sets = {d: ShardSet.open(tokenize_dir / "shards", d, "train", verify=verify) for d in weights}
-    return PackedMixtureLoader(sets, weights, seq_len or int(defaults["seq_len"]), global_batch_size, seed,
-                               rank, world_size, num_workers)
+    return PackedMixtureLoader(
+        sets,
+        weights,
+        seq_len or int(defaults["seq_len"]),
+        global_batch_size,
+        seed,
+        rank,
+        world_size,
+        num_workers,
+    )

@@ -22,8 +22,9 @@ import numpy as np
 IGNORE_INDEX = -100
 
 
-def pack_row(fragments: Sequence[np.ndarray], seq_len: int, pad_id: int | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pack_row(
+    fragments: Sequence[np.ndarray], seq_len: int, pad_id: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input_ids, position_ids, labels), int64 arrays of `seq_len`.
 
     Fragments must fill the row exactly unless `pad_id` is given; the padding then forms a

@@ -78,7 +78,7 @@ def _encode_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     flat = np.empty(int(lengths.sum()), dtype=dtype)
     ends = np.cumsum(lengths)
     for e, end, n in zip(encodings, ends, lengths):
-        flat[end - n: end - 1] = e.ids
+        flat[end - n : end - 1] = e.ids
     flat[ends - 1] = doc_end
     return flat, lengths
 
@@ -121,17 +121,24 @@ def _job_name(file_index: int, part: int) -> str:
     return f"{file_index:04d}-{part:05d}"
 
 
-def _reusable(path: Path, spec: EncodingSpec, cfg: TokenizeConfig, source: Path,
-              dtype: np.dtype) -> dict | None:
+def _reusable(
+    path: Path, spec: EncodingSpec, cfg: TokenizeConfig, source: Path, dtype: np.dtype
+) -> dict | None:
     """The done file of a job when it was made the same way and its shards are still whole, else None."""
     if not path.exists():
         return None
     done = read_json(path)
-    same = (done.get("tokenizer") == spec.fingerprint and done.get("shard_size_mb") == cfg.shard_size_mb
-            and done.get("source") == str(source) and done.get("default_domain") == cfg.default_domain)
+    same = (
+        done.get("tokenizer") == spec.fingerprint
+        and done.get("shard_size_mb") == cfg.shard_size_mb
+        and done.get("source") == str(source)
+        and done.get("default_domain") == cfg.default_domain
+    )
     shards_dir = path.parent.parent
-    bins = [(shards_dir / domain / f"{meta['name']}.bin", meta["tokens"] * dtype.itemsize)
-            for domain, meta in done.get("shards", {}).items()]
+    bins = [
+        (shards_dir / domain / f"{meta['name']}.bin", meta["tokens"] * dtype.itemsize)
+        for domain, meta in done.get("shards", {}).items()
+    ]
     whole = all(p.is_file() and p.stat().st_size == size for p, size in bins)
     return done if same and whole else None
 
@@ -139,8 +146,15 @@ def _reusable(path: Path, spec: EncodingSpec, cfg: TokenizeConfig, source: Path,
 class ShardingRun:
     """One pass over the inputs; `run()` returns per-domain statistics and writes the shard index."""
 
-    def __init__(self, inputs: list[Path], spec: EncodingSpec, out_dir: Path, cfg: TokenizeConfig,
-                 log=print, progress: bool = True):
+    def __init__(
+        self,
+        inputs: list[Path],
+        spec: EncodingSpec,
+        out_dir: Path,
+        cfg: TokenizeConfig,
+        log=print,
+        progress: bool = True,
+    ):
         self.inputs, self.spec, self.out_dir, self.cfg = [Path(p) for p in inputs], spec, Path(out_dir), cfg
         self.log, self.show_progress = log, progress
         self.dtype = dtype_for_vocab(spec.vocab_size, cfg.dtype)
@@ -194,13 +208,21 @@ class ShardingRun:
             writer = job.writers.get(domain)
             if writer is None:
                 writer = job.writers[domain] = ShardWriter(self.out_dir / domain, job.name, self.dtype)
-            writer.append(flat[end - n: end], key)
+            writer.append(flat[end - n : end], key)
         if chunk.closes_job:
             shards = {domain: w.close() for domain, w in sorted(job.writers.items())}
-            done = {"job": job.name, "source": str(job.source), "first_line": job.first_line,
-                    "last_line": job.last_line, "input_bytes": job.input_bytes, "empty_docs": job.empty_docs,
-                    "tokenizer": self.spec.fingerprint, "shard_size_mb": self.cfg.shard_size_mb,
-                    "default_domain": self.cfg.default_domain, "shards": shards}
+            done = {
+                "job": job.name,
+                "source": str(job.source),
+                "first_line": job.first_line,
+                "last_line": job.last_line,
+                "input_bytes": job.input_bytes,
+                "empty_docs": job.empty_docs,
+                "tokenizer": self.spec.fingerprint,
+                "shard_size_mb": self.cfg.shard_size_mb,
+                "default_domain": self.cfg.default_domain,
+                "shards": shards,
+            }
             write_json(self.out_dir / JOBS_DIR / f"{job.name}.json", done)
             self.jobs_done.append(done)
 
@@ -210,8 +232,14 @@ class ShardingRun:
             stale.unlink()
         total = sum(p.stat().st_size for p in self.inputs)
         t0 = time.time()
-        progress = Progress(TextColumn("tokenize"), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                            disable=not self.show_progress, transient=True)
+        progress = Progress(
+            TextColumn("tokenize"),
+            BarColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            disable=not self.show_progress,
+            transient=True,
+        )
         with progress:
             task = progress.add_task("tokenize", total=total)
             offset = [0, 0]  # bytes of finished files, last position in the current file
@@ -234,9 +262,15 @@ class ShardingRun:
     def _run_pool(self, chunks: Iterator[_Chunk]) -> None:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         in_flight: deque[tuple[_Chunk, Future]] = deque()
-        with _tokenizer_threads_off(), ProcessPoolExecutor(
-                self.cfg.workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
-                initargs=(self.spec.tokenizer_json, self.spec.doc_end_id, self.dtype.name, False)) as pool:
+        with (
+            _tokenizer_threads_off(),
+            ProcessPoolExecutor(
+                self.cfg.workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_init_worker,
+                initargs=(self.spec.tokenizer_json, self.spec.doc_end_id, self.dtype.name, False),
+            ) as pool,
+        ):
             for chunk in chunks:
                 in_flight.append((chunk, pool.submit(_encode_chunk, chunk.texts)))
                 while len(in_flight) > 2 * self.cfg.workers:  # bounded: memory stays flat on any input
@@ -257,21 +291,38 @@ class ShardingRun:
         tokens = sum(d["tokens"] for d in domains.values())
         docs = sum(d["docs"] for d in domains.values())
         input_bytes = sum(d["input_bytes"] for d in self.jobs_done)
-        index = {"format": FORMAT_VERSION, "dtype": self.dtype.name, "vocab_size": self.spec.vocab_size,
-                 "doc_end_id": self.spec.doc_end_id, "pad_id": self.spec.pad_id,
-                 "tokenizer": self.spec.fingerprint,
-                 "domains": dict(sorted(domains.items()))}
+        index = {
+            "format": FORMAT_VERSION,
+            "dtype": self.dtype.name,
+            "vocab_size": self.spec.vocab_size,
+            "doc_end_id": self.spec.doc_end_id,
+            "pad_id": self.spec.pad_id,
+            "tokenizer": self.spec.fingerprint,
+            "domains": dict(sorted(domains.items())),
+        }
         write_json(self.out_dir / INDEX_FILE, index)
         rate = tokens / seconds if seconds > 0 else float("inf")
-        self.log(f"tokenize: {docs} docs, {tokens} tokens from {input_bytes / 1e6:.1f} MB of input in "
-                 f"{seconds:.1f}s ({rate / 1e6:.2f}M tokens/s, "
-                 f"{input_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s; "
-                 f"{len(self.jobs_done)} shard jobs, {self.jobs_skipped} reused, {self.cfg.workers} workers)")
-        return {"docs": docs, "tokens": tokens, "input_bytes": input_bytes, "seconds": round(seconds, 3),
-                "tokens_per_s": round(rate, 1), "jobs": len(self.jobs_done), "jobs_reused": self.jobs_skipped,
-                "empty_docs": sum(d["empty_docs"] for d in self.jobs_done), "dtype": self.dtype.name,
-                "domains": {d: {"docs": e["docs"], "tokens": e["tokens"], "shards": len(e["shards"])}
-                            for d, e in index["domains"].items()}}
+        self.log(
+            f"tokenize: {docs} docs, {tokens} tokens from {input_bytes / 1e6:.1f} MB of input in "
+            f"{seconds:.1f}s ({rate / 1e6:.2f}M tokens/s, "
+            f"{input_bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s; "
+            f"{len(self.jobs_done)} shard jobs, {self.jobs_skipped} reused, {self.cfg.workers} workers)"
+        )
+        return {
+            "docs": docs,
+            "tokens": tokens,
+            "input_bytes": input_bytes,
+            "seconds": round(seconds, 3),
+            "tokens_per_s": round(rate, 1),
+            "jobs": len(self.jobs_done),
+            "jobs_reused": self.jobs_skipped,
+            "empty_docs": sum(d["empty_docs"] for d in self.jobs_done),
+            "dtype": self.dtype.name,
+            "domains": {
+                d: {"docs": e["docs"], "tokens": e["tokens"], "shards": len(e["shards"])}
+                for d, e in index["domains"].items()
+            },
+        }
 
 
 def select_validation(out_dir: Path, fraction: float, min_docs: int, max_docs: int) -> dict[str, dict]:

@@ -70,8 +70,12 @@ class ShardWriter:
         np.save(self.folder / f"{self.name}.idx.npy", np.asarray(self._offsets, dtype=np.int64))
         np.save(self.folder / f"{self.name}.key.npy", np.asarray(self._keys, dtype=np.uint64))
         os.replace(self._tmp, self.folder / f"{self.name}.bin")
-        return {"name": self.name, "tokens": self.tokens, "docs": len(self._keys),
-                "xxh3": self._hash.hexdigest()}
+        return {
+            "name": self.name,
+            "tokens": self.tokens,
+            "docs": len(self._keys),
+            "xxh3": self._hash.hexdigest(),
+        }
 
     def abort(self) -> None:
         self._f.close()
@@ -88,10 +92,10 @@ def _checksum(path: Path, block: int = 1 << 24) -> str:
 
 @dataclass
 class Shard:
-    path: Path            # the .bin file
-    tokens: np.ndarray    # memmap
-    offsets: np.ndarray   # int64, docs + 1
-    keys: np.ndarray      # uint64, docs
+    path: Path  # the .bin file
+    tokens: np.ndarray  # memmap
+    offsets: np.ndarray  # int64, docs + 1
+    keys: np.ndarray  # uint64, docs
 
     @classmethod
     def open(cls, folder: Path, meta: dict, dtype: np.dtype, verify: bool = True) -> Shard:
@@ -101,21 +105,30 @@ class Shard:
         expected = meta["tokens"] * dtype.itemsize
         size = path.stat().st_size
         if size != expected:
-            raise ShardError(f"{path}: truncated or overlong shard: {size} bytes, the index says {expected} "
-                             f"({meta['tokens']} {dtype.name} tokens)")
+            raise ShardError(
+                f"{path}: truncated or overlong shard: {size} bytes, the index says {expected} "
+                f"({meta['tokens']} {dtype.name} tokens)"
+            )
         try:
             offsets = np.load(path.with_name(f"{meta['name']}.idx.npy"))
             keys = np.load(path.with_name(f"{meta['name']}.key.npy"))
         except (OSError, ValueError, EOFError) as e:
             raise ShardError(f"{path}: cannot read its document index ({e})") from e
-        if (offsets.ndim != 1 or len(offsets) != meta["docs"] + 1 or len(keys) != meta["docs"]
-                or offsets[0] != 0 or offsets[-1] != meta["tokens"] or np.any(np.diff(offsets) <= 0)):
-            raise ShardError(f"{path}: corrupt document index (offsets do not partition "
-                             f"{meta['tokens']} tokens into {meta['docs']} non-empty documents)")
+        if (
+            offsets.ndim != 1
+            or len(offsets) != meta["docs"] + 1
+            or len(keys) != meta["docs"]
+            or offsets[0] != 0
+            or offsets[-1] != meta["tokens"]
+            or np.any(np.diff(offsets) <= 0)
+        ):
+            raise ShardError(
+                f"{path}: corrupt document index (offsets do not partition "
+                f"{meta['tokens']} tokens into {meta['docs']} non-empty documents)"
+            )
         if verify and _checksum(path) != meta["xxh3"]:
             raise ShardError(f"{path}: corrupt shard: checksum mismatch")
-        tokens = (np.memmap(path, dtype=dtype, mode="r") if meta["tokens"]
-                  else np.zeros(0, dtype=dtype))
+        tokens = np.memmap(path, dtype=dtype, mode="r") if meta["tokens"] else np.zeros(0, dtype=dtype)
         return cls(path=path, tokens=tokens, offsets=offsets, keys=keys)
 
 
@@ -124,8 +137,9 @@ class ShardSet:
 
     def __init__(self, name: str, shards: list[Shard], select: np.ndarray | None = None):
         self.name, self.shards = name, shards
-        doc_shard = np.concatenate([np.full(len(s.offsets) - 1, i, np.int32) for i, s in enumerate(shards)]
-                                   + [np.zeros(0, np.int32)])
+        doc_shard = np.concatenate(
+            [np.full(len(s.offsets) - 1, i, np.int32) for i, s in enumerate(shards)] + [np.zeros(0, np.int32)]
+        )
         doc_start = np.concatenate([s.offsets[:-1] for s in shards] + [np.zeros(0, np.int64)])
         doc_len = np.concatenate([np.diff(s.offsets) for s in shards] + [np.zeros(0, np.int64)])
         if select is not None:
@@ -145,7 +159,7 @@ class ShardSet:
         shard = self.shards[self.doc_shard[doc]]
         base = int(self.doc_start[doc])
         stop = int(self.doc_len[doc]) if stop is None else stop
-        return shard.tokens[base + start: base + stop]
+        return shard.tokens[base + start : base + stop]
 
     @classmethod
     def open(cls, shards_dir: Path, domain: str, split: str = "train", verify: bool = True) -> ShardSet:

@@ -76,8 +76,9 @@ class RecordReader:
         pf = pq.ParquetFile(self.path)
         columns = [c for c in ("id", "text", "metadata", "domain") if c in pf.schema_arrow.names]
         if "text" not in columns:
-            raise InputError(f"{self.path}: Parquet file has no 'text' column "
-                             f"(columns: {pf.schema_arrow.names})")
+            raise InputError(
+                f"{self.path}: Parquet file has no 'text' column (columns: {pf.schema_arrow.names})"
+            )
         total_rows = max(pf.metadata.num_rows, 1)
         row = 0
         for batch in pf.iter_batches(columns=columns, batch_size=1024):
@@ -107,7 +108,9 @@ def parse_record(path: Path, lineno: int, payload: Any, default_domain: str) -> 
         raise InputError(f"{path}:{lineno}: field 'metadata' must be an object")
     domain = metadata.get("domain") or payload.get("domain") or default_domain
     if not isinstance(domain, str) or not domain.replace("_", "").replace("-", "").isalnum():
-        raise InputError(f"{path}:{lineno}: field 'metadata.domain' must be a name of letters, digits, "
-                         f"- or _, got {domain!r}")
+        raise InputError(
+            f"{path}:{lineno}: field 'metadata.domain' must be a name of letters, digits, "
+            f"- or _, got {domain!r}"
+        )
     doc_id = payload.get("id")
     return Doc(id=str(doc_id) if doc_id is not None else "", text=text, domain=domain)

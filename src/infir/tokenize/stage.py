@@ -38,13 +38,24 @@ def run(ctx) -> dict:
     """Recipe entry point: `ctx.recipe.tokenizer`, `ctx.recipe.tokenize`, input from the curate stage."""
     curate_dir = ctx.output_of("curate")
     mixtures_path = curate_dir / "mixtures.json"
-    return tokenize_corpus(curate_dir / "kept", ctx.stage_dir, ctx.recipe.tokenizer, ctx.recipe.tokenize,
-                           mixtures_path if mixtures_path.exists() else None)
+    return tokenize_corpus(
+        curate_dir / "kept",
+        ctx.stage_dir,
+        ctx.recipe.tokenizer,
+        ctx.recipe.tokenize,
+        mixtures_path if mixtures_path.exists() else None,
+    )
 
 
-def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: TokenizerConfig,
-                    cfg: TokenizeConfig, mixtures_path: Path | None = None, log=print,
-                    progress: bool = True) -> dict:
+def tokenize_corpus(
+    inputs: Path | list[Path],
+    out_dir: Path,
+    tokenizer_cfg: TokenizerConfig,
+    cfg: TokenizeConfig,
+    mixtures_path: Path | None = None,
+    log=print,
+    progress: bool = True,
+) -> dict:
     """The whole stage on explicit inputs (a folder or a list of files); returns the summary."""
     out_dir = Path(out_dir)
     files = find_inputs(inputs) if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
@@ -53,23 +64,41 @@ def tokenize_corpus(inputs: Path | list[Path], out_dir: Path, tokenizer_cfg: Tok
     shards_dir = out_dir / "shards"
     sharding = ShardingRun(files, spec, shards_dir, cfg, log=log, progress=progress).run()
     val = select_validation(shards_dir, cfg.val_fraction, cfg.val_min_docs, cfg.val_max_docs)
-    domains = {d: {"docs": s["docs"], "tokens": s["tokens"], "train_docs": s["docs"] - val[d]["docs"],
-                   "train_tokens": s["tokens"] - val[d]["tokens"], "val_docs": val[d]["docs"],
-                   "val_tokens": val[d]["tokens"]} for d, s in sharding["domains"].items()}
+    domains = {
+        d: {
+            "docs": s["docs"],
+            "tokens": s["tokens"],
+            "train_docs": s["docs"] - val[d]["docs"],
+            "train_tokens": s["tokens"] - val[d]["tokens"],
+            "val_docs": val[d]["docs"],
+            "val_tokens": val[d]["tokens"],
+        }
+        for d, s in sharding["domains"].items()
+    }
     mixtures, dropped = resolve_mixtures(mixtures_path, cfg.mixtures, domains, log)
     write_json(out_dir / LOADER_FILE, {"seq_len": cfg.seq_len, "mixtures": mixtures})
-    return {"tokenizer": tokenizer_info, "inputs": [str(p) for p in files], "domains": domains,
-            "mixtures": mixtures, "dropped_from_mixtures": dropped, "seq_len": cfg.seq_len,
-            "sharding": {k: v for k, v in sharding.items() if k != "domains"}}
+    return {
+        "tokenizer": tokenizer_info,
+        "inputs": [str(p) for p in files],
+        "domains": domains,
+        "mixtures": mixtures,
+        "dropped_from_mixtures": dropped,
+        "seq_len": cfg.seq_len,
+        "sharding": {k: v for k, v in sharding.items() if k != "domains"},
+    }
 
 
 def encoding_spec(tokenizer, tokenizer_dir: Path) -> EncodingSpec:
     end = document_end_token(tokenizer)
     doc_end_id = tokenizer.convert_tokens_to_ids(end)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else doc_end_id
-    return EncodingSpec(tokenizer_json=tokenizer.backend_tokenizer.to_str(), doc_end_id=int(doc_end_id),
-                        pad_id=int(pad_id), vocab_size=len(tokenizer),
-                        fingerprint=tokenizer_fingerprint(tokenizer_dir))
+    return EncodingSpec(
+        tokenizer_json=tokenizer.backend_tokenizer.to_str(),
+        doc_end_id=int(doc_end_id),
+        pad_id=int(pad_id),
+        vocab_size=len(tokenizer),
+        fingerprint=tokenizer_fingerprint(tokenizer_dir),
+    )
 
 
 def _config_hash(tokenizer_cfg: TokenizerConfig) -> str:
@@ -92,8 +121,13 @@ def _tokenizer(files: list[Path], out_dir: Path, tokenizer_cfg: TokenizerConfig,
         info = {"source": "trained", "max_train_chars": tokenizer_cfg.max_train_chars}
     save_tokenizer(tokenizer, tok_dir)
     tokenizer = load_tokenizer(tok_dir)  # exactly what a resumed run and later stages will load
-    info.update(vocab_size=len(tokenizer), eos_token=tokenizer.eos_token, pad_token=tokenizer.pad_token,
-                document_end=document_end_token(tokenizer), path=str(tok_dir))
+    info.update(
+        vocab_size=len(tokenizer),
+        eos_token=tokenizer.eos_token,
+        pad_token=tokenizer.pad_token,
+        document_end=document_end_token(tokenizer),
+        path=str(tok_dir),
+    )
     write_json(marker, {"config": _config_hash(tokenizer_cfg), "info": info})
     return tokenizer, info
 
@@ -115,8 +149,9 @@ def sample_texts(files: list[Path], default_domain: str) -> Iterator[str]:
 Weights = dict[str, float]
 
 
-def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, Weights] | None,
-                     domains: dict[str, dict], log) -> tuple[dict[str, Weights], dict[str, list[str]]]:
+def resolve_mixtures(
+    mixtures_path: Path | None, overrides: dict[str, Weights] | None, domains: dict[str, dict], log
+) -> tuple[dict[str, Weights], dict[str, list[str]]]:
     """Mixture weights per mix, normalized, over domains that have training tokens.
 
     Sources, later wins: `natural` (proportional to tokens), curate's mixtures.json, the
@@ -143,7 +178,9 @@ def resolve_mixtures(mixtures_path: Path | None, overrides: dict[str, Weights] |
             log(f"warning: mixture {mix!r} weights domains with no training tokens: {gone}; dropped")
         total = sum(kept.values())
         if total <= 0:
-            raise ValueError(f"mixture {mix!r} has no domain with training tokens (weights {weights}, "
-                             f"domains {sorted(natural)})")
+            raise ValueError(
+                f"mixture {mix!r} has no domain with training tokens (weights {weights}, "
+                f"domains {sorted(natural)})"
+            )
         mixtures[mix] = {d: w / total for d, w in kept.items()}
     return mixtures, dropped

@@ -46,20 +46,27 @@ def _capped(texts: Iterable[str], max_chars: int, counter: list[int]) -> Iterato
         yield text
 
 
-def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Path | None = None,
-                    log=print) -> PreTrainedTokenizerFast:
+def train_tokenizer(
+    texts: Iterable[str], cfg: TokenizerConfig, out_dir: Path | None = None, log=print
+) -> PreTrainedTokenizerFast:
     """Train on up to `cfg.max_train_chars` characters of `texts`; save to `out_dir` when given."""
     tok = build_bpe(cfg.split_digits)
-    trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
-                                  special_tokens=list(cfg.special_tokens),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=list(cfg.special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     used = [0]
     t0 = time.time()
     tok.train_from_iterator(_capped(texts, cfg.max_train_chars, used), trainer)
     if used[0] == 0:
         raise ValueError("train_tokenizer: no text to train on")
-    log(f"trained a {tok.get_vocab_size()}-token byte-level BPE on {used[0] / 1e6:.2f}M chars "
-        f"in {time.time() - t0:.1f}s")
+    log(
+        f"trained a {tok.get_vocab_size()}-token byte-level BPE on {used[0] / 1e6:.2f}M chars "
+        f"in {time.time() - t0:.1f}s"
+    )
     hf = wrap_trained(tok, cfg.special_tokens)
     if out_dir is not None:
         save_tokenizer(hf, out_dir)
@@ -68,8 +75,13 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Path | 
 
 def wrap_trained(tok: Tokenizer, special_tokens: list[str]) -> PreTrainedTokenizerFast:
     extra = [t for t in special_tokens if t not in (ENDOFTEXT, PAD)]
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=ENDOFTEXT, pad_token=PAD,
-                                 extra_special_tokens=extra, clean_up_tokenization_spaces=False)
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=ENDOFTEXT,
+        pad_token=PAD,
+        extra_special_tokens=extra,
+        clean_up_tokenization_spaces=False,
+    )
     if has_chatml_tokens(hf):
         hf.chat_template = CHATML_TEMPLATE
     return hf
@@ -92,8 +104,12 @@ def load_tokenizer(path_or_name: str | Path):
     if path.is_file():
         tok = PreTrainedTokenizerFast(tokenizer_file=str(path), clean_up_tokenization_spaces=False)
         added = {t.content for t in tok.backend_tokenizer.get_added_tokens_decoder().values()}
-        for attr, names in (("eos_token", _KNOWN_EOS), ("bos_token", _KNOWN_BOS), ("pad_token", _KNOWN_PAD),
-                            ("unk_token", _KNOWN_UNK)):
+        for attr, names in (
+            ("eos_token", _KNOWN_EOS),
+            ("bos_token", _KNOWN_BOS),
+            ("pad_token", _KNOWN_PAD),
+            ("unk_token", _KNOWN_UNK),
+        ):
             found = next((n for n in names if n in added), None)
             if found is not None:
                 setattr(tok, attr, found)
@@ -101,13 +117,17 @@ def load_tokenizer(path_or_name: str | Path):
         try:
             tok = AutoTokenizer.from_pretrained(str(path_or_name))
         except OSError as e:
-            raise FileNotFoundError(f"cannot load tokenizer {str(path_or_name)!r}: not a tokenizer directory "
-                                    f"or tokenizer.json, and not loadable from the hub ({e})") from e
+            raise FileNotFoundError(
+                f"cannot load tokenizer {str(path_or_name)!r}: not a tokenizer directory "
+                f"or tokenizer.json, and not loadable from the hub ({e})"
+            ) from e
     if tok.chat_template is None and has_chatml_tokens(tok):
         tok.chat_template = CHATML_TEMPLATE
     if document_end_token(tok) is None:
-        raise ValueError(f"tokenizer {str(path_or_name)!r} has no end-of-document token "
-                         f"(none of {list(_KNOWN_EOS)} and no eos_token)")
+        raise ValueError(
+            f"tokenizer {str(path_or_name)!r} has no end-of-document token "
+            f"(none of {list(_KNOWN_EOS)} and no eos_token)"
+        )
     return tok
 
 

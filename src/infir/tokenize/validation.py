@@ -26,12 +26,21 @@ Row = tuple[np.ndarray, np.ndarray, np.ndarray]
 class ValidationBatches:
     """Finite, repeatable iterable of this rank's validation batches (same keys as training batches)."""
 
-    def __init__(self, tokenize_dir: Path, seq_len: int, global_batch_size: int, rank: int = 0,
-                 world_size: int = 1, domains: list[str] | None = None, max_batches: int | None = None,
-                 verify: bool = True):
+    def __init__(
+        self,
+        tokenize_dir: Path,
+        seq_len: int,
+        global_batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        domains: list[str] | None = None,
+        max_batches: int | None = None,
+        verify: bool = True,
+    ):
         if global_batch_size % world_size:
-            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
-                             f"world_size {world_size}")
+            raise ValueError(
+                f"global_batch_size {global_batch_size} is not divisible by world_size {world_size}"
+            )
         shards_dir = Path(tokenize_dir) / "shards"
         index = read_index(shards_dir)
         self.pad_id = int(index["pad_id"])
@@ -61,14 +70,19 @@ class ValidationBatches:
         return self._len
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        rows = itertools.chain(itertools.chain.from_iterable(self._rows(s) for s in self.sets),
-                               itertools.repeat(pack_row([], self.seq_len, self.pad_id)))
+        rows = itertools.chain(
+            itertools.chain.from_iterable(self._rows(s) for s in self.sets),
+            itertools.repeat(pack_row([], self.seq_len, self.pad_id)),
+        )
         for _ in range(self._len):
             batch = list(itertools.islice(rows, self.global_batch_size))
-            mine = batch[self.rank * self.batch_size: (self.rank + 1) * self.batch_size]
+            mine = batch[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
             ids, pos, labels = (np.stack(col) for col in zip(*mine))
-            yield {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
-                   "position_ids": torch.from_numpy(pos)}
+            yield {
+                "input_ids": torch.from_numpy(ids),
+                "labels": torch.from_numpy(labels),
+                "position_ids": torch.from_numpy(pos),
+            }
 
     def target_tokens(self) -> int:
         """Tokens scored on one pass over this rank's batches."""

@@ -43,13 +43,28 @@ class ProgressBar(Callback):
     """A live bar with the step, the last loss and the time left, on the main rank."""
 
     def on_fit_start(self, trainer) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
-                                 TimeRemainingColumn(), transient=False)
-        self.task = self.progress.add_task("train", total=trainer.cfg.max_steps, completed=trainer.step, loss="-")
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = self.progress.add_task(
+            "train", total=trainer.cfg.max_steps, completed=trainer.step, loss="-"
+        )
         self.progress.start()
 
     def on_step(self, trainer, loss: float) -> None:
@@ -97,8 +112,9 @@ def default_callbacks(cfg, out_dir: Path, is_main: bool, log: Callable[[str], No
     callbacks: list[Callback] = [ProgressBar()] if cfg.progress else []
     for name in cfg.loggers:
         try:
-            callbacks.append(TensorBoard(out_dir) if name == "tensorboard"
-                             else Wandb(out_dir, cfg.model_dump(mode="json")))
+            callbacks.append(
+                TensorBoard(out_dir) if name == "tensorboard" else Wandb(out_dir, cfg.model_dump(mode="json"))
+            )
         except ImportError as exc:
             log(f"logger {name!r} asked for but not installed ({exc}); pip install 'infir[log]'")
     return callbacks

@@ -112,7 +112,9 @@ def no_space_error(exc: BaseException, path: Path) -> OSError | None:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             break
-        if any(words in str(exc) for words in ("No space left on device", "unexpected pos", "file write failed")):
+        if any(
+            words in str(exc) for words in ("No space left on device", "unexpected pos", "file write failed")
+        ):
             break
         exc = exc.__cause__ or exc.__context__
     else:
@@ -127,7 +129,9 @@ def _prune(root: Path, keep_last: int) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def save_checkpoint(root: Path, step: int, model, optimizer, training_state: dict, keep_last: int, info) -> Path:
+def save_checkpoint(
+    root: Path, step: int, model, optimizer, training_state: dict, keep_last: int, info
+) -> Path:
     """Every rank calls it: each writes its shard of the model and optimizer; rank 0 the rest."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.api import CheckpointException
@@ -146,8 +150,11 @@ def save_checkpoint(root: Path, step: int, model, optimizer, training_state: dic
         model_sd, optim_sd = get_state_dict(model, optimizer)
         with _single_process_quiet():
             # no_dist: a stage running on one rank of a torchrun job saves alone, without the others.
-            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp / SHARDS),
-                     no_dist=not info.distributed)
+            dcp.save(
+                {"model": model_sd, "optim": optim_sd},
+                checkpoint_id=str(tmp / SHARDS),
+                no_dist=not info.distributed,
+            )
         if info.is_main:
             torch.save(training_state, tmp / STATE_FILE)
             _unwrapped_config(model).to_json_file(tmp / "config.json")
@@ -175,15 +182,23 @@ def load_checkpoint(path: Path, model, optimizer, info) -> dict:
     # that had none when saved (it never received a gradient, e.g. a vision tower's unused last norm)
     # must have none again, or its first real update would count one step too many.
     saved = set(dcp.FileSystemReader(str(path / SHARDS)).read_metadata().state_dict_metadata)
-    stateless = [fqn for fqn, entries in optim_sd["state"].items()
-                 if not any(f"optim.state.{fqn}.{key}" in saved for key in entries)]
+    stateless = [
+        fqn
+        for fqn, entries in optim_sd["state"].items()
+        if not any(f"optim.state.{fqn}.{key}" in saved for key in entries)
+    ]
     for fqn in stateless:
         del optim_sd["state"][fqn]
     state = {"model": model_sd, "optim": optim_sd}
     with _single_process_quiet():
         dcp.load(state, checkpoint_id=str(path / SHARDS), no_dist=not info.distributed)
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
-                   options=StateDictOptions(strict=not stateless))
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=state["model"],
+        optim_state_dict=state["optim"],
+        options=StateDictOptions(strict=not stateless),
+    )
     if stateless:
         params = {name.replace("_orig_mod.", ""): p for name, p in model.named_parameters()}
         for fqn in stateless:
@@ -195,7 +210,9 @@ def load_checkpoint(path: Path, model, optimizer, info) -> dict:
 def _single_process_quiet():
     """DCP warns that it assumes one process when there is no process group: that is the intent here."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*assuming the intent is to (save|load) in a single process")
+        warnings.filterwarnings(
+            "ignore", message=".*assuming the intent is to (save|load) in a single process"
+        )
         yield
 
 

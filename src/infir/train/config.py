@@ -79,6 +79,8 @@ class TrainConfig(Section):
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
         if self.global_batch_size % self.micro_batch_size:
-            raise ValueError(f"global_batch_size ({self.global_batch_size}) must be a multiple of "
-                             f"micro_batch_size ({self.micro_batch_size})")
+            raise ValueError(
+                f"global_batch_size ({self.global_batch_size}) must be a multiple of "
+                f"micro_batch_size ({self.micro_batch_size})"
+            )
         return self

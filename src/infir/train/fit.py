@@ -36,16 +36,29 @@ def initial_model(ctx: StageContext, tokenizer, start: str | None):
 
     from infir.model.llm import build_model
 
-    model_cfg = ctx.recipe.model if start is None else ctx.recipe.model.model_copy(update={"name_or_path": start})
+    model_cfg = (
+        ctx.recipe.model if start is None else ctx.recipe.model.model_copy(update={"name_or_path": start})
+    )
     # A model built from scratch (and any rows a stage adds to a loaded one) draws its initial weights
     # here: seeded, or every run of a recipe trains a different model.
     torch.manual_seed(ctx.recipe.seed)
     return build_model(model_cfg, tokenizer=tokenizer)
 
 
-def fit(cfg: TrainConfig, model, tokenizer, data, out_dir: Path, info: DistInfo, *,
-        val_data: Iterable[dict] | None = None, objective: Objective | None = None, seed: int | None = None,
-        callbacks: Sequence[Callback] = (), extra_summary: dict | None = None) -> dict:
+def fit(
+    cfg: TrainConfig,
+    model,
+    tokenizer,
+    data,
+    out_dir: Path,
+    info: DistInfo,
+    *,
+    val_data: Iterable[dict] | None = None,
+    objective: Objective | None = None,
+    seed: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    extra_summary: dict | None = None,
+) -> dict:
     """Train `model` on `data` into `out_dir` (checkpoints/, metrics.jsonl, final/) and return the summary.
 
     `seed` seeds torch's RNG before the trainer is built (dropout, data-loader state); None leaves it as the
@@ -57,18 +70,35 @@ def fit(cfg: TrainConfig, model, tokenizer, data, out_dir: Path, info: DistInfo,
 
     if seed is not None:
         torch.manual_seed(seed)
-    trainer = Trainer(cfg, model, tokenizer, data, out_dir, info, val_data=val_data,
-                      log=lambda msg: print(msg) if info.is_main else None, objective=objective,
-                      callbacks=callbacks)
+    trainer = Trainer(
+        cfg,
+        model,
+        tokenizer,
+        data,
+        out_dir,
+        info,
+        val_data=val_data,
+        log=lambda msg: print(msg) if info.is_main else None,
+        objective=objective,
+        callbacks=callbacks,
+    )
     result = trainer.fit()
     final = Path(out_dir) / FINAL
     trainer.save_final(final)
     summary = {
-        "steps": result.steps, "tokens": result.tokens, "loss": result.loss, "val_loss": result.val_loss,
-        "tokens_per_s": result.tokens_per_s, "mfu": result.mfu, "train_seconds": result.seconds,
-        "resumed_from": result.resumed_from, "parameters": count_parameters(trainer.raw_model),
+        "steps": result.steps,
+        "tokens": result.tokens,
+        "loss": result.loss,
+        "val_loss": result.val_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "mfu": result.mfu,
+        "train_seconds": result.seconds,
+        "resumed_from": result.resumed_from,
+        "parameters": count_parameters(trainer.raw_model),
         "trainable_parameters": count_parameters(trainer.raw_model, trainable_only=True),
-        "precision": trainer.cfg.precision, "device": str(info.device), "world_size": info.world_size,
+        "precision": trainer.cfg.precision,
+        "device": str(info.device),
+        "world_size": info.world_size,
         "checkpoint": str(final),
     }
     summary.update(extra_summary or {})

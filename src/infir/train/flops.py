@@ -23,7 +23,9 @@ def flops_per_token(model, seq_len: int) -> float:
 
 
 @lru_cache(maxsize=8)
-def measured_matmul_peak(device: str = "cpu", dtype: str = "fp32", size: int = 1024, seconds: float = 0.5) -> float:
+def measured_matmul_peak(
+    device: str = "cpu", dtype: str = "fp32", size: int = 1024, seconds: float = 0.5
+) -> float:
     """Sustained FLOP/s of a square matmul on this device and thread count (same-run MFU reference)."""
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     a = torch.randn(size, size, device=device, dtype=dt)

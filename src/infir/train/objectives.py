@@ -30,8 +30,12 @@ def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     # Shift the labels, not the logits: slicing [B, T, V] logits copies them (tens of MB per micro-batch);
     # the last position gets the ignore label instead.
     shift_labels = F.pad(labels[:, 1:], (0, 1), value=-100)
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), shift_labels.reshape(-1),
-                           ignore_index=-100, reduction="sum")
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)),
+        shift_labels.reshape(-1),
+        ignore_index=-100,
+        reduction="sum",
+    )
 
 
 def count_targets(labels: torch.Tensor) -> int:

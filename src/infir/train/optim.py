@@ -31,8 +31,10 @@ def param_groups(model, cfg: OptimizerConfig) -> list[dict]:
         lr = module_lr(name, cfg)
         decays = p.ndim >= 2
         groups.setdefault((lr, decays), []).append(p)
-    return [{"params": ps, "lr": lr, "base_lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0}
-            for (lr, decays), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
+    return [
+        {"params": ps, "lr": lr, "base_lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0}
+        for (lr, decays), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))
+    ]
 
 
 def build_optimizer(model, cfg: OptimizerConfig, device: torch.device) -> torch.optim.Optimizer:

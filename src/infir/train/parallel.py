@@ -83,7 +83,11 @@ def apply_fsdp(model, info: DistInfo, param_dtype: torch.dtype | None = None):
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(info.device.type, (info.world_size,))
-    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32) if param_dtype else MixedPrecisionPolicy()
+    mp = (
+        MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+        if param_dtype
+        else MixedPrecisionPolicy()
+    )
     layers = _decoder_layers(model)
     for layer in layers:
         fully_shard(layer, mesh=mesh, mp_policy=mp)
@@ -115,7 +119,9 @@ def full_model_state_dict(model, info: DistInfo) -> dict | None:
 def all_reduce_sum(value: torch.Tensor | float, info: DistInfo) -> torch.Tensor:
     """The sum over ranks, on `info.device`. A number or a tensor on another device is moved there
     first: what a collective receives lives where the process group needs it."""
-    tensor = value.to(info.device) if torch.is_tensor(value) else torch.tensor(float(value), device=info.device)
+    tensor = (
+        value.to(info.device) if torch.is_tensor(value) else torch.tensor(float(value), device=info.device)
+    )
     if info.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
@@ -125,8 +131,9 @@ def sum_over_ranks(*values: float, info: DistInfo) -> list[float]:
     """Several numbers summed over ranks in one collective."""
     if not info.distributed:
         return [float(v) for v in values]
-    return all_reduce_sum(torch.tensor([float(v) for v in values], dtype=torch.float64, device=info.device),
-                          info).tolist()
+    return all_reduce_sum(
+        torch.tensor([float(v) for v in values], dtype=torch.float64, device=info.device), info
+    ).tolist()
 
 
 def barrier(info: DistInfo) -> None:

@@ -34,7 +34,14 @@ from infir.train.config import TrainConfig, resolve_precision
 from infir.train.flops import flops_per_token, peak_flops
 from infir.train.objectives import Objective, TokenCrossEntropy, count_targets, token_loss_sum
 from infir.train.optim import build_optimizer, freeze_by_lr, set_lr
-from infir.train.parallel import DistInfo, all_reduce_sum, apply_fsdp, barrier, full_model_state_dict, sum_over_ranks
+from infir.train.parallel import (
+    DistInfo,
+    all_reduce_sum,
+    apply_fsdp,
+    barrier,
+    full_model_state_dict,
+    sum_over_ranks,
+)
 from infir.train.schedule import lr_factor
 
 MODEL_KEYS = ("input_ids", "position_ids", "pixel_values", "image_sizes")
@@ -57,9 +64,19 @@ class FitResult:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, model, tokenizer, data, out_dir: Path, info: DistInfo,
-                 val_data: Iterable[dict] | None = None, log: Callable[[str], None] = print,
-                 objective: Objective | None = None, callbacks: Sequence[Callback] = ()):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        model,
+        tokenizer,
+        data,
+        out_dir: Path,
+        info: DistInfo,
+        val_data: Iterable[dict] | None = None,
+        log: Callable[[str], None] = print,
+        objective: Objective | None = None,
+        callbacks: Sequence[Callback] = (),
+    ):
         cfg = cfg.model_copy(update={"precision": resolve_precision(cfg.precision, info.device)})
         self.cfg, self.tokenizer, self.data, self.info = cfg, tokenizer, data, info
         self.out_dir, self.val_data, self.log = Path(out_dir), val_data, log
@@ -77,8 +94,11 @@ class Trainer:
         self.model = self._wrap(self.raw_model)
         self.optimizer = build_optimizer(self.model, cfg.optimizer, self.device)
         self._resume()
-        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
-                         else contextlib.nullcontext())
+        self.autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if cfg.precision == "bf16"
+            else contextlib.nullcontext()
+        )
         self.flops_per_token = flops_per_token(self.raw_model, cfg.seq_len)
         self.peak = cfg.peak_flops or peak_flops(self.device, cfg.precision)
         self.callbacks = default_callbacks(cfg, self.out_dir, info.is_main, log) + list(callbacks)
@@ -89,7 +109,9 @@ class Trainer:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
         if self.info.distributed:
-            param_dtype = torch.bfloat16 if self.cfg.precision == "bf16" and self.device.type == "cuda" else None
+            param_dtype = (
+                torch.bfloat16 if self.cfg.precision == "bf16" and self.device.type == "cuda" else None
+            )
             model = apply_fsdp(model, self.info, param_dtype)
         if self.cfg.compile:
             model = torch.compile(model)
@@ -123,10 +145,14 @@ class Trainer:
         mb = self.cfg.micro_batch_size
         image_rows = batch.get("image_rows")
         if image_rows is None:  # one image per row, if any: slice like everything else
-            return [{k: v[i:i + mb] for k, v in batch.items() if torch.is_tensor(v)} for i in range(0, n, mb)]
+            return [
+                {k: v[i : i + mb] for k, v in batch.items() if torch.is_tensor(v)} for i in range(0, n, mb)
+            ]
         micros = []
         for i in range(0, n, mb):
-            micro = {k: v[i:i + mb] for k, v in batch.items() if torch.is_tensor(v) and k not in PER_IMAGE_KEYS}
+            micro = {
+                k: v[i : i + mb] for k, v in batch.items() if torch.is_tensor(v) and k not in PER_IMAGE_KEYS
+            }
             mine = (image_rows >= i) & (image_rows < i + mb)  # the images of this micro-batch's rows
             if mine.any():
                 micro.update({k: batch[k][mine] for k in PER_IMAGE_KEYS if k in batch and k != "image_rows"})
@@ -154,8 +180,14 @@ class Trainer:
         tokens = int(sum_over_ranks(batch["input_ids"].numel(), info=self.info)[0])
         metrics = dict(batch.get("metrics", {}))
         metrics.update(self.objective.pop_metrics())
-        return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "targets": int(targets),
-                "metrics": metrics}
+        return {
+            "loss": loss,
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "tokens": tokens,
+            "targets": int(targets),
+            "metrics": metrics,
+        }
 
     def _clip(self) -> float:
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -189,10 +221,17 @@ class Trainer:
             torch.distributed.all_gather_object(rng, ckpt.rng_state())
         else:
             rng = [ckpt.rng_state()]
-        state = {"step": self.step, "tokens": self.tokens_seen, "data": self.data.state_dict(), "rng": rng,
-                 "world_size": self.info.world_size, "config": self.cfg.model_dump(mode="json")}
-        return ckpt.save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer, state,
-                                    self.cfg.keep_last, self.info)
+        state = {
+            "step": self.step,
+            "tokens": self.tokens_seen,
+            "data": self.data.state_dict(),
+            "rng": rng,
+            "world_size": self.info.world_size,
+            "config": self.cfg.model_dump(mode="json"),
+        }
+        return ckpt.save_checkpoint(
+            self.ckpt_root, self.step, self.model, self.optimizer, state, self.cfg.keep_last, self.info
+        )
 
     def save_final(self, out: Path) -> None:
         """The model as a Hugging Face folder: the one full gather of the weights, on rank 0."""
@@ -236,14 +275,22 @@ class Trainer:
                 if not math.isfinite(stats["loss"]):
                     raise FloatingPointError(f"loss became {stats['loss']} at step {self.step}")
                 record = None
-                validate_now = bool(cfg.val_every) and self.step % cfg.val_every == 0 and self.step < cfg.max_steps
+                validate_now = (
+                    bool(cfg.val_every) and self.step % cfg.val_every == 0 and self.step < cfg.max_steps
+                )
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or validate_now:
                     elapsed = time.perf_counter() - window_t
                     tps = window_tokens / elapsed if elapsed > 0 else 0.0
-                    record = {"step": self.step, "loss": round(window_loss / window_steps, 6), "lr": stats["lr"],
-                              "grad_norm": round(stats["grad_norm"], 6), "tokens": self.tokens_seen,
-                              "tokens_per_s": round(tps, 1),
-                              "mfu": round(tps * self.flops_per_token / self.peak, 5), **stats["metrics"]}
+                    record = {
+                        "step": self.step,
+                        "loss": round(window_loss / window_steps, 6),
+                        "lr": stats["lr"],
+                        "grad_norm": round(stats["grad_norm"], 6),
+                        "tokens": self.tokens_seen,
+                        "tokens_per_s": round(tps, 1),
+                        "mfu": round(tps * self.flops_per_token / self.peak, 5),
+                        **stats["metrics"],
+                    }
                     window_t, window_tokens, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
                 if validate_now:
                     record["val_loss"] = self.validate()
@@ -265,10 +312,16 @@ class Trainer:
         seconds = time.perf_counter() - t_start
         tps = total_tokens_run / seconds if seconds > 0 else 0.0
         self.save()
-        return FitResult(steps=self.step, tokens=self.tokens_seen, loss=last.get("loss"), val_loss=val,
-                         seconds=round(seconds, 2), tokens_per_s=round(tps, 1),
-                         mfu=round(tps * self.flops_per_token / self.peak, 5) if tps else None,
-                         resumed_from=self.resumed_from)
+        return FitResult(
+            steps=self.step,
+            tokens=self.tokens_seen,
+            loss=last.get("loss"),
+            val_loss=val,
+            seconds=round(seconds, 2),
+            tokens_per_s=round(tps, 1),
+            mfu=round(tps * self.flops_per_token / self.peak, 5) if tps else None,
+            resumed_from=self.resumed_from,
+        )
 
 
 def read_metrics(path: Path) -> list[dict]:

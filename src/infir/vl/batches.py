@@ -21,6 +21,7 @@ from infir.sft.packing import ConversationBatches, Example, encode_conversation
 from infir.model.vlm_inputs import ImagePreparer, expand_image_tokens
 from infir.vl.data import VLConversation
 
+
 @dataclass(frozen=True)
 class VLExample(Example):
     images: tuple = ()
@@ -30,13 +31,16 @@ def encode_vl(tokenizer, conv: VLConversation, image_token_id: int, n_image_toke
     ex = encode_conversation(tokenizer, conv.messages)
     found = sum(t == image_token_id for t in ex.input_ids)
     if found != len(conv.images):
-        raise ValueError(f"{conv.source}: the template wrote {found} image tokens for {len(conv.images)} images")
+        raise ValueError(
+            f"{conv.source}: the template wrote {found} image tokens for {len(conv.images)} images"
+        )
     ids, labels = expand_image_tokens(ex.input_ids, ex.labels, image_token_id, n_image_tokens)
     return VLExample(ids, labels, tuple(conv.images))
 
 
-def encode_all_vl(tokenizer, conversations: list[VLConversation], image_token_id: int, n_image_tokens: int,
-                  max_tokens: int) -> tuple[list[VLExample], Counter]:
+def encode_all_vl(
+    tokenizer, conversations: list[VLConversation], image_token_id: int, n_image_tokens: int, max_tokens: int
+) -> tuple[list[VLExample], Counter]:
     examples, dropped = [], Counter()
     for conv in conversations:
         ex = encode_vl(tokenizer, conv, image_token_id, n_image_tokens)
@@ -50,8 +54,18 @@ def encode_all_vl(tokenizer, conversations: list[VLConversation], image_token_id
 class VLBatches(ConversationBatches):
     """SFT's deterministic, resumable packed rows, plus the images of each row."""
 
-    def __init__(self, examples: list[VLExample], seq_len: int, global_batch_size: int, seed: int, pad_id: int,
-                 prepare_images: ImagePreparer, packing: bool = True, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        examples: list[VLExample],
+        seq_len: int,
+        global_batch_size: int,
+        seed: int,
+        pad_id: int,
+        prepare_images: ImagePreparer,
+        packing: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         super().__init__(examples, seq_len, global_batch_size, seed, pad_id, packing, rank, world_size)
         self.prepare_images = prepare_images
 

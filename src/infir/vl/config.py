@@ -57,7 +57,9 @@ class DualEncoderConfig(Section):
 
         for name, options in self.generator_options.items():
             if name not in self.generators:
-                raise ValueError(f"dual_encoder.generator_options: {name!r} is not among generators {self.generators}")
+                raise ValueError(
+                    f"dual_encoder.generator_options: {name!r} is not among generators {self.generators}"
+                )
             GENERATORS[name].make_options(options)
         return self
 
@@ -71,7 +73,6 @@ class ImageTextFilterConfig(Section):
     batch_size: int = Field(64, ge=1)
     heldout_pairs: int = Field(200, ge=0)  # held-out pairs (and as many shuffled) to measure the filter on
     dual_encoder: DualEncoderConfig = Field(default_factory=DualEncoderConfig)
-
 
 
 class VLSource(Section):
@@ -119,8 +120,10 @@ class VLSource(Section):
                 raise ValueError(f"unknown generator {self.generator!r}; known: {sorted(GENERATORS)}")
             unknown = sorted(set(self.kinds or []) - set(GENERATORS[self.generator].kinds))
             if unknown:
-                raise ValueError(f"generator {self.generator!r} writes no {unknown}; it writes "
-                                 f"{list(GENERATORS[self.generator].kinds)}")
+                raise ValueError(
+                    f"generator {self.generator!r} writes no {unknown}; it writes "
+                    f"{list(GENERATORS[self.generator].kinds)}"
+                )
             GENERATORS[self.generator].make_options(self.options)  # a bad setting fails here, naming it
         elif self.corrupt_fraction or self.image_as_text or self.options:
             raise ValueError("corrupt_fraction, image_as_text and options apply to generated sources only")
@@ -136,8 +139,11 @@ class CurriculumPhase(Section):
     trains: list[Part]
     data: list[VLSource]
     # The shared trainer's settings; `train.optimizer.module_lr` may give trained parts their own LR.
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
-        seq_len=512, schedule=ScheduleConfig(kind="cosine", warmup_ratio=0.05, min_lr_ratio=0.1)))
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(
+            seq_len=512, schedule=ScheduleConfig(kind="cosine", warmup_ratio=0.05, min_lr_ratio=0.1)
+        )
+    )
     epochs: float | None = Field(None, gt=0)  # when set, max_steps follows from the packed rows
     packing: bool = True
     max_conversation_tokens: int | None = Field(None, ge=8)  # longer ones are dropped; None: seq_len
@@ -159,16 +165,25 @@ class CurriculumPhase(Section):
             raise ValueError(f"stage {self.name}: `trains` is empty; nothing would learn")
         if not self.data:
             raise ValueError(f"stage {self.name}: no data sources")
-        frozen = {p for part, prefixes in MODULE_PREFIXES.items() if part not in self.trains for p in prefixes}
-        revived = [k for k, v in self.train.optimizer.module_lr.items() if v and any(
-            k == f or k.startswith(f + ".") for f in frozen)]
+        frozen = {
+            p for part, prefixes in MODULE_PREFIXES.items() if part not in self.trains for p in prefixes
+        }
+        revived = [
+            k
+            for k, v in self.train.optimizer.module_lr.items()
+            if v and any(k == f or k.startswith(f + ".") for f in frozen)
+        ]
         if revived:
-            raise ValueError(f"stage {self.name}: module_lr gives {revived} a learning rate, but `trains` "
-                             f"({self.trains}) freezes it")
+            raise ValueError(
+                f"stage {self.name}: module_lr gives {revived} a learning rate, but `trains` "
+                f"({self.trains}) freezes it"
+            )
         bad = {k: v for k, v in self.replay.items() if not 0 < v < 1}
         if bad or sum(self.replay.values()) >= 1:
-            raise ValueError(f"stage {self.name}: replay shares must each be in (0, 1) and sum below 1 (the "
-                             f"stage's own data is the rest), got {self.replay}")
+            raise ValueError(
+                f"stage {self.name}: replay shares must each be in (0, 1) and sum below 1 (the "
+                f"stage's own data is the rest), got {self.replay}"
+            )
         return self
 
     def train_config(self) -> TrainConfig:
@@ -182,25 +197,52 @@ class CurriculumPhase(Section):
 
 def _default_stages() -> list[CurriculumPhase]:
     """InfiR-VL's order: alignment, perception, instruction tuning, reasoning."""
+
     def stage(name, trains, data, lr):
-        return CurriculumPhase(name=name, trains=trains, data=data,
-                               train=TrainConfig(seq_len=512, optimizer=OptimizerConfig(lr=lr)))
+        return CurriculumPhase(
+            name=name,
+            trains=trains,
+            data=data,
+            train=TrainConfig(seq_len=512, optimizer=OptimizerConfig(lr=lr)),
+        )
 
     gen = lambda g, kinds=None: VLSource(type="generated", generator=g, kinds=kinds)
     return [
-        stage("alignment", ["projector"], [gen("shapes", ["caption", "count", "color", "shape", "position"])], 1e-3),
-        stage("perception", ["vision", "projector"], [gen("text"), gen("charts", ["chart_table"]),
-                                                      gen("gui", ["gui_describe", "gui_title", "gui_read"])], 5e-4),
-        stage("instruction", ["vision", "projector", "language"], [gen("shapes"), gen("charts"), gen("text"),
-                                                                   gen("gui")], 3e-4),
-        stage("reasoning", ["vision", "projector", "language"], [gen("math"), gen("gui", ["click", "type", "scroll"])],
-              2e-4),
+        stage(
+            "alignment",
+            ["projector"],
+            [gen("shapes", ["caption", "count", "color", "shape", "position"])],
+            1e-3,
+        ),
+        stage(
+            "perception",
+            ["vision", "projector"],
+            [
+                gen("text"),
+                gen("charts", ["chart_table"]),
+                gen("gui", ["gui_describe", "gui_title", "gui_read"]),
+            ],
+            5e-4,
+        ),
+        stage(
+            "instruction",
+            ["vision", "projector", "language"],
+            [gen("shapes"), gen("charts"), gen("text"), gen("gui")],
+            3e-4,
+        ),
+        stage(
+            "reasoning",
+            ["vision", "projector", "language"],
+            [gen("math"), gen("gui", ["click", "type", "scroll"])],
+            2e-4,
+        ),
     ]
 
 
 class VLEvalConfig(Section):
-    tasks: list[TaskSpec] = Field(default_factory=lambda: [TaskSpec(name=n) for n in
-                                                           ("vl_vqa", "vl_ocr", "vl_gui", "vl_math")])
+    tasks: list[TaskSpec] = Field(
+        default_factory=lambda: [TaskSpec(name=n) for n in ("vl_vqa", "vl_ocr", "vl_gui", "vl_math")]
+    )
     batch_size: int = Field(32, ge=1)
     after: list[str] | None = None  # stages to evaluate after; None: every stage
 
@@ -215,7 +257,12 @@ class VLEvalConfig(Section):
         from infir.eval.registry import get_task
 
         for spec in tasks:
-            if getattr(get_task(spec.name, data_path=spec.data_path or "-", **spec.options), "modality", None) != "image":
+            if (
+                getattr(
+                    get_task(spec.name, data_path=spec.data_path or "-", **spec.options), "modality", None
+                )
+                != "image"
+            ):
                 raise ValueError(f"vl.eval: {spec.name!r} is a text task; evaluate it in the eval stage")
         return tasks
 
@@ -227,7 +274,9 @@ class VLConfig(Section):
     # a checkpoint path or a Hub name.
     language_model: str | None = "auto"
     lm: ModelConfig = Field(default_factory=lambda: ModelConfig(preset="tiny"))
-    tokenizer: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig(vocab_size=1024, max_train_chars=2_000_000))
+    tokenizer: TokenizerConfig = Field(
+        default_factory=lambda: TokenizerConfig(vocab_size=1024, max_train_chars=2_000_000)
+    )
     image_aspect: Literal["resize", "pad"] = "resize"
     heldout_fraction: float = Field(0.2, gt=0, lt=1)  # share of generated content kept for evaluation
     filter: ImageTextFilterConfig = Field(default_factory=ImageTextFilterConfig)
@@ -243,8 +292,10 @@ class VLConfig(Section):
         for i, stage in enumerate(self.stages):
             later = sorted(set(stage.replay) - set(names[:i]))
             if later:
-                raise ValueError(f"vl.stages: {stage.name} replays {later}, which is not a stage before it "
-                                 f"(earlier: {names[:i]})")
+                raise ValueError(
+                    f"vl.stages: {stage.name} replays {later}, which is not a stage before it "
+                    f"(earlier: {names[:i]})"
+                )
         for name in self.eval.after or []:
             if name not in names:
                 raise ValueError(f"vl.eval.after: no stage {name!r} (stages: {names})")

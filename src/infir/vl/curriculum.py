@@ -52,14 +52,20 @@ class ImagePool:
 
 def source_seed(recipe_seed: int, src: VLSource) -> int:
     """A source's generation seed: explicit, or one per generator (stages then share its images)."""
-    return src.seed if src.seed is not None else recipe_seed * 1_000_003 + zlib.crc32(src.generator.encode()) % 10_007
+    return (
+        src.seed
+        if src.seed is not None
+        else recipe_seed * 1_000_003 + zlib.crc32(src.generator.encode()) % 10_007
+    )
 
 
 def generated_conversations(src: VLSource, seed: int, pool: ImagePool) -> list[VLConversation]:
     images = pool.get(src.generator, src.n, seed, draw=not src.image_as_text, options=src.options)
     caption_kind = CAPTION_KINDS.get(src.generator)
     rng = random.Random(seed)
-    corrupted = _corrupt_captions(images, caption_kind, src.corrupt_fraction, rng) if src.corrupt_fraction else set()
+    corrupted = (
+        _corrupt_captions(images, caption_kind, src.corrupt_fraction, rng) if src.corrupt_fraction else set()
+    )
     out = []
     for i, image in enumerate(images):
         conv = from_generated(image, src.kinds, src.max_turns, rng, keep_kind=caption_kind)
@@ -88,9 +94,16 @@ def _corrupt_captions(images, caption_kind: str | None, fraction: float, rng: ra
     return changed
 
 
-def stage_conversations(stage: CurriculumPhase, recipe_seed: int, pool: ImagePool, on_bad_record: str,
-                        scorer=None, threshold: float = 0.5, batch_size: int = 64,
-                        log=print) -> tuple[list[VLConversation], dict]:
+def stage_conversations(
+    stage: CurriculumPhase,
+    recipe_seed: int,
+    pool: ImagePool,
+    on_bad_record: str,
+    scorer=None,
+    threshold: float = 0.5,
+    batch_size: int = 64,
+    log=print,
+) -> tuple[list[VLConversation], dict]:
     """Every source of the stage, filtered where asked; returns the conversations and per-source stats."""
     from infir.vl.filter import filter_pairs
 
@@ -104,8 +117,16 @@ def stage_conversations(stage: CurriculumPhase, recipe_seed: int, pool: ImagePoo
         elif src.type == "llava_json":
             convs = load_llava_json(src.path, src.image_folder, src.limit, on_bad_record, report=report)
         else:
-            convs = load_hf_conversations(src.name, src.subset, src.split, src.limit, src.image_field, src.data_files,
-                                          on_bad_record, report)
+            convs = load_hf_conversations(
+                src.name,
+                src.subset,
+                src.split,
+                src.limit,
+                src.image_field,
+                src.data_files,
+                on_bad_record,
+                report,
+            )
         entry = {"loaded": report.to_dict()}
         if src.filter:
             if scorer is None:
@@ -131,17 +152,34 @@ def tokenizer_texts(stages: list[CurriculumPhase], seed: int, per_generator: int
                 yield qa.question + "\n" + qa.answer
 
 
-def replay_conversations(stage: CurriculumPhase, stages: list[CurriculumPhase], own: int, recipe_seed: int,
-                         pool: ImagePool, on_bad_record: str, scorer=None, threshold: float = 0.5,
-                         batch_size: int = 64, log=print) -> tuple[list[VLConversation], dict]:
+def replay_conversations(
+    stage: CurriculumPhase,
+    stages: list[CurriculumPhase],
+    own: int,
+    recipe_seed: int,
+    pool: ImagePool,
+    on_bad_record: str,
+    scorer=None,
+    threshold: float = 0.5,
+    batch_size: int = 64,
+    log=print,
+) -> tuple[list[VLConversation], dict]:
     """Conversations of the earlier stages `stage.replay` names, each its share of the mix with the stage's
     `own` conversations (share / (1 - all shares) * own of them), none repeated before all were drawn."""
     by_name = {s.name: s for s in stages}
     rest = 1 - sum(stage.replay.values())
     out, stats = [], {}
     for name, share in stage.replay.items():
-        earlier, _ = stage_conversations(by_name[name], recipe_seed, pool, on_bad_record, scorer, threshold,
-                                         batch_size, log=lambda *_: None)
+        earlier, _ = stage_conversations(
+            by_name[name],
+            recipe_seed,
+            pool,
+            on_bad_record,
+            scorer,
+            threshold,
+            batch_size,
+            log=lambda *_: None,
+        )
         want = round(own * share / rest)
         if not earlier or not want:
             stats[name] = {"conversations": 0, "of": len(earlier)}
@@ -151,11 +189,14 @@ def replay_conversations(stage: CurriculumPhase, stages: list[CurriculumPhase], 
         while len(picked) < want:
             order = list(range(len(earlier)))
             rng.shuffle(order)
-            picked += [earlier[i] for i in order[:want - len(picked)]]
+            picked += [earlier[i] for i in order[: want - len(picked)]]
         for conv in picked:
             conv.meta = dict(conv.meta, replay=name)
         out += picked
-        stats[name] = {"conversations": len(picked), "of": len(earlier),
-                       "turns": dict(Counter(k for c in picked for k in c.meta.get("kinds", [])))}
+        stats[name] = {
+            "conversations": len(picked),
+            "of": len(earlier),
+            "turns": dict(Counter(k for c in picked for k in c.meta.get("kinds", []))),
+        }
         log(f"  replay {name}: {len(picked)} of its {len(earlier)} conversations")
     return out, stats

@@ -58,14 +58,21 @@ def with_images(messages: list[dict], n_images: int, where: str) -> list[dict]:
         messages = [dict(m) for m in messages]
         messages[first]["content"] = IMAGE_TOKEN * n_images + "\n" + messages[first]["content"]
     elif markers != n_images:
-        raise BadRecord(where, "image_count_mismatch", f"{markers} {IMAGE_TOKEN} markers for {n_images} images")
+        raise BadRecord(
+            where, "image_count_mismatch", f"{markers} {IMAGE_TOKEN} markers for {n_images} images"
+        )
     if any(IMAGE_TOKEN in m["content"] for m in messages if m["role"] == "assistant"):
         raise BadRecord(where, "image_in_answer", "assistant turns cannot hold images")
     return messages
 
 
-def from_record(record: dict, where: str, image_root: Path | None = None, image_field: str | None = None,
-                system_prompt: str | None = None) -> VLConversation:
+def from_record(
+    record: dict,
+    where: str,
+    image_root: Path | None = None,
+    image_field: str | None = None,
+    system_prompt: str | None = None,
+) -> VLConversation:
     """One LLaVA/ShareGPT/messages record with its images as a validated conversation."""
     if not isinstance(record, dict):
         raise BadRecord(where, "not_an_object")
@@ -73,8 +80,10 @@ def from_record(record: dict, where: str, image_root: Path | None = None, image_
     if "texts" in record and "messages" not in record and "conversations" not in record:
         record["messages"] = _cauldron_messages(record["texts"], where)
     if isinstance(record.get("messages"), list):
-        record["messages"] = [dict(t, content=content_to_text(t.get("content"))) if isinstance(t, dict) else t
-                              for t in record["messages"]]
+        record["messages"] = [
+            dict(t, content=content_to_text(t.get("content"))) if isinstance(t, dict) else t
+            for t in record["messages"]
+        ]
     messages = normalize(record, where, system_prompt)
     fields = [image_field] if image_field else ["image", "images"]
     images: list[Any] = []
@@ -95,7 +104,10 @@ def _cauldron_messages(texts: Any, where: str) -> list[dict]:
         raise BadRecord(where, "no_messages", "`texts` is not a list")
     messages = []
     for turn in texts:
-        messages += [{"role": "user", "content": turn.get("user")}, {"role": "assistant", "content": turn.get("assistant")}]
+        messages += [
+            {"role": "user", "content": turn.get("user")},
+            {"role": "assistant", "content": turn.get("assistant")},
+        ]
     return messages
 
 
@@ -121,9 +133,14 @@ def _json_records(path: Path) -> Iterator[tuple[str, Any]]:
         yield f"{path}[{i}]", record
 
 
-def load_llava_json(path: str | Path, image_folder: str | Path | None = None, limit: int | None = None,
-                    on_bad_record: str = "fail", check_images: bool = True,
-                    report: LoadReport | None = None) -> list[VLConversation]:
+def load_llava_json(
+    path: str | Path,
+    image_folder: str | Path | None = None,
+    limit: int | None = None,
+    on_bad_record: str = "fail",
+    check_images: bool = True,
+    report: LoadReport | None = None,
+) -> list[VLConversation]:
     path = Path(path)
     root = Path(image_folder) if image_folder is not None else path.parent
     report = report if report is not None else LoadReport()
@@ -138,9 +155,16 @@ def load_llava_json(path: str | Path, image_folder: str | Path | None = None, li
     return keep_good(_json_records(path), convert, on_bad_record, report, limit)
 
 
-def load_hf_conversations(name: str, subset: str | None = None, split: str = "train", limit: int | None = None,
-                          image_field: str | None = None, data_files: Any = None, on_bad_record: str = "fail",
-                          report: LoadReport | None = None) -> list[VLConversation]:
+def load_hf_conversations(
+    name: str,
+    subset: str | None = None,
+    split: str = "train",
+    limit: int | None = None,
+    image_field: str | None = None,
+    data_files: Any = None,
+    on_bad_record: str = "fail",
+    report: LoadReport | None = None,
+) -> list[VLConversation]:
     """Records of a Hugging Face dataset (by hub name, or a builder like "parquet" with local data_files).
 
     Only the text is read up front; each image stays in the memory-mapped dataset as a LazyImage.
@@ -162,8 +186,11 @@ def load_hf_conversations(name: str, subset: str | None = None, split: str = "tr
         conv = from_record(dict(row), where)
         if fields:
             n = counts[i]
-            conv = VLConversation([LazyImage(ds, i, fields[0], k) for k in range(n)],
-                                  with_images(conv.messages, n, where), where)
+            conv = VLConversation(
+                [LazyImage(ds, i, fields[0], k) for k in range(n)],
+                with_images(conv.messages, n, where),
+                where,
+            )
         return conv
 
     rows = ((f"{name}[{split}]#{i}", (i, row)) for i, row in enumerate(text_only))
@@ -185,8 +212,9 @@ def _image_counts(ds, field: str) -> list[int]:
     return counts
 
 
-def from_generated(image, kinds: list[str] | None, max_turns: int, rng: random.Random,
-                   keep_kind: str | None = None) -> VLConversation | None:
+def from_generated(
+    image, kinds: list[str] | None, max_turns: int, rng: random.Random, keep_kind: str | None = None
+) -> VLConversation | None:
     """A multi-turn conversation about one generated image: several questions share its image tokens.
 
     Up to `max_turns` questions in random order; one of `keep_kind` (the caption the filter judges),
@@ -204,8 +232,12 @@ def from_generated(image, kinds: list[str] | None, max_turns: int, rng: random.R
     for i, qa in enumerate(chosen):
         messages.append({"role": "user", "content": (IMAGE_TOKEN + "\n" if i == 0 else "") + qa.question})
         messages.append({"role": "assistant", "content": qa.answer})
-    return VLConversation([image.image], messages, f"{image.generator}:{image.key}",
-                          {"generator": image.generator, "kinds": [qa.kind for qa in chosen]})
+    return VLConversation(
+        [image.image],
+        messages,
+        f"{image.generator}:{image.key}",
+        {"generator": image.generator, "kinds": [qa.kind for qa in chosen]},
+    )
 
 
 def image_as_text(conv: VLConversation, view: str) -> VLConversation:

@@ -44,13 +44,20 @@ class SimilarityScorer:
         image_processor = AutoImageProcessor.from_pretrained(name_or_path)
         text_config = getattr(model.config, "text_config", model.config)
         kind = score if score != "auto" else ("sigmoid" if hasattr(model, "logit_bias") else "cosine")
-        return cls(model, tokenizer, image_processor, int(text_config.max_position_embeddings), kind,
-                   torch.device(device))
+        return cls(
+            model,
+            tokenizer,
+            image_processor,
+            int(text_config.max_position_embeddings),
+            kind,
+            torch.device(device),
+        )
 
     def encode_texts(self, texts: list[str]) -> dict:
         # SigLIP pools the last position and was trained on texts padded to a fixed length.
-        enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_text_tokens,
-                             return_tensors="pt")
+        enc = self.tokenizer(
+            texts, padding="max_length", truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
+        )
         return {"input_ids": enc["input_ids"].to(self.device)}
 
     @torch.no_grad()
@@ -59,10 +66,13 @@ class SimilarityScorer:
 
         out: list[float] = []
         for i in range(0, len(images), batch_size):
-            pix = self.image_processor([open_image(im) for im in images[i:i + batch_size]],
-                                       return_tensors="pt")["pixel_values"].to(self.device)
+            pix = self.image_processor(
+                [open_image(im) for im in images[i : i + batch_size]], return_tensors="pt"
+            )["pixel_values"].to(self.device)
             img = _unit(_features(self.model.get_image_features(pixel_values=pix)))
-            txt = _unit(_features(self.model.get_text_features(**self.encode_texts(texts[i:i + batch_size]))))
+            txt = _unit(
+                _features(self.model.get_text_features(**self.encode_texts(texts[i : i + batch_size])))
+            )
             cos = (img * txt).sum(-1)
             if self.kind == "sigmoid":
                 cos = torch.sigmoid(cos * self.model.logit_scale.exp() + self.model.logit_bias)
@@ -83,8 +93,14 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-8)
 
 
-def caption_pairs(generator_names: list[str], n: int, seed: int, split: str, size: int,
-                  generator_options: dict[str, dict] | None = None) -> tuple[list, list[str]]:
+def caption_pairs(
+    generator_names: list[str],
+    n: int,
+    seed: int,
+    split: str,
+    size: int,
+    generator_options: dict[str, dict] | None = None,
+) -> tuple[list, list[str]]:
     from infir.data.images import generate
 
     generator_options = generator_options or {}
@@ -101,12 +117,18 @@ def caption_pairs(generator_names: list[str], n: int, seed: int, split: str, siz
 def build_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer):
     from transformers import SiglipConfig, SiglipModel, SiglipTextConfig
 
-    text = SiglipTextConfig(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden_size,
-                            intermediate_size=4 * cfg.text_hidden_size, num_hidden_layers=cfg.text_layers,
-                            num_attention_heads=cfg.text_heads, max_position_embeddings=cfg.max_text_tokens,
-                            projection_size=vision_config.hidden_size,  # both towers embed in one space
-                            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id)
+    text = SiglipTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.text_hidden_size,
+        intermediate_size=4 * cfg.text_hidden_size,
+        num_hidden_layers=cfg.text_layers,
+        num_attention_heads=cfg.text_heads,
+        max_position_embeddings=cfg.max_text_tokens,
+        projection_size=vision_config.hidden_size,  # both towers embed in one space
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     vision = vision_config.to_dict()
     vision["vision_use_head"] = True  # the pooled image embedding the contrastive loss needs
     model = SiglipModel(SiglipConfig(text_config=text.to_dict(), vision_config=vision))
@@ -116,9 +138,16 @@ def build_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer):
     return model
 
 
-def train_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer, image_processor, seed: int, size: int,
-                       log: Callable[[str], None] = print, metrics: Callable[[dict], None] | None = None
-                       ) -> SimilarityScorer:
+def train_dual_encoder(
+    cfg: DualEncoderConfig,
+    vision_config,
+    tokenizer,
+    image_processor,
+    seed: int,
+    size: int,
+    log: Callable[[str], None] = print,
+    metrics: Callable[[dict], None] | None = None,
+) -> SimilarityScorer:
     """A tiny SigLIP trained on generated (image, caption) pairs, then calibrated to score pairs.
 
     Representation: the symmetric softmax contrastive loss (CLIP's). At this size and step count
@@ -135,8 +164,9 @@ def train_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer, image_p
     from infir.train.schedule import lr_factor
 
     torch.manual_seed(seed)
-    images, texts = caption_pairs(cfg.generators, cfg.pairs_per_generator, seed, "train", size,
-                                  cfg.generator_options)
+    images, texts = caption_pairs(
+        cfg.generators, cfg.pairs_per_generator, seed, "train", size, cfg.generator_options
+    )
     model = build_dual_encoder(cfg, vision_config, tokenizer)
     scorer = SimilarityScorer(model, tokenizer, image_processor, cfg.max_text_tokens, "sigmoid")
     ids = scorer.encode_texts(texts)["input_ids"]
@@ -166,7 +196,9 @@ def train_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer, image_p
     return scorer
 
 
-def calibrate(scorer: SimilarityScorer, images: list, texts: list[str], rng: random.Random, pairs: int = 512) -> None:
+def calibrate(
+    scorer: SimilarityScorer, images: list, texts: list[str], rng: random.Random, pairs: int = 512
+) -> None:
     """Fit SigLIP's (t, b) so sigmoid(exp(t) * cos + b) predicts matched vs shuffled on training pairs."""
     picked = rng.sample(range(len(texts)), min(pairs, len(texts)))
     shuffled = [_other_text(texts, i, rng) for i in picked]
@@ -208,8 +240,9 @@ def _distinct_text_batch(texts: list[str], size: int, rng: random.Random) -> lis
     return picked
 
 
-def measure(scorer: SimilarityScorer, images: list, texts: list[str], threshold: float, batch_size: int,
-            seed: int) -> dict:
+def measure(
+    scorer: SimilarityScorer, images: list, texts: list[str], threshold: float, batch_size: int, seed: int
+) -> dict:
     """Precision/recall of dropping mismatched pairs: each image with its caption and with another's."""
     rng = random.Random(seed)
     shuffled = [_other_text(texts, i, rng) for i in range(len(texts))]
@@ -222,24 +255,31 @@ def drop_metrics(true_scores: list[float], false_scores: list[float], threshold:
     dropped_false = sum(s < threshold for s in false_scores)
     dropped_true = sum(s < threshold for s in true_scores)
     dropped = dropped_false + dropped_true
-    return {"pairs": len(true_scores), "mismatched": len(false_scores), "threshold": threshold,
-            "precision": round(dropped_false / dropped, 4) if dropped else None,
-            "recall": round(dropped_false / len(false_scores), 4) if false_scores else None,
-            "true_pairs_kept": round(1 - dropped_true / len(true_scores), 4) if true_scores else None,
-            "mean_true_score": round(sum(true_scores) / len(true_scores), 4) if true_scores else None,
-            "mean_mismatched_score": round(sum(false_scores) / len(false_scores), 4) if false_scores else None}
+    return {
+        "pairs": len(true_scores),
+        "mismatched": len(false_scores),
+        "threshold": threshold,
+        "precision": round(dropped_false / dropped, 4) if dropped else None,
+        "recall": round(dropped_false / len(false_scores), 4) if false_scores else None,
+        "true_pairs_kept": round(1 - dropped_true / len(true_scores), 4) if true_scores else None,
+        "mean_true_score": round(sum(true_scores) / len(true_scores), 4) if true_scores else None,
+        "mean_mismatched_score": round(sum(false_scores) / len(false_scores), 4) if false_scores else None,
+    }
 
 
-def filter_pairs(scorer: SimilarityScorer, conversations: list, threshold: float, batch_size: int
-                 ) -> tuple[list, dict]:
+def filter_pairs(
+    scorer: SimilarityScorer, conversations: list, threshold: float, batch_size: int
+) -> tuple[list, dict]:
     """Keep the conversations whose (first image, caption) pair scores at least `threshold`.
 
     The caption is `meta["caption"]` when the source set one, else the first assistant turn (caption
     datasets are single-turn). Conversations without an image pass through unscored.
     """
     scored = [c for c in conversations if c.images]
-    texts = [c.meta.get("caption") or next(m["content"] for m in c.messages if m["role"] == "assistant")
-             for c in scored]
+    texts = [
+        c.meta.get("caption") or next(m["content"] for m in c.messages if m["role"] == "assistant")
+        for c in scored
+    ]
     scores = scorer.scores([c.images[0] for c in scored], texts, batch_size)
     keep_ids = {id(c) for c, s in zip(scored, scores) if s >= threshold}
     kept = [c for c in conversations if not c.images or id(c) in keep_ids]
@@ -248,7 +288,12 @@ def filter_pairs(scorer: SimilarityScorer, conversations: list, threshold: float
     corrupted = [c for c in scored if c.meta.get("corrupted")]
     if corrupted:  # generated noise we injected: how well the filter finds it
         caught = sum(1 for c in dropped if c.meta.get("corrupted"))
-        stats.update({"corrupted": len(corrupted), "corrupted_dropped": caught,
-                      "precision": round(caught / len(dropped), 4) if dropped else None,
-                      "recall": round(caught / len(corrupted), 4)})
+        stats.update(
+            {
+                "corrupted": len(corrupted),
+                "corrupted_dropped": caught,
+                "precision": round(caught / len(dropped), 4) if dropped else None,
+                "recall": round(caught / len(corrupted), 4),
+            }
+        )
     return kept, stats

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+
 def skill_columns_and_rows(stage_dir: str | Path) -> tuple[list[str], list[list]]:
     """One row per curriculum stage: the primary metric of each task evaluated after it. Columns in the
     order the table has them (the recipe's `vl.eval.tasks`, each followed by its own extra columns)."""

@@ -106,11 +106,21 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
 
         metrics = MetricsLog(out / "metrics.jsonl")
         metrics.truncate_after(-1)
-        scorer = train_dual_encoder(fc.dual_encoder, siglip_vision_config(cfg.vision), tokenizer,
-                                    build_image_processor(image_size), ctx.recipe.seed, image_size, log, metrics.log)
+        scorer = train_dual_encoder(
+            fc.dual_encoder,
+            siglip_vision_config(cfg.vision),
+            tokenizer,
+            build_image_processor(image_size),
+            ctx.recipe.seed,
+            image_size,
+            log,
+            metrics.log,
+        )
         scorer.save(out / "model")
-        trained = {"steps": fc.dual_encoder.steps, "pairs": fc.dual_encoder.pairs_per_generator
-                   * len(fc.dual_encoder.generators)}
+        trained = {
+            "steps": fc.dual_encoder.steps,
+            "pairs": fc.dual_encoder.pairs_per_generator * len(fc.dual_encoder.generators),
+        }
     stats = {"model": fc.model or "trained tiny SigLIP", "score": scorer.kind, "trained": trained}
     if fc.heldout_pairs:
         generators = fc.dual_encoder.generators if fc.model is None else ["shapes"]
@@ -124,37 +134,82 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
     return scorer, stats
 
 
-def train_phase(ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumPhase, model, processor, scorer,
-                pool, info) -> dict:
+def train_phase(
+    ctx: StageContext, cfg: VLConfig, index: int, stage: CurriculumPhase, model, processor, scorer, pool, info
+) -> dict:
     from infir.model.vlm_inputs import ImagePreparer
     from infir.vl.batches import VLBatches, encode_all_vl
     from infir.vl.curriculum import replay_conversations, stage_conversations
 
     tokenizer = processor.tokenizer
-    conversations, data_stats = stage_conversations(stage, ctx.recipe.seed, pool, cfg.on_bad_record, scorer,
-                                                    cfg.filter.threshold, cfg.filter.batch_size, log)
+    conversations, data_stats = stage_conversations(
+        stage,
+        ctx.recipe.seed,
+        pool,
+        cfg.on_bad_record,
+        scorer,
+        cfg.filter.threshold,
+        cfg.filter.batch_size,
+        log,
+    )
     if stage.replay:
         replayed, data_stats["replay"] = replay_conversations(
-            stage, cfg.stages, len(conversations), ctx.recipe.seed, pool, cfg.on_bad_record, scorer,
-            cfg.filter.threshold, cfg.filter.batch_size, log)
+            stage,
+            cfg.stages,
+            len(conversations),
+            ctx.recipe.seed,
+            pool,
+            cfg.on_bad_record,
+            scorer,
+            cfg.filter.threshold,
+            cfg.filter.batch_size,
+            log,
+        )
         conversations = conversations + replayed
     train_cfg = stage.train_config()
     max_tokens = stage.max_conversation_tokens or train_cfg.seq_len
-    examples, too_long = encode_all_vl(tokenizer, conversations, model.config.image_token_id,
-                                       model.config.image_seq_length, max_tokens)
-    data = VLBatches(examples, train_cfg.seq_len, train_cfg.global_batch_size, ctx.recipe.seed + index,
-                     tokenizer.pad_token_id, ImagePreparer(processor.image_processor, cfg.image_aspect),
-                     packing=stage.packing, rank=info.rank, world_size=info.world_size)
+    examples, too_long = encode_all_vl(
+        tokenizer, conversations, model.config.image_token_id, model.config.image_seq_length, max_tokens
+    )
+    data = VLBatches(
+        examples,
+        train_cfg.seq_len,
+        train_cfg.global_batch_size,
+        ctx.recipe.seed + index,
+        tokenizer.pad_token_id,
+        ImagePreparer(processor.image_processor, cfg.image_aspect),
+        packing=stage.packing,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
     if stage.epochs is not None:
         train_cfg = train_cfg.model_copy(update={"max_steps": data.steps_for(stage.epochs)})
-    extra = {"stage": stage.name, "trains": stage.trains, "module_lr": train_cfg.optimizer.module_lr,
-             "data": data_stats, "examples": len(examples), "too_long": dict(too_long), "rows": len(data.rows),
-             "images": data.images_per_epoch(), "padding_share": round(data.padding_share(), 4),
-             "epochs_seen": round(train_cfg.max_steps / data.steps_per_epoch, 3)}
-    log(f"stage {index + 1} {stage.name}: {len(examples)} conversations in {len(data.rows)} rows, "
-        f"{train_cfg.max_steps} steps, trains {stage.trains}")
-    return fit(train_cfg, model, processor, data, ctx.stage_dir / f"{index + 1}-{stage.name}", info,
-               seed=ctx.recipe.seed, extra_summary=extra)
+    extra = {
+        "stage": stage.name,
+        "trains": stage.trains,
+        "module_lr": train_cfg.optimizer.module_lr,
+        "data": data_stats,
+        "examples": len(examples),
+        "too_long": dict(too_long),
+        "rows": len(data.rows),
+        "images": data.images_per_epoch(),
+        "padding_share": round(data.padding_share(), 4),
+        "epochs_seen": round(train_cfg.max_steps / data.steps_per_epoch, 3),
+    }
+    log(
+        f"stage {index + 1} {stage.name}: {len(examples)} conversations in {len(data.rows)} rows, "
+        f"{train_cfg.max_steps} steps, trains {stage.trains}"
+    )
+    return fit(
+        train_cfg,
+        model,
+        processor,
+        data,
+        ctx.stage_dir / f"{index + 1}-{stage.name}",
+        info,
+        seed=ctx.recipe.seed,
+        extra_summary=extra,
+    )
 
 
 def with_image_settings(spec, image_size: int, seed: int):
@@ -173,7 +228,9 @@ def evaluate_phase(cfg: VLConfig, folder: Path, image_size: int, seed: int) -> d
 
     backend = VLBackend.load(folder / FINAL, aspect=cfg.image_aspect)
     specs = [with_image_settings(spec, image_size, seed) for spec in cfg.eval.tasks]
-    results = evaluate_model(backend, specs, chat=True, batch_size=cfg.eval.batch_size, samples_dir=folder / "eval")
+    results = evaluate_model(
+        backend, specs, chat=True, batch_size=cfg.eval.batch_size, samples_dir=folder / "eval"
+    )
     for name, metrics in results.items():
         results[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
         log(f"  {name}: {results[name]}")
@@ -204,8 +261,11 @@ def merge_metrics(stage_dir: Path, folders: list[str]) -> None:
     for name in folders:
         path = stage_dir / name / "metrics.jsonl"
         if path.is_file():
-            lines += [json.dumps({"curriculum_stage": name, **json.loads(line)})
-                      for line in path.read_text().splitlines() if line.strip()]
+            lines += [
+                json.dumps({"curriculum_stage": name, **json.loads(line)})
+                for line in path.read_text().splitlines()
+                if line.strip()
+            ]
     (stage_dir / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
 
 
@@ -254,6 +314,13 @@ def run(ctx: StageContext) -> dict:
         merge_metrics(ctx.stage_dir, [f"{i + 1}-{s.name}" for i, s in enumerate(cfg.stages)])
     table = skill_table(stages)
     log("skill after each stage:\n" + json.dumps(table, indent=1))
-    return {"table": table, "filter": filter_stats, "stages": stages, "image_size": image_size,
-            "language_model": lm_path or "fresh", "checkpoint": str(final), "seconds": round(time.time() - t0, 1),
-            "load_average": os.getloadavg()}
+    return {
+        "table": table,
+        "filter": filter_stats,
+        "stages": stages,
+        "image_size": image_size,
+        "language_model": lm_path or "fresh",
+        "checkpoint": str(final),
+        "seconds": round(time.time() - t0, 1),
+        "load_average": os.getloadavg(),
+    }

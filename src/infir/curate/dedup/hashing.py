@@ -20,10 +20,23 @@ _U64 = np.uint64
 _BASE = 0x100000001B3  # odd, so invertible modulo 2**64
 _BASE_INV = pow(_BASE, -1, 1 << 64)
 # Odd 64-bit multipliers, one per position in the n-gram.
-_POSITION_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
-                           0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9,
-                           0x2545F4914F6CDD1D, 0x5851F42D4C957F2D, 0x14057B7EF767814F, 0x9FB21C651E98DF25],
-                          dtype=_U64)
+_POSITION_MULT = np.array(
+    [
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0xD6E8FEB86659FD93,
+        0xFF51AFD7ED558CCD,
+        0xC4CEB9FE1A85EC53,
+        0x94D049BB133111EB,
+        0xBF58476D1CE4E5B9,
+        0x2545F4914F6CDD1D,
+        0x5851F42D4C957F2D,
+        0x14057B7EF767814F,
+        0x9FB21C651E98DF25,
+    ],
+    dtype=_U64,
+)
 MAX_NGRAM = len(_POSITION_MULT)
 _powers: dict[str, np.ndarray] = {}
 
@@ -60,8 +73,9 @@ def _word_bytes(buf: np.ndarray) -> np.ndarray:
     word[lead2] = False
     word[lead2 + 1] = False
     second = buf[1:-1]
-    lead3 = np.flatnonzero(((buf[:-2] == 0xE2) & ((second == 0x80) | (second == 0x81)))
-                           | ((buf[:-2] == 0xE3) & (second == 0x80)))
+    lead3 = np.flatnonzero(
+        ((buf[:-2] == 0xE2) & ((second == 0x80) | (second == 0x81))) | ((buf[:-2] == 0xE3) & (second == 0x80))
+    )
     for k in range(3):
         word[lead3 + k] = False
     return word
@@ -105,7 +119,7 @@ def ngram_hashes(hashes: np.ndarray, n: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         out = hashes[:count] * _POSITION_MULT[0]
         for j in range(1, n):
-            out ^= hashes[j:j + count] * _POSITION_MULT[j]
+            out ^= hashes[j : j + count] * _POSITION_MULT[j]
     return finish_ngrams(out)
 
 
@@ -121,7 +135,7 @@ def ngram_accumulators(hashes: np.ndarray, lengths: list[int]):
         acc = hashes * _POSITION_MULT[0]
         for k in range(1, min(max(lengths), len(hashes)) + 1):
             if k > 1:
-                acc = acc[:len(hashes) - k + 1] ^ (hashes[k - 1:] * _POSITION_MULT[k - 1])
+                acc = acc[: len(hashes) - k + 1] ^ (hashes[k - 1 :] * _POSITION_MULT[k - 1])
             yield k, acc
 
 
@@ -133,4 +147,6 @@ def words(text: str) -> list[str]:
         return []
     edges = np.diff(_word_bytes(buf).astype(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [data[s:e].decode("utf-8", errors="replace").lower() for s, e in zip(starts.tolist(), ends.tolist())]
+    return [
+        data[s:e].decode("utf-8", errors="replace").lower() for s, e in zip(starts.tolist(), ends.tolist())
+    ]

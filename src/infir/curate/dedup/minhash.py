@@ -52,7 +52,7 @@ class MinHasher:
         for i, s in enumerate(shingles):
             if len(s) > self._ROWS:  # one long document: its own blocks
                 for start in range(0, len(s), self._ROWS):
-                    np.minimum(sig[i], self._permuted(s[start:start + self._ROWS]).min(axis=0), out=sig[i])
+                    np.minimum(sig[i], self._permuted(s[start : start + self._ROWS]).min(axis=0), out=sig[i])
                 continue
             if rows + len(s) > self._ROWS:
                 self._fill(sig, group, shingles)
@@ -64,7 +64,7 @@ class MinHasher:
         return (sig >> _PRIME_SHIFT).astype(np.uint32)
 
     def _permuted(self, shingles: np.ndarray) -> np.ndarray:
-        block = self._block[:len(shingles)]
+        block = self._block[: len(shingles)]
         with np.errstate(over="ignore"):
             np.multiply(shingles[:, None], self.a, out=block)
             np.add(block, self.b, out=block)
@@ -84,8 +84,17 @@ def exact_hash(text: str) -> int:
 
 # Rows the scan writes and the pair stage reads: a document is (order key, shard rank, row in shard).
 BUCKET_DTYPE = np.dtype([("key", "<u8"), ("order", "<u8"), ("rank", "<u4"), ("row", "<u4")])
-PAIR_DTYPE = np.dtype([("a_order", "<u8"), ("a_rank", "<u4"), ("a_row", "<u4"),
-                       ("b_order", "<u8"), ("b_rank", "<u4"), ("b_row", "<u4"), ("exact", "u1")])
+PAIR_DTYPE = np.dtype(
+    [
+        ("a_order", "<u8"),
+        ("a_rank", "<u4"),
+        ("a_row", "<u4"),
+        ("b_order", "<u8"),
+        ("b_rank", "<u4"),
+        ("b_row", "<u4"),
+        ("exact", "u1"),
+    ]
+)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -102,8 +111,10 @@ def band_keys(sigs: np.ndarray, rows: int) -> np.ndarray:
     key space and each key range of the pair stage holds a share of every band."""
     n, num_perm = sigs.shape
     bands = num_perm // rows
-    block = sigs[:, :bands * rows].astype(np.uint64).reshape(n, bands, rows)
-    key = np.broadcast_to(np.arange(bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15), (n, bands)).copy()
+    block = sigs[:, : bands * rows].astype(np.uint64).reshape(n, bands, rows)
+    key = np.broadcast_to(
+        np.arange(bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15), (n, bands)
+    ).copy()
     with np.errstate(over="ignore"):
         for r in range(rows):
             key = (key ^ block[:, :, r]) * np.uint64(0x100000001B3)
@@ -159,21 +170,32 @@ def find_duplicates(exact: np.ndarray, sigs: np.ndarray, cfg: DedupConfig) -> di
         bands = keys.shape[1]
         h, m = head_pairs(keys.ravel(), np.repeat(order, bands))
         h, m = h // bands, m // bands
-        agree = (sigs[h] == sigs[m]).mean(axis=1) >= cfg.verify_threshold if len(h) else np.zeros(0, dtype=bool)
-        heads.append(h[agree]), members.append(m[agree]), is_exact.append(np.zeros(int(agree.sum()), dtype=bool))
+        agree = (
+            (sigs[h] == sigs[m]).mean(axis=1) >= cfg.verify_threshold if len(h) else np.zeros(0, dtype=bool)
+        )
+        (
+            heads.append(h[agree]),
+            members.append(m[agree]),
+            is_exact.append(np.zeros(int(agree.sum()), dtype=bool)),
+        )
     if not heads:
         return {}
     a, b, ex = np.concatenate(heads), np.concatenate(members), np.concatenate(is_exact)
     labels = components(a, b, n)
     exact_removed = set(b[ex].tolist())
-    return {i: (int(labels[i]), "exact_duplicate" if i in exact_removed else "near_duplicate")
-            for i in np.flatnonzero(labels != np.arange(n)).tolist()}
+    return {
+        i: (int(labels[i]), "exact_duplicate" if i in exact_removed else "near_duplicate")
+        for i in np.flatnonzero(labels != np.arange(n)).tolist()
+    }
 
 
 def line_hashes(text: str) -> np.ndarray:
     """Hashes of a text's distinct lines, spacing and case normalised (blank lines left out)."""
-    seen = {xxhash.xxh3_64_intdigest(" ".join(line.split()).lower().encode("utf-8", "surrogatepass"))
-            for line in text.split("\n") if line.strip()}
+    seen = {
+        xxhash.xxh3_64_intdigest(" ".join(line.split()).lower().encode("utf-8", "surrogatepass"))
+        for line in text.split("\n")
+        if line.strip()
+    }
     return np.fromiter(seen, dtype=np.uint64, count=len(seen))
 
 
@@ -189,8 +211,13 @@ def content_shingles(text: str, boilerplate: np.ndarray, ngram: int) -> np.ndarr
     """The distinct word n-grams of a text once its boilerplate lines are taken out."""
     lines = [line for line in text.split("\n") if line.strip()]
     if len(boilerplate) and lines:
-        hashes = np.array([xxhash.xxh3_64_intdigest(" ".join(line.split()).lower().encode("utf-8", "surrogatepass"))
-                           for line in lines], dtype=np.uint64)
+        hashes = np.array(
+            [
+                xxhash.xxh3_64_intdigest(" ".join(line.split()).lower().encode("utf-8", "surrogatepass"))
+                for line in lines
+            ],
+            dtype=np.uint64,
+        )
         pos = np.searchsorted(boilerplate, hashes).clip(max=len(boilerplate) - 1)
         lines = [line for line, common in zip(lines, boilerplate[pos] == hashes) if not common]
     return np.unique(ngram_hashes(word_hashes("\n".join(lines)), ngram))

@@ -37,8 +37,15 @@ from datatrove.pipeline.base import PipelineStep
 
 from infir.curate.config import DedupConfig
 from infir.curate.workfolder import WorkFolder
-from infir.curate.dedup.minhash import (BUCKET_DTYPE, PAIR_DTYPE, band_keys, components, content_jaccard, content_shingles,
-                                head_pairs)
+from infir.curate.dedup.minhash import (
+    BUCKET_DTYPE,
+    PAIR_DTYPE,
+    band_keys,
+    components,
+    content_jaccard,
+    content_shingles,
+    head_pairs,
+)
 
 REASONS = ("exact_duplicate", "near_duplicate")
 KINDS = ("exact", "buckets")
@@ -108,7 +115,7 @@ class BucketWriter:
         for kind in KINDS:
             self._flush(kind)
         self.sigs.close()
-        Path(self.sigs.name).replace(self.sigs.name[:-len(".tmp")])
+        Path(self.sigs.name).replace(self.sigs.name[: -len(".tmp")])
         for path in self.written:
             self._tmp(path).replace(path)
 
@@ -142,7 +149,7 @@ def read_range(work: WorkFolder, runs: list[str], dtype: np.dtype, part: int, pa
     lo, hi = prefix_range(part, parts)
     chunks = []
     for run in runs:
-        bounds = work.read_range(run[:-len(".bin")] + ".idx", np.uint64, lo, hi - lo + 1)
+        bounds = work.read_range(run[: -len(".bin")] + ".idx", np.uint64, lo, hi - lo + 1)
         start, end = bounds[[0, -1]].tolist()
         if end > start:
             chunks.append(work.read_range(run, dtype, start, end - start))
@@ -150,7 +157,9 @@ def read_range(work: WorkFolder, runs: list[str], dtype: np.dtype, part: int, pa
 
 
 def _read_partition(work: WorkFolder, kind: str, part: int, parts: int) -> np.ndarray:
-    return read_range(work, [f"{kind}/{name}" for name in sorted(work.sizes(kind, ".bin"))], BUCKET_DTYPE, part, parts)
+    return read_range(
+        work, [f"{kind}/{name}" for name in sorted(work.sizes(kind, ".bin"))], BUCKET_DTYPE, part, parts
+    )
 
 
 def _pairs(rows: np.ndarray, heads: np.ndarray, members: np.ndarray, exact: bool) -> np.ndarray:
@@ -175,8 +184,9 @@ class SignatureReader:
             sel = np.flatnonzero(ranks == rank)
             m = self._maps.get(rank)
             if m is None:
-                m = self._maps[rank] = np.memmap(self.work.fetch(f"sigs/{rank:05d}.u32"), dtype=np.uint32,
-                                                 mode="r").reshape(-1, self.num_perm)
+                m = self._maps[rank] = np.memmap(
+                    self.work.fetch(f"sigs/{rank:05d}.u32"), dtype=np.uint32, mode="r"
+                ).reshape(-1, self.num_perm)
             out[sel] = m[rows[sel]]
         return out
 
@@ -196,10 +206,10 @@ def verify_near(pairs: np.ndarray, sigs: SignatureReader, threshold: float, chun
     until the chunk's pages are released: `chunk` pairs touch up to 2 x chunk pages."""
     keep = np.zeros(len(pairs), dtype=bool)
     for start in range(0, len(pairs), chunk):
-        p = pairs[start:start + chunk]
+        p = pairs[start : start + chunk]
         a = sigs.rows(p["a_rank"], p["a_row"])
         b = sigs.rows(p["b_rank"], p["b_row"])
-        keep[start:start + chunk] = (a == b).mean(axis=1) >= threshold
+        keep[start : start + chunk] = (a == b).mean(axis=1) >= threshold
         sigs.release()
     return pairs[keep]
 
@@ -216,8 +226,10 @@ class ContentReader:
         import orjson
 
         if rank not in self._files:
-            self._files[rank] = (np.memmap(self.work.fetch(f"scan/{rank:05d}.off"), dtype=np.uint64, mode="r"),
-                                 open(self.work.fetch(f"scan/{rank:05d}.jsonl"), "rb"))
+            self._files[rank] = (
+                np.memmap(self.work.fetch(f"scan/{rank:05d}.off"), dtype=np.uint64, mode="r"),
+                open(self.work.fetch(f"scan/{rank:05d}.jsonl"), "rb"),
+            )
         offsets, f = self._files[rank]
         f.seek(int(offsets[row]))
         return content_shingles(orjson.loads(f.readline())["text"], self.boilerplate, self.ngram)
@@ -239,7 +251,9 @@ def verify_content(pairs: np.ndarray, reader: ContentReader, threshold: float) -
     for i, p in enumerate(pairs):
         if p["a_order"] != head:
             head, head_shingles = p["a_order"], reader.shingles(int(p["a_rank"]), int(p["a_row"]))
-        keep[i] = content_jaccard(head_shingles, reader.shingles(int(p["b_rank"]), int(p["b_row"]))) >= threshold
+        keep[i] = (
+            content_jaccard(head_shingles, reader.shingles(int(p["b_rank"]), int(p["b_row"]))) >= threshold
+        )
     return pairs[keep]
 
 
@@ -291,9 +305,17 @@ class FindPairs(PipelineStep):
         pairs.tofile(tmp)
         tmp.replace(out)
         work.publish(out)
-        work.write_text(f"pairs/{rank:05d}.json", json.dumps(
-            {"candidates": candidates, "signature_pairs": signature_pairs, "pairs": int(len(pairs)),
-             "seconds": time.perf_counter() - t0}))
+        work.write_text(
+            f"pairs/{rank:05d}.json",
+            json.dumps(
+                {
+                    "candidates": candidates,
+                    "signature_pairs": signature_pairs,
+                    "pairs": int(len(pairs)),
+                    "seconds": time.perf_counter() - t0,
+                }
+            ),
+        )
         return iter(())
 
 
@@ -315,18 +337,22 @@ def resolve(work: WorkFolder, n_shards: int, partitions: int) -> dict:
     of the document kept in their cluster and the reason. Returns a report."""
     t0 = time.perf_counter()
     files = [work.fetch(f"pairs/{p:05d}.bin", missing_ok=True) for p in range(partitions)]
-    pairs = np.concatenate([np.fromfile(f, dtype=PAIR_DTYPE) for f in files if f is not None] or
-                           [np.zeros(0, dtype=PAIR_DTYPE)])
-    stats = [json.loads(text) for text in (work.read_text(f"pairs/{p:05d}.json") for p in range(partitions))
-             if text is not None]
+    pairs = np.concatenate(
+        [np.fromfile(f, dtype=PAIR_DTYPE) for f in files if f is not None] or [np.zeros(0, dtype=PAIR_DTYPE)]
+    )
+    stats = [
+        json.loads(text)
+        for text in (work.read_text(f"pairs/{p:05d}.json") for p in range(partitions))
+        if text is not None
+    ]
     orders = np.concatenate([pairs["a_order"], pairs["b_order"]])
     ranks = np.concatenate([pairs["a_rank"], pairs["b_rank"]])
     rows = np.concatenate([pairs["a_row"], pairs["b_row"]])
     nodes, first, index = np.unique(orders, return_index=True, return_inverse=True)
-    labels = components(index[:len(pairs)], index[len(pairs):], len(nodes))
+    labels = components(index[: len(pairs)], index[len(pairs) :], len(nodes))
     removed = np.flatnonzero(labels != np.arange(len(nodes)))
     exact_removed = np.zeros(len(nodes), dtype=bool)
-    exact_removed[index[len(pairs):][pairs["exact"].astype(bool)]] = True
+    exact_removed[index[len(pairs) :][pairs["exact"].astype(bool)]] = True
     keepers = labels[removed]
     unique_keepers, keeper_slot = np.unique(keepers, return_inverse=True)
     keeper_ids = _doc_ids(work, ranks[first[unique_keepers]], rows[first[unique_keepers]])
@@ -337,13 +363,20 @@ def resolve(work: WorkFolder, n_shards: int, partitions: int) -> dict:
     for rank in range(n_shards):
         sel = np.flatnonzero(node_rank[removed] == rank)
         sel = sel[np.argsort(node_row[removed[sel]])]
-        payload = {"rows": node_row[removed[sel]].tolist(),
-                   "keeper": [keeper_ids[k] for k in keeper_slot[sel].tolist()],
-                   "reason": [REASONS[0] if r else REASONS[1] for r in reason[sel].tolist()]}
+        payload = {
+            "rows": node_row[removed[sel]].tolist(),
+            "keeper": [keeper_ids[k] for k in keeper_slot[sel].tolist()],
+            "reason": [REASONS[0] if r else REASONS[1] for r in reason[sel].tolist()],
+        }
         (out / f"{rank:05d}.json").write_text(json.dumps(payload))
         work.publish(out / f"{rank:05d}.json")
-    return {"pairs": int(len(pairs)), "exact_pairs": int(pairs["exact"].sum()),
-            "candidate_near_pairs": sum(s["candidates"] for s in stats),
-            "signature_verified_near_pairs": sum(s["signature_pairs"] for s in stats),
-            "clusters": int(len(unique_keepers)), "removed": int(len(removed)),
-            "pair_seconds": sum(s["seconds"] for s in stats), "resolve_seconds": time.perf_counter() - t0}
+    return {
+        "pairs": int(len(pairs)),
+        "exact_pairs": int(pairs["exact"].sum()),
+        "candidate_near_pairs": sum(s["candidates"] for s in stats),
+        "signature_verified_near_pairs": sum(s["signature_pairs"] for s in stats),
+        "clusters": int(len(unique_keepers)),
+        "removed": int(len(removed)),
+        "pair_seconds": sum(s["seconds"] for s in stats),
+        "resolve_seconds": time.perf_counter() - t0,
+    }

@@ -44,12 +44,16 @@ def _task_texts(task: str, data_path: str | None, texts_of: TextSource) -> list[
         texts = [t for t in texts_of(task, data_path) if t]
     except Exception as e:  # noqa: BLE001 - whatever the loader raised, the task is named
         where = f"from {data_path}" if data_path else "from its default source (the Hugging Face hub)"
-        raise DecontamError(f"decontamination: benchmark task {task!r} cannot be loaded {where}: "
-                            f"{type(e).__name__}: {e}. Give a local copy in `decontam.data_paths.{task}` "
-                            f"or remove it from `decontam.tasks`") from e
+        raise DecontamError(
+            f"decontamination: benchmark task {task!r} cannot be loaded {where}: "
+            f"{type(e).__name__}: {e}. Give a local copy in `decontam.data_paths.{task}` "
+            f"or remove it from `decontam.tasks`"
+        ) from e
     if not texts:
-        raise DecontamError(f"decontamination: benchmark task {task!r} has no texts"
-                            + (f" in {data_path}" if data_path else ""))
+        raise DecontamError(
+            f"decontamination: benchmark task {task!r} has no texts"
+            + (f" in {data_path}" if data_path else "")
+        )
     return texts
 
 
@@ -88,8 +92,9 @@ def _item_grams(text: str, hashes: np.ndarray, cfg: DecontamConfig) -> tuple[int
     return 0, hashes[:0]
 
 
-def build_index(cfg: DecontamConfig, texts_of: TextSource = registry_texts,
-                task_list: Iterable[str] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+def build_index(
+    cfg: DecontamConfig, texts_of: TextSource = registry_texts, task_list: Iterable[str] | None = None
+) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays per task and n-gram length k: sorted hashes `task|k|h`, their benchmark item `task|k|i`,
     and each item's n-gram count `task|sizes`; plus a report of texts and n-grams per task."""
     tasks = list(task_list if task_list is not None else (cfg.tasks or registry_task_names()))
@@ -98,7 +103,9 @@ def build_index(cfg: DecontamConfig, texts_of: TextSource = registry_texts,
         by_k: dict[int, tuple[list, list]] = {}
         sizes = []
         texts = _task_texts(task, cfg.data_paths.get(task), texts_of)
-        words = [w for start in range(0, len(texts), 1024) for w in word_hashes_many(texts[start:start + 1024])]
+        words = [
+            w for start in range(0, len(texts), 1024) for w in word_hashes_many(texts[start : start + 1024])
+        ]
         for item, (text, hashes) in enumerate(zip(texts, words)):
             k, grams = _item_grams(text, hashes, cfg)
             sizes.append(len(grams))
@@ -111,8 +118,11 @@ def build_index(cfg: DecontamConfig, texts_of: TextSource = registry_texts,
             order = np.argsort(h, kind="stable")
             index[f"{task}|{k}|h"], index[f"{task}|{k}|i"] = h[order], i[order]
         index[f"{task}|sizes"] = np.array(sizes, dtype=np.int32)
-        report[task] = {"texts": len(sizes), "ngrams": int(sum(sizes)), "short_texts": int(
-            sum(len(v[0]) for k, v in by_k.items() if k != cfg.ngram))}
+        report[task] = {
+            "texts": len(sizes),
+            "ngrams": int(sum(sizes)),
+            "short_texts": int(sum(len(v[0]) for k, v in by_k.items() if k != cfg.ngram)),
+        }
     return index, report
 
 
@@ -134,7 +144,9 @@ class DecontamIndex:
         self.tasks = sorted({key.split("|")[0] for key in arrays})
         self.sizes = np.concatenate([arrays[f"{t}|sizes"] for t in self.tasks]) if self.tasks else np.zeros(0)
         offsets = np.cumsum([0] + [len(arrays[f"{t}|sizes"]) for t in self.tasks])
-        self.task_of_item = np.repeat(np.arange(len(self.tasks)), np.diff(offsets)) if self.tasks else np.zeros(0)
+        self.task_of_item = (
+            np.repeat(np.arange(len(self.tasks)), np.diff(offsets)) if self.tasks else np.zeros(0)
+        )
         tables: dict[int, tuple[list, list]] = {}
         for t, task in enumerate(self.tasks):
             for key in arrays:
@@ -197,8 +209,11 @@ class DecontamIndex:
 
 def contamination_of(hits: dict[str, tuple[int, float]], cfg: DecontamConfig) -> dict:
     """The tasks a document is contaminated with, as {task: {"ngrams", "item_share"}}."""
-    return {t: {"ngrams": h[0], "item_share": h[1]} for t, h in hits.items()
-            if h[1] >= cfg.min_item_fraction and h[0] >= cfg.min_matches}
+    return {
+        t: {"ngrams": h[0], "item_share": h[1]}
+        for t, h in hits.items()
+        if h[1] >= cfg.min_item_fraction and h[0] >= cfg.min_matches
+    }
 
 
 def contamination(index: DecontamIndex, words: np.ndarray, cfg: DecontamConfig) -> dict:

@@ -20,7 +20,8 @@ _CODE_LINE = re.compile(
     r"\s*(?:def |class |import |from [\w.]+ import |return\b|if .*:$|elif |else:|for .*:$|while .*:$|try:$"
     r"|except\b|finally:|with .*:$|raise |yield |@\w|#|//|/\*|\*/|[{}\])]+[;,]?$|pass$|break$|continue$"
     r"|[\w.\[\]'\"]+\s*(?:[-+*/%|&]|<<|>>)?=\s*\S|[\w.]+\(.*\)\s*;?$|\"\"\"|''')"
-    r"|.*[;{]\s*$")
+    r"|.*[;{]\s*$"
+)
 _LATEX_MARK = re.compile(r"\$|\\(?:frac|boxed|sqrt|cdot|times|pi|le|ge|sum|int|left|right|mathbf|dfrac)\b")
 _ARITH_MARK = re.compile(r"[=+*/×÷]\s*\$?\d|answer is")
 _TECH_MARKS = ("()", "_", " -", "::", "¶", ">>>", "$ ", "=", "[", "*")

@@ -18,10 +18,12 @@ _PUNCT = "… …… , : ; ! ? ¿ ؟ ¡ ( ) [ ] { } < > _ # * & 。 ？ ！ ， 
 _QUOTES = "' \" ” “ ` ‘ ´ ’ ‚ , „ » « 「 」 『 』 （ ） 〔 〕 【 】 《 》 〈 〉 〈 〉 ⟦ ⟧".split()
 _HYPHENS = ["-", "–", "—", "--", "---", "——", "~"]
 _CURRENCY = "$ £ € ¥ ฿ US$ C$ A$ ₽ ﷼ ₴ ₠ ₡ ₢ ₣ ₤ ₥ ₦ ₧ ₨ ₩ ₪ ₫ ₭ ₮ ₯ ₰ ₱ ₲ ₳ ₵ ₶ ₷ ₸ ₹ ₺ ₻ ₼ ₾ ₿".split()
-_UNITS = ("km km² km³ m m² m³ dm dm² dm³ cm cm² cm³ mm mm² mm³ ha µm nm yd in ft kg g mg µg t lb oz m/s km/h kmh "
-          "mph hPa Pa mbar mb MB kb KB gb GB tb TB T G M K % км км² км³ м м² м³ дм дм² дм³ см см² см³ мм мм² мм³ нм "
-          "кг г мг м/с км/ч кПа Па мбар Кб КБ кб Мб МБ мб Гб ГБ гб Тб ТБ тбسم كم كم² كم³ م م² م³ سم سم² سم³ مم مم² مم³ كم "
-          "غرام جرام جم كغ ملغ كوب اكواب").split()
+_UNITS = (
+    "km km² km³ m m² m³ dm dm² dm³ cm cm² cm³ mm mm² mm³ ha µm nm yd in ft kg g mg µg t lb oz m/s km/h kmh "
+    "mph hPa Pa mbar mb MB kb KB gb GB tb TB T G M K % км км² км³ м м² м³ дм дм² дм³ см см² см³ мм мм² мм³ нм "
+    "кг г мг м/с км/ч кПа Па мбар Кб КБ кб Мб МБ мб Гб ГБ гб Тб ТБ тбسم كم كم² كم³ م م² م³ سم سم² سم³ مم مم² مم³ كم "
+    "غرام جرام جم كغ ملغ كوب اكواب"
+).split()
 # Letters in the scripts spaCy lists: Python's letter class is close; case needs explicit ranges.
 _LOWER = "a-zß-öø-ÿāăąćĉċčďđēĕėęěĝğġģĥħĩīĭįıĳĵķĸĺļľŀłńņňŉŋōŏőœŕŗřśŝşšţťŧũūŭůűųŵŷźżžſα-ωάέίόώήύа-яёѐ-џ"
 _UPPER = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĔĖĘĚĜĞĠĢĤĦĨĪĬĮİĲĴĶĹĻĽĿŁŃŅŇŊŌŎŐŒŔŖŘŚŜŞŠŢŤŦŨŪŬŮŰŲŴŶŸŹŻŽΑ-ΩΆΈΊΌΏΉΎА-ЯЁЀ-Џ"
@@ -69,18 +71,33 @@ def suffix_regex(non_ascii: bool = True) -> re.Pattern:
     since a search from the left would try every position of the chunk."""
     punct, quotes = _chars(_PUNCT), _chars(_QUOTES)
     singles = _chars([*_PUNCT, "…", *_QUOTES, "—", "–"]) + _symbols(non_ascii)
-    pieces = [f"[{singles}]", _alt([p for p in _PUNCT if len(p) > 1]), r"\.\.+", _alt(["'s", "'S", "’s", "’S"]),
-              r"(?<=[0-9])\+", r"(?<=°[FfCcKk])\.", rf"(?<=[0-9])(?:{_alt(_CURRENCY)})", rf"(?<=[0-9])(?:{_alt(_UNITS)})",
-              rf"(?<=[0-9{_LOWER}%²\-\+{punct}{quotes}])\.", rf"(?<=[{_UPPER}][{_UPPER}])\."]
+    pieces = [
+        f"[{singles}]",
+        _alt([p for p in _PUNCT if len(p) > 1]),
+        r"\.\.+",
+        _alt(["'s", "'S", "’s", "’S"]),
+        r"(?<=[0-9])\+",
+        r"(?<=°[FfCcKk])\.",
+        rf"(?<=[0-9])(?:{_alt(_CURRENCY)})",
+        rf"(?<=[0-9])(?:{_alt(_UNITS)})",
+        rf"(?<=[0-9{_LOWER}%²\-\+{punct}{quotes}])\.",
+        rf"(?<=[{_UPPER}][{_UPPER}])\.",
+    ]
     return re.compile("|".join(f"(?:{p})$" for p in pieces))
 
 
 @cache
 def infix_regex(non_ascii: bool = True) -> re.Pattern:
     quotes = _chars(_QUOTES)
-    pieces = [r"\.\.+", f"[…{_symbols(non_ascii)}]", r"(?<=[0-9])[+\-\*^](?=[0-9-])",
-              rf"(?<=[{_LOWER}{quotes}])\.(?=[{_UPPER}{quotes}])", rf"(?<={_ALPHA}),(?={_ALPHA})",
-              rf"(?<={_ALNUM})(?:{_alt(_HYPHENS)})(?={_ALPHA})", rf"(?<={_ALNUM})[:<>=/](?={_ALPHA})"]
+    pieces = [
+        r"\.\.+",
+        f"[…{_symbols(non_ascii)}]",
+        r"(?<=[0-9])[+\-\*^](?=[0-9-])",
+        rf"(?<=[{_LOWER}{quotes}])\.(?=[{_UPPER}{quotes}])",
+        rf"(?<={_ALPHA}),(?={_ALPHA})",
+        rf"(?<={_ALNUM})(?:{_alt(_HYPHENS)})(?={_ALPHA})",
+        rf"(?<={_ALNUM})[:<>=/](?={_ALPHA})",
+    ]
     return re.compile("|".join(pieces))
 
 
@@ -106,9 +123,11 @@ def suffix_length(chunk: str, at=None) -> int:
 # top-level domain ("pickle.Pickler.dump" counts, "io.TextIOWrapper" does not) or an IP address,
 # then an optional port and path. Case-sensitive, as spaCy's.
 _LABEL = "[A-Za-z0-9\u00a1-\uffff]"
-URL = re.compile(rf"^(?:[\w+\-.]{{2,}}://)?(?:\S+(?::\S*)?@)?"
-                 rf"(?:(?:\d{{1,3}}\.){{3}}\d{{1,3}}|(?:(?:{_LABEL}[A-Za-z0-9\u00a1-\uffff_-]{{0,62}})?{_LABEL}\.)+"
-                 rf"[{_LOWER}]{{2,63}})(?::\d{{2,5}})?(?:[/?#]\S*)?$")
+URL = re.compile(
+    rf"^(?:[\w+\-.]{{2,}}://)?(?:\S+(?::\S*)?@)?"
+    rf"(?:(?:\d{{1,3}}\.){{3}}\d{{1,3}}|(?:(?:{_LABEL}[A-Za-z0-9\u00a1-\uffff_-]{{0,62}})?{_LABEL}\.)+"
+    rf"[{_LOWER}]{{2,63}})(?::\d{{2,5}})?(?:[/?#]\S*)?$"
+)
 
 
 def _cased(word: str) -> set[str]:
@@ -118,18 +137,58 @@ def _cased(word: str) -> set[str]:
 def _contractions() -> dict[str, list[str]]:
     """Pronoun + auxiliary and verb + not contractions, with ', ’ or no apostrophe."""
     out: dict[str, list[str]] = {}
-    clitics = {"i": ["m", "d", "ll", "ve"], "you": ["d", "ll", "re", "ve"], "he": ["d", "ll", "s"],
-               "she": ["d", "ll", "s"], "it": ["d", "ll", "s"], "we": ["d", "ll", "re", "ve"],
-               "they": ["d", "ll", "re", "ve"]}
+    clitics = {
+        "i": ["m", "d", "ll", "ve"],
+        "you": ["d", "ll", "re", "ve"],
+        "he": ["d", "ll", "s"],
+        "she": ["d", "ll", "s"],
+        "it": ["d", "ll", "s"],
+        "we": ["d", "ll", "re", "ve"],
+        "they": ["d", "ll", "re", "ve"],
+    }
     for w in ("that", "this", "these", "those", "there", "what", "when", "where", "who", "why", "how"):
         clitics[w] = ["d", "ll", "re", "s", "ve"]
-    negated = {"ai": "ai", "are": "are", "ca": "ca", "could": "could", "dare": "dare", "did": "did", "does": "does",
-               "do": "do", "had": "had", "has": "has", "have": "have", "is": "is", "may": "may", "might": "might",
-               "must": "must", "need": "need", "ought": "ought", "sha": "sha", "should": "should", "was": "was",
-               "were": "were", "wo": "wo", "would": "would"}
+    negated = {
+        "ai": "ai",
+        "are": "are",
+        "ca": "ca",
+        "could": "could",
+        "dare": "dare",
+        "did": "did",
+        "does": "does",
+        "do": "do",
+        "had": "had",
+        "has": "has",
+        "have": "have",
+        "is": "is",
+        "may": "may",
+        "might": "might",
+        "must": "must",
+        "need": "need",
+        "ought": "ought",
+        "sha": "sha",
+        "should": "should",
+        "was": "was",
+        "were": "were",
+        "wo": "wo",
+        "would": "would",
+    }
     # the apostrophe-less forms that are also plain words stay whole
-    plain_words = {"ill", "well", "hell", "shell", "its", "were", "whore", "wholl", "id", "hed", "shed", "wed",
-                   "whos"}
+    plain_words = {
+        "ill",
+        "well",
+        "hell",
+        "shell",
+        "its",
+        "were",
+        "whore",
+        "wholl",
+        "id",
+        "hed",
+        "shed",
+        "wed",
+        "whos",
+    }
     for apostrophe in ("'", "’", ""):
         for base, tails in clitics.items():
             for tail in tails:

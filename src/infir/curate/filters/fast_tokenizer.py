@@ -49,9 +49,11 @@ class FastEnglishTokenizer(WordTokenizer):
         patterns = self._patterns.get(ascii_only)
         if patterns is None:
             non_ascii = not ascii_only
-            patterns = self._patterns[ascii_only] = (rules.prefix_regex(non_ascii).match,
-                                                     rules.suffix_regex(non_ascii).match,
-                                                     rules.infix_regex(non_ascii).finditer)
+            patterns = self._patterns[ascii_only] = (
+                rules.prefix_regex(non_ascii).match,
+                rules.suffix_regex(non_ascii).match,
+                rules.infix_regex(non_ascii).finditer,
+            )
         return patterns
 
     def split_chunk(self, chunk: str) -> tuple[str, ...]:
@@ -109,7 +111,7 @@ class FastEnglishTokenizer(WordTokenizer):
                     if m.start() == 0:  # an infix cannot start the piece
                         continue
                     if m.start() != start:
-                        tokens.append(s[start:m.start()])
+                        tokens.append(s[start : m.start()])
                     if m.end() != m.start():
                         tokens.append(m.group())
                     start = m.end()
@@ -125,7 +127,7 @@ class FastEnglishTokenizer(WordTokenizer):
         out, i = [], 0
         while i < len(tokens):
             for width in (4, 3, 2):
-                joined = "".join(tokens[i:i + width])
+                joined = "".join(tokens[i : i + width])
                 if i + width <= len(tokens) and joined in self._merge_keys:
                     out += self._specials[joined]
                     i += width

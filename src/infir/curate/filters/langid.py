@@ -26,7 +26,9 @@ class _FastTextLangId:
         self.model = fasttext.load_model(path)
 
     def classify(self, texts: list[str]) -> list[tuple[str, float]]:
-        labels, probs = self.model.f.multilinePredict([t.replace("\n", " ") + "\n" for t in texts], 1, 0.0, "replace")
+        labels, probs = self.model.f.multilinePredict(
+            [t.replace("\n", " ") + "\n" for t in texts], 1, 0.0, "replace"
+        )
         out = []
         for label, prob in zip(labels, probs):
             name = label[0].removeprefix("__label__") if label else "und"

@@ -34,19 +34,26 @@ def _model_arrays() -> dict[str, np.ndarray]:
 
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infir" / f"py3langid-{version('py3langid')}"
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "infir"
+        / f"py3langid-{version('py3langid')}"
+    )
     if (cache / "complete").is_file():
         try:
             return {f.stem: np.load(f, mmap_mode="r", allow_pickle=False) for f in cache.glob("*.npy")}
         except (OSError, ValueError):
             pass  # a broken cache: rebuild it
     model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    arrays = {"nextmove": np.frombuffer(model.tk_nextmove, dtype=np.uint32).astype(np.int32),
-              "rowbase": np.asarray(model.tk_row, dtype=np.int32) << 8,
-              "output": np.asarray(model.tk_output, dtype=np.int32),
-              "ptc": model.nb_ptc.astype(np.float32),  # exact copy of the float16 table, faster to sum
-              "pc": np.asarray(model.nb_pc), "classes": np.array(model.nb_classes),
-              "alias_pairs": np.array(model._alias_pairs, dtype=np.int64).reshape(-1, 2)}
+    arrays = {
+        "nextmove": np.frombuffer(model.tk_nextmove, dtype=np.uint32).astype(np.int32),
+        "rowbase": np.asarray(model.tk_row, dtype=np.int32) << 8,
+        "output": np.asarray(model.tk_output, dtype=np.int32),
+        "ptc": model.nb_ptc.astype(np.float32),  # exact copy of the float16 table, faster to sum
+        "pc": np.asarray(model.nb_pc),
+        "classes": np.array(model.nb_classes),
+        "alias_pairs": np.array(model._alias_pairs, dtype=np.int64).reshape(-1, 2),
+    }
     try:
         cache.mkdir(parents=True, exist_ok=True)
         for name, array in arrays.items():
@@ -73,14 +80,14 @@ class BatchLangId:
         out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(encoded)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths, little padding
         for start in range(0, len(order), _BATCH):
-            members = order[start:start + _BATCH]
+            members = order[start : start + _BATCH]
             width = len(encoded[members[-1]])
             if width == 0:
                 continue
             columns = np.zeros((width, len(members)), dtype=np.uint8)  # one row per byte position
             for j, i in enumerate(members):
                 data = np.frombuffer(encoded[i], dtype=np.uint8)
-                columns[:len(data), j] = data
+                columns[: len(data), j] = data
             state = np.zeros(len(members), dtype=np.int32)
             emitted = np.empty((width, len(members)), dtype=np.int32)
             nextmove, rowbase, output = self.nextmove, self.rowbase, self.output
@@ -88,7 +95,7 @@ class BatchLangId:
                 state = nextmove[rowbase[state] + columns[pos]]
                 emitted[pos] = output[state]
             for j, i in enumerate(members):
-                feats = emitted[:len(encoded[i]), j]
+                feats = emitted[: len(encoded[i]), j]
                 out[i] = feats[feats >= 0]
         return out
 

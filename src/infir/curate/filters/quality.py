@@ -41,7 +41,9 @@ def read_labels(path: str) -> list[tuple[str, int]]:
                 record = json.loads(line)
                 rows.append((record["text"], int(round(float(record["score"])))))
             except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"quality labels {path}, line {lineno}: need `text` and a numeric `score` ({e})") from e
+                raise ValueError(
+                    f"quality labels {path}, line {lineno}: need `text` and a numeric `score` ({e})"
+                ) from e
     if len({score for _, score in rows}) < 2:
         raise ValueError(f"quality labels {path}: need at least two distinct scores")
     return rows
@@ -60,18 +62,28 @@ def bootstrap_rows(texts: list[str], cfg: QualityConfig, seed: int) -> list[str]
     return [f"__label__1 {t}" for t in sample] + [f"__label__0 {shuffled(t, rng)}" for t in sample]
 
 
-def train_quality_model(cfg: QualityConfig, recall: RecallConfig, texts: list[str], seed: int,
-                        out_path: Path) -> dict:
+def train_quality_model(
+    cfg: QualityConfig, recall: RecallConfig, texts: list[str], seed: int, out_path: Path
+) -> dict:
     """Trains on the labels file, or bootstraps from `texts` (the corpus's classifier texts)."""
     if cfg.labels_path:
         labelled = read_labels(cfg.labels_path)
-        rows = [f"__label__{score} {normalize(text, recall.max_tokens_per_doc, recall.windows)}"
-                for text, score in labelled]
-        report = {"labels": cfg.labels_path, "examples": len(rows), "scores": sorted({s for _, s in labelled})}
+        rows = [
+            f"__label__{score} {normalize(text, recall.max_tokens_per_doc, recall.windows)}"
+            for text, score in labelled
+        ]
+        report = {
+            "labels": cfg.labels_path,
+            "examples": len(rows),
+            "scores": sorted({s for _, s in labelled}),
+        }
     else:
         rows = bootstrap_rows(texts, cfg, seed)
-        report = {"labels": "bootstrap: corpus documents against their shuffled tokens", "examples": len(rows),
-                  "scores": [0, 1]}
+        report = {
+            "labels": "bootstrap: corpus documents against their shuffled tokens",
+            "examples": len(rows),
+            "scores": [0, 1],
+        }
     random.Random(seed).shuffle(rows)
     model = train_supervised(rows, epoch=cfg.epoch, dim=cfg.dim, lr=0.5, word_ngrams=2, seed=seed)
     model.save_model(str(out_path))

@@ -7,8 +7,12 @@ spaCy; the rules, thresholds and reasons stay datatrove's.
 from __future__ import annotations
 
 from datatrove.data import Document
-from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                        GopherRepetitionFilter)
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
 from datatrove.pipeline.filters.base_filter import get_filter_result
 from datatrove.utils.typeshelper import Languages
 

@@ -47,8 +47,13 @@ def plan(name: str, subset: str | None, split: str, tasks: int) -> tuple[list[tu
     else:
         units = data.num_shards
         if tasks > units:
-            log.warning("the dataset %s has %d file(s): %d task(s) read it, not %d (a dataset is split by "
-                        "its files)", name, units, units, tasks)
+            log.warning(
+                "the dataset %s has %d file(s): %d task(s) read it, not %d (a dataset is split by its files)",
+                name,
+                units,
+                units,
+                tasks,
+            )
     parts = max(1, min(tasks, units))
     bounds = [units * i // parts for i in range(parts + 1)]
     return list(zip(bounds[:-1], bounds[1:])), units
@@ -57,8 +62,9 @@ def plan(name: str, subset: str | None, split: str, tasks: int) -> tuple[list[tu
 FILE_ROW_BITS = 24  # a streamed dataset's record order: its file's number, then its row in the file
 
 
-def iter_records(name: str, subset: str | None, split: str, start: int, stop: int,
-                 units: int) -> Iterator[tuple[str, int, dict]]:
+def iter_records(
+    name: str, subset: str | None, split: str, start: int, stop: int, units: int
+) -> Iterator[tuple[str, int, dict]]:
     """(a position that names the record, its place in the dataset's order, the record) for files
     (rows) [start, stop)."""
     import datasets
@@ -66,14 +72,16 @@ def iter_records(name: str, subset: str | None, split: str, start: int, stop: in
     data = _load(name, subset, split)
     if isinstance(data, datasets.Dataset):
         if len(data) != units:
-            raise DatasetError(f"{name} has {len(data)} rows, the plan was made for {units}: "
-                               "rerun with --force")
+            raise DatasetError(
+                f"{name} has {len(data)} rows, the plan was made for {units}: rerun with --force"
+            )
         for offset, record in enumerate(data.select(range(start, stop))):
             yield f"row{start + offset}", start + offset, record
         return
     if data.num_shards != units:
-        raise DatasetError(f"{name} has {data.num_shards} files, the plan was made for {units}: "
-                           "rerun with --force")
+        raise DatasetError(
+            f"{name} has {data.num_shards} files, the plan was made for {units}: rerun with --force"
+        )
     for file_index in range(start, stop):
         for row, record in enumerate(data.shard(num_shards=units, index=file_index, contiguous=True)):
             yield f"file{file_index}:{row}", (file_index << FILE_ROW_BITS) | row, record

@@ -33,8 +33,9 @@ def split_row_groups(rows: list[int], parts: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def iter_rows(path: str, first: int = 0, stop: int | None = None,
-              batch_size: int = 1024) -> Iterator[tuple[int, dict]]:
+def iter_rows(
+    path: str, first: int = 0, stop: int | None = None, batch_size: int = 1024
+) -> Iterator[tuple[int, dict]]:
     """(row index in the file, record) for the rows of row groups [first, stop); None: to the last."""
     import pyarrow.parquet as pq
 

@@ -56,7 +56,9 @@ def expand_paths(source: SourceConfig) -> list[str]:
     files: list[str] = []
     for pattern in source.paths:
         fs, path = url_to_fs(pattern)
-        matches = sorted(fs.glob(path)) if any(c in path for c in "*?[") else ([path] if fs.exists(path) else [])
+        matches = (
+            sorted(fs.glob(path)) if any(c in path for c in "*?[") else ([path] if fs.exists(path) else [])
+        )
         if not matches:
             raise CurateInputError(f"input not found: {pattern}")
         protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
@@ -123,13 +125,25 @@ def _file_unit(i: int, source: SourceConfig, path: str) -> _Unit:
     if source.type == "jsonl":
         from infir.curate.readers.jsonl import split_ranges
 
-        return _Unit(i, path, size, lambda parts: [Shard(i, path, k, parts_, a, b) for k, (a, b), parts_
-                                                   in _numbered(split_ranges(size, parts))])
+        return _Unit(
+            i,
+            path,
+            size,
+            lambda parts: [
+                Shard(i, path, k, parts_, a, b) for k, (a, b), parts_ in _numbered(split_ranges(size, parts))
+            ],
+        )
     from infir.curate.readers.parquet import row_group_rows, split_row_groups
 
     rows = row_group_rows(path)
-    return _Unit(i, path, size, lambda parts: [Shard(i, path, k, parts_, a, b) for k, (a, b), parts_
-                                               in _numbered(split_row_groups(rows, parts))])
+    return _Unit(
+        i,
+        path,
+        size,
+        lambda parts: [
+            Shard(i, path, k, parts_, a, b) for k, (a, b), parts_ in _numbered(split_row_groups(rows, parts))
+        ],
+    )
 
 
 def _dataset_splitter(i: int, source: SourceConfig) -> Callable[[int], list[Shard]]:
@@ -140,8 +154,9 @@ def _dataset_splitter(i: int, source: SourceConfig) -> Callable[[int], list[Shar
         from infir.curate.readers import hf
 
         try:
-            ranges, units = hf.plan(source.name, source.subset, source.split,
-                                    1 if source.limit is not None else parts)
+            ranges, units = hf.plan(
+                source.name, source.subset, source.split, 1 if source.limit is not None else parts
+            )
         except Exception as e:  # noqa: BLE001 - a dataset that cannot be opened fails with its name
             raise CurateInputError(f"cannot read the dataset {source.name}: {type(e).__name__}: {e}") from e
         return [Shard(i, None, k, n, a, b, units) for k, (a, b), n in _numbered(ranges)]
@@ -182,8 +197,13 @@ class ShardReader(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         shard = self.shards[rank]
         source = self.sources[shard.source]
-        reader = {"jsonl": self._jsonl, "parquet": self._parquet, "warc": self._warc, "hf": self._hf,
-                  "builtin": self._builtin}[source.type]
+        reader = {
+            "jsonl": self._jsonl,
+            "parquet": self._parquet,
+            "warc": self._warc,
+            "hf": self._hf,
+            "builtin": self._builtin,
+        }[source.type]
         for j, doc in enumerate(reader(source, shard)):
             if source.type == "builtin":  # dealt round-robin: record j of part p is record p + j * parts
                 doc.metadata["_row"] = shard.part + j * shard.parts
@@ -291,15 +311,18 @@ class ShardReader(PipelineStep):
             html = record.content_stream().read().decode("utf-8", errors="replace")
             text = trafilatura.extract(html, url=url, include_comments=False) or ""
             doc_id = record.rec_headers.get_header("WARC-Record-ID") or where
-            yield Document(text=text, id=doc_id.strip("<>"), metadata={"url": url, "_where": where, "_row": index})
+            yield Document(
+                text=text, id=doc_id.strip("<>"), metadata={"url": url, "_where": where, "_row": index}
+            )
 
     def _hf(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
         """A dataset by hub name (streamed), a local folder of data files (parquet, jsonl, csv;
         `load_dataset` reads it offline), or a folder written by `Dataset.save_to_disk`."""
         from infir.curate.readers import hf
 
-        records = hf.iter_records(source.name, source.subset, source.split, shard.start, shard.end,
-                                  shard.units)
+        records = hf.iter_records(
+            source.name, source.subset, source.split, shard.start, shard.end, shard.units
+        )
         try:
             for index, (position, order, record) in enumerate(records):
                 if source.limit is not None and index >= source.limit:

@@ -16,8 +16,10 @@ from infir.data.images import charts, gui, shapes, text
 from infir.data.images import math as math_figures
 from infir.data.images.common import QA, GeneratedImage, ImageGenerator, Split, is_heldout, iter_specs
 
-GENERATORS: dict[str, ImageGenerator] = {g.name: g for g in (shapes.GENERATOR, charts.GENERATOR, text.GENERATOR,
-                                                        gui.GENERATOR, math_figures.GENERATOR)}
+GENERATORS: dict[str, ImageGenerator] = {
+    g.name: g
+    for g in (shapes.GENERATOR, charts.GENERATOR, text.GENERATOR, gui.GENERATOR, math_figures.GENERATOR)
+}
 
 
 def get_generator(name: str) -> ImageGenerator:
@@ -26,8 +28,16 @@ def get_generator(name: str) -> ImageGenerator:
     return GENERATORS[name]
 
 
-def generate(name: str, n: int, seed: int, split: Split = "train", size: int = 96,
-             heldout_fraction: float = 0.2, draw: bool = True, options: dict | None = None) -> list[GeneratedImage]:
+def generate(
+    name: str,
+    n: int,
+    seed: int,
+    split: Split = "train",
+    size: int = 96,
+    heldout_fraction: float = 0.2,
+    draw: bool = True,
+    options: dict | None = None,
+) -> list[GeneratedImage]:
     """`n` images of `split` with distinct content keys, deterministic in every argument.
 
     `draw=False` skips the pixels (`image` is None) when only the questions are needed. `options` set
@@ -46,8 +56,10 @@ def generate(name: str, n: int, seed: int, split: Split = "train", size: int = 9
         out.append(gen.render(spec, size, draw))
         if len(out) == n:
             return out
-    raise ValueError(f"generator {name!r}: found only {len(out)} distinct {split} images (asked for {n}; "
-                     f"{patience} draws in a row brought nothing new); lower n")
+    raise ValueError(
+        f"generator {name!r}: found only {len(out)} distinct {split} images (asked for {n}; "
+        f"{patience} draws in a row brought nothing new); lower n"
+    )
 
 
 __all__ = ["GENERATORS", "QA", "GeneratedImage", "ImageGenerator", "generate", "get_generator", "is_heldout"]

@@ -20,8 +20,13 @@ def spec(rng: random.Random) -> dict:
     k = rng.randint(3, 4)
     values = [rng.randint(1, 9) for _ in range(k)]
     palette = rng.sample(list(COLORS), k) if rng.random() < 0.5 else [rng.choice(list(COLORS))] * k
-    return {"key": "bars:" + ",".join(map(str, values)), "labels": list(LABELS[:k]), "values": values,
-            "colors": palette, "ask": rng.random()}
+    return {
+        "key": "bars:" + ",".join(map(str, values)),
+        "labels": list(LABELS[:k]),
+        "values": values,
+        "colors": palette,
+        "ask": rng.random(),
+    }
 
 
 @lru_cache(maxsize=8)
@@ -53,8 +58,8 @@ def draw_bars(labels: list[str], values: list[int], colors: list[str], size: int
     """A PIL image of the bar chart (bars labelled A, B, ... in order)."""
     from PIL import Image
 
-    if list(labels) != list(LABELS[:len(labels)]):
-        raise ValueError(f"bar labels must be {list(LABELS[:len(labels)])}, got {labels}")
+    if list(labels) != list(LABELS[: len(labels)]):
+        raise ValueError(f"bar labels must be {list(LABELS[: len(labels)])}, got {labels}")
     canvas, ax, bars, background = _template(size, len(values))
     canvas.restore_region(background)
     for bar, value, name in zip(bars, values, colors):
@@ -78,11 +83,18 @@ def questions(s: dict) -> list[QA]:
         qas.append(QA("chart_max", "Which bar is the highest?", labels[values.index(max(values))]))
     if values.count(min(values)) == 1:
         qas.append(QA("chart_min", "Which bar is the lowest?", labels[values.index(min(values))]))
-    pairs = [(a, b) for a in range(len(labels)) for b in range(len(labels)) if a != b and values[a] != values[b]]
+    pairs = [
+        (a, b) for a in range(len(labels)) for b in range(len(labels)) if a != b and values[a] != values[b]
+    ]
     if pairs:
         a, b = rng.choice(pairs)
-        qas.append(QA("chart_compare", f"Is {labels[a]} higher than {labels[b]}?",
-                      "yes" if values[a] > values[b] else "no"))
+        qas.append(
+            QA(
+                "chart_compare",
+                f"Is {labels[a]} higher than {labels[b]}?",
+                "yes" if values[a] > values[b] else "no",
+            )
+        )
     return qas
 
 

@@ -80,7 +80,9 @@ def is_heldout(key: str, fraction: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
-def iter_specs(gen: ImageGenerator, seed: int, split: Split, heldout_fraction: float, patience: int, options=None):
+def iter_specs(
+    gen: ImageGenerator, seed: int, split: Split, heldout_fraction: float, patience: int, options=None
+):
     """Specs of `split`, distinct by key, in a deterministic order; ends after `patience` draws in a
     row bring nothing new (the generator has run out of distinct content for this split)."""
     seen: set[str] = set()
@@ -99,14 +101,28 @@ def iter_specs(gen: ImageGenerator, seed: int, split: Split, heldout_fraction: f
 
 # ---- drawing helpers ------------------------------------------------------------------------------
 COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), "yellow": (235, 200, 30),
-    "purple": (140, 60, 180), "orange": (245, 130, 20),
+    "red": (220, 40, 40),
+    "green": (40, 160, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 200, 30),
+    "purple": (140, 60, 180),
+    "orange": (245, 130, 20),
 }
 
 # DejaVu and STIX ship inside matplotlib (a base dependency), so every install has them.
-FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf",
-              "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
-              "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf")
+FONT_FILES = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+)
 FONT_NAMES = tuple(f.rsplit(".", 1)[0] for f in FONT_FILES)
 
 

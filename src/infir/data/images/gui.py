@@ -26,15 +26,26 @@ ACTION_KINDS = ("click", "type", "scroll")
 # patches every element is exactly one patch, so grounding an element is finding one patch.
 TITLE_H = 1 / 3
 ROWS, COLS = 2, 3
-SLOT_NAMES = {(0, 0): "middle left", (0, 1): "middle", (0, 2): "middle right",
-              (1, 0): "bottom left", (1, 1): "bottom", (1, 2): "bottom right"}
+SLOT_NAMES = {
+    (0, 0): "middle left",
+    (0, 1): "middle",
+    (0, 2): "middle right",
+    (1, 0): "bottom left",
+    (1, 1): "bottom",
+    (1, 2): "bottom right",
+}
 LIST_ROWS = 2
 
 
 def slot_box(row: int, col: int) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) of a form slot, as fractions of the screen."""
     h = (1 - TITLE_H) / ROWS
-    return (col / COLS + 0.02, TITLE_H + row * h + 0.06, (col + 1) / COLS - 0.02, TITLE_H + (row + 1) * h - 0.06)
+    return (
+        col / COLS + 0.02,
+        TITLE_H + row * h + 0.06,
+        (col + 1) / COLS - 0.02,
+        TITLE_H + (row + 1) * h - 0.06,
+    )
 
 
 def list_row_box(i: int) -> tuple[float, float, float, float]:
@@ -57,8 +68,9 @@ def spec(rng: random.Random) -> dict:
             if rng.random() < 0.3:
                 elements.append({"type": "field", "row": r, "col": c, "label": next(fields)})
             else:
-                elements.append({"type": "button", "row": r, "col": c, "label": label,
-                                 "color": rng.choice(list(COLORS))})
+                elements.append(
+                    {"type": "button", "row": r, "col": c, "label": label, "color": rng.choice(list(COLORS))}
+                )
         key = app + ":" + "|".join(f"{e['row']}{e['col']}{e['type'][0]}{e['label']}" for e in elements)
         screen = {"kind": "form", "elements": elements}
     else:
@@ -66,8 +78,14 @@ def spec(rng: random.Random) -> dict:
         thumb = rng.choice(("top", "bottom"))
         key = f"{app}:list:{','.join(items)}:{thumb}"
         screen = {"kind": "list", "items": items, "thumb": thumb}
-    return {"key": key, "app": app, "title_color": title_color, **screen, "ask": rng.random(),
-            "typed": rng.choice(WORDS)}
+    return {
+        "key": key,
+        "app": app,
+        "title_color": title_color,
+        **screen,
+        "ask": rng.random(),
+        "typed": rng.choice(WORDS),
+    }
 
 
 def _px(box, size):
@@ -127,8 +145,11 @@ def describe(s: dict) -> str:
         return f"The {s['app']} app with a list of {join_words(s['items'])}."
     buttons = [e["label"] for e in s["elements"] if e["type"] == "button"]
     fields = [e["label"] for e in s["elements"] if e["type"] == "field"]
-    parts = ([f"the buttons {join_words(buttons)}" if len(buttons) > 1 else f"the button {buttons[0]}"]
-             if buttons else [])
+    parts = (
+        [f"the buttons {join_words(buttons)}" if len(buttons) > 1 else f"the button {buttons[0]}"]
+        if buttons
+        else []
+    )
     parts += [f"the {join_words(fields)} field{'s' if len(fields) > 1 else ''}"] if fields else []
     return f"The {s['app']} app with {' and '.join(parts)}."
 
@@ -138,14 +159,20 @@ def view(s: dict) -> str:
     if s["kind"] == "list":
         rows = ", ".join(f"row {i + 1} {item}" for i, item in enumerate(s["items"]))
         return f"Screen: {s['app']} app; list: {rows}; the list is at the {s['thumb']}."
-    parts = [f"{e['color'] + ' ' if e['type'] == 'button' else ''}{e['type']} {e['label']} at the "
-             f"{SLOT_NAMES[(e['row'], e['col'])]}" for e in s["elements"]]
+    parts = [
+        f"{e['color'] + ' ' if e['type'] == 'button' else ''}{e['type']} {e['label']} at the "
+        f"{SLOT_NAMES[(e['row'], e['col'])]}"
+        for e in s["elements"]
+    ]
     return f"Screen: {s['app']} app; " + "; ".join(parts) + "."
 
 
 def questions(s: dict) -> list[QA]:
     rng = random.Random(s["ask"])
-    qas = [QA("gui_describe", "Describe the screen.", describe(s)), QA("gui_title", "What app is this?", s["app"])]
+    qas = [
+        QA("gui_describe", "Describe the screen.", describe(s)),
+        QA("gui_title", "What app is this?", s["app"]),
+    ]
     if s["kind"] == "form":
         buttons = [e for e in s["elements"] if e["type"] == "button"]
         fields = [e for e in s["elements"] if e["type"] == "field"]
@@ -157,31 +184,66 @@ def questions(s: dict) -> list[QA]:
             box = slot_box(e["row"], e["col"])
             where = SLOT_NAMES[(e["row"], e["col"])]
             if e in by_color and rng.random() < 0.5:  # referred to by its colour, as people often do
-                qas.append(QA("click", f"Click the {e['color']} button.", f"The {e['color']} button is at the "
-                              f"{where}. {_click(box)}", {"action": "click", "box": _box1000(box), "ref": "color"}))
+                qas.append(
+                    QA(
+                        "click",
+                        f"Click the {e['color']} button.",
+                        f"The {e['color']} button is at the {where}. {_click(box)}",
+                        {"action": "click", "box": _box1000(box), "ref": "color"},
+                    )
+                )
             else:
                 instruction = rng.choice((f"Click the {e['label']} button.", f"Tap {e['label']}."))
-                qas.append(QA("click", instruction, f"{e['label']} is at the {where}. {_click(box)}",
-                              {"action": "click", "box": _box1000(box), "ref": "label"}))
+                qas.append(
+                    QA(
+                        "click",
+                        instruction,
+                        f"{e['label']} is at the {where}. {_click(box)}",
+                        {"action": "click", "box": _box1000(box), "ref": "label"},
+                    )
+                )
         if fields:
             e = rng.choice(fields)
             box = slot_box(e["row"], e["col"])
             where = SLOT_NAMES[(e["row"], e["col"])]
             if rng.random() < 0.5:
-                qas.append(QA("click", f"Click the {e['label']} field.", f"{e['label']} is at the {where}. "
-                              f"{_click(box)}", {"action": "click", "box": _box1000(box), "ref": "label"}))
+                qas.append(
+                    QA(
+                        "click",
+                        f"Click the {e['label']} field.",
+                        f"{e['label']} is at the {where}. {_click(box)}",
+                        {"action": "click", "box": _box1000(box), "ref": "label"},
+                    )
+                )
             else:
-                qas.append(QA("type", f'Type "{s["typed"]}" in the {e["label"]} field.',
-                              f'The {e["label"]} field takes the text. type("{s["typed"]}")',
-                              {"action": "type", "text": s["typed"], "ref": "text"}))
+                qas.append(
+                    QA(
+                        "type",
+                        f'Type "{s["typed"]}" in the {e["label"]} field.',
+                        f'The {e["label"]} field takes the text. type("{s["typed"]}")',
+                        {"action": "type", "text": s["typed"], "ref": "text"},
+                    )
+                )
     else:
         i = rng.randrange(LIST_ROWS)
         box = list_row_box(i)
-        qas.append(QA("click", f"Open {s['items'][i]}.", f"{s['items'][i]} is row {i + 1} of the list. "
-                      f"{_click(box)}", {"action": "click", "box": _box1000(box), "ref": "label"}))
+        qas.append(
+            QA(
+                "click",
+                f"Open {s['items'][i]}.",
+                f"{s['items'][i]} is row {i + 1} of the list. {_click(box)}",
+                {"action": "click", "box": _box1000(box), "ref": "label"},
+            )
+        )
         direction = "down" if s["thumb"] == "top" else "up"
-        qas.append(QA("scroll", "Scroll to see more items.", f"The list is at the {s['thumb']}. scroll({direction})",
-                      {"action": "scroll", "direction": direction, "ref": "scrollbar"}))
+        qas.append(
+            QA(
+                "scroll",
+                "Scroll to see more items.",
+                f"The list is at the {s['thumb']}. scroll({direction})",
+                {"action": "scroll", "direction": direction, "ref": "scrollbar"},
+            )
+        )
     return qas
 
 

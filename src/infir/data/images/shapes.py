@@ -11,19 +11,41 @@ import random
 from infir.data.images.common import COLORS, QA, ImageGenerator, join_words, scaled
 
 SHAPES = ("circle", "square", "triangle")
-CELL_NAMES = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right")
+CELL_NAMES = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
 KINDS = ("caption", "count", "count_shape", "color", "shape", "position")
 
 
 def spec(rng: random.Random) -> dict:
     n = rng.randint(1, 4)
     cells = sorted(rng.sample(range(9), n))
-    objects = [{"cell": c, "shape": rng.choice(SHAPES), "color": rng.choice(list(COLORS)),
-                "jx": rng.uniform(-0.15, 0.15), "jy": rng.uniform(-0.15, 0.15), "scale": rng.uniform(0.75, 1.0)}
-               for c in cells]
+    objects = [
+        {
+            "cell": c,
+            "shape": rng.choice(SHAPES),
+            "color": rng.choice(list(COLORS)),
+            "jx": rng.uniform(-0.15, 0.15),
+            "jy": rng.uniform(-0.15, 0.15),
+            "scale": rng.uniform(0.75, 1.0),
+        }
+        for c in cells
+    ]
     key = "|".join(f"{o['cell']}{o['shape'][0]}{o['color']}" for o in objects)
-    return {"key": key, "objects": objects, "bg": rng.choice([(255, 255, 255), (245, 240, 230), (230, 236, 245)]),
-            "ask": rng.random()}
+    return {
+        "key": key,
+        "objects": objects,
+        "bg": rng.choice([(255, 255, 255), (245, 240, 230), (230, 236, 245)]),
+        "ask": rng.random(),
+    }
 
 
 def _draw(draw, o: dict, size: int) -> None:
@@ -38,7 +60,9 @@ def _draw(draw, o: dict, size: int) -> None:
     elif o["shape"] == "square":
         draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fill, outline=outline, width=width)
     else:
-        draw.polygon([(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=fill, outline=outline)
+        draw.polygon(
+            [(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=fill, outline=outline
+        )
 
 
 def article(word: str) -> str:
@@ -46,13 +70,18 @@ def article(word: str) -> str:
 
 
 def caption(objects: list[dict]) -> str:
-    parts = [f"{article(o['color'])} {o['color']} {o['shape']}" for o in objects]  # cells are in reading order
+    parts = [
+        f"{article(o['color'])} {o['color']} {o['shape']}" for o in objects
+    ]  # cells are in reading order
     text = join_words(parts)
     return text[0].upper() + text[1:] + "."
 
 
 def view(s: dict) -> str:
-    parts = [f"{article(o['color'])} {o['color']} {o['shape']} at the {CELL_NAMES[o['cell']]}" for o in s["objects"]]
+    parts = [
+        f"{article(o['color'])} {o['color']} {o['shape']} at the {CELL_NAMES[o['cell']]}"
+        for o in s["objects"]
+    ]
     return "Shapes: " + join_words(parts) + "."
 
 
@@ -62,7 +91,9 @@ def questions(s: dict) -> list[QA]:
     n = len(objects)
     qas.append(QA("count", "How many shapes are there?", str(n)))
     target = rng.choice(SHAPES)
-    qas.append(QA("count_shape", f"How many {target}s are there?", str(sum(o["shape"] == target for o in objects))))
+    qas.append(
+        QA("count_shape", f"How many {target}s are there?", str(sum(o["shape"] == target for o in objects)))
+    )
     unique_shapes = [o for o in objects if sum(p["shape"] == o["shape"] for p in objects) == 1]
     if unique_shapes:
         o = rng.choice(unique_shapes)
@@ -71,7 +102,9 @@ def questions(s: dict) -> list[QA]:
     if unique_colors:
         o = rng.choice(unique_colors)
         qas.append(QA("shape", f"What shape is {o['color']}?", o["shape"]))
-    unique = [o for o in objects if sum((p["color"], p["shape"]) == (o["color"], o["shape"]) for p in objects) == 1]
+    unique = [
+        o for o in objects if sum((p["color"], p["shape"]) == (o["color"], o["shape"]) for p in objects) == 1
+    ]
     if unique:
         o = rng.choice(unique)
         qas.append(QA("position", f"Where is the {o['color']} {o['shape']}?", CELL_NAMES[o["cell"]]))

@@ -61,16 +61,24 @@ class TextStyle:
 
 
 def spec(rng: random.Random, style: TextStyle = TextStyle()) -> dict:
-    n_words = rng.choices(range(1, style.max_words + 1), weights=WORD_WEIGHTS[:style.max_words])[0]
-    words = OCR_WORDS[:style.vocabulary]
+    n_words = rng.choices(range(1, style.max_words + 1), weights=WORD_WEIGHTS[: style.max_words])[0]
+    words = OCR_WORDS[: style.vocabulary]
     text = " ".join(rng.choice(words) for _ in range(n_words))
     name = rng.choice(style.fonts)
     bg, fg = contrast_pair(rng)
     key = f"{text}|{name}" if style.renderings == 1 else f"{text}|{name}|{rng.randrange(style.renderings)}"
-    return {"key": key, "text": text, "font": name, "px": rng.uniform(*style.px),
-            "angle": rng.uniform(-style.max_angle, style.max_angle), "bg": bg, "fg": fg,
-            "x": 0.5 + style.position_jitter * (rng.random() - 0.5),
-            "y": 0.5 + style.position_jitter * (rng.random() - 0.5), "question": rng.choice(QUESTIONS)}
+    return {
+        "key": key,
+        "text": text,
+        "font": name,
+        "px": rng.uniform(*style.px),
+        "angle": rng.uniform(-style.max_angle, style.max_angle),
+        "bg": bg,
+        "fg": fg,
+        "x": 0.5 + style.position_jitter * (rng.random() - 0.5),
+        "y": 0.5 + style.position_jitter * (rng.random() - 0.5),
+        "question": rng.choice(QUESTIONS),
+    }
 
 
 def layout_lines(text: str, fnt, width: int) -> list[str]:

@@ -45,7 +45,9 @@ class VLTask(Task):
         """The chat prompt (a VL model is always a chat model); `num_fewshot` and `chat` do not apply."""
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
             raise ValueError(f"task {self.name!r} shows images: it needs a VL model's chat template")
-        return tokenizer.apply_chat_template(self.vl_messages(doc), tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            self.vl_messages(doc), tokenize=False, add_generation_prompt=True
+        )
 
 
 class GeneratedVLTask(VLTask):
@@ -55,16 +57,27 @@ class GeneratedVLTask(VLTask):
     kinds: ClassVar[tuple[str, ...]] = ()
     draws_images: ClassVar[bool] = True  # takes `size` and `seed`: the model's image size, the recipe's seed
 
-    def __init__(self, data_path=None, *, n: int = 100, seed: int = 0, size: int = 96,
-                 heldout_fraction: float = 0.2, generator_options: dict | None = None, **kw):
+    def __init__(
+        self,
+        data_path=None,
+        *,
+        n: int = 100,
+        seed: int = 0,
+        size: int = 96,
+        heldout_fraction: float = 0.2,
+        generator_options: dict | None = None,
+        **kw,
+    ):
         super().__init__(data_path, **kw)
         self.n, self.seed, self.size, self.heldout_fraction = n, seed, size, heldout_fraction
         # Per generator, the difficulty settings the curriculum trained with (e.g. {"text": {"vocabulary": 12}}).
         self.generator_options = dict(generator_options or {})
         unknown = sorted(set(self.generator_options) - set(self.generators))
         if unknown:
-            raise ValueError(f"task {self.name!r}: generator_options for {unknown}, but it draws from "
-                             f"{list(self.generators)}")
+            raise ValueError(
+                f"task {self.name!r}: generator_options for {unknown}, but it draws from "
+                f"{list(self.generators)}"
+            )
 
     @property
     def source(self) -> str:
@@ -76,15 +89,31 @@ class GeneratedVLTask(VLTask):
 
             self._docs = []
             for name in self.generators:
-                for image in generate(name, self.n, self.seed, "heldout", self.size, self.heldout_fraction,
-                                      options=self.generator_options.get(name)):
+                for image in generate(
+                    name,
+                    self.n,
+                    self.seed,
+                    "heldout",
+                    self.size,
+                    self.heldout_fraction,
+                    options=self.generator_options.get(name),
+                ):
                     qas = image.of_kinds(list(self.kinds))
                     if not qas:
                         continue
                     qa = random.Random(image.key).choice(qas)  # the same question for an image, any run
-                    self._docs.append({"images": [image.image], "question": qa.question, "answer": qa.answer,
-                                       "kind": qa.kind, "generator": name, "key": image.key, **qa.meta,
-                                       "spec": image.spec})
+                    self._docs.append(
+                        {
+                            "images": [image.image],
+                            "question": qa.question,
+                            "answer": qa.answer,
+                            "kind": qa.kind,
+                            "generator": name,
+                            "key": image.key,
+                            **qa.meta,
+                            "spec": image.spec,
+                        }
+                    )
         return self._docs if limit is None else self._docs[:limit]
 
     @staticmethod

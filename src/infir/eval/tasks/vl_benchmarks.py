@@ -66,8 +66,9 @@ class MMMU(VLTask):
                 try:
                     options = ast.literal_eval(options)
                 except (ValueError, SyntaxError) as exc:
-                    raise DataError(f"{self.source}: record {i} ({r.get('id')}): options are not a list: "
-                                    f"{options[:60]!r}") from exc
+                    raise DataError(
+                        f"{self.source}: record {i} ({r.get('id')}): options are not a list: {options[:60]!r}"
+                    ) from exc
             options = [str(o) for o in options]
             mc = r.get("question_type", "multiple-choice") == "multiple-choice" and bool(options)
             text = r["question"]
@@ -80,12 +81,22 @@ class MMMU(VLTask):
             present = [k for k in range(1, 8) if r.get(f"image_{k}") is not None]
             unreferenced = [k for k in present if k not in order]
             prompt = IMAGE_TOKEN * len(unreferenced) + ("\n" if unreferenced else "")
-            prompt += _IMAGE_REF.sub(lambda m, present=present: IMAGE_TOKEN if int(m.group(1)) in present
-                                     else m.group(0), text)
+            prompt += _IMAGE_REF.sub(
+                lambda m, present=present: IMAGE_TOKEN if int(m.group(1)) in present else m.group(0), text
+            )
             images = [self._image(r[f"image_{k}"]) for k in unreferenced + [k for k in order if k in present]]
-            docs.append({"id": r["id"], "prompt": prompt, "question": r["question"], "images": images,
-                         "answer": str(r["answer"]).strip(), "options": options, "multiple_choice": mc,
-                         "subject": r.get("subfield") or r.get("subject")})
+            docs.append(
+                {
+                    "id": r["id"],
+                    "prompt": prompt,
+                    "question": r["question"],
+                    "images": images,
+                    "answer": str(r["answer"]).strip(),
+                    "options": options,
+                    "multiple_choice": mc,
+                    "subject": r.get("subfield") or r.get("subject"),
+                }
+            )
         return docs
 
     def _image(self, value):
@@ -99,7 +110,11 @@ class MMMU(VLTask):
             letter = choice_letter(output, LETTERS[: len(doc["options"])])
             return {"correct": letter == doc["answer"].upper(), "extracted": letter}
         a, b = normalize_number(output.strip()), normalize_number(doc["answer"])
-        ok = a == b if a is not None and b is not None else normalize_answer(output) == normalize_answer(doc["answer"])
+        ok = (
+            a == b
+            if a is not None and b is not None
+            else normalize_answer(output) == normalize_answer(doc["answer"])
+        )
         return {"correct": ok, "extracted": output.strip()}
 
 
@@ -144,9 +159,16 @@ class ScreenSpot(VLTask):
                     box = [box[0] / width, box[1] / height, box[2] / width, box[3] / height]
             if len(box) != 4 or box[0] > box[2] or box[1] > box[3]:
                 raise DataError(f"{where}: bbox {r['bbox']} is not a box")
-            docs.append({"images": [image], "question": r["instruction"], "answer": None,
-                         "box": [round(v * 1000, 1) for v in box], "data_type": r.get("data_type"),
-                         "data_source": r.get("data_source")})
+            docs.append(
+                {
+                    "images": [image],
+                    "question": r["instruction"],
+                    "answer": None,
+                    "box": [round(v * 1000, 1) for v in box],
+                    "data_type": r.get("data_type"),
+                    "data_source": r.get("data_source"),
+                }
+            )
         return docs
 
     def reference_output(self, doc: dict) -> str:
@@ -158,8 +180,11 @@ class ScreenSpot(VLTask):
 
     def evaluate(self, doc: dict, output: str) -> dict:
         predicted = parse_action(output)
-        return {"correct": action_correct(predicted, {"action": "click", "box": doc["box"]}), "extracted": predicted,
-                "data_type": doc.get("data_type")}
+        return {
+            "correct": action_correct(predicted, {"action": "click", "box": doc["box"]}),
+            "extracted": predicted,
+            "data_type": doc.get("data_type"),
+        }
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         metrics = super().aggregate(verdicts)
@@ -197,12 +222,21 @@ class AndroidEpisodes(VLTask):
                 if not isinstance(step, dict) or step.get("screenshot") is None:
                     raise DataError(f"{at}: no `screenshot`")
                 action = self._action(step.get("action"), f"{at}.action")
-                history = "; ".join(done[-self.history:]) or "none"
-                question = (f"Goal: {episode['goal']}\nPrevious actions: {history}\n"
-                            "What is the next action on this screen?")
-                docs.append({"images": [self._image(step["screenshot"])], "question": question,
-                             "answer": _write_action(action), "target": action, "episode": episode.get("episode_id", i),
-                             "step": j})
+                history = "; ".join(done[-self.history :]) or "none"
+                question = (
+                    f"Goal: {episode['goal']}\nPrevious actions: {history}\n"
+                    "What is the next action on this screen?"
+                )
+                docs.append(
+                    {
+                        "images": [self._image(step["screenshot"])],
+                        "question": question,
+                        "answer": _write_action(action),
+                        "target": action,
+                        "episode": episode.get("episode_id", i),
+                        "step": j,
+                    }
+                )
                 done.append(_write_action(action))
         return docs
 
@@ -241,7 +275,11 @@ class AndroidEpisodes(VLTask):
     def evaluate(self, doc: dict, output: str) -> dict:
         predicted = parse_action(output)
         target = {k: v for k, v in doc["target"].items() if k in ("action", "box", "text", "direction")}
-        return {"correct": action_correct(predicted, target), "extracted": predicted, "action": target["action"]}
+        return {
+            "correct": action_correct(predicted, target),
+            "extracted": predicted,
+            "action": target["action"],
+        }
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         metrics = super().aggregate(verdicts)

@@ -1,11 +1,11 @@
 """The tiny VL curriculum's held-out tasks: VQA, OCR, GUI actions and math with images.
 
-    vl_vqa   shapes and bar charts: counting, colour, shape, position, chart values and comparisons;
-             exact match, with the chance level of each question's answer space for reference
-    vl_position  shapes: which of the 9 grid cells a named shape sits in (chance 1/9)
-    vl_ocr   rendered text: exact match and character error rate
-    vl_gui   app screens: click/type/scroll action accuracy (type matches and the point lies in the box)
-    vl_math  figures with numbers solved step by step: the number after "The answer is"
+vl_vqa   shapes and bar charts: counting, colour, shape, position, chart values and comparisons;
+         exact match, with the chance level of each question's answer space for reference
+vl_position  shapes: which of the 9 grid cells a named shape sits in (chance 1/9)
+vl_ocr   rendered text: exact match and character error rate
+vl_gui   app screens: click/type/scroll action accuracy (type matches and the point lies in the box)
+vl_math  figures with numbers solved step by step: the number after "The answer is"
 """
 
 from __future__ import annotations
@@ -20,22 +20,43 @@ from infir.eval.tasks.vl_base import GeneratedVLTask
 from infir.eval.vl_scoring import action_correct, character_error_rate, exact_match, parse_action
 
 # How many answers each question kind allows: 1/size is the accuracy of guessing.
-_ANSWER_SPACE = {"count": 4, "count_shape": 5, "color": 6, "shape": 3, "position": 9, "chart_value": 9,
-                 "chart_compare": 2}
+_ANSWER_SPACE = {
+    "count": 4,
+    "count_shape": 5,
+    "color": 6,
+    "shape": 3,
+    "position": 9,
+    "chart_value": 9,
+    "chart_compare": 2,
+}
 
 
 @register
 class VQA(GeneratedVLTask):
     name = "vl_vqa"
     generators = ("shapes", "charts")
-    kinds = ("count", "count_shape", "color", "shape", "position", "chart_value", "chart_max", "chart_min",
-             "chart_compare")
+    kinds = (
+        "count",
+        "count_shape",
+        "color",
+        "shape",
+        "position",
+        "chart_value",
+        "chart_max",
+        "chart_min",
+        "chart_compare",
+    )
     default_max_new_tokens = 12
     report_columns = {"chance": "chance"}
 
     def evaluate(self, doc: dict, output: str) -> dict:
-        return {"correct": exact_match(output, doc["answer"]), "extracted": output.strip(), "kind": doc["kind"],
-                "generator": doc["generator"], "chance": 1 / answer_space(doc)}
+        return {
+            "correct": exact_match(output, doc["answer"]),
+            "extracted": output.strip(),
+            "kind": doc["kind"],
+            "generator": doc["generator"],
+            "chance": 1 / answer_space(doc),
+        }
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         metrics = super().aggregate(verdicts)
@@ -73,8 +94,12 @@ class OCR(GeneratedVLTask):
 
     def evaluate(self, doc: dict, output: str) -> dict:
         text = output.strip()
-        return {"correct": text == doc["answer"], "extracted": text, "reference": doc["answer"],
-                "cer": character_error_rate(text, doc["answer"])}
+        return {
+            "correct": text == doc["answer"],
+            "extracted": text,
+            "reference": doc["answer"],
+            "cer": character_error_rate(text, doc["answer"]),
+        }
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         n = len(verdicts)
@@ -97,13 +122,20 @@ class GUIActions(GeneratedVLTask):
     def evaluate(self, doc: dict, output: str) -> dict:
         predicted = parse_action(output)
         target = {k: doc[k] for k in ("action", "box", "text", "direction") if k in doc}
-        return {"correct": action_correct(predicted, target), "extracted": predicted, "action": doc["action"],
-                "ref": doc.get("ref"), "parsed": predicted is not None}
+        return {
+            "correct": action_correct(predicted, target),
+            "extracted": predicted,
+            "action": doc["action"],
+            "ref": doc.get("ref"),
+            "parsed": predicted is not None,
+        }
 
     def aggregate(self, verdicts: Sequence[dict]) -> dict[str, float]:
         metrics = super().aggregate(verdicts)
         metrics.update(self.by_kind(verdicts, "action"))
-        metrics.update({f"{k.replace('accuracy_', 'accuracy_by_')}": v for k, v in self.by_kind(verdicts, "ref").items()})
+        metrics.update(
+            {f"{k.replace('accuracy_', 'accuracy_by_')}": v for k, v in self.by_kind(verdicts, "ref").items()}
+        )
         metrics["parsed"] = sum(v["parsed"] for v in verdicts) / len(verdicts) if verdicts else 0.0
         return metrics
 
