@@ -11,14 +11,13 @@ import socket
 import time
 from pathlib import Path
 
+import moto.server as moto_server
 import pytest
+import s3fs  # noqa: F401  (the dev extra installs it: a missing s3fs fails here rather than skipping)
 
-pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
-
-from infir.curate.config import CurateConfig, RayConfig, SourceConfig  # noqa: E402
-from infir.curate.pipeline import run_curate  # noqa: E402
-from tests.curate.interrupt import kill_after_first_completion  # noqa: E402
+from infir.curate.config import CurateConfig, RayConfig, SourceConfig
+from infir.curate.pipeline import run_curate
+from tests.curate.interrupt import kill_after_first_completion
 
 BUCKET = "infir-curate"
 

@@ -6,7 +6,7 @@
   with the smallest draws (`shard_steps.sample_hash`), merged from the shards' own smallest;
 - `expand_prefixes`: URL prefixes whose pages are mostly recalled, from the per-prefix counts the
   score stage wrote, summed one range of prefix hashes at a time.
-Dedup clusters are resolved in `dedup_stages.resolve`. Each step saves its report last; when it is
+Dedup clusters are resolved in `dedup.stages.resolve`. Each step saves its report last; when it is
 present, a rerun skips the step.
 """
 

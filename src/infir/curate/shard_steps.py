@@ -54,7 +54,7 @@ def sample_hash(orders: np.ndarray) -> np.ndarray:
 class Featurize(PipelineStep):
     """Computes, a batch of documents at a time, what the later stages need, and streams it to
     files: word hashes once (shared by the MinHash signatures and the benchmark n-gram lookup),
-    exact hashes and band keys in sorted runs (`dedup_stages.BucketWriter`), the ids, and
+    exact hashes and band keys in sorted runs (`dedup.stages.BucketWriter`), the ids, and
     the shard's share of the classifier sample (its `sample_docs` smallest draws). Memory is a
     batch plus the sample, whatever the shard's size."""
 
