@@ -69,10 +69,7 @@ def test_stage_checkpoints_resolve_in_the_run_dir(tmp_path, model_dir):
     with pytest.raises(FileNotFoundError, match="infir pretrain"):
         resolve_model_path("pretrain", tmp_path)
     teacher = build_teacher(
-        TeacherConfig(type="local", model="anneal", device="cpu"),
-        None,
-        run_dir=tmp_path,
-        show_progress=False,
+        TeacherConfig(type="local", model="anneal", device="cpu"), None, run_dir=tmp_path, show_progress=False
     )
     assert isinstance(teacher, LocalTeacher)
 

@@ -331,14 +331,7 @@ class OutputConfig(Section):
 
 
 def _default_seeds() -> list[SeedSource]:
-    return [
-        SeedSource(
-            type="generated",
-            name="generated",
-            families=list(DEFAULT_FAMILIES),
-            per_family=200,
-        )
-    ]
+    return [SeedSource(type="generated", name="generated", families=list(DEFAULT_FAMILIES), per_family=200)]
 
 
 class SynthConfig(Section):
