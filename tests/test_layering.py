@@ -31,7 +31,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "infir"
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "ground",
-        {"infir", "config_base", "jsonl", "lock", "procs", "guards", "integrity", "run", "stages", "data"},
+        {
+            "infir",
+            "config_base",
+            "recipe_text",
+            "jsonl",
+            "lock",
+            "procs",
+            "guards",
+            "integrity",
+            "run",
+            "stages",
+            "data",
+        },
     ),
     ("tokenize", {"tokenize"}),
     ("model", {"model"}),

@@ -103,12 +103,15 @@ def reference(tmp_path_factory):
 def test_work_and_output_on_s3_equal_a_local_run(s3, reference, tmp_path):
     corpus, kept, local = reference
     run = f"s3://{BUCKET}/local-executor"
-    summary = run_curate(_cfg(str(corpus), tmp_path / "cache", work_dir=f"{run}/work"), f"{run}/out")
+    summary = run_curate(_cfg(str(corpus), tmp_path / "cache", work_dir=f"{run}/workfolder"), f"{run}/out")
     assert _kept(s3, f"{run}/out") == kept
     assert summary["totals"]["docs_kept"] == local["totals"]["docs_kept"]
     # the work files and the completion markers live in the bucket; the driver's cache is dropped
-    assert s3.exists(f"{run}/work/dedup.json") and len(s3.ls(f"{run}/work/logs/scan/completions")) == 3
-    assert len(s3.glob(f"{run}/work/sigs/*.u32")) == 3 and s3.exists(f"{run}/out/summary.json")
+    assert (
+        s3.exists(f"{run}/workfolder/dedup.json")
+        and len(s3.ls(f"{run}/workfolder/logs/scan/completions")) == 3
+    )
+    assert len(s3.glob(f"{run}/workfolder/sigs/*.u32")) == 3 and s3.exists(f"{run}/out/summary.json")
     assert not list((tmp_path / "cache").glob("*/*"))
 
 

@@ -38,7 +38,7 @@ def load_config(recipe: str | None) -> tuple[CurateConfig, int]:
         return CurateConfig(), 0
     from pydantic import ValidationError
 
-    from infir.config import RecipeError, read_recipe_text, yaml_problem
+    from infir.recipe_text import RecipeError, read_recipe_text, yaml_problem
 
     try:
         data = yaml.safe_load(read_recipe_text(Path(recipe))) or {}

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace):
-    from infir.config import apply_override, parse_override
+    from infir.recipe_text import apply_override, parse_override
     from infir.synth.config import SynthConfig
 
     tree: dict = {}
