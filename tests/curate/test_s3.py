@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -18,14 +17,9 @@ import s3fs  # noqa: F401  (the dev extra installs it: a missing s3fs fails here
 from infir.curate.config import CurateConfig, RayConfig, SourceConfig
 from infir.curate.pipeline import run_curate
 from tests.curate.interrupt import kill_after_first_completion
+from tests.ports import free_port
 
 BUCKET = "infir-curate"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,7 @@ def s3():
     import fsspec
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    port = _free_port()
+    port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     with pytest.MonkeyPatch.context() as env:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from infir.config import load_recipe
+from tests.ports import free_port
 
 pytestmark = pytest.mark.shared
 SECRET = "rehearsal-secret-key-value"
@@ -53,7 +53,7 @@ def rehearsal(shared, tmp_path_factory):
             "--nproc-per-node",
             "2",
             "--master-port",
-            str(29500 + random.Random().randint(1000, 9000)),
+            str(free_port()),
             "-m",
             "infir",
             "run",

@@ -6,7 +6,6 @@ directory, a rerun skips everything, and pretraining on 2 ranks or 2 nodes logs 
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_tiny_pipeline import SHRINK, STAGES, infir
+from tests.ports import free_port, retry_on_port_clash
 from tests.train.helpers import losses
 
 # fp32 and a loss line per step: 1 and 2 ranks then differ only by the order of float sums.
@@ -23,11 +23,11 @@ OVERRIDES = [*SHRINK, "pretrain.precision=fp32", "pretrain.log_every=1"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 
-def _port() -> str:
-    return str(29500 + random.Random().randint(1000, 9000))
-
-
 def torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:
+    return retry_on_port_clash(lambda port: _torchrun(port, *args, cwd=cwd, nproc=nproc))
+
+
+def _torchrun(port: int, *args: str, cwd: Path, nproc: int) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable,
         "-m",
@@ -35,7 +35,7 @@ def torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProce
         "--nproc-per-node",
         str(nproc),
         "--master-port",
-        _port(),
+        str(port),
         "-m",
         "infir",
         *args,
@@ -106,7 +106,7 @@ def test_two_nodes_on_one_rendezvous_pretrain_like_one_process(two_rank_run):
     root, _ = two_rank_run
     nodes = root / "nodes"
     _copy_data_stages(root / "run", nodes)
-    endpoint, rdzv_id = f"127.0.0.1:{_port()}", f"infir-test-{os.getpid()}"
+    endpoint, rdzv_id = f"127.0.0.1:{free_port()}", f"infir-test-{os.getpid()}"
     cmd = [
         sys.executable,
         "-m",

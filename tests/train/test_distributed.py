@@ -11,17 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port, retry_on_port_clash
 from tests.train.helpers import losses
 
 RUN_TOY = Path(__file__).with_name("run_toy.py")
 STEPS, SAVE_EVERY = 16, 4
 
 
-def _port() -> str:
-    return str(29500 + random.Random().randint(1000, 9000))
-
-
-def toy_cmd(out: Path, ranks: int, *extra: str) -> list[str]:
+def toy_cmd(out: Path, ranks: int, *extra: str, port: int | None = None) -> list[str]:
     args = [
         str(RUN_TOY),
         str(out),
@@ -42,14 +39,18 @@ def toy_cmd(out: Path, ranks: int, *extra: str) -> list[str]:
         "--nproc-per-node",
         str(ranks),
         "--master-port",
-        _port(),
+        str(port or free_port()),
         *args,
     ]
 
 
 def toy(out: Path, ranks: int, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    done = subprocess.run(toy_cmd(out, ranks, *extra), env=env, capture_output=True, text=True, timeout=300)
+    done = retry_on_port_clash(
+        lambda port: subprocess.run(
+            toy_cmd(out, ranks, *extra, port=port), env=env, capture_output=True, text=True, timeout=300
+        )
+    )
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
