@@ -157,7 +157,7 @@ def measure(
 ) -> dict:
     from infir.config import Recipe, load_recipe
     from infir.curate.config import QualityConfig, RecallConfig
-    from infir.curate.fasttext_utils import normalize
+    from infir.curate.recall.classifier import normalize
     from infir.curate.filters.quality import score_texts, train_quality_model
     from infir.run import run_stage
     from infir.stages import STAGES

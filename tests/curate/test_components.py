@@ -10,7 +10,7 @@ import pytest
 
 from infir.curate.config import DecontamConfig, QualityConfig
 from infir.curate.filters.decontam import short_text_is_specific
-from infir.curate.fasttext_utils import normalize
+from infir.curate.recall.classifier import normalize
 from infir.curate.filters.rules import is_program, letter_count, top_bigram_char_fraction
 from infir.curate.dedup.hashing import ngram_accumulators, ngram_hashes, word_hashes, word_hashes_many, words
 

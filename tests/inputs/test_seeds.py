@@ -14,7 +14,7 @@ import pytest
 
 from infir.config import Recipe
 from infir.curate.config import RecallConfig, RecallSeedSource
-from infir.curate.recall import load_recall_seeds
+from infir.curate.recall.domains import load_recall_seeds
 from infir.inputs.config import DatasetSource, SampleSpec
 from infir.inputs.sample import Reservoir, draw
 from infir.run import MARKER, run_stage

@@ -95,7 +95,7 @@ def test_micro_batches_take_the_images_of_their_rows(vl_tokenizer, tmp_path):
     with torch.no_grad():
 
         def loss_sum(micro):
-            return trainer.objective.loss_sum(trainer._logits(micro), micro)
+            return trainer.objective.loss_sum(trainer._forward(micro), micro)
 
         whole = loss_sum({k: v for k, v in batch.items() if k != "image_rows"})
         parts = sum(loss_sum(m) for m in micros)
@@ -120,7 +120,7 @@ def test_rows_without_images_and_text_only_batches(vl_tokenizer, tmp_path):
     micros = trainer._split(batch)
     assert sum("pixel_values" in m for m in micros) == 3
     for m in micros:
-        trainer.objective.loss_sum(trainer._logits(m), m)  # text-only micro-batches run without pixel values
+        trainer.objective.loss_sum(trainer._forward(m), m)  # text-only micro-batches run without pixel values
     _, text_only = _batches(model, processor, convs[3:], batch=2)
     assert "pixel_values" not in text_only.batch_at(0)
 

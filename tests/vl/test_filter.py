@@ -1,7 +1,11 @@
+import json
+
 import pytest
+import torch
 
 from infir.model.vision import siglip_vision_config
 from infir.model.vlm import build_image_processor
+from infir.train.callbacks import Callback
 from infir.vl.config import DualEncoderConfig
 from infir.vl.data import VLConversation
 from infir.vl.filter import (
@@ -77,16 +81,61 @@ def test_a_tiny_dual_encoder_learns_to_drop_mismatched_pairs(vl_tokenizer, tmp_p
     )
     processor = build_image_processor(32)
     scorer = train_dual_encoder(
-        cfg, siglip_vision_config(TINY_VISION), vl_tokenizer, processor, seed=0, size=32, log=lambda *_: None
+        cfg,
+        siglip_vision_config(TINY_VISION),
+        vl_tokenizer,
+        processor,
+        0,
+        32,
+        tmp_path / "train",
+        progress=False,
     )
     images, texts = caption_pairs(["shapes", "text"], 40, 0, "heldout", 32)
     stats = measure(scorer, images, texts, 0.5, 32, seed=0)
     # Against shuffled captions (mostly the other generator's): most are dropped, most true pairs kept.
     assert stats["recall"] >= 0.5 and stats["true_pairs_kept"] >= 0.6 and stats["precision"] >= 0.7, stats
     assert stats["mean_true_score"] > stats["mean_mismatched_score"] + 0.2
-    scorer.save(tmp_path)
-    loaded = SimilarityScorer.from_pretrained(str(tmp_path))
+    assert [json.loads(line)["step"] for line in (tmp_path / "train" / "metrics.jsonl").open()][-1] == 40
+    scorer.save(tmp_path / "model")
+    loaded = SimilarityScorer.from_pretrained(str(tmp_path / "model"))
     assert loaded.kind == "sigmoid"
     assert loaded.scores(images[:4], texts[:4]) == pytest.approx(
         scorer.scores(images[:4], texts[:4]), abs=1e-5
     )
+
+
+class StopAt(Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step(self, trainer, loss: float) -> None:
+        if trainer.step == self.step:
+            raise KeyboardInterrupt
+
+
+class StartStep(Callback):
+    def on_fit_start(self, trainer) -> None:
+        self.step = trainer.step
+
+
+def test_a_killed_dual_encoder_resumes_to_the_same_scorer(vl_tokenizer, tmp_path):
+    cfg = DualEncoderConfig(
+        text_hidden_size=16,
+        text_layers=1,
+        text_heads=2,
+        generators=["shapes"],
+        pairs_per_generator=64,
+        steps=12,
+        batch_size=8,
+        warmup_steps=2,
+        save_every=4,
+    )
+    args = (cfg, siglip_vision_config(TINY_VISION), vl_tokenizer, build_image_processor(32), 0, 32)
+    whole = train_dual_encoder(*args, tmp_path / "whole", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train_dual_encoder(*args, tmp_path / "killed", progress=False, callbacks=[StopAt(10)])
+    start = StartStep()
+    resumed = train_dual_encoder(*args, tmp_path / "killed", progress=False, callbacks=[start])
+    assert start.step == 8  # the last checkpoint before the kill, not a fresh start
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the calibrated head (t, b) included

@@ -112,7 +112,7 @@ def _recall_train(
     work: WorkFolder,
     seeds: dict,
 ) -> dict:
-    from infir.curate.recall import recall_domain
+    from infir.curate.recall.domains import recall_domain
 
     t0 = time.perf_counter()
     k = cfg.recall.domains.index(domain)
@@ -154,7 +154,7 @@ def start_seeds(cfg: CurateConfig, work: WorkFolder) -> Job | None:
     index and waits for the scan."""
     if not cfg.recall.enabled or work.exists("train.json"):
         return None
-    from infir.curate.recall import load_all_seeds
+    from infir.curate.recall.domains import load_all_seeds
 
     return Job(load_all_seeds, cfg.recall, parallel=_fork_jobs(cfg), folder=work.local)
 

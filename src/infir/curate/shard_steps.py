@@ -20,7 +20,7 @@ from datatrove.pipeline.base import PipelineStep
 from infir.curate.config import DecontamConfig, DedupConfig, RecallConfig
 from infir.curate.dedup.minhash import MinHasher, exact_hash, line_hashes
 from infir.curate.dedup.hashing import word_hashes_many
-from infir.curate.fasttext_utils import normalize
+from infir.curate.recall.classifier import normalize
 from infir.curate.filters.domain_guess import guess_domain, parses_cached
 from infir.curate.filters.rules import is_program
 from infir.curate.steps import CurateStep, batched, scan_record
@@ -237,9 +237,9 @@ class ScoreShard(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1):
         from fasttext.FastText import _FastText
 
-        from infir.curate.fasttext_utils import distribution, label_probabilities
+        from infir.curate.recall.classifier import distribution, label_probabilities
         from infir.curate.filters.quality import expected_score
-        from infir.curate.recall import url_prefix
+        from infir.curate.recall.domains import url_prefix
 
         work = self.work.local
         models = {}
@@ -341,7 +341,7 @@ class ApplyRecall(CurateStep):
         return i < len(hashes) and hashes[i] == h
 
     def filter(self, doc: Document) -> bool:
-        from infir.curate.recall import url_prefix
+        from infir.curate.recall.domains import url_prefix
 
         i = doc.metadata["_index"]
         cfg = self.cfg

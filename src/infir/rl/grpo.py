@@ -27,6 +27,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from infir.train.objectives import LanguageModelObjective
+
 Aggregation = Literal["token", "sequence", "constant"]
 
 
@@ -138,7 +140,7 @@ def normaliser(labels: torch.Tensor, aggregation: Aggregation, max_new_tokens: i
     return rows if aggregation == "sequence" else rows * max_new_tokens
 
 
-class GRPOObjective:
+class GRPOObjective(LanguageModelObjective):
     """The trainer's `objective` for GRPO batches.
 
     A batch (see `rollout.py`) holds `input_ids`, `labels` (completion tokens; -100 elsewhere),

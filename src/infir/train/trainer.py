@@ -32,7 +32,13 @@ from infir.train import checkpoint as ckpt
 from infir.train.callbacks import Callback, default_callbacks
 from infir.train.config import TrainConfig, resolve_precision
 from infir.train.flops import flops_per_token, peak_flops
-from infir.train.objectives import Objective, TokenCrossEntropy, count_targets, token_loss_sum
+from infir.train.objectives import (
+    Objective,
+    TokenCrossEntropy,
+    count_targets,
+    language_model_logits,
+    token_loss_sum,
+)
 from infir.train.optim import build_optimizer, freeze_by_lr, set_lr
 from infir.train.parallel import (
     DistInfo,
@@ -44,7 +50,6 @@ from infir.train.parallel import (
 )
 from infir.train.schedule import lr_factor
 
-MODEL_KEYS = ("input_ids", "position_ids", "pixel_values", "image_sizes")
 # Batch keys indexed by image rather than by row; `image_rows` names each image's row so that a
 # micro-batch takes the images of its own rows (a row may hold several images, or none).
 PER_IMAGE_KEYS = ("pixel_values", "image_sizes", "image_rows")
@@ -135,10 +140,9 @@ class Trainer:
         self.log(f"resumed from {latest} at step {self.step}")
 
     # -- one optimizer step ------------------------------------------------------------------
-    def _logits(self, micro: dict) -> torch.Tensor:
-        inputs = {k: v.to(self.device, non_blocking=True) for k, v in micro.items() if k in MODEL_KEYS}
+    def _forward(self, micro: dict) -> torch.Tensor:
         with self.autocast:
-            return self.model(**inputs, use_cache=False).logits
+            return self.objective.forward(self.model, micro, self.device)
 
     def _split(self, batch: dict) -> list[dict]:
         n = batch["input_ids"].size(0)
@@ -169,7 +173,7 @@ class Trainer:
             sync = i == len(micros) - 1
             if self.info.distributed and hasattr(self.model, "set_requires_gradient_sync"):
                 self.model.set_requires_gradient_sync(sync)
-            part = self.objective.loss_sum(self._logits(micro), micro)
+            part = self.objective.loss_sum(self._forward(micro), micro)
             (part / denom * self.info.world_size).backward()  # FSDP averages gradients over ranks
             loss_sum += part.detach()
         grad_norm = self._clip()
@@ -207,8 +211,10 @@ class Trainer:
         for i, batch in enumerate(self.val_data):
             if i >= self.cfg.val_batches:
                 break
-            for micro in self._split(batch):
-                total += token_loss_sum(self._logits(micro), micro["labels"].to(self.device))
+            for micro in self._split(batch):  # validation is next-token loss, whatever the objective
+                with self.autocast:
+                    logits = language_model_logits(self.model, micro, self.device)
+                total += token_loss_sum(logits, micro["labels"].to(self.device))
                 count += count_targets(micro["labels"])
         total = all_reduce_sum(total, self.info)
         count = sum_over_ranks(count, info=self.info)[0]

@@ -50,6 +50,7 @@ class DualEncoderConfig(Section):
     batch_size: int = Field(32, ge=2)
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(20, ge=0)
+    save_every: int = Field(50, ge=0)  # checkpoints a killed run resumes from (0: only the last)
 
     @model_validator(mode="after")
     def _check_options(self) -> DualEncoderConfig:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,6 +23,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from infir.train.callbacks import Callback
+from infir.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from infir.vl.config import CAPTION_KINDS, DualEncoderConfig
 
 
@@ -138,6 +140,70 @@ def build_dual_encoder(cfg: DualEncoderConfig, vision_config, tokenizer):
     return model
 
 
+class ContrastiveObjective:
+    """CLIP's symmetric softmax contrastive loss over in-batch negatives, as the trainer's objective.
+
+    The loss of a row depends on every other row of its batch, so a batch is one unit: `count` is 1 and
+    the batch must not be cut into micro-batches (`micro_batch_size` equals the batch size). Under
+    several ranks each rank's batch has its own negatives and the ranks' losses are averaged.
+    """
+
+    def forward(self, model, micro: dict, device: torch.device) -> torch.Tensor:
+        img = _unit(_features(model.get_image_features(pixel_values=micro["pixel_values"].to(device))))
+        txt = _unit(_features(model.get_text_features(input_ids=micro["input_ids"].to(device))))
+        return txt @ img.T * model.logit_scale.exp()
+
+    def count(self, batch: dict) -> float:
+        return 1.0
+
+    def loss_sum(self, outputs: torch.Tensor, micro: dict) -> torch.Tensor:
+        target = torch.arange(outputs.size(0), device=outputs.device)
+        return (F.cross_entropy(outputs, target) + F.cross_entropy(outputs.T, target)) / 2
+
+    def pop_metrics(self) -> dict:
+        return {}
+
+
+class CaptionBatches:
+    """Batches of (image, caption) pairs, no caption twice in a batch, drawn by a seeded RNG whose state
+    is the resume state."""
+
+    def __init__(
+        self, images: list, ids: torch.Tensor, texts: list[str], image_processor, size: int, seed: int
+    ):
+        self.images, self.ids, self.texts, self.image_processor = images, ids, texts, image_processor
+        self.size, self.rng = size, random.Random(seed)
+
+    def __iter__(self):
+        while True:
+            batch = _distinct_text_batch(self.texts, self.size, self.rng)
+            pixels = self.image_processor([self.images[i] for i in batch], return_tensors="pt")[
+                "pixel_values"
+            ]
+            yield {"input_ids": self.ids[batch], "pixel_values": pixels}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.setstate(state["rng"])
+
+
+def dual_encoder_train_config(cfg: DualEncoderConfig, progress: bool = True) -> TrainConfig:
+    return TrainConfig(
+        max_steps=cfg.steps,
+        global_batch_size=cfg.batch_size,
+        micro_batch_size=cfg.batch_size,  # a contrastive batch is not cut (see ContrastiveObjective)
+        seq_len=cfg.max_text_tokens,
+        precision="fp32",
+        log_every=10,
+        progress=progress,
+        save_every=cfg.save_every,
+        optimizer=OptimizerConfig(lr=cfg.lr, weight_decay=0.01, grad_clip=1.0),
+        schedule=ScheduleConfig(kind="cosine", warmup_steps=cfg.warmup_steps, min_lr_ratio=0.1),
+    )
+
+
 def train_dual_encoder(
     cfg: DualEncoderConfig,
     vision_config,
@@ -145,54 +211,43 @@ def train_dual_encoder(
     image_processor,
     seed: int,
     size: int,
-    log: Callable[[str], None] = print,
-    metrics: Callable[[dict], None] | None = None,
+    out_dir: Path,
+    device: torch.device = torch.device("cpu"),
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> SimilarityScorer:
     """A tiny SigLIP trained on generated (image, caption) pairs, then calibrated to score pairs.
 
-    Representation: the symmetric softmax contrastive loss (CLIP's). At this size and step count
-    SigLIP's own sigmoid loss barely moves (held-out matched and shuffled pairs keep equal cosines
-    after the steps in which the softmax loss already separates them). Scoring: SigLIP's head,
-    sigmoid(exp(t) * cos + b), with t and b then fitted by logistic regression on matched vs
-    shuffled training pairs, so that 0.5 means "as likely matched as not".
-
-    Contrastive training is not next-token prediction, so it does not run on the shared LM trainer;
-    it uses the shared optimizer (weight-decay groups, fused AdamW) and LR schedule.
+    Trained through `infir.train.fit` (checkpoints, metrics.jsonl, resume in `out_dir`) on one process:
+    under torchrun the caller trains it on rank 0 only. Representation: the symmetric softmax contrastive
+    loss (CLIP's). At this size and step count SigLIP's own sigmoid loss barely moves (held-out matched and
+    shuffled pairs keep equal cosines after the steps in which the softmax loss already separates them).
+    Scoring: SigLIP's head, sigmoid(exp(t) * cos + b), with t and b then fitted by logistic regression on
+    matched vs shuffled training pairs, so that 0.5 means "as likely matched as not".
     """
-    from infir.train.config import OptimizerConfig, ScheduleConfig
-    from infir.train.optim import build_optimizer, set_lr
-    from infir.train.schedule import lr_factor
+    from infir.train.fit import fit
+    from infir.train.parallel import DistInfo
 
     torch.manual_seed(seed)
     images, texts = caption_pairs(
         cfg.generators, cfg.pairs_per_generator, seed, "train", size, cfg.generator_options
     )
     model = build_dual_encoder(cfg, vision_config, tokenizer)
-    scorer = SimilarityScorer(model, tokenizer, image_processor, cfg.max_text_tokens, "sigmoid")
-    ids = scorer.encode_texts(texts)["input_ids"]
-    optimizer = build_optimizer(model, OptimizerConfig(lr=cfg.lr, weight_decay=0.01), torch.device("cpu"))
-    schedule = ScheduleConfig(kind="cosine", warmup_steps=cfg.warmup_steps, min_lr_ratio=0.1)
-    rng = random.Random(seed)
-    model.train()
-    for step in range(cfg.steps):
-        batch = _distinct_text_batch(texts, cfg.batch_size, rng)
-        pixels = image_processor([images[i] for i in batch], return_tensors="pt")["pixel_values"]
-        img = _unit(_features(model.get_image_features(pixel_values=pixels)))
-        txt = _unit(_features(model.get_text_features(input_ids=ids[batch])))
-        logits = txt @ img.T * model.logit_scale.exp()
-        target = torch.arange(len(batch))
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        lr = set_lr(optimizer, lr_factor(schedule, step, cfg.steps))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if metrics is not None and ((step + 1) % 10 == 0 or step + 1 == cfg.steps):
-            metrics({"step": step + 1, "loss": round(loss.item(), 5), "lr": lr})
-        if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
-            log(f"dual encoder step {step + 1}/{cfg.steps}: contrastive loss {loss.item():.4f}")
+    scorer = SimilarityScorer(model, tokenizer, image_processor, cfg.max_text_tokens, "sigmoid", device)
+    ids = scorer.encode_texts(texts)["input_ids"].cpu()
+    data = CaptionBatches(images, ids, texts, image_processor, cfg.batch_size, seed)
+    fit(
+        dual_encoder_train_config(cfg, progress),
+        model,
+        tokenizer,
+        data,
+        out_dir,
+        DistInfo(device=device),
+        objective=ContrastiveObjective(),
+        callbacks=callbacks,
+    )
     model.eval()
-    calibrate(scorer, images, texts, rng)
+    calibrate(scorer, images, texts, data.rng)
     return scorer
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from infir.run import FINAL, StageContext, read_json, write_json
 from infir.stages import resolve_start
 from infir.train.fit import fit
-from infir.train.parallel import init_distributed
+from infir.train.parallel import barrier, init_distributed
 from infir.vl.config import CurriculumPhase, VLConfig
 
 
@@ -94,6 +94,8 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
     fc = cfg.filter
     out = ctx.stage_dir / "filter"
     done = out / "filter.json"
+    if not info.is_main:  # rank 0 trains and measures the filter once; the other ranks load it
+        barrier(info)
     if done.exists():
         source = fc.model or str(out / "model")
         return SimilarityScorer.from_pretrained(source, fc.score, str(info.device)), read_json(done)
@@ -102,10 +104,6 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
         scorer = SimilarityScorer.from_pretrained(fc.model, fc.score, str(info.device))
         trained = None
     else:
-        from infir.run import MetricsLog
-
-        metrics = MetricsLog(out / "metrics.jsonl")
-        metrics.truncate_after(-1)
         scorer = train_dual_encoder(
             fc.dual_encoder,
             siglip_vision_config(cfg.vision),
@@ -113,8 +111,8 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
             build_image_processor(image_size),
             ctx.recipe.seed,
             image_size,
-            log,
-            metrics.log,
+            out,
+            info.device,
         )
         scorer.save(out / "model")
         trained = {
@@ -131,6 +129,7 @@ def run_filter(ctx: StageContext, cfg: VLConfig, tokenizer, image_size: int, inf
         log(f"filter on held-out pairs vs shuffled captions: {stats['heldout']}")
     stats["seconds"] = round(time.time() - t0, 1)
     write_json(done, stats)
+    barrier(info)  # the other ranks wait here for filter.json and the model
     return scorer, stats
 
 

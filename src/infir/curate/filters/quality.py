@@ -25,7 +25,7 @@ import numpy as np
 from datatrove.data import Document
 
 from infir.curate.config import QualityConfig, RecallConfig
-from infir.curate.fasttext_utils import distribution, normalize, train_supervised
+from infir.curate.recall.classifier import distribution, normalize, train_supervised
 from infir.curate.steps import CurateStep
 
 

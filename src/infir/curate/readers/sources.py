@@ -334,7 +334,7 @@ class ShardReader(PipelineStep):
             raise CurateInputError(f"cannot read the dataset {source.name}: {type(e).__name__}: {e}") from e
 
     def _builtin(self, source: SourceConfig, shard: Shard) -> Iterator[Document]:
-        from infir.curate.seeds import iter_named
+        from infir.curate.recall.seeds import iter_named
 
         for index, record in enumerate(iter_named(source.name, **source.kwargs)):
             if source.limit is not None and index >= source.limit:

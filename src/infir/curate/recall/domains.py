@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from infir.curate.config import RecallConfig, RecallSeedSource
-from infir.curate.fasttext_utils import label_probabilities, normalize, train_supervised
+from infir.curate.recall.classifier import label_probabilities, normalize, train_supervised
 
 
 def load_recall_seeds(source: RecallSeedSource, cfg: RecallConfig) -> list[str]:
@@ -28,7 +28,7 @@ def load_recall_seeds(source: RecallSeedSource, cfg: RecallConfig) -> list[str]:
 
     import fsspec
 
-    from infir.curate.seeds import iter_named
+    from infir.curate.recall.seeds import iter_named
 
     texts: list[str] = []
     for path in source.paths:
