@@ -97,6 +97,12 @@ def test_process_advantages_by_hand():
     assert process_advantages([[(0, 1.0)], [(1, 1.0)]], 2) == [[0.0], [0.0, 0.0]]  # all equal: no signal
     with pytest.raises(ValueError, match="groups of 3"):
         process_advantages(group, 3)
+    # per-step credit: each token holds its own step's value, so a right step before a wrong one stays up
+    own = process_advantages(group, 4, eps=0.0, cumulative=False)
+    assert own[0] == pytest.approx([up, up, up, up, up])
+    assert own[1] == pytest.approx([up, up, down])
+    assert own[2] == pytest.approx([down])
+    assert own[3] == pytest.approx([up, up, down])
 
 
 def test_clipped_surrogate_takes_one_advantage_per_token():

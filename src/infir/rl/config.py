@@ -77,7 +77,7 @@ class RLConfig(TrainConfig):
     # grpo: (r - mean(group)) / std; dr_grpo: r - mean(group), no division by the std; process: per-step
     # rewards against the doc's reference solution, per-token advantages (DeepSeekMath's process
     # supervision; see `infir.rl.solution_steps`), for prompts whose docs carry a worked `solution`.
-    advantage: Literal["grpo", "dr_grpo", "process"] = "grpo"
+    advantage: Literal["grpo", "dr_grpo", "process", "process_step"] = "grpo"
     loss_aggregation: Literal["token", "sequence", "constant"] = "token"
     clip_eps: float = Field(0.2, gt=0, lt=1)
     clip_eps_high: float | None = Field(None, gt=0)  # DAPO's clip-higher; None: clip_eps

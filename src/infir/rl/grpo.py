@@ -58,15 +58,16 @@ def group_advantages(
 
 
 def process_advantages(
-    step_rewards: list[list[tuple[int, float]]], group_size: int, eps: float = 1e-4
+    step_rewards: list[list[tuple[int, float]]], group_size: int, eps: float = 1e-4, cumulative: bool = True
 ) -> list[list[float]]:
     """Per-token advantages from per-step rewards (DeepSeekMath's process supervision, Shao et al. 2024).
 
     `step_rewards[i]` lists (index of the token ending the step, reward) for completion i, groups laid
     out one after another. Each reward is normalised by the mean and std of all step rewards of its
     group; a token's advantage is the sum of the normalised rewards of the steps ending at or after it
-    (tokens after the last step get 0). Returns one list of advantages per completion, one per token
-    up to its last step's end.
+    (tokens after the last step get 0). With `cumulative` False a token gets its own step's normalised
+    reward only: a right step before a wrong one is not blamed for it. Returns one list of advantages
+    per completion, one per token up to its last step's end.
     """
     if len(step_rewards) % group_size:
         raise ValueError(f"{len(step_rewards)} completions do not split into groups of {group_size}")
@@ -83,7 +84,8 @@ def process_advantages(
             # walk the steps backwards: a token collects the normalised rewards of its step and all later ones
             bounds = [-1] + [end for end, _ in steps]
             for k in range(len(steps) - 1, -1, -1):
-                running += (steps[k][1] - mean) / (std + eps) if std > 0 else 0.0
+                own = (steps[k][1] - mean) / (std + eps) if std > 0 else 0.0
+                running = running + own if cumulative else own
                 for t in range(bounds[k] + 1, bounds[k + 1] + 1):
                     adv[t] = running
             out.append(adv)

@@ -206,7 +206,7 @@ class RolloutBatches:
             (self.prompt_ids[i], self._completion(g))
             for i, g in zip([i for i in chosen for _ in range(group)], gens)
         ]
-        if self.advantage == "process":
+        if self.advantage in ("process", "process_step"):
             advantages = self._process_advantages(docs, rows, rewards, group)
             # a group carries signal when some token of some completion has a non-zero advantage
             signal = [any(any(a) for a in advantages[g : g + group]) for g in range(0, len(rows), group)]
@@ -217,7 +217,7 @@ class RolloutBatches:
             )
             keep = self._kept_rows(totals, group) if self.drop_zero_signal else list(range(len(rows)))
         batch = self._tensors([rows[r] for r in keep])
-        if self.advantage == "process":
+        if self.advantage in ("process", "process_step"):
             batch["advantages"] = self._token_layout(
                 [rows[r] for r in keep], [advantages[r] for r in keep], batch["labels"].size(1)
             )
@@ -256,7 +256,7 @@ class RolloutBatches:
             )
             for doc, (_, completion), reward in zip(docs, rows, rewards)
         ]
-        adv = process_advantages(steps, group)
+        adv = process_advantages(steps, group, cumulative=self.advantage == "process")
         return [[a * (self.negative_weight if a < 0 else 1.0) for a in row] for row in adv]
 
     @staticmethod

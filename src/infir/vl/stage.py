@@ -2,7 +2,9 @@
 
 <stage_dir>/
   tokenizer/             the tokenizer when the run has none (a fresh LM, no tokenize stage)
-  filter/                the dual encoder (trained when none is named) and filter.json (its precision/recall)
+  filter/                model/ (the dual encoder, calibrated; trained when none is named, through `fit`:
+                         checkpoints/, metrics.jsonl, final/ before calibration) and filter.json (its
+                         precision/recall)
   1-alignment/ ...       one folder per curriculum stage: checkpoints/, metrics.jsonl, final/ (LLaVA
                          format: AutoModelForImageTextToText + AutoProcessor load it), eval/ samples,
                          summary.json (written last: a stage with it is done and is skipped on rerun)
