@@ -191,6 +191,8 @@ def test_cli_reports_zero_kept_with_exit_0(tmp_path, capsys):
 def test_kill_in_a_later_stage_and_rerun_keeps_the_same_set(corpus, by_tasks, tmp_path):
     """Killed after the dedup pairs are written (the score or finish stage under way), a rerun on
     the same output finishes the run and keeps what an uninterrupted run keeps."""
+    import os
+    import signal
     import subprocess
     import sys
     import time
@@ -205,13 +207,16 @@ def test_kill_in_a_later_stage_and_rerun_keeps_the_same_set(corpus, by_tasks, tm
         "run_curate(small_cfg(Path(%r), workers=2, tasks=4), Path(%r))\n"
     ) % (str(Path(__file__).parent), str(root / "in.jsonl"), str(out))
     proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", script],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # killed with its forked workers, which would be orphaned otherwise
     )
     marker = out / "_work/dedup.json"
     deadline = time.time() + 300
     while time.time() < deadline and not marker.exists() and proc.poll() is None:
         time.sleep(0.05)
-    proc.kill()
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert marker.exists() and not (out / "summary.json").exists()
     summary = run_curate(small_cfg(root / "in.jsonl", workers=2, tasks=4), out)
