@@ -76,7 +76,8 @@ class RLConfig(TrainConfig):
     # GRPO
     # grpo: (r - mean(group)) / std; dr_grpo: r - mean(group), no division by the std; process: per-step
     # rewards against the doc's reference solution, per-token advantages (DeepSeekMath's process
-    # supervision; see `infir.rl.solution_steps`), for prompts whose docs carry a worked `solution`.
+    # supervision; see `infir.rl.solution_steps`), for prompts whose docs carry a worked `solution`;
+    # process_step: the same steps, each token credited with its own step's reward only (no sum of later ones).
     advantage: Literal["grpo", "dr_grpo", "process", "process_step"] = "grpo"
     loss_aggregation: Literal["token", "sequence", "constant"] = "token"
     clip_eps: float = Field(0.2, gt=0, lt=1)

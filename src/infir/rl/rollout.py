@@ -167,6 +167,8 @@ class RolloutBatches:
         )
         self.engine = engine if engine is not None else HFEngine(policy, tokenizer, autocast)
         self.advantage, self.ppo_epochs, self.ref_model = advantage, ppo_epochs, ref_model
+        # process and process_step judge each step of a completion against the reference solution
+        self.per_step = advantage in ("process", "process_step")
         self.micro_batch_size, self.autocast, self.log = micro_batch_size, autocast, log
         self.drop_zero_signal, self.negative_weight = drop_zero_signal, negative_weight
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -206,7 +208,7 @@ class RolloutBatches:
             (self.prompt_ids[i], self._completion(g))
             for i, g in zip([i for i in chosen for _ in range(group)], gens)
         ]
-        if self.advantage in ("process", "process_step"):
+        if self.per_step:
             advantages = self._process_advantages(docs, rows, rewards, group)
             # a group carries signal when some token of some completion has a non-zero advantage
             signal = [any(any(a) for a in advantages[g : g + group]) for g in range(0, len(rows), group)]
@@ -217,7 +219,7 @@ class RolloutBatches:
             )
             keep = self._kept_rows(totals, group) if self.drop_zero_signal else list(range(len(rows)))
         batch = self._tensors([rows[r] for r in keep])
-        if self.advantage in ("process", "process_step"):
+        if self.per_step:
             batch["advantages"] = self._token_layout(
                 [rows[r] for r in keep], [advantages[r] for r in keep], batch["labels"].size(1)
             )
