@@ -232,3 +232,60 @@ def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_an
     )
     assert (right > 0).all()
     assert (wrong[:3] < 0).all() and (wrong[-5:] == 0).all()
+
+
+def test_guidance_adds_the_worked_solution_to_each_group_and_logs_samples_only(model_and_tok):
+    from infir.eval.generate import Generation
+    from infir.eval.registry import get_task
+    from infir.rl.rewards import Rewarder
+    from infir.rl.rollout import RolloutBatches, SamplingSettings
+
+    model, tok = model_and_tok
+    doc = {
+        "family": "chain_sum",
+        "question": "8 + 6 + 7 =",
+        "answer": "21",
+        "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21.",
+    }
+    wrong = ["8 + 6 = 14. 14 + 7 = 22. The answer is 22.", "8 + 6 = 15. 15 + 7 = 22. The answer is 22."]
+
+    class Scripted:
+        def sync(self, model):
+            pass
+
+        def generate(self, prompts, settings, seed):
+            out = []
+            for o in wrong:
+                ids = tok(o, add_special_tokens=False)["input_ids"]
+                out.append(
+                    Generation(o, "eos", token_ids=ids, prompt_tokens=len(prompts[0]), new_tokens=len(ids))
+                )
+            return out
+
+    task = get_task("reasoning")
+    prompt = tok(task.build_prompt(doc, chat=True, tokenizer=tok), add_special_tokens=False)["input_ids"]
+    source = RolloutBatches(
+        model,
+        tok,
+        [doc],
+        [prompt],
+        Rewarder(task),
+        SamplingSettings(group_size=2, max_new_tokens=40),
+        prompts_per_step=1,
+        seed=0,
+        engine=Scripted(),
+        guidance=True,
+        drop_zero_signal=True,
+    )
+    batch = source.batch_at(0)
+    assert batch["input_ids"].size(0) == 3  # two samples and the reference, one group
+    reference = [t for t in batch["labels"][2].tolist() if t != -100]
+    assert tok.decode(reference[:-1]) == doc["solution"] and reference[-1] == source.end_id
+    # both samples fail, so the reference alone is pushed up and the samples down
+    assert batch["advantages"][2] > 0 and (batch["advantages"][:2] < 0).all()
+    assert batch["metrics"]["accuracy"] == 0.0  # the reference is not counted as the policy's
+    # without a worked solution there is nothing to guide with
+    source.docs = [{**doc, "solution": ""}]
+    source._cached = None
+    with pytest.raises(ValueError, match="no worked `solution`"):
+        source.batch_at(0)

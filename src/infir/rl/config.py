@@ -87,6 +87,9 @@ class RLConfig(TrainConfig):
     # towards its above-average samples. On a small model the push-down of whole wrong completions also
     # unlearns the right tokens in them (copied operands, the answer sentence).
     negative_weight: float = Field(1.0, ge=0, le=1)
+    # Off-policy guidance (LUFFY): each group also holds its prompt's worked solution, scored like a
+    # sample; it carries the push where the policy's own samples fail. Needs docs with a `solution`.
+    guidance: bool = False
     ppo_epochs: int = Field(1, ge=1)  # optimizer steps per rollout batch
     # Groups with one reward for all completions carry no policy gradient: skip their forward/backward
     # (the token mean then runs over informative completions only, as in DAPO).

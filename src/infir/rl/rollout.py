@@ -150,6 +150,7 @@ class RolloutBatches:
         log=print,
         drop_zero_signal: bool = False,
         negative_weight: float = 1.0,
+        guidance: bool = False,
     ):
         if not docs or len(docs) != len(prompt_ids):
             raise ValueError(f"RL needs prompts: got {len(docs)} docs and {len(prompt_ids)} encoded prompts")
@@ -171,6 +172,7 @@ class RolloutBatches:
         self.per_step = advantage in ("process", "process_step")
         self.micro_batch_size, self.autocast, self.log = micro_batch_size, autocast, log
         self.drop_zero_signal, self.negative_weight = drop_zero_signal, negative_weight
+        self.guidance = guidance
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self.eos_ids = eos_token_ids(policy, tokenizer)
@@ -200,14 +202,17 @@ class RolloutBatches:
             [self.prompt_ids[i] for i in chosen], self.settings, rollout_seed(self.seed, index)
         )
         gen_seconds = time.perf_counter() - t0
-        group = self.settings.group_size
-        docs = [self.docs[i] for i in chosen for _ in range(group)]
-        rewards = self.rewarder.score_many(docs, [g.text for g in gens])
-        totals = torch.tensor([r.total for r in rewards])
+        sampled = self.settings.group_size
+        sampled_docs = [self.docs[i] for i in chosen for _ in range(sampled)]
+        sampled_rewards = self.rewarder.score_many(sampled_docs, [g.text for g in gens])
         rows = [
             (self.prompt_ids[i], self._completion(g))
-            for i, g in zip([i for i in chosen for _ in range(group)], gens)
+            for i, g in zip([i for i in chosen for _ in range(sampled)], gens)
         ]
+        docs, rewards, group = sampled_docs, sampled_rewards, sampled
+        if self.guidance:
+            docs, rows, rewards, group = self._with_references(chosen, docs, rows, rewards)
+        totals = torch.tensor([r.total for r in rewards])
         if self.per_step:
             advantages = self._process_advantages(docs, rows, rewards, group)
             # a group carries signal when some token of some completion has a non-zero advantage
@@ -233,9 +238,40 @@ class RolloutBatches:
             batch["old_logprobs"] = sequence_logprobs(
                 self.policy, batch, self.micro_batch_size, self.autocast, self.settings.temperature
             )
-        batch["metrics"] = self._metrics(totals, rewards, gens, group, gen_seconds, time.perf_counter() - t0)
+        # The logged rewards are the policy's own samples only, references excluded.
+        batch["metrics"] = self._metrics(
+            torch.tensor([r.total for r in sampled_rewards]),
+            sampled_rewards,
+            gens,
+            sampled,
+            gen_seconds,
+            time.perf_counter() - t0,
+        )
         batch["metrics"]["trained_rows"] = len(keep)
         return batch
+
+    def _with_references(self, chosen, docs, rows, rewards):
+        """Each prompt's group gains its doc's worked solution as one more, off-policy member.
+
+        Off-policy guidance (LUFFY, Yan et al. 2025): when every sample of a group fails, the reference
+        is the only above-average member and gets the whole push; when the samples already succeed, it
+        is one right answer among many and carries little. Docs without a solution are refused.
+        """
+        group = self.settings.group_size
+        out_docs, out_rows, out_rewards = [], [], []
+        for k, i in enumerate(chosen):
+            doc = self.docs[i]
+            solution = str(doc.get("solution") or "")
+            if not solution:
+                raise ValueError(f"rl.guidance: prompt {i} has no worked `solution` to guide with")
+            reference = self.tokenizer(solution, add_special_tokens=False)["input_ids"]
+            if self.end_id is not None:
+                reference = reference + [self.end_id]
+            span = slice(k * group, (k + 1) * group)
+            out_docs += docs[span] + [doc]
+            out_rows += rows[span] + [(self.prompt_ids[i], reference)]
+            out_rewards += rewards[span] + self.rewarder.score_many([doc], [solution])
+        return out_docs, out_rows, out_rewards, group + 1
 
     @staticmethod
     def _kept_rows(totals: torch.Tensor, group: int) -> list[int]:

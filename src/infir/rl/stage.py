@@ -159,6 +159,7 @@ def run(ctx: StageContext) -> dict:
         autocast=autocast,
         drop_zero_signal=cfg.drop_zero_signal,
         negative_weight=cfg.negative_weight,
+        guidance=cfg.guidance,
     )
     objective = GRPOObjective(
         cfg.clip_eps,
