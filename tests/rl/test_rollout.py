@@ -171,37 +171,33 @@ def test_groups_without_signal_leave_the_batch(model_and_tok):
     assert kept["metrics"]["reward"] == full["metrics"]["reward"]  # rewards are logged over every completion
 
 
-def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_and_tok):
+CHAIN_DOC = {
+    "family": "chain_sum",
+    "question": "8 + 6 + 7 =",
+    "answer": "21",
+    "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21.",
+}
+
+
+def scripted_source(model, tok, doc, outputs, **options):
+    """A one-prompt rollout source whose "policy" writes `outputs` (one group), as the reasoning task."""
     from infir.eval.generate import Generation
     from infir.eval.registry import get_task
     from infir.rl.rewards import Rewarder
     from infir.rl.rollout import RolloutBatches, SamplingSettings
-
-    model, tok = model_and_tok
-    doc = {
-        "family": "chain_sum",
-        "question": "8 + 6 + 7 =",
-        "answer": "21",
-        "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21.",
-    }
-    outputs = ["8 + 6 = 14. 14 + 7 = 21. The answer is 21.", "8 + 6 = 14. 14 + 7 = 22. The answer is 22."]
-    completions = [tok(o, add_special_tokens=False)["input_ids"] for o in outputs]
 
     class Scripted:
         def sync(self, model):
             pass
 
         def generate(self, prompts, settings, seed):
-            return [
-                Generation(
-                    text=o,
-                    finish_reason="eos",
-                    token_ids=list(c),
-                    prompt_tokens=len(prompts[0]),
-                    new_tokens=len(c),
+            out = []
+            for text in outputs:
+                ids = tok(text, add_special_tokens=False)["input_ids"]
+                out.append(
+                    Generation(text, "eos", token_ids=ids, prompt_tokens=len(prompts[0]), new_tokens=len(ids))
                 )
-                for o, c in zip(outputs, completions)
-            ]
+            return out
 
     task = get_task("reasoning")
     prompt = tok(task.build_prompt(doc, chat=True, tokenizer=tok), add_special_tokens=False)["input_ids"]
@@ -211,12 +207,20 @@ def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_an
         [doc],
         [prompt],
         Rewarder(task),
-        SamplingSettings(group_size=2, max_new_tokens=40),
+        SamplingSettings(group_size=len(outputs), max_new_tokens=40),
         prompts_per_step=1,
         seed=0,
         engine=Scripted(),
-        advantage="process",
+        **options,
     )
+    return source, prompt
+
+
+def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_and_tok):
+    model, tok = model_and_tok
+    outputs = ["8 + 6 = 14. 14 + 7 = 21. The answer is 21.", "8 + 6 = 14. 14 + 7 = 22. The answer is 22."]
+    completions = [tok(o, add_special_tokens=False)["input_ids"] for o in outputs]
+    source, prompt = scripted_source(model, tok, CHAIN_DOC, outputs, advantage="process")
     batch = source.batch_at(0)
     adv, labels = batch["advantages"], batch["labels"]
     assert adv.shape == (2, labels.size(1) - 1)
@@ -235,48 +239,10 @@ def test_process_advantages_sit_on_the_completion_tokens_of_their_steps(model_an
 
 
 def test_guidance_adds_the_worked_solution_to_each_group_and_logs_samples_only(model_and_tok):
-    from infir.eval.generate import Generation
-    from infir.eval.registry import get_task
-    from infir.rl.rewards import Rewarder
-    from infir.rl.rollout import RolloutBatches, SamplingSettings
-
     model, tok = model_and_tok
-    doc = {
-        "family": "chain_sum",
-        "question": "8 + 6 + 7 =",
-        "answer": "21",
-        "solution": "8 + 6 = 14. 14 + 7 = 21. The answer is 21.",
-    }
+    doc = CHAIN_DOC
     wrong = ["8 + 6 = 14. 14 + 7 = 22. The answer is 22.", "8 + 6 = 15. 15 + 7 = 22. The answer is 22."]
-
-    class Scripted:
-        def sync(self, model):
-            pass
-
-        def generate(self, prompts, settings, seed):
-            out = []
-            for o in wrong:
-                ids = tok(o, add_special_tokens=False)["input_ids"]
-                out.append(
-                    Generation(o, "eos", token_ids=ids, prompt_tokens=len(prompts[0]), new_tokens=len(ids))
-                )
-            return out
-
-    task = get_task("reasoning")
-    prompt = tok(task.build_prompt(doc, chat=True, tokenizer=tok), add_special_tokens=False)["input_ids"]
-    source = RolloutBatches(
-        model,
-        tok,
-        [doc],
-        [prompt],
-        Rewarder(task),
-        SamplingSettings(group_size=2, max_new_tokens=40),
-        prompts_per_step=1,
-        seed=0,
-        engine=Scripted(),
-        guidance=True,
-        drop_zero_signal=True,
-    )
+    source, _ = scripted_source(model, tok, doc, wrong, guidance=True, drop_zero_signal=True)
     batch = source.batch_at(0)
     assert batch["input_ids"].size(0) == 3  # two samples and the reference, one group
     reference = [t for t in batch["labels"][2].tolist() if t != -100]
