@@ -81,7 +81,9 @@ def test_retries_failures_and_leaves_unparsable_replies_out(tmp_path, monkeypatc
         return "No idea." if n % 10 == 3 else f"Fine.\nEducational score: {n % 6}"
 
     # every fifth request first gets a 503: the client retries it
-    faults = lambda n, body: 503 if n % 5 == 0 else None
+    def faults(n, body):
+        return 503 if n % 5 == 0 else None
+
     with LoopbackServer(respond, api_key="sk-test-abc", faults=faults) as server:
         recipe = annotate_recipe(tmp_path, server.url, texts, 30, "T_KEY")
         out = run_stage(recipe, STAGES["inputs"], tmp_path / "run", log=lambda *a: None)
@@ -130,7 +132,9 @@ def test_a_run_stopped_halfway_resumes_asking_only_the_unanswered(tmp_path, monk
         return f"Educational score: {len(body['messages'][-1]['content']) % 6}"
 
     # the endpoint starts refusing after 15 requests: the batch stops, the stage fails without a marker
-    refuse = lambda n, body: 401 if n > 15 else None
+    def refuse(n, body):
+        return 401 if n > 15 else None
+
     with LoopbackServer(respond, faults=refuse) as first:
         recipe = annotate_recipe(tmp_path, first.url, texts, 40, "T_KEY")
         with pytest.raises(Exception, match="401"):

@@ -207,7 +207,9 @@ def _default_stages() -> list[CurriculumPhase]:
             train=TrainConfig(seq_len=512, optimizer=OptimizerConfig(lr=lr)),
         )
 
-    gen = lambda g, kinds=None: VLSource(type="generated", generator=g, kinds=kinds)
+    def gen(g, kinds=None):
+        return VLSource(type="generated", generator=g, kinds=kinds)
+
     return [
         stage(
             "alignment",
