@@ -7,6 +7,9 @@
   rows     prompt + completion (+ the end-of-turn token when the model stopped there), right-padded;
            labels mark the completion tokens only
 
+With `guidance`, each group also holds its prompt's worked solution as an off-policy member (scored and
+advantaged like a sample, left out of the logged rewards).
+
 With `drop_zero_signal`, groups whose completions all got the same reward (advantage 0 everywhere, so
 no policy gradient) leave the batch before any forward pass; a step where every group is such keeps
 one group so the trainer still takes a (null) step. Rewards are logged over all completions.
