@@ -128,6 +128,29 @@ def test_prompts_come_from_the_train_split_and_eval_overlaps_are_dropped(chat_mo
     assert kept == docs[:6] and ids[0][-3:] == tok("<|im_start|>assistant\n")["input_ids"][-3:]
 
 
+def test_keep_unsolved_keeps_what_the_policy_gets_wrong_greedily():
+    from infir.eval.generate import Generation
+    from infir.rl.rewards import Rewarder
+    from infir.rl.rollout import SamplingSettings
+
+    docs = rl_stage.prompt_docs(PromptConfig(families=["chain_sum"], per_family=6), "reasoning", {})
+    wrong = {1, 4}
+
+    class ScriptedEngine:
+        def generate(self, prompts, settings, seed):
+            assert settings.temperature == 0.0 and settings.group_size == 1  # greedy, one answer each
+            answers = [int(d["answer"]) + (1 if i in wrong else 0) for i, d in enumerate(docs)]
+            return [Generation(f"The answer is {a}.", "eos") for a in answers[: len(prompts)]]
+
+    settings = SamplingSettings(group_size=8, max_new_tokens=16, temperature=0.7)
+    ids = [[i] for i in range(len(docs))]
+    kept, kept_ids, dropped = rl_stage.unsolved_prompts(
+        docs, ids, ScriptedEngine(), Rewarder(get_task("reasoning")), settings
+    )
+    assert kept == [docs[1], docs[4]] and kept_ids == [[1], [4]] and dropped == 4
+    assert PromptConfig().keep == "all"
+
+
 def test_prompt_sources_refuse_the_eval_split():
     with pytest.raises(ValueError, match="source: generated"):
         rl_stage.prompt_docs(PromptConfig(source="task"), "reasoning", {})

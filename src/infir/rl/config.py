@@ -39,6 +39,10 @@ class PromptConfig(Section):
     split: str = "train"
     limit: int | None = Field(None, ge=1)
     num_fewshot: int = Field(0, ge=0)
+    # unsolved: before training, the starting policy answers every prompt greedily and only the prompts it
+    # gets wrong are kept (offline difficulty filtering). Prompts it already solves add no greedy accuracy
+    # and, when all samples agree, no gradient.
+    keep: Literal["all", "unsolved"] = "all"
 
 
 class RewardConfig(Section):

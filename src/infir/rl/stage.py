@@ -81,6 +81,17 @@ def build_prompts(ctx: StageContext, cfg: RLConfig, task, tokenizer, policy, cha
     return [d for d, _ in pairs], [ids for _, ids in pairs], counts
 
 
+def unsolved_prompts(docs, prompt_ids, engine, rewarder, settings) -> tuple[list, list, int]:
+    """The prompts the policy answers wrong under greedy decoding (no sampling: the RNG is untouched)."""
+    from dataclasses import replace
+
+    greedy = replace(settings, group_size=1, temperature=0.0)
+    outputs = [g.text for g in engine.generate(prompt_ids, greedy, seed=0)]
+    rewards = rewarder.score_many(docs, outputs)
+    keep = [i for i, r in enumerate(rewards) if r.correct < 1.0]
+    return [docs[i] for i in keep], [prompt_ids[i] for i in keep], len(docs) - len(keep)
+
+
 def _autocast(precision: str, device):
     import torch
 
@@ -142,16 +153,25 @@ def run(ctx: StageContext) -> dict:
         stop=tuple(task.stops(chat)),
         batch_size=cfg.rollout_batch_size,
     )
+    engine = _engine(cfg, model_path, policy, tokenizer, autocast)
+    rewarder = Rewarder(task, cfg.reward)
+    if cfg.prompts.keep == "unsolved":
+        docs, prompt_ids, counts["dropped_solved"] = unsolved_prompts(
+            docs, prompt_ids, engine, rewarder, settings
+        )
+        counts["prompts"] = len(docs)
+        if not docs:
+            raise ValueError("rl: the starting policy solves every prompt; nothing is left to train on")
     source = RolloutBatches(
         policy,
         tokenizer,
         docs,
         prompt_ids,
-        Rewarder(task, cfg.reward),
+        rewarder,
         settings,
         cfg.prompts_per_step,
         ctx.recipe.seed,
-        engine=_engine(cfg, model_path, policy, tokenizer, autocast),
+        engine=engine,
         advantage=cfg.advantage,
         ppo_epochs=cfg.ppo_epochs,
         ref_model=ref_model,
