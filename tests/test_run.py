@@ -70,8 +70,13 @@ def test_resumable_stage_keeps_partial_outputs_of_a_killed_run(tmp_path):
     with pytest.raises(RuntimeError):
         run_stage(recipe, _stage("r", calls, resumable=True, fail=True), tmp_path, log=lambda m: None)
     (tmp_path / "r" / "checkpoint.txt").write_text("progress")
+    # Atomic writes the kill cut short before their rename, at the top and deeper down.
+    (tmp_path / "r" / ".config.yaml.tmp-7144").write_text("half a config")
+    (tmp_path / "r" / "shards").mkdir()
+    (tmp_path / "r" / "shards" / ".index.json.tmp-7144").write_text("{")
     run_stage(recipe, _stage("r", calls, resumable=True), tmp_path, log=lambda m: None)
     assert (tmp_path / "r" / "checkpoint.txt").read_text() == "progress"
+    assert sorted(p.name for p in (tmp_path / "r").rglob(".*")) == []
 
 
 def test_needing_an_incomplete_stage_fails_clearly(tmp_path):

@@ -233,6 +233,15 @@ def _wipe(stage_dir: Path, keep: tuple[str, ...]) -> None:
             child.unlink()
 
 
+def _drop_partial_writes(stage_dir: Path) -> None:
+    # An atomic write killed before its rename leaves `.<name>.tmp-<pid>`; the resumed stage rewrites it.
+    for stale in sorted(stage_dir.rglob(".*.tmp-*"), reverse=True):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def run_stage(
     recipe: "Recipe", stage: Stage, run_dir: Path, force: bool = False, log=print, ranks: Ranks = Ranks()
 ) -> dict:
@@ -293,6 +302,8 @@ def _prepare(recipe: "Recipe", stage: Stage, run_dir: Path, force: bool, log) ->
         marker.unlink()
     if stage_dir.exists() and (force or not stage.resumable or not same_work):
         _wipe(stage_dir, stage.keep)
+    elif stage_dir.exists():
+        _drop_partial_writes(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_json(started, {"fingerprint": current, "started": time.time()})
     atomic_write_text(stage_dir / "config.yaml", yaml.safe_dump(stage_config(recipe, stage), sort_keys=False))
