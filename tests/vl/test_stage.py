@@ -125,3 +125,22 @@ def test_tiny_vl_recipe_keeps_the_cpu_budget_shape():
     # The stages that train the LM after perception keep its reading in their mix.
     stages = {s.name: s for s in vl.stages}
     assert "perception" in stages["instruction"].replay and "perception" in stages["reasoning"].replay
+
+
+def test_projector_output_norm_adds_its_penalty_to_every_phase_that_trains_the_projector(tmp_path):
+    torch.set_num_threads(1)
+    ctx = _ctx(
+        tmp_path,
+        overrides=[(("vl", "filter", "threshold"), 0.0), (("vl", "projector"), {"output_norm": 4.0})],
+    )
+    run_stage(ctx.recipe, STAGES["vl"], tmp_path)
+    for name in ("1-alignment", "2-reasoning"):
+        rows = [
+            json.loads(line) for line in (ctx.stage_dir / name / "metrics.jsonl").read_text().splitlines()
+        ]
+        norms = [r["image_token_norm"] for r in rows if "image_token_norm" in r]
+        assert norms and all(n > 0 for n in norms), name
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(ctx.stage_dir / "final")
+    assert not hasattr(model.config, "output_norm")  # a training term: the checkpoint is plain LLaVA

@@ -201,16 +201,28 @@ def train_phase(
         f"stage {index + 1} {stage.name}: {len(examples)} conversations in {len(data.rows)} rows, "
         f"{train_cfg.max_steps} steps, trains {stage.trains}"
     )
-    return fit(
-        train_cfg,
-        model,
-        processor,
-        data,
-        ctx.stage_dir / f"{index + 1}-{stage.name}",
-        info,
-        seed=ctx.recipe.seed,
-        extra_summary=extra,
-    )
+    objective = None
+    if cfg.projector.output_norm is not None and "projector" in stage.trains:
+        from infir.vl.image_norm import ImageNormObjective
+
+        objective = ImageNormObjective(
+            model.model.multi_modal_projector, cfg.projector.output_norm, cfg.projector.output_norm_weight
+        )
+    try:
+        return fit(
+            train_cfg,
+            model,
+            processor,
+            data,
+            ctx.stage_dir / f"{index + 1}-{stage.name}",
+            info,
+            objective=objective,
+            seed=ctx.recipe.seed,
+            extra_summary=extra,
+        )
+    finally:
+        if objective is not None:
+            objective.remove()
 
 
 def with_image_settings(spec, image_size: int, seed: int):
