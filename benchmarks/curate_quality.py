@@ -46,16 +46,16 @@ def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
 
     missing = [i for i in labels if i not in kept and i not in removed]
     result: dict = {"docs": len(labels), "unaccounted_docs": len(missing)}
-    junk = [i for i, l in labels.items() if l["kind"].startswith("junk")]
+    junk = [i for i, lab in labels.items() if lab["kind"].startswith("junk")]
     per_kind = defaultdict(list)
     for i in junk:
         per_kind[labels[i]["kind"]].append(i not in kept)
     result["junk_removed"] = round(float(np.mean([i not in kept for i in junk])), 4)
     result["junk_removed_by_kind"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(per_kind.items())}
-    has_dup = {l["dup_of"] for l in labels.values() if l["dup_of"]}
+    has_dup = {lab["dup_of"] for lab in labels.values() if lab["dup_of"]}
     clean_removed = {}
     for domain in ("web", "math", "code"):
-        ids = [i for i, l in labels.items() if l["kind"] == "clean" and l["domain"] == domain]
+        ids = [i for i, lab in labels.items() if lab["kind"] == "clean" and lab["domain"] == domain]
         # dedup removing an original whose labelled copy survives is dedup's job, not a wrong removal
         wrong = [i for i in ids if i in removed and not (removed_by(i) == "dedup" and i in has_dup)]
         clean_removed[domain] = round(len(wrong) / len(ids), 4)
@@ -63,8 +63,8 @@ def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
     result["clean_removed_reasons"] = dict(
         Counter(
             removed[i]["metadata"]["reason"]
-            for i, l in labels.items()
-            if l["kind"] == "clean" and i in removed and not (removed_by(i) == "dedup" and i in has_dup)
+            for i, lab in labels.items()
+            if lab["kind"] == "clean" and i in removed and not (removed_by(i) == "dedup" and i in has_dup)
         ).most_common(12)
     )
     pairs = pair_recall(labels, set(kept))
@@ -73,13 +73,13 @@ def evaluate(labels: dict[str, dict], kept: dict, removed: dict) -> dict:
         pairs["exact"],
         pairs["near"],
     )
-    nodup = [i for i, l in labels.items() if l["kind"] == "clean" and i not in has_dup]
+    nodup = [i for i, lab in labels.items() if lab["kind"] == "clean" and i not in has_dup]
     result["clean_nodup_removed_by_dedup"] = round(
         float(np.mean([removed_by(i) == "dedup" for i in nodup])), 4
     )
-    contaminated = [i for i, l in labels.items() if l["kind"] == "contaminated"]
+    contaminated = [i for i, lab in labels.items() if lab["kind"] == "contaminated"]
     result["contaminated_left"] = round(float(np.mean([i in kept for i in contaminated])), 4)
-    clean = [i for i, l in labels.items() if l["kind"] == "clean"]
+    clean = [i for i, lab in labels.items() if lab["kind"] == "clean"]
     flagged = [i for i in clean if removed_by(i) == "decontam"]
     result["clean_flagged_by_decontam"] = round(len(flagged) / len(clean), 4)
     result["clean_flagged_by_task"] = dict(Counter(removed[i]["metadata"]["reason"] for i in flagged))

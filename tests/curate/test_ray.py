@@ -14,13 +14,20 @@ from pathlib import Path
 
 import pytest
 import ray
+from datatrove.executor import RayPipelineExecutor
 from datatrove.io import DataFolder
 from datatrove.pipeline.base import PipelineStep
 from ray import cloudpickle
 from ray.cluster_utils import Cluster
 
 from infir.curate.config import CurateConfig, RayConfig, SourceConfig
-from infir.curate.executors import ClusterPathError, alive_nodes, check_cluster_paths, run_pipeline
+from infir.curate.executors import (
+    ClusterPathError,
+    alive_nodes,
+    check_cluster_paths,
+    run_pipeline,
+    surface_failed_submissions,
+)
 from infir.curate.pipeline import run_curate
 from tests.curate.interrupt import kill_after_first_completion
 
@@ -97,7 +104,9 @@ def test_node_local_path_refused_on_a_multi_node_cluster(cluster, tmp_path):
     if not ray.is_initialized():
         ray.init(address=cluster.address)
     with pytest.raises(ClusterPathError, match=r"2 nodes.*ray.shared_fs=true"):
-        run_pipeline("ray", [_Mark(str(tmp_path / "ran"), None)], 2, 2, str(tmp_path / "logs"))
+        # small tasks, so that a check that failed to refuse ends in "did not raise", not in a wait for memory
+        ray_cfg = RayConfig(shared_fs=False, mem_per_cpu_gb=0.25)
+        run_pipeline("ray", [_Mark(str(tmp_path / "ran"), None)], 2, 2, str(tmp_path / "logs"), ray_cfg)
     assert not (tmp_path / "ran").exists()  # refused before any task ran
     with pytest.raises(ClusterPathError):  # a datatrove DataFolder on the local filesystem too
         check_cluster_paths([DataFolder(str(tmp_path / "logs"))], shared_fs=False)
@@ -142,6 +151,28 @@ def test_rerun_after_a_failed_task_runs_only_that_task(cluster, tmp_path):
     run_pipeline("ray", [step], 4, 2, logs, SMALL_TASKS)
     assert {p.name for p in ran.iterdir()} - set(first) == {"2-1"}  # only the failed task ran again
     assert sorted(p.name for p in (tmp_path / "logs/completions").iterdir()) == [f"{r:05d}" for r in range(4)]
+
+
+@pytest.mark.timeout(120)  # datatrove alone waits forever on a task whose worker could not start
+def test_a_task_whose_workers_cannot_start_fails_and_frees_its_cpus(cluster, tmp_path):
+    if not ray.is_initialized():
+        ray.init(address=cluster.address)
+    surface_failed_submissions()
+    ran, logs = tmp_path / "ran", str(tmp_path / "logs")
+
+    def executor(**remote):
+        return RayPipelineExecutor(
+            pipeline=[_Mark(str(ran), None)], tasks=4, workers=2, logging_dir=logs, mem_per_cpu_gb=0.25,
+            ray_remote_kwargs=remote,
+        )  # fmt: skip
+
+    # a working_dir that does not exist: every worker actor of this run fails to start
+    broken = executor(runtime_env={"working_dir": str(tmp_path / "missing")})
+    broken.run()  # returns: failed submissions released their placement groups for the next ones
+    assert broken.get_incomplete_ranks(range(4)) == [0, 1, 2, 3] and not ran.exists()
+    assert not [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED"]
+    executor().run()  # the same run on working workers completes every task
+    assert sorted(p.name for p in ran.iterdir()) == ["0-0", "1-0", "2-0", "3-0"]
 
 
 def test_rerun_after_the_driver_is_killed_runs_only_unfinished_tasks(cluster, tmp_path):
@@ -226,7 +257,9 @@ def test_without_an_address_a_local_cluster_is_started(tmp_path, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     ray.shutdown()  # leave any cluster joined above: this run must start its own
     try:
-        run_pipeline("ray", [_Mark(str(tmp_path / "ran"), None)], 2, 2, str(tmp_path / "logs"))
+        # small tasks, so that a check that failed to refuse ends in "did not raise", not in a wait for memory
+        ray_cfg = RayConfig(shared_fs=False, mem_per_cpu_gb=0.25)
+        run_pipeline("ray", [_Mark(str(tmp_path / "ran"), None)], 2, 2, str(tmp_path / "logs"), ray_cfg)
         assert alive_nodes() == 1  # a one-node cluster takes local paths without shared_fs
     finally:
         ray.shutdown()

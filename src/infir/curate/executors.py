@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import Future
 
 from infir.curate.config import RayConfig
 
@@ -44,6 +45,7 @@ def run_pipeline(
 
         settings = ray_cfg or RayConfig()
         connect_ray(settings, workers)
+        surface_failed_submissions()
         check_cluster_paths([logging_dir, *paths], settings.shared_fs)
         executor = RayPipelineExecutor(
             pipeline=pipeline,
@@ -82,6 +84,67 @@ def connect_ray(settings: RayConfig, workers: int) -> None:
     else:
         # "local": a new cluster of this process's own, never one someone started on this machine
         ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
+
+
+def surface_failed_submissions() -> None:
+    """Makes a Ray task whose submission failed count as a failed task instead of one still pending.
+
+    datatrove 0.10's RayTaskManager submits each task from a thread (a placement group, its worker
+    actors, their node addresses) and completes the task's future only when all of that worked.
+    When a step raises (a worker actor that cannot start, a node lost meanwhile), the future stays
+    pending, the placement group keeps its CPUs, and the executor waits forever. Here a failed
+    submission releases its placement group and fails its future: the executor drops the task and
+    finishes the others, `run_pipeline` reports it among the failed tasks, and a rerun runs it."""
+    import datatrove.executor.ray as datatrove_ray
+
+    base = datatrove_ray.RayTaskManager
+    if getattr(base, "releases_failed_submissions", False):
+        return
+
+    class ReleasingTaskManager(base):
+        releases_failed_submissions = True
+
+        def submit_task(self, executor_ref, ranks_to_submit, remote_options):
+            import ray
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            task_future = Future()
+            bundle = datatrove_ray.convert_remote_options_to_bundle(remote_options)
+
+            def submit():
+                group = ray.util.placement_group([bundle] * self.nodes_per_task)
+                try:
+                    ray.get(group.ready())
+                    workers = [
+                        ray.remote(datatrove_ray.RankWorker)
+                        .options(
+                            scheduling_strategy=PlacementGroupSchedulingStrategy(group, index),
+                            **remote_options,
+                        )
+                        .remote()
+                        for index in range(self.nodes_per_task)
+                    ]
+                    node_ips = ray.get([worker.get_node_ip.remote() for worker in workers])
+                    tasks = [
+                        worker.run_for_rank.remote(executor_ref, ranks_to_submit, node_ips, index)
+                        for index, worker in enumerate(workers)
+                    ]
+                except BaseException as error:
+                    ray.util.remove_placement_group(group)
+                    task_future.set_exception(error)
+                    return
+                record = datatrove_ray.TaskGroup(
+                    tasks=tasks, workers=workers, placement_group=group, ranks=ranks_to_submit
+                )
+                for task in tasks:
+                    self.task_to_group[task] = record
+                    self.timeout_manager.add_task(task)
+                task_future.set_result(tasks)
+
+            self.pg_futures.append(self.executor.submit(submit))
+            return task_future
+
+    datatrove_ray.RayTaskManager = ReleasingTaskManager
 
 
 def alive_nodes() -> int:
