@@ -6,14 +6,16 @@ here from what an install has:
   exactly (equations, derivatives, integrals, sums, probability, geometry), figures drawn in
   Asymptote as competition pages do, and reasoning-gym problems from its algebra, number-theory
   and geometry families;
-- `curate:python_code`: Python sources of the installed third-party packages (site-packages),
-  which are not Python's standard library.
+- `curate:python_code`: Python sources of infir's own required packages (torch, transformers, ...),
+  which are not Python's standard library. Only those: what else is installed beside infir (the
+  test extras, a user's other tools) must not change the seeds, the classifier or the corpus.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import sysconfig
 from fractions import Fraction
 from pathlib import Path
@@ -225,6 +227,30 @@ def math_text(n: int = 500, seed: int = 0, figure_share: float = 0.2) -> Iterato
         }
 
 
+def _dependency_sources() -> set[Path]:
+    """The .py files of the distributions infir requires (no extras), test folders and files left
+    out; every file of site-packages when infir is not installed (a source checkout on sys.path)."""
+    from importlib.metadata import PackageNotFoundError, distribution, requires
+
+    try:
+        required = [r for r in requires("infir") or [] if "extra ==" not in r]
+    except PackageNotFoundError:
+        return _site_package_sources()
+    found = set()
+    for requirement in required:
+        name = re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0]
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        found.update(
+            Path(dist.locate_file(f))
+            for f in dist.files or []
+            if f.suffix == ".py" and "test" not in str(f).lower() and "__pycache__" not in f.parts
+        )
+    return found
+
+
 def _site_package_sources() -> set[Path]:
     roots = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
     found = set()
@@ -238,9 +264,9 @@ def _site_package_sources() -> set[Path]:
 
 
 def python_code(n: int = 500, seed: int = 0, max_chars: int = 12_000) -> Iterator[dict]:
-    """Python files of installed third-party packages (site-packages holds no standard library),
-    test folders left out."""
-    files = sorted(_site_package_sources())
+    """Python files of infir's required packages (site-packages holds no standard library), test
+    folders left out; in the same order on every machine with the same pinned versions."""
+    files = sorted(_dependency_sources(), key=_relative_to_site_packages)
     random.Random(seed).shuffle(files)
     count = 0
     for path in files:
@@ -259,6 +285,15 @@ def python_code(n: int = 500, seed: int = 0, max_chars: int = 12_000) -> Iterato
             "metadata": {"domain": "code", "source": "curate:python_code"},
         }
         count += 1
+
+
+def _relative_to_site_packages(path: Path) -> str:
+    """A file's place inside site-packages: the order does not depend on where the venv lives."""
+    parts = path.parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[len(parts) - parts[::-1].index(marker) :])
+    return str(path)
 
 
 GENERATORS: dict[str, Callable[..., Iterator[dict]]] = {
