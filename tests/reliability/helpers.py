@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,15 +40,25 @@ def infir(*args: str, cwd: Path, timeout: float = 300, **extra_env: str) -> subp
 
 
 def spawn(*args: str, cwd: Path, new_session: bool = False, **extra_env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        infir_cmd(*args),
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(**extra_env),
-        start_new_session=new_session,
-    )
+    # A suite started in the background (`nohup pytest &`) ignores SIGINT, and an ignored signal stays
+    # ignored across exec: the child would never see the Ctrl-C the interrupt tests send. It is started
+    # while this process has a handler instead, so it gets the default a user's shell gives it.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            infir_cmd(*args),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(**extra_env),
+            start_new_session=new_session,
+        )
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class SilentServer:
