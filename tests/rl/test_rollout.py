@@ -255,3 +255,46 @@ def test_guidance_adds_the_worked_solution_to_each_group_and_logs_samples_only(m
     source._cached = None
     with pytest.raises(ValueError, match="no worked `solution`"):
         source.batch_at(0)
+
+
+@pytest.mark.parametrize("advantage", ["grpo", "process"])
+def test_sft_coef_adds_each_worked_solution_as_a_supervised_row(model_and_tok, advantage):
+    from infir.rl.grpo import GRPOObjective, token_logprobs
+
+    model, tok = model_and_tok
+    doc = CHAIN_DOC
+    # both samples right and alike: the group carries no signal and leaves the batch
+    right = [doc["solution"], doc["solution"]]
+    source, prompt = scripted_source(
+        model, tok, doc, right, sft_coef=0.5, drop_zero_signal=True, advantage=advantage
+    )
+    batch = source.batch_at(0)
+    # the null step keeps the (zero-advantage) group; the worked solution is one more row
+    assert batch["input_ids"].size(0) == 3 and batch["metrics"]["supervised_rows"] == 1
+    reference = [t for t in batch["labels"][2].tolist() if t != -100]
+    assert tok.decode(reference[:-1]) == doc["solution"] and reference[-1] == source.end_id
+    adv = batch["advantages"]
+    if advantage == "process":
+        scored = batch["labels"][2, 1:] != -100
+        assert torch.allclose(adv[2][scored], torch.full((len(reference),), 0.5))
+        assert (adv[2][~scored] == 0).all() and (adv[:2] == 0).all()
+    else:
+        assert adv.tolist() == [0.0, 0.0, 0.5]
+    # the row's gradient is sft_coef times the supervised loss's (ratio 1 under the surrogate)
+    row = {k: batch[k][2:] for k in ("input_ids", "labels", "advantages")}
+    objective = GRPOObjective(aggregation="sequence")
+    model.zero_grad()
+    logits = model(input_ids=row["input_ids"]).logits
+    objective.loss_sum(logits, row).backward()
+    surrogate = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    logits = model(input_ids=row["input_ids"]).logits
+    (-token_logprobs(logits, row["labels"]).sum() / len(reference) * 0.5).backward()
+    supervised = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert len(surrogate) == len(supervised) > 0
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(surrogate, supervised))
+    # without a worked solution there is nothing to imitate
+    source.docs = [{**doc, "solution": ""}]
+    source._cached = None
+    with pytest.raises(ValueError, match="no worked `solution`"):
+        source.batch_at(0)

@@ -94,6 +94,10 @@ class RLConfig(TrainConfig):
     # Off-policy guidance (LUFFY): each group also holds its prompt's worked solution, scored like a
     # sample; it carries the push where the policy's own samples fail. Needs docs with a `solution`.
     guidance: bool = False
+    # > 0: each prompt's worked solution is also trained with the supervised loss at this weight per
+    # token, beside the policy gradient (PPO-ptx, Ouyang et al. 2022; SRFT, Fu et al. 2025). Needs docs
+    # with a `solution`.
+    sft_coef: float = Field(0.0, ge=0)
     ppo_epochs: int = Field(1, ge=1)  # optimizer steps per rollout batch
     # Groups with one reward for all completions carry no policy gradient: skip their forward/backward
     # (the token mean then runs over informative completions only, as in DAPO).

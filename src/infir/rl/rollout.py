@@ -14,6 +14,11 @@ With `drop_zero_signal`, groups whose completions all got the same reward (advan
 no policy gradient) leave the batch before any forward pass; a step where every group is such keeps
 one group so the trainer still takes a (null) step. Rewards are logged over all completions.
 
+With `sft_coef` > 0, each prompt's worked solution is also a row of its own with that constant advantage
+on every token: under the surrogate (ratio 1) its gradient is `sft_coef` times the supervised loss's, so
+the step mixes the policy gradient with imitation of verified solutions (PPO-ptx, Ouyang et al. 2022;
+SRFT, Fu et al. 2025). These rows are trained whatever their group's rewards.
+
 With `ppo_epochs` > 1 the same rollout feeds that many optimizer steps, with the rollout policy's
 log-probs kept as `old_logprobs`; a checkpoint taken between them stores the rollout itself.
 """
@@ -154,6 +159,7 @@ class RolloutBatches:
         drop_zero_signal: bool = False,
         negative_weight: float = 1.0,
         guidance: bool = False,
+        sft_coef: float = 0.0,
     ):
         if not docs or len(docs) != len(prompt_ids):
             raise ValueError(f"RL needs prompts: got {len(docs)} docs and {len(prompt_ids)} encoded prompts")
@@ -175,7 +181,7 @@ class RolloutBatches:
         self.per_step = advantage in ("process", "process_step")
         self.micro_batch_size, self.autocast, self.log = micro_batch_size, autocast, log
         self.drop_zero_signal, self.negative_weight = drop_zero_signal, negative_weight
-        self.guidance = guidance
+        self.guidance, self.sft_coef = guidance, sft_coef
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self.eos_ids = eos_token_ids(policy, tokenizer)
@@ -226,13 +232,21 @@ class RolloutBatches:
                 totals, group, scale=self.advantage == "grpo", negative_weight=self.negative_weight
             )
             keep = self._kept_rows(totals, group) if self.drop_zero_signal else list(range(len(rows)))
-        batch = self._tensors([rows[r] for r in keep])
+        trained = [rows[r] for r in keep]
+        supervised = (
+            [(self.prompt_ids[i], self._reference_tokens(i)) for i in chosen] if self.sft_coef > 0 else []
+        )
+        batch = self._tensors(trained + supervised)
         if self.per_step:
             batch["advantages"] = self._token_layout(
-                [rows[r] for r in keep], [advantages[r] for r in keep], batch["labels"].size(1)
+                trained + supervised,
+                [advantages[r] for r in keep] + [[self.sft_coef] * len(c) for _, c in supervised],
+                batch["labels"].size(1),
             )
         else:
-            batch["advantages"] = advantages[keep]
+            batch["advantages"] = torch.cat(
+                [advantages[keep].float(), torch.full((len(supervised),), float(self.sft_coef))]
+            )
         if self.ref_model is not None:
             batch["ref_logprobs"] = sequence_logprobs(
                 self.ref_model, batch, self.micro_batch_size, self.autocast, self.settings.temperature
@@ -251,6 +265,8 @@ class RolloutBatches:
             time.perf_counter() - t0,
         )
         batch["metrics"]["trained_rows"] = len(keep)
+        if supervised:
+            batch["metrics"]["supervised_rows"] = len(supervised)
         return batch
 
     def _with_references(self, chosen, docs, rows, rewards):
@@ -264,17 +280,21 @@ class RolloutBatches:
         out_docs, out_rows, out_rewards = [], [], []
         for k, i in enumerate(chosen):
             doc = self.docs[i]
-            solution = str(doc.get("solution") or "")
-            if not solution:
-                raise ValueError(f"rl.guidance: prompt {i} has no worked `solution` to guide with")
-            reference = self.tokenizer(solution, add_special_tokens=False)["input_ids"]
-            if self.end_id is not None:
-                reference = reference + [self.end_id]
             span = slice(k * group, (k + 1) * group)
             out_docs += docs[span] + [doc]
-            out_rows += rows[span] + [(self.prompt_ids[i], reference)]
-            out_rewards += rewards[span] + self.rewarder.score_many([doc], [solution])
+            out_rows += rows[span] + [(self.prompt_ids[i], self._reference_tokens(i))]
+            out_rewards += rewards[span] + self.rewarder.score_many([doc], [str(doc["solution"])])
         return out_docs, out_rows, out_rewards, group + 1
+
+    def _reference_tokens(self, i: int) -> list[int]:
+        """Prompt `i`'s worked solution as a completion: its tokens, then the end-of-turn token."""
+        solution = str(self.docs[i].get("solution") or "")
+        if not solution:
+            raise ValueError(
+                f"rl: prompt {i} has no worked `solution` (rl.guidance and rl.sft_coef need one)"
+            )
+        reference = self.tokenizer(solution, add_special_tokens=False)["input_ids"]
+        return reference + [self.end_id] if self.end_id is not None else reference
 
     @staticmethod
     def _kept_rows(totals: torch.Tensor, group: int) -> list[int]:

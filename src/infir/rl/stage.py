@@ -180,6 +180,7 @@ def run(ctx: StageContext) -> dict:
         drop_zero_signal=cfg.drop_zero_signal,
         negative_weight=cfg.negative_weight,
         guidance=cfg.guidance,
+        sft_coef=cfg.sft_coef,
     )
     objective = GRPOObjective(
         cfg.clip_eps,
