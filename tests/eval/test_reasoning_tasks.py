@@ -105,3 +105,17 @@ def test_first_step_copy_is_judged_against_the_reference_steps_operands():
     assert metrics["first_step_copied"] == pytest.approx(2 / 3) and metrics["accuracy"] == pytest.approx(
         1 / 3
     )
+
+
+def test_generated_problems_are_generated_once_per_process_and_handed_out_as_new_lists():
+    from infir.data import reasoning
+
+    reasoning._generated.cache_clear()
+    first = reasoning.generate("chain_sum", 40, 3, split="heldout")
+    first.clear()  # a caller's list is its own
+    again = reasoning.generate("chain_sum", 40, 3, split="heldout")
+    assert len(again) == 40 and reasoning._generated.cache_info().hits == 1
+    # the same problems as generating afresh, which extra params force
+    fresh = reasoning.generate("chain_sum", 40, 3, split="heldout", min_terms=2)
+    assert [p.question for p in again] == [p.question for p in fresh]
+    assert all(is_heldout(p.question) for p in again)

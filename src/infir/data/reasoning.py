@@ -10,6 +10,7 @@ which problems are held out without coordinating.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import operator
 import re
@@ -159,7 +160,16 @@ def generate(
     **params,
 ) -> list[Problem]:
     """`n` distinct problems of one family from `split` (deterministic in all arguments)."""
-    return list(_iter_problems(family, n, seed, split, heldout_fraction, params))
+    if params:
+        return list(_iter_problems(family, n, seed, split, heldout_fraction, params))
+    return list(_generated(family, n, seed, split, heldout_fraction))
+
+
+@functools.lru_cache(maxsize=32)
+def _generated(family: str, n: int, seed: int, split: Split, heldout_fraction: float) -> tuple[Problem, ...]:
+    # Kept because every consumer in a process asks again for the same problems (the eval stage once per
+    # checkpoint), and a held-out split means generating ten times as many to keep one in ten.
+    return tuple(_iter_problems(family, n, seed, split, heldout_fraction, {}))
 
 
 def _iter_problems(
